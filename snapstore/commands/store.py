@@ -1,0 +1,42 @@
+"""Store maintenance verbs: init, unlock, rebuild-catalog."""
+
+from __future__ import annotations
+
+import click
+
+from snapstore.commands.common import open_store, store_option
+from snapstore.store import Store, StoreError
+
+
+@click.command()
+@store_option
+def init(store: str) -> None:
+    """Create an empty store in STORE (a new or empty folder)."""
+    try:
+        s = Store.init(store)
+    except StoreError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"created store {s.config['store_id'][:8]} in {s.root}")
+
+
+@click.command()
+@store_option
+def unlock(store: str) -> None:
+    """Remove the store's writer lock (after a crash on another machine; same-host stale locks are
+    broken automatically)."""
+    s = open_store(store)
+    holder = s.unlock()
+    click.echo(f"removed lock held by {holder.describe()}" if holder else "the store was not locked")
+
+
+@click.command("rebuild-catalog")
+@store_option
+def rebuild_catalog(store: str) -> None:
+    """Recreate the DuckDB catalog from the store's objects alone."""
+    s = open_store(store)
+    with s.lock("rebuild-catalog"):
+        n = s.rebuild_catalog()
+    click.echo(f"catalog rebuilt: {n} snapshot(s)")
+
+
+commands = [init, unlock, rebuild_catalog]

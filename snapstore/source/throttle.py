@@ -1,0 +1,172 @@
+"""A client-side rate limiter shared by every thread talking to one Airtable token.
+
+Airtable allows 5 requests per second per base and 50 per second per token, counted (as far as
+anyone can tell, and as the emulator does) over a sliding one-second window; going over earns a 429
+and a 30-second penalty for the whole base. pyairtable does no throttling, so every request passes
+through :meth:`Throttle.acquire` first.
+
+Model: for each key (a base id, and the token) at most ``count`` requests may *start* within any
+window of ``window × (1 + margin)`` seconds. The margin absorbs jitter between the moment we send
+a request and the moment the server counts it. A sliding window with the server's own window length
+and quota is the only shape that both reaches the limit (bursts of ``count``) and never exceeds it;
+a shorter window with a smaller quota does not compose with the server's window.
+
+A 429 pauses the key for the penalty (:meth:`Throttle.penalize`): nothing for that base is sent
+until it is over, so we never extend the penalty by knocking on the door.
+
+The clock and the sleep are injectable: unit tests use a fake clock, and the accelerated emulator
+is matched by shortening the window (see :func:`limits_for`).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from snapstore.source.errors import Cancelled
+
+#: Airtable's documented quotas per one-second window.
+AIRTABLE_BASE_QUOTA = 5
+AIRTABLE_TOKEN_QUOTA = 50
+AIRTABLE_PENALTY = 30.0
+
+TOKEN_KEY = "<token>"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most ``count`` request starts per ``window`` seconds."""
+
+    count: int
+    window: float
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.window
+
+
+def limits_for(rate_base: float, rate_token: float, window: float | None = None) -> tuple[Limit, Limit]:
+    """Turn requests-per-second figures into sliding-window limits.
+
+    With the real API (``rate_base <= 5``) the window is Airtable's one second and the quota is the
+    rate. Above 5/s the server can only be a time-accelerated emulator (its clock running k× real
+    time): its one-second window then lasts ``1/k`` real seconds and the quota stays 5 (and 50), so
+    the window is derived from the base rate: ``window = 5 / rate_base``. An explicit ``window``
+    overrides this.
+    """
+    if rate_base <= 0 or rate_token <= 0:
+        raise ValueError("rates must be positive")
+    if window is None:
+        window = 1.0 if rate_base <= AIRTABLE_BASE_QUOTA else AIRTABLE_BASE_QUOTA / rate_base
+    base = Limit(max(1, math.floor(rate_base * window + 1e-9)), window)
+    token = Limit(max(1, math.floor(rate_token * window + 1e-9)), window)
+    return base, token
+
+
+class Throttle:
+    """Thread-safe sliding-window limiter per base and per token, with 429 penalties.
+
+    ``acquire(base_id)`` blocks until a request for that base (``None`` for token-wide routes such as
+    ``meta/whoami`` and ``meta/bases``) may start without exceeding either limit, records it, and
+    returns the seconds it waited.
+    """
+
+    def __init__(
+        self,
+        *,
+        rate_base: float = AIRTABLE_BASE_QUOTA,
+        rate_token: float = AIRTABLE_TOKEN_QUOTA,
+        penalty: float = AIRTABLE_PENALTY,
+        window: float | None = None,
+        margin: float = 0.03,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.base_limit, self.token_limit = limits_for(rate_base, rate_token, window)
+        self.penalty = float(penalty)
+        self.margin = float(margin)
+        self._clock = clock
+        self._cancel = cancel
+        self._sleep = sleep or self._default_sleep
+        self._lock = threading.Lock()
+        self._starts: dict[str, deque[float]] = {}
+        self._paused_until: dict[str, float] = {}
+        #: seconds spent waiting, per key (for the run's statistics)
+        self.waited: dict[str, float] = {}
+        self.penalties: dict[str, int] = {}
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _default_sleep(self, seconds: float) -> None:
+        if self._cancel is not None:
+            if self._cancel.wait(seconds):
+                raise Cancelled("interrupted")
+        else:
+            time.sleep(seconds)
+
+    def _span(self, limit: Limit) -> float:
+        return limit.window * (1.0 + self.margin)
+
+    def _wait_for(self, key: str, limit: Limit, now: float) -> float:
+        paused = self._paused_until.get(key, 0.0) - now
+        starts = self._starts.get(key)
+        if not starts or len(starts) < limit.count:
+            return max(paused, 0.0)
+        span = self._span(limit)
+        # only the newest `count` starts matter; the oldest of them must leave the window
+        return max(paused, starts[-limit.count] + span - now, 0.0)
+
+    def _record(self, key: str, limit: Limit, now: float) -> None:
+        starts = self._starts.setdefault(key, deque())
+        starts.append(now)
+        while len(starts) > limit.count:
+            starts.popleft()
+
+    # -- public ----------------------------------------------------------------------------
+
+    def acquire(self, base_id: str | None) -> float:
+        waited = 0.0
+        while True:
+            if self._cancel is not None and self._cancel.is_set():
+                raise Cancelled("interrupted")
+            with self._lock:
+                now = self._clock()
+                wait = self._wait_for(TOKEN_KEY, self.token_limit, now)
+                if base_id is not None:
+                    wait = max(wait, self._wait_for(base_id, self.base_limit, now))
+                if wait <= 0:
+                    self._record(TOKEN_KEY, self.token_limit, now)
+                    if base_id is not None:
+                        self._record(base_id, self.base_limit, now)
+                    if waited:
+                        key = base_id or TOKEN_KEY
+                        self.waited[key] = self.waited.get(key, 0.0) + waited
+                    return waited
+            self._sleep(wait)
+            waited += wait
+
+    def penalize(self, base_id: str | None, seconds: float | None = None) -> None:
+        """A 429 was received for ``base_id`` (or a token-wide route when ``None``): pause that key.
+
+        Airtable does not say whether a 429 came from the base or the token quota. Pausing the base
+        is enough: if the token quota was hit, every base gets its own 429 and pauses in turn, and a
+        token-wide route pauses the token.
+        """
+        seconds = self.penalty if seconds is None else max(float(seconds), 0.0)
+        key = base_id or TOKEN_KEY
+        with self._lock:
+            now = self._clock()
+            # a little extra so the first request after the penalty is not counted inside it
+            until = now + seconds + self._span(self.base_limit) * self.margin
+            if until > self._paused_until.get(key, 0.0):
+                self._paused_until[key] = until
+            self.penalties[key] = self.penalties.get(key, 0) + 1
+
+    def paused_for(self, base_id: str | None) -> float:
+        with self._lock:
+            return max(self._paused_until.get(base_id or TOKEN_KEY, 0.0) - self._clock(), 0.0)

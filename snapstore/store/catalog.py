@@ -1,0 +1,382 @@
+"""The DuckDB catalog: a rebuildable index of what the object store holds.
+
+Everything here can be recomputed from the objects (``rebuild``), so a lost or corrupt catalog
+loses nothing. DuckDB lets one process write and blocks other processes' readers meanwhile, so
+connections are short: readers retry on the lock, writers hold it for one transaction.
+Record versions are validity intervals ``[begin_seq, end_seq)``: an unchanged snapshot adds a
+row per table (``snapshot_table``), not per record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+CATALOG_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR);
+CREATE TABLE IF NOT EXISTS snapshot (
+    seq INTEGER, id VARCHAR, time TIMESTAMPTZ, parent VARCHAR, status VARCHAR,
+    n_records BIGINT, n_new BIGINT, n_changed BIGINT, n_deleted BIGINT, bytes_added BIGINT,
+    tags VARCHAR[], doc VARCHAR);
+CREATE TABLE IF NOT EXISTS at_table (table_pk INTEGER, base_id VARCHAR, table_id VARCHAR);
+CREATE TABLE IF NOT EXISTS snapshot_table (
+    seq INTEGER, table_pk INTEGER, base_id VARCHAR, table_id VARCHAR, name VARCHAR,
+    manifest VARCHAR, dict_hash BLOB, comments_hash BLOB, schema_hash BLOB,
+    n_records BIGINT, n_new BIGINT, n_changed BIGINT, n_deleted BIGINT,
+    manifest_depth INTEGER, chain_entries BIGINT);
+CREATE TABLE IF NOT EXISTS pack (pack_seq INTEGER, name VARCHAR, size BIGINT, n_blobs INTEGER, first_seq INTEGER);
+CREATE TABLE IF NOT EXISTS blob (hash BLOB, pack_seq INTEGER, off BIGINT, clen BIGINT, rlen BIGINT,
+    kind VARCHAR, dict_hash BLOB);
+CREATE TABLE IF NOT EXISTS record_version (table_pk INTEGER, record_id VARCHAR, hash BLOB,
+    begin_seq INTEGER, end_seq INTEGER);
+CREATE TABLE IF NOT EXISTS attachment (att_id VARCHAR, content_hash BLOB, size BIGINT, mime VARCHAR,
+    filename VARCHAR, first_seq INTEGER);
+"""
+
+_LOCKS: dict[str, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+class CatalogBusy(Exception):
+    pass
+
+
+def _process_lock(path: Path) -> threading.RLock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(str(path.resolve()), threading.RLock())
+
+
+@dataclass
+class TableChange:
+    """What one snapshot did to one table: either a delta (record id -> new hash, None = deleted)
+    against the table's open versions, or the full set of the table's (record id, hash)."""
+
+    base_id: str
+    table_id: str
+    name: str
+    manifest: str
+    full: bool
+    ids: list[str]
+    hashes: list[bytes | None]
+    n_records: int
+    n_new: int
+    n_changed: int
+    n_deleted: int
+    dict_hash: bytes | None = None
+    comments_hash: bytes | None = None
+    schema_hash: bytes | None = None
+    depth: int = 0  # manifest chain length back to a full checkpoint
+    chain_entries: int = 0  # delta entries in that chain
+
+
+@dataclass
+class TableState:
+    open_versions: pa.Table
+    known_hashes: set[bytes]
+    dict_hash: bytes | None
+    manifest: str | None
+    depth: int
+    chain_entries: int
+    comments_hash: bytes | None
+
+
+@dataclass
+class IngestBatch:
+    commit_id: str
+    doc: dict
+    packs: list[tuple[str, int, list]] = field(default_factory=list)  # (name, size, [BlobEntry])
+    standalone: list[tuple[bytes, int]] = field(default_factory=list)  # large attachments: (hash, size)
+    attachments: list[tuple[str, bytes, int, str | None, str | None]] = field(default_factory=list)
+    tables: list[TableChange] = field(default_factory=list)
+
+
+class Catalog:
+    def __init__(self, path: str | Path, *, timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+        self._lock = _process_lock(self.path)
+
+    @contextlib.contextmanager
+    def _connect(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        deadline = time.monotonic() + self.timeout
+        delay = 0.02
+        with self._lock:
+            while True:
+                try:
+                    con = duckdb.connect(
+                        str(self.path),
+                        read_only=read_only,
+                        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+                    )
+                    break
+                except duckdb.IOException as e:
+                    if "lock" not in str(e).lower() or time.monotonic() > deadline:
+                        if "lock" in str(e).lower():
+                            raise CatalogBusy(f"the catalog {self.path} is held by another process: {e}") from e
+                        raise
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def read(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self._connect(read_only=True)
+
+    def write(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self._connect(read_only=False)
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def create(self, meta: dict[str, str]) -> None:
+        with self.write() as con:
+            con.execute(SCHEMA)
+            con.execute("DELETE FROM meta")
+            rows = {"catalog_version": CATALOG_VERSION, "duckdb_version": duckdb.__version__, **meta}
+            con.executemany("INSERT INTO meta VALUES (?, ?)", list(rows.items()))
+
+    def check(self) -> None:
+        """Raise if the catalog file cannot be read as ours (corrupt, foreign, other version)."""
+        with self.read() as con:
+            rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
+        if rows.get("catalog_version") != CATALOG_VERSION:
+            raise duckdb.Error(f"catalog version {rows.get('catalog_version')!r} is not {CATALOG_VERSION}")
+
+    # ---- ingest --------------------------------------------------------------------------
+
+    def ingest(self, batch: IngestBatch) -> int:
+        """Add one committed snapshot in one transaction; returns its seq."""
+        doc = batch.doc
+        with self.write() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                seq = self._ingest(con, batch, doc)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return seq
+
+    def _ingest(self, con: duckdb.DuckDBPyConnection, batch: IngestBatch, doc: dict) -> int:
+        if con.execute("SELECT 1 FROM snapshot WHERE id = ?", [batch.commit_id]).fetchone():
+            return con.execute("SELECT seq FROM snapshot WHERE id = ?", [batch.commit_id]).fetchone()[0]
+        seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM snapshot").fetchone()[0]
+        pack_seq = con.execute("SELECT coalesce(max(pack_seq), 0) FROM pack").fetchone()[0]
+        known_packs = {r[0] for r in con.execute("SELECT name FROM pack").fetchall()}
+        hashes, pseqs, offs, clens, rlens, kinds, dicts = [], [], [], [], [], [], []
+        for name, size, entries in batch.packs:
+            if name in known_packs:
+                continue
+            known_packs.add(name)
+            pack_seq += 1
+            con.execute("INSERT INTO pack VALUES (?, ?, ?, ?, ?)", [pack_seq, name, size, len(entries), seq])
+            for e in entries:
+                hashes.append(e.hash)
+                pseqs.append(pack_seq)
+                offs.append(e.offset)
+                clens.append(e.clen)
+                rlens.append(e.rlen)
+                kinds.append(e.kind)
+                dicts.append(e.dict_hash)
+        for h, size in batch.standalone:
+            hashes.append(h)
+            pseqs.append(None)
+            offs.append(0)
+            clens.append(size)
+            rlens.append(size)
+            kinds.append("A")
+            dicts.append(None)
+        if hashes:
+            new_blobs = pa.table(
+                {
+                    "hash": pa.array(hashes, pa.binary()),
+                    "pack_seq": pa.array(pseqs, pa.int32()),
+                    "off": pa.array(offs, pa.int64()),
+                    "clen": pa.array(clens, pa.int64()),
+                    "rlen": pa.array(rlens, pa.int64()),
+                    "kind": pa.array(kinds, pa.string()),
+                    "dict_hash": pa.array(dicts, pa.binary()),
+                }
+            )
+            con.register("new_blobs", new_blobs)
+            # one row per hash: the first location wins (a blob stored twice wastes bytes, never breaks reads)
+            con.execute(
+                """INSERT INTO blob SELECT hash, pack_seq, off, clen, rlen, kind, dict_hash FROM (
+                       SELECT *, row_number() OVER (PARTITION BY hash ORDER BY pack_seq NULLS LAST, off) rn
+                       FROM new_blobs) n
+                   WHERE rn = 1 AND NOT EXISTS (SELECT 1 FROM blob b WHERE b.hash = n.hash)"""
+            )
+            con.unregister("new_blobs")
+        if batch.attachments:
+            atts = pa.table(
+                {
+                    "att_id": pa.array([a[0] for a in batch.attachments], pa.string()),
+                    "content_hash": pa.array([a[1] for a in batch.attachments], pa.binary()),
+                    "size": pa.array([a[2] for a in batch.attachments], pa.int64()),
+                    "mime": pa.array([a[3] for a in batch.attachments], pa.string()),
+                    "filename": pa.array([a[4] for a in batch.attachments], pa.string()),
+                }
+            )
+            con.register("new_atts", atts)
+            con.execute(
+                """INSERT INTO attachment SELECT DISTINCT ON (att_id) att_id, content_hash, size, mime, filename, ?
+                   FROM new_atts n WHERE NOT EXISTS (SELECT 1 FROM attachment a WHERE a.att_id = n.att_id)""",
+                [seq],
+            )
+            con.unregister("new_atts")
+        totals = {"n_records": 0, "n_new": 0, "n_changed": 0, "n_deleted": 0}
+        for t in batch.tables:
+            pk = self._table_pk(con, t.base_id, t.table_id)
+            self._apply_change(con, pk, seq, t)
+            con.execute(
+                "INSERT INTO snapshot_table VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [seq, pk, t.base_id, t.table_id, t.name, t.manifest, t.dict_hash, t.comments_hash,
+                 t.schema_hash, t.n_records, t.n_new, t.n_changed, t.n_deleted, t.depth, t.chain_entries],
+            )
+            for k in totals:
+                totals[k] += getattr(t, k)
+        con.execute(
+            "INSERT INTO snapshot VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [seq, batch.commit_id, doc["time"], doc.get("parent"), doc["status"], totals["n_records"],
+             totals["n_new"], totals["n_changed"], totals["n_deleted"], doc.get("bytes_added", 0),
+             list(doc.get("tags") or []), json.dumps(doc)],
+        )
+        return seq
+
+    @staticmethod
+    def _table_pk(con: duckdb.DuckDBPyConnection, base_id: str, table_id: str) -> int:
+        row = con.execute(
+            "SELECT table_pk FROM at_table WHERE base_id = ? AND table_id = ?", [base_id, table_id]
+        ).fetchone()
+        if row:
+            return row[0]
+        pk = con.execute("SELECT coalesce(max(table_pk), 0) + 1 FROM at_table").fetchone()[0]
+        con.execute("INSERT INTO at_table VALUES (?, ?, ?)", [pk, base_id, table_id])
+        return pk
+
+    @staticmethod
+    def _apply_change(con: duckdb.DuckDBPyConnection, pk: int, seq: int, t: TableChange) -> None:
+        if not t.ids and not t.full:
+            return
+        rows = pa.table({"record_id": pa.array(t.ids, pa.string()), "hash": pa.array(t.hashes, pa.binary())})
+        con.register("chg", rows)
+        try:
+            if t.full:
+                con.execute(
+                    """UPDATE record_version SET end_seq = ? WHERE table_pk = ? AND end_seq IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM chg WHERE chg.record_id = record_version.record_id
+                                       AND chg.hash = record_version.hash)""",
+                    [seq, pk],
+                )
+                con.execute(
+                    """INSERT INTO record_version SELECT ?, record_id, hash, ?, NULL FROM chg
+                       WHERE NOT EXISTS (SELECT 1 FROM record_version v WHERE v.table_pk = ? AND v.end_seq IS NULL
+                                         AND v.record_id = chg.record_id AND v.hash = chg.hash)""",
+                    [pk, seq, pk],
+                )
+            else:
+                con.execute(
+                    """UPDATE record_version SET end_seq = ? WHERE table_pk = ? AND end_seq IS NULL
+                       AND record_id IN (SELECT record_id FROM chg)""",
+                    [seq, pk],
+                )
+                con.execute(
+                    "INSERT INTO record_version SELECT ?, record_id, hash, ?, NULL FROM chg WHERE hash IS NOT NULL",
+                    [pk, seq],
+                )
+        finally:
+            con.unregister("chg")
+
+    # ---- queries --------------------------------------------------------------------------
+
+    def snapshot_docs(self) -> list[tuple[int, str, str]]:
+        """(seq, id, doc json) oldest first."""
+        if not self.exists():
+            return []
+        with self.read() as con:
+            return con.execute("SELECT seq, id, doc FROM snapshot ORDER BY seq").fetchall()
+
+    def snapshot_ids(self) -> set[str]:
+        if not self.exists():
+            return set()
+        with self.read() as con:
+            return {r[0] for r in con.execute("SELECT id FROM snapshot").fetchall()}
+
+    def table_state(self, base_id: str, table_id: str) -> TableState:
+        """For a writer: the table's open versions (record_id, hash), every hash it ever had,
+        its current dictionary, and its latest manifest name and chain depth."""
+        with self.read() as con:
+            row = con.execute(
+                "SELECT table_pk FROM at_table WHERE base_id = ? AND table_id = ?", [base_id, table_id]
+            ).fetchone()
+            if not row:
+                empty = pa.table({"record_id": pa.array([], pa.string()), "hash": pa.array([], pa.binary())})
+                return TableState(empty, set(), None, None, 0, 0, None)
+            pk = row[0]
+            open_v = con.execute(
+                "SELECT record_id, hash FROM record_version WHERE table_pk = ? AND end_seq IS NULL", [pk]
+            ).fetch_arrow_table()
+            known = {
+                r[0] for r in con.execute("SELECT DISTINCT hash FROM record_version WHERE table_pk = ?", [pk]).fetchall()
+            }
+            last = con.execute(
+                """SELECT dict_hash, manifest, manifest_depth, chain_entries, comments_hash FROM snapshot_table
+                   WHERE table_pk = ? ORDER BY seq DESC LIMIT 1""",
+                [pk],
+            ).fetchone()
+        if not last:
+            return TableState(open_v, known, None, None, 0, 0, None)
+        return TableState(open_v, known, last[0], last[1], last[2], last[3], last[4])
+
+    def known_attachments(self) -> set[str]:
+        if not self.exists():
+            return set()
+        with self.read() as con:
+            return {r[0] for r in con.execute("SELECT att_id FROM attachment").fetchall()}
+
+    def pack_names(self) -> set[str]:
+        if not self.exists():
+            return set()
+        with self.read() as con:
+            return {r[0] for r in con.execute("SELECT name FROM pack").fetchall()}
+
+    def record_locations(self, seq: int, base_id: str, table_id: str) -> pa.Table:
+        """The snapshot's records of one table with their blob locations, in pack order."""
+        with self.read() as con:
+            return con.execute(
+                """SELECT rv.record_id, rv.hash, p.name AS pack, b.off, b.clen, b.rlen, b.dict_hash
+                   FROM snapshot_table st
+                   JOIN record_version rv ON rv.table_pk = st.table_pk
+                   LEFT JOIN blob b ON b.hash = rv.hash
+                   LEFT JOIN pack p ON p.pack_seq = b.pack_seq
+                   WHERE st.seq = ? AND st.base_id = ? AND st.table_id = ?
+                     AND rv.begin_seq <= ? AND (rv.end_seq IS NULL OR rv.end_seq > ?)
+                   ORDER BY b.pack_seq, b.off""",
+                [seq, base_id, table_id, seq, seq],
+            ).fetch_arrow_table()
+
+    def blob_location(self, h: bytes) -> tuple | None:
+        with self.read() as con:
+            return con.execute(
+                """SELECT p.name, b.off, b.clen, b.rlen, b.dict_hash, b.kind FROM blob b
+                   LEFT JOIN pack p ON p.pack_seq = b.pack_seq WHERE b.hash = ?""",
+                [h],
+            ).fetchone()
+
+    def attachment(self, att_id: str) -> tuple | None:
+        with self.read() as con:
+            return con.execute(
+                "SELECT att_id, content_hash, size, mime, filename FROM attachment WHERE att_id = ?", [att_id]
+            ).fetchone()

@@ -1,0 +1,46 @@
+"""Encodings of the store's standalone objects (everything that is not a pack) and their keys.
+
+Every object is named by the SHA-256 of its stored bytes, so ``sha256sum`` verifies any file
+against its name. Structured objects are msgpack compressed with zstd, except commit objects,
+which are plain JSON so that a person (or another tool) can read a snapshot's top level directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import msgpack
+import zstandard
+
+MANIFEST = "table-manifest"
+ATTACHMENT_INDEX = "attachment-index"
+
+
+def object_key(name_hex: str) -> str:
+    return f"objects/{name_hex[:2]}/{name_hex}"
+
+
+def snapshot_key(name_hex: str) -> str:
+    return f"snapshots/{name_hex}"
+
+
+def encode(doc: dict) -> tuple[str, bytes]:
+    data = zstandard.ZstdCompressor(level=3).compress(msgpack.packb(doc, use_bin_type=True))
+    return hashlib.sha256(data).hexdigest(), data
+
+
+def decode(data: bytes) -> dict:
+    return msgpack.unpackb(zstandard.ZstdDecompressor().decompress(data), raw=False)
+
+
+def encode_commit(doc: dict) -> tuple[str, bytes]:
+    data = json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False).encode() + b"\n"
+    return hashlib.sha256(data).hexdigest(), data
+
+
+def decode_commit(data: bytes) -> dict:
+    doc = json.loads(data)
+    if doc.get("type") != "snapshot":
+        raise ValueError("not a snapshot commit object")
+    return doc

@@ -1,0 +1,127 @@
+"""Packs: many small blobs in one immutable object.
+
+A pack is a run of independent zstd frames followed by a trailer that indexes them, so a pack
+verifies itself (its name is the SHA-256 of its bytes) and indexes itself (the catalog can be
+rebuilt from trailers alone). Layout, byte for byte, in docs/FORMAT.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgpack
+import zstandard
+
+MAGIC = b"SSPK"
+PACK_VERSION = 1
+_TAIL = struct.Struct("<II4sB")  # trailer length, crc32(trailer), magic, version
+
+KIND_RECORD = "R"
+KIND_SCHEMA = "S"
+KIND_COMMENTS = "C"
+KIND_ATTACHMENT = "A"
+
+
+class PackError(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class BlobEntry:
+    hash: bytes  # sha256 of the raw blob
+    offset: int
+    clen: int
+    rlen: int
+    kind: str
+    dict_hash: bytes | None
+
+
+def pack_key(name_hex: str) -> str:
+    return f"packs/{name_hex[:2]}/{name_hex}"
+
+
+class PackWriter:
+    """Accumulates compressed frames; ``seal`` writes the pack through ``put`` and returns its
+    name and entries. One writer per run and pack family (records or attachments)."""
+
+    def __init__(self, put: Callable[[str, bytes], None], target_size: int) -> None:
+        self._put = put
+        self.target_size = target_size
+        self._buf = bytearray()
+        self._entries: list[BlobEntry] = []
+        self.sealed: list[tuple[str, int, list[BlobEntry]]] = []
+
+    def add(self, h: bytes, frame: bytes, rlen: int, kind: str, dict_hash: bytes | None) -> None:
+        self._entries.append(BlobEntry(h, len(self._buf), len(frame), rlen, kind, dict_hash))
+        self._buf += frame
+        if len(self._buf) >= self.target_size:
+            self.seal()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def seal(self) -> None:
+        if not self._entries:
+            return
+        dicts: list[bytes] = []
+        dict_index: dict[bytes, int] = {}
+        rows = []
+        for e in self._entries:
+            di = -1
+            if e.dict_hash is not None:
+                di = dict_index.setdefault(e.dict_hash, len(dicts))
+                if di == len(dicts):
+                    dicts.append(e.dict_hash)
+            rows.append([e.hash, e.offset, e.clen, e.rlen, e.kind, di])
+        trailer = zstandard.ZstdCompressor(level=3).compress(
+            msgpack.packb({"dicts": dicts, "blobs": rows}, use_bin_type=True)
+        )
+        data = bytes(self._buf) + trailer + _TAIL.pack(len(trailer), zlib.crc32(trailer), MAGIC, PACK_VERSION)
+        name = hashlib.sha256(data).hexdigest()
+        self._put(pack_key(name), data)
+        self.sealed.append((name, len(data), self._entries))
+        self._buf = bytearray()
+        self._entries = []
+
+
+def parse_trailer(tail_and_trailer: bytes) -> list[BlobEntry]:
+    """Parse the end of a pack (at least trailer + 13 bytes) into its entries."""
+    if len(tail_and_trailer) < _TAIL.size:
+        raise PackError("pack too short for a trailer")
+    tlen, crc, magic, version = _TAIL.unpack(tail_and_trailer[-_TAIL.size :])
+    if magic != MAGIC:
+        raise PackError("pack trailer magic missing (truncated or not a pack)")
+    if version != PACK_VERSION:
+        raise PackError(f"unsupported pack version {version}")
+    if tlen + _TAIL.size > len(tail_and_trailer):
+        raise PackError("pack trailer length exceeds the pack")
+    trailer = tail_and_trailer[-_TAIL.size - tlen : -_TAIL.size]
+    if zlib.crc32(trailer) != crc:
+        raise PackError("pack trailer checksum mismatch")
+    doc = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(trailer), raw=False)
+    dicts = doc["dicts"]
+    return [
+        BlobEntry(bytes(h), off, clen, rlen, kind, dicts[di] if di >= 0 else None)
+        for h, off, clen, rlen, kind, di in doc["blobs"]
+    ]
+
+
+def read_trailer(get_range: Callable[[str, int, int], bytes], size_of: Callable[[str], int], name: str) -> list[BlobEntry]:
+    key = pack_key(name)
+    size = size_of(key)
+    if size < _TAIL.size:
+        raise PackError(f"pack {name[:12]} is truncated ({size} bytes)")
+    tail = get_range(key, size - _TAIL.size, _TAIL.size)
+    tlen = _TAIL.unpack(tail)[0]
+    if tlen + _TAIL.size > size:
+        raise PackError(f"pack {name[:12]} is truncated")
+    return parse_trailer(get_range(key, size - _TAIL.size - tlen, tlen + _TAIL.size))
+
+
+def trailer_overhead(data: bytes) -> int:
+    tlen = _TAIL.unpack(data[-_TAIL.size :])[0]
+    return tlen + _TAIL.size

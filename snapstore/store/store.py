@@ -1,0 +1,522 @@
+"""The store: a folder of immutable objects (the truth) and a DuckDB catalog (an index of it).
+
+This is the library API the snapshot, export, diff, restore and retention code build on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import re
+import secrets
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+import duckdb
+import zstandard
+
+from snapstore.canonical import CANON_VERSION, loads
+from snapstore.store import objects
+from snapstore.store.backend import Backend, BackendError, LocalBackend, ObjectMissing
+from snapstore.store.catalog import Catalog, IngestBatch, TableChange
+from snapstore.store.lock import LockError, WriterLock, break_lock, read_lock
+from snapstore.store.packs import PackError, pack_key, read_trailer
+from snapstore.store.writer import SnapshotWriter, StoreError
+
+log = logging.getLogger("snapstore.store")
+
+FORMAT = "snapstore"
+FORMAT_VERSION = 1
+DEFAULT_PACK_SIZE = 16 * 1024 * 1024
+
+
+@dataclass
+class TableInfo:
+    table_id: str
+    name: str
+    records: int
+    new: int
+    changed: int
+    deleted: int
+    unchanged: int
+
+
+@dataclass
+class BaseInfo:
+    base_id: str
+    name: str
+    tables: list[TableInfo]
+    permission_level: str | None = None
+    schema_hash: str | None = None
+
+
+@dataclass
+class SnapshotInfo:
+    id: str  # short id (8 hex) shown to users
+    full_id: str
+    seq: int
+    time: datetime
+    parent: str | None
+    status: str
+    tags: list[str]
+    note: str | None
+    missing: list[dict]
+    stats: dict
+    bases: list[BaseInfo]
+    bytes_added: int = 0
+    doc: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def records(self) -> int:
+        return sum(t.records for b in self.bases for t in b.tables)
+
+    def table(self, base_id: str, table_id: str) -> TableInfo | None:
+        for b in self.bases:
+            if b.base_id == base_id:
+                for t in b.tables:
+                    if t.table_id == table_id:
+                        return t
+        return None
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id, "full_id": self.full_id, "time": self.time.isoformat().replace("+00:00", "Z"),
+            "parent": self.parent[:8] if self.parent else None, "status": self.status, "tags": self.tags,
+            "note": self.note, "missing": self.missing, "records": self.records, "bytes_added": self.bytes_added,
+            "stats": self.stats,
+            "bases": [
+                {"base_id": b.base_id, "name": b.name, "tables": [t.__dict__ for t in b.tables]} for b in self.bases
+            ],
+        }
+
+
+def _info_from_doc(seq: int, full_id: str, doc: dict) -> SnapshotInfo:
+    bases = []
+    for b in doc["bases"]:
+        tables = [
+            TableInfo(t["table_id"], t["name"], t["records"], t["new"], t["changed"], t["deleted"],
+                      t["records"] - t["new"] - t["changed"])
+            for t in b["tables"]
+        ]
+        bases.append(BaseInfo(b["base_id"], b["name"], tables, b.get("permission_level"), b.get("schema")))
+    return SnapshotInfo(
+        id=full_id[:8], full_id=full_id, seq=seq,
+        time=datetime.fromisoformat(doc["time"].replace("Z", "+00:00")),
+        parent=doc.get("parent"), status=doc["status"], tags=list(doc.get("tags") or []), note=doc.get("note"),
+        missing=list(doc.get("missing") or []), stats=dict(doc.get("stats") or {}), bases=bases,
+        bytes_added=int(doc.get("bytes_added") or 0), doc=doc,
+    )
+
+
+class _BlobReader:
+    """Reads blobs out of packs, keeping the last few packs in memory (a pack is ~16 MiB)."""
+
+    def __init__(self, store: Store, cache_packs: int = 2) -> None:
+        self.store = store
+        self._packs: OrderedDict[str, bytes] = OrderedDict()
+        self._cache = cache_packs
+        self._dctx: dict[bytes | None, zstandard.ZstdDecompressor] = {}
+
+    def _pack(self, name: str) -> bytes:
+        data = self._packs.get(name)
+        if data is None:
+            try:
+                data = self.store.backend.get(pack_key(name))
+            except ObjectMissing as e:
+                raise StoreError(f"pack {name[:12]} is missing from the store") from e
+            self._packs[name] = data
+            if len(self._packs) > self._cache:
+                self._packs.popitem(last=False)
+        else:
+            self._packs.move_to_end(name)
+        return data
+
+    def decompressor(self, dict_hash: bytes | None) -> zstandard.ZstdDecompressor:
+        d = self._dctx.get(dict_hash)
+        if d is None:
+            if dict_hash is None:
+                d = zstandard.ZstdDecompressor()
+            else:
+                d = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(self.store._dict_bytes(dict_hash)))
+            self._dctx[dict_hash] = d
+        return d
+
+    def read(self, h: bytes, pack: str, off: int, clen: int, rlen: int, dict_hash: bytes | None) -> bytes:
+        frame = self._pack(pack)[off : off + clen]
+        try:
+            raw = self.decompressor(dict_hash).decompress(frame, max_output_size=rlen)
+        except zstandard.ZstdError as e:
+            raise StoreError(f"blob {h.hex()[:12]} in pack {pack[:12]} is damaged ({e})") from e
+        if hashlib.sha256(raw).digest() != h:
+            raise StoreError(f"blob {h.hex()[:12]} in pack {pack[:12]} is damaged (hash mismatch)")
+        return raw
+
+
+class Store:
+    """A snapstore repository in a local folder."""
+
+    def __init__(self, root: Path, backend: Backend, config: dict, catalog: Catalog) -> None:
+        self.root = root
+        self.backend = backend
+        self.config = config
+        self.catalog = catalog
+        self.pack_size = int(config.get("pack_size", DEFAULT_PACK_SIZE))
+        self._dicts: dict[bytes, bytes] = {}
+
+    # ---- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, path: str | Path, *, pack_size: int = DEFAULT_PACK_SIZE) -> Store:
+        root = Path(path)
+        if (root / "config.json").exists():
+            raise StoreError(f"{root} already holds a store")
+        if root.exists() and any(root.iterdir()):
+            raise StoreError(f"{root} exists and is not empty; choose an empty or new folder for a store")
+        root.mkdir(parents=True, exist_ok=True)
+        config = {
+            "format": FORMAT, "version": FORMAT_VERSION, "store_id": secrets.token_hex(16),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"), "canon": CANON_VERSION,
+            "hash": "sha256", "compression": "zstd", "pack_size": pack_size,
+            "duckdb_version": duckdb.__version__,
+        }
+        for d in ("packs", "objects", "snapshots", "locks", "tmp", "logs"):
+            (root / d).mkdir(exist_ok=True)
+        LocalBackend(root).put("config.json", json.dumps(config, indent=1).encode() + b"\n")
+        store = cls.open(root)
+        return store
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = False, pack_size: int | None = None) -> Store:
+        root = Path(path)
+        cfg_path = root / "config.json"
+        if not cfg_path.exists():
+            if create:
+                return cls.init(root, pack_size=pack_size or DEFAULT_PACK_SIZE)
+            raise StoreError(f"no store at {root} (no config.json); create one with `snapstore init {root}`")
+        try:
+            config = json.loads(cfg_path.read_text())
+        except ValueError as e:
+            raise StoreError(f"{cfg_path} is not valid JSON: {e}") from e
+        if config.get("format") != FORMAT:
+            raise StoreError(f"{root} is not a snapstore store")
+        if config.get("version") != FORMAT_VERSION:
+            raise StoreError(f"store format version {config.get('version')} is not supported by this snapstore")
+        if config.get("canon") != CANON_VERSION:
+            raise StoreError(f"store uses record serializer {config.get('canon')!r}, this snapstore has {CANON_VERSION!r}")
+        store = cls(root, LocalBackend(root), config, Catalog(root / "catalog.duckdb"))
+        store._ensure_catalog()
+        return store
+
+    def _ensure_catalog(self) -> None:
+        if self.catalog.exists():
+            try:
+                self.catalog.check()
+                return
+            except duckdb.Error as e:
+                if "lock" in str(e).lower():
+                    raise
+                bad = self.catalog.path.with_name(f"catalog.duckdb.corrupt-{datetime.now(UTC):%Y%m%d%H%M%S}")
+                log.warning("catalog unreadable (%s); moved to %s and rebuilding from the objects", e, bad.name)
+                self.catalog.path.rename(bad)
+                wal = self.catalog.path.with_name("catalog.duckdb.wal")
+                if wal.exists():
+                    wal.rename(bad.with_name(bad.name + ".wal"))
+        self.rebuild_catalog()
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def lock(self, command: str) -> WriterLock:
+        return WriterLock(self.root, command)
+
+    def begin_snapshot(self, *, note: str | None = None, tags=(), command: str = "snapshot") -> SnapshotWriter:
+        lock = self.lock(command).acquire()
+        try:
+            self.sync()
+            return SnapshotWriter(self, lock, note=note, tags=tags, command=command)
+        except BaseException:
+            lock.release()
+            raise
+
+    def unlock(self):
+        return break_lock(self.root)
+
+    def lock_holder(self):
+        return read_lock(self.root)
+
+    def sync(self) -> int:
+        """Bring the catalog up to date with commit objects it has not seen (a writer that died
+        between its commit object and its catalog transaction). Returns how many were added."""
+        known = self.catalog.snapshot_ids()
+        pending = []
+        for key, _size in self.backend.list("snapshots"):
+            cid = key.rsplit("/", 1)[-1]
+            if cid not in known:
+                pending.append((cid, self._read_commit(cid)))
+        pending.sort(key=lambda x: (x[1]["time"], x[0]))
+        for cid, doc in pending:
+            log.warning("catalog was missing snapshot %s; adding it from the store", cid[:8])
+            self.catalog.ingest(self._batch_from_objects(cid, doc))
+        return len(pending)
+
+    def _read_commit(self, cid: str) -> dict:
+        data = self.backend.get(objects.snapshot_key(cid))
+        if hashlib.sha256(data).hexdigest() != cid:
+            raise StoreError(f"snapshot object {cid[:8]} is damaged (hash mismatch)")
+        return objects.decode_commit(data)
+
+    def _orphan_packs(self) -> list[tuple[str, int, list]]:
+        """Packs on disk the catalog does not know: left by a run that died before committing.
+        A new run adopts them so their blobs are reused instead of written again."""
+        known = self.catalog.pack_names()
+        out = []
+        for key, size in self.backend.list("packs"):
+            name = key.rsplit("/", 1)[-1]
+            if name in known:
+                continue
+            try:
+                entries = read_trailer(self.backend.get_range, self.backend.size, name)
+            except (PackError, BackendError) as e:
+                log.warning("ignoring unreadable leftover pack %s: %s", name[:12], e)
+                continue
+            out.append((name, size, entries))
+        return out
+
+    def rebuild_catalog(self) -> int:
+        """Recreate the catalog from the objects alone; returns the number of snapshots."""
+        tmp = self.catalog.path.with_name(f"catalog.rebuild-{secrets.token_hex(4)}.duckdb")
+        cat = Catalog(tmp)
+        cat.create({"store_id": self.config["store_id"]})
+        docs = []
+        for key, _size in self.backend.list("snapshots"):
+            cid = key.rsplit("/", 1)[-1]
+            docs.append((cid, self._read_commit(cid)))
+        docs.sort(key=lambda x: (x[1]["time"], x[0]))
+        prev_cat = self.catalog
+        self.catalog = cat
+        try:
+            for cid, doc in docs:
+                cat.ingest(self._batch_from_objects(cid, doc))
+        except BaseException:
+            self.catalog = prev_cat
+            tmp.unlink(missing_ok=True)
+            raise
+        final = prev_cat.path
+        tmp.replace(final)
+        self.catalog = Catalog(final)
+        return len(docs)
+
+    def _batch_from_objects(self, cid: str, doc: dict) -> IngestBatch:
+        packs = []
+        for name in doc.get("packs", []):
+            try:
+                packs.append((name, self.backend.size(pack_key(name)),
+                              read_trailer(self.backend.get_range, self.backend.size, name)))
+            except (PackError, ObjectMissing) as e:
+                raise StoreError(f"snapshot {cid[:8]}: pack {name[:12]} unreadable: {e}") from e
+        standalone = [(bytes.fromhex(h), n) for h, n in doc.get("standalone", [])]
+        atts = []
+        if doc.get("attachment_index"):
+            idx = objects.decode(self.backend.get(objects.object_key(doc["attachment_index"])))
+            atts = [(a, bytes(h), n, m, fn) for a, h, n, m, fn in idx["attachments"]]
+        tables = []
+        for b in doc["bases"]:
+            for t in b["tables"]:
+                tables.append(self._table_change_from_manifest(b, t))
+        return IngestBatch(commit_id=cid, doc=doc, packs=packs, standalone=standalone, attachments=atts, tables=tables)
+
+    def _table_change_from_manifest(self, b: dict, t: dict) -> TableChange:
+        state_manifest = None
+        with self.catalog.read() as con:
+            row = con.execute(
+                """SELECT st.manifest FROM snapshot_table st WHERE st.base_id = ? AND st.table_id = ?
+                   ORDER BY st.seq DESC LIMIT 1""",
+                [b["base_id"], t["table_id"]],
+            ).fetchone()
+            state_manifest = row[0] if row else None
+        common = dict(
+            base_id=b["base_id"], table_id=t["table_id"], name=t["name"], manifest=t["manifest"],
+            n_records=t["records"], n_new=t["new"], n_changed=t["changed"], n_deleted=t["deleted"],
+            dict_hash=bytes.fromhex(t["dict"]) if t.get("dict") else None,
+            comments_hash=bytes.fromhex(t["comments"]) if t.get("comments") else None,
+            schema_hash=bytes.fromhex(b["schema"]), depth=t.get("manifest_depth", 0),
+            chain_entries=t.get("chain_entries", 0),
+        )
+        if t["manifest"] == state_manifest:
+            return TableChange(full=False, ids=[], hashes=[], **common)
+        m = self._manifest(t["manifest"])
+        if not m["full"] and m["parent"] == state_manifest:
+            return TableChange(full=False, ids=m["ids"], hashes=[bytes(h) if h else None for h in m["hashes"]], **common)
+        ids, hashes = self._fold_manifest(t["manifest"])
+        return TableChange(full=True, ids=ids, hashes=hashes, **common)
+
+    def _manifest(self, name: str) -> dict:
+        try:
+            data = self.backend.get(objects.object_key(name))
+        except ObjectMissing as e:
+            raise StoreError(f"manifest {name[:12]} is missing from the store") from e
+        if hashlib.sha256(data).hexdigest() != name:
+            raise StoreError(f"manifest {name[:12]} is damaged (hash mismatch)")
+        return objects.decode(data)
+
+    def _fold_manifest(self, name: str) -> tuple[list[str], list[bytes]]:
+        chain = []
+        while True:
+            m = self._manifest(name)
+            chain.append(m)
+            if m["full"]:
+                break
+            name = m["parent"]
+        state: dict[str, bytes] = {}
+        for m in reversed(chain):
+            for rid, h in zip(m["ids"], m["hashes"], strict=True):
+                if h is None:
+                    state.pop(rid, None)
+                else:
+                    state[rid] = bytes(h)
+        ids = sorted(state)
+        return ids, [state[i] for i in ids]
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def list_snapshots(self) -> list[SnapshotInfo]:
+        """Newest first."""
+        return [_info_from_doc(seq, cid, json.loads(doc)) for seq, cid, doc in reversed(self.catalog.snapshot_docs())]
+
+    def latest_id(self) -> str | None:
+        docs = self.catalog.snapshot_docs()
+        return docs[-1][1] if docs else None
+
+    def resolve(self, name: str | SnapshotInfo) -> SnapshotInfo:
+        """A snapshot by short id or prefix, ``latest``, ``latest~N``, a date or an ISO time."""
+        if isinstance(name, SnapshotInfo):
+            return name
+        snaps = self.list_snapshots()
+        if not snaps:
+            raise StoreError("the store has no snapshots yet")
+        name = name.strip()
+        m = re.fullmatch(r"latest(?:~(\d+))?", name)
+        if m:
+            n = int(m.group(1) or 0)
+            if n >= len(snaps):
+                raise StoreError(f"{name}: the store has only {len(snaps)} snapshot(s)")
+            return snaps[n]
+        if re.fullmatch(r"[0-9a-f]{4,64}", name):
+            hits = [s for s in snaps if s.full_id.startswith(name)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise StoreError(f"snapshot id {name} is ambiguous ({len(hits)} match); give more characters")
+        when = _parse_when(name)
+        if when is not None:
+            for s in snaps:
+                if s.time <= when:
+                    return s
+            raise StoreError(f"no snapshot at or before {name}")
+        raise StoreError(f"no snapshot named {name!r} (try `snapstore log`)")
+
+    def schema(self, snap: SnapshotInfo | str, base_id: str) -> dict:
+        snap = self.resolve(snap)
+        for b in snap.bases:
+            if b.base_id == base_id:
+                return self._read_json_blob(bytes.fromhex(b.schema_hash))
+        raise StoreError(f"base {base_id} is not in snapshot {snap.id}")
+
+    def records(self, snap: SnapshotInfo | str, base_id: str, table_id: str) -> Iterator[dict]:
+        """The snapshot's records of one table, canonical form, in storage order; memory flat."""
+        snap = self.resolve(snap)
+        if snap.table(base_id, table_id) is None:
+            raise StoreError(f"table {table_id} of base {base_id} is not in snapshot {snap.id}")
+        locs = self.catalog.record_locations(snap.seq, base_id, table_id)
+        reader = _BlobReader(self)
+        for batch in locs.to_batches(max_chunksize=8192):
+            cols = batch.to_pydict()
+            for rid, h, pack, off, clen, rlen, dh in zip(
+                cols["record_id"], cols["hash"], cols["pack"], cols["off"], cols["clen"], cols["rlen"],
+                cols["dict_hash"], strict=True,
+            ):
+                if pack is None:
+                    raise StoreError(f"record {rid}: its blob {h.hex()[:12]} is not in any pack")
+                yield loads(reader.read(h, pack, off, clen, rlen, dh))
+
+    def record_hashes(self, snap: SnapshotInfo | str, base_id: str, table_id: str):
+        """(record_id, hash) of one table in a snapshot, as an Arrow table."""
+        snap = self.resolve(snap)
+        return self.catalog.record_locations(snap.seq, base_id, table_id).select(["record_id", "hash"])
+
+    def read_blob(self, h: bytes) -> bytes:
+        loc = self.catalog.blob_location(h)
+        if loc is None:
+            raise StoreError(f"blob {h.hex()[:12]} is not in the store")
+        pack, off, clen, rlen, dh, _kind = loc
+        if pack is None:
+            data = self.backend.get(objects.object_key(h.hex()))
+            if hashlib.sha256(data).digest() != h:
+                raise StoreError(f"object {h.hex()[:12]} is damaged (hash mismatch)")
+            return data
+        return _BlobReader(self, cache_packs=1).read(h, pack, off, clen, rlen, dh)
+
+    def _read_json_blob(self, h: bytes):
+        return loads(self.read_blob(h))
+
+    def has_blob(self, h: bytes) -> bool:
+        return self.catalog.blob_location(h) is not None
+
+    def _dict_bytes(self, h: bytes) -> bytes:
+        d = self._dicts.get(h)
+        if d is None:
+            try:
+                d = self.backend.get(objects.object_key(h.hex()))
+            except ObjectMissing as e:
+                raise StoreError(f"compression dictionary {h.hex()[:12]} is missing from the store") from e
+            if hashlib.sha256(d).digest() != h:
+                raise StoreError(f"compression dictionary {h.hex()[:12]} is damaged")
+            self._dicts[h] = d
+        return d
+
+    def comments(self, snap: SnapshotInfo | str, base_id: str, table_id: str) -> dict:
+        snap = self.resolve(snap)
+        with self.catalog.read() as con:
+            row = con.execute(
+                "SELECT comments_hash FROM snapshot_table WHERE seq = ? AND base_id = ? AND table_id = ?",
+                [snap.seq, base_id, table_id],
+            ).fetchone()
+        if not row or row[0] is None:
+            return {}
+        return self._read_json_blob(row[0])
+
+    def attachment(self, att_id: str) -> dict | None:
+        row = self.catalog.attachment(att_id)
+        if row is None:
+            return None
+        return {"att_id": row[0], "content_hash": row[1].hex(), "size": row[2], "mime": row[3], "filename": row[4]}
+
+    def open_attachment(self, att_id: str) -> BinaryIO:
+        info = self.attachment(att_id)
+        if info is None:
+            raise StoreError(f"attachment {att_id} is not in the store")
+        h = bytes.fromhex(info["content_hash"])
+        loc = self.catalog.blob_location(h)
+        if loc is None:
+            raise StoreError(f"attachment {att_id}: its content {h.hex()[:12]} is not in the store")
+        if loc[0] is None:
+            return self.backend.open(objects.object_key(h.hex()))
+        return io.BytesIO(self.read_blob(h))
+
+
+def _parse_when(name: str) -> datetime | None:
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", name):
+            return datetime.fromisoformat(name).replace(tzinfo=UTC) + timedelta(days=1) - timedelta(microseconds=1)
+        dt = datetime.fromisoformat(name.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+__all__ = ["Store", "StoreError", "LockError", "SnapshotInfo", "BaseInfo", "TableInfo"]

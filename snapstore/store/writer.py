@@ -1,0 +1,457 @@
+"""Writing one snapshot: records in, blobs packed, manifests and the commit object out last.
+
+Write order is the crash-safety argument: packs and standalone objects first, then per-table
+manifests, then the commit object (the only thing that makes a snapshot exist), then the catalog.
+A crash before the commit object leaves unreferenced packs that the next run adopts; a crash
+after it leaves a commit the catalog has not seen, which the next writer replays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, BinaryIO
+
+import duckdb
+import pyarrow as pa
+import zstandard
+
+from snapstore import __version__
+from snapstore.canonical import CANON_VERSION, dumps, record_bytes, strip_volatile
+from snapstore.store import objects
+from snapstore.store.catalog import IngestBatch, TableChange, TableState
+from snapstore.store.packs import KIND_ATTACHMENT, KIND_COMMENTS, KIND_RECORD, KIND_SCHEMA, PackWriter
+
+if TYPE_CHECKING:
+    from snapstore.store.store import SnapshotInfo, Store
+
+log = logging.getLogger("snapstore.store")
+
+#: Records sampled to train a table's dictionary on its first snapshot.
+DICT_SAMPLES = 1000
+#: Below this many records a table is compressed without a dictionary.
+DICT_MIN_SAMPLES = 100
+DICT_SIZE = 64 * 1024
+#: Attachments up to this size go into attachment packs; larger ones are objects of their own.
+SMALL_ATTACHMENT = 512 * 1024
+#: A table's manifest chain is checkpointed (a full manifest) after this many deltas...
+MAX_CHAIN_DEPTH = 64
+ZSTD_LEVEL = 3
+
+
+class StoreError(Exception):
+    """A store operation failed in a way the user can act on."""
+
+
+@dataclass(frozen=True)
+class TableCounts:
+    records: int
+    new: int
+    changed: int
+    deleted: int
+    unchanged: int
+    bytes_added: int
+
+
+class TableWriter:
+    """Receives one table's records in listing order; thread-confined (one per table)."""
+
+    def __init__(self, snap: SnapshotWriter, base_id: str, table_id: str, name: str, state: TableState) -> None:
+        self.snap = snap
+        self.base_id = base_id
+        self.table_id = table_id
+        self.name = name
+        self.state = state
+        self._known = state.known_hashes
+        self._ids: list[str] = []
+        self._hashes: list[bytes] = []
+        self._dict_hash = state.dict_hash
+        self._compressor: zstandard.ZstdCompressor | None = None
+        self._sampling: list[tuple[bytes, bytes]] | None = None
+        self.bytes_added = 0
+        self.finished: TableCounts | None = None
+        if self._dict_hash is not None:
+            d = zstandard.ZstdCompressionDict(snap.store._dict_bytes(self._dict_hash))
+            self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, dict_data=d)
+        else:
+            self._sampling = []
+
+    def add(self, record: dict) -> None:
+        data = record_bytes(record)
+        h = hashlib.sha256(data).digest()
+        self._ids.append(record["id"])
+        self._hashes.append(h)
+        if h in self._known:
+            return
+        self._known.add(h)
+        if self._sampling is not None:
+            self._sampling.append((h, data))
+            if len(self._sampling) >= DICT_SAMPLES:
+                self._end_sampling()
+            return
+        self._put(h, data)
+
+    def add_many(self, records: Iterable[dict]) -> None:
+        for r in records:
+            self.add(r)
+
+    def reset(self) -> None:
+        """The listing restarted: drop the ids seen so far; blobs already packed stay (and dedup)."""
+        self._ids = []
+        self._hashes = []
+
+    def _end_sampling(self) -> None:
+        samples = self._sampling or []
+        self._sampling = None
+        dict_data = None
+        if len(samples) >= DICT_MIN_SAMPLES:
+            try:
+                dict_data = zstandard.train_dictionary(DICT_SIZE, [d for _, d in samples], level=ZSTD_LEVEL)
+            except zstandard.ZstdError:
+                dict_data = None
+        if dict_data is not None:
+            raw = dict_data.as_bytes()
+            self._dict_hash = self.snap._put_dict(raw)
+            self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, dict_data=dict_data)
+        else:
+            self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        for h, data in samples:
+            self._put(h, data)
+
+    def _put(self, h: bytes, data: bytes) -> None:
+        frame = self._compressor.compress(data)
+        self.bytes_added += len(frame)
+        self.snap._add_blob(h, frame, len(data), KIND_RECORD, self._dict_hash)
+
+    def finish(self) -> TableCounts:
+        if self.finished is not None:
+            return self.finished
+        if self._sampling is not None:
+            self._end_sampling()
+        run = pa.table({"record_id": pa.array(self._ids, pa.string()), "hash": pa.array(self._hashes, pa.binary())})
+        old = self.state.open_versions
+        con = duckdb.connect()
+        try:
+            con.register("r", run)
+            con.register("o", old)
+            dup = con.execute("SELECT record_id FROM r GROUP BY record_id HAVING count(*) > 1 LIMIT 1").fetchone()
+            if dup:
+                raise StoreError(f"record {dup[0]} was listed twice in table {self.table_id}")
+            delta = con.execute(
+                """SELECT record_id, r.hash AS new_hash, o.hash AS old_hash
+                   FROM r FULL OUTER JOIN o USING (record_id)
+                   WHERE r.hash IS DISTINCT FROM o.hash ORDER BY record_id"""
+            ).fetch_arrow_table()
+        finally:
+            con.close()
+        ids = delta.column("record_id").to_pylist()
+        new_h = delta.column("new_hash").to_pylist()
+        old_h = delta.column("old_hash").to_pylist()
+        n_new = sum(1 for o in old_h if o is None)
+        n_deleted = sum(1 for n in new_h if n is None)
+        n_changed = len(ids) - n_new - n_deleted
+        n_records = len(self._ids)
+        manifest, depth, chain, extra = self._write_manifest(ids, new_h, n_records)
+        self.bytes_added += extra
+        change = TableChange(
+            base_id=self.base_id, table_id=self.table_id, name=self.name, manifest=manifest, full=False,
+            ids=ids, hashes=new_h, n_records=n_records, n_new=n_new, n_changed=n_changed, n_deleted=n_deleted,
+            dict_hash=self._dict_hash, depth=depth, chain_entries=chain,
+        )
+        self.snap._table_done(self, change)
+        self.finished = TableCounts(n_records, n_new, n_changed, n_deleted, n_records - n_new - n_changed, self.bytes_added)
+        self._ids = []
+        self._hashes = []
+        return self.finished
+
+    def _write_manifest(self, ids: list[str], hashes: list, n_records: int) -> tuple[str, int, int, int]:
+        parent = self.state.manifest
+        if parent is not None and not ids:
+            return parent, self.state.depth, self.state.chain_entries, 0
+        full = (
+            parent is None
+            or self.state.depth + 1 >= MAX_CHAIN_DEPTH
+            or self.state.chain_entries + len(ids) > max(n_records, 1000)
+        )
+        if full:
+            pairs = sorted(zip(self._ids, self._hashes, strict=True))
+            doc = {"type": objects.MANIFEST, "v": 1, "base_id": self.base_id, "table_id": self.table_id,
+                   "full": True, "parent": None, "ids": [p[0] for p in pairs], "hashes": [p[1] for p in pairs]}
+            depth, chain = 0, 0
+        else:
+            doc = {"type": objects.MANIFEST, "v": 1, "base_id": self.base_id, "table_id": self.table_id,
+                   "full": False, "parent": parent, "ids": ids, "hashes": hashes}
+            depth, chain = self.state.depth + 1, self.state.chain_entries + len(ids)
+        name, data = objects.encode(doc)
+        self.snap.store.backend.put(objects.object_key(name), data)
+        with self.snap._mutex:
+            self.snap._objects_written.append(name)
+            self.snap._extra_bytes += len(data)
+        return name, depth, chain, len(data)
+
+
+class SnapshotWriter:
+    """One snapshot being written. Holds the store's writer lock from begin to commit/abandon."""
+
+    def __init__(self, store: Store, lock, *, note: str | None, tags: Iterable[str], command: str) -> None:
+        self.store = store
+        self._lock = lock
+        self.note = note
+        self.tags = list(tags)
+        self.command = command
+        self.started = datetime.now(UTC)
+        self._t0 = time.monotonic()
+        self._mutex = threading.Lock()
+        self._packs = PackWriter(store.backend.put, store.pack_size)
+        self._att_packs = PackWriter(store.backend.put, store.pack_size)
+        self._bases: dict[str, dict] = {}
+        self._tables: dict[tuple[str, str], TableChange] = {}
+        self._writers: dict[tuple[str, str], TableWriter] = {}
+        self._missing: list[dict] = []
+        self._known_atts = store.catalog.known_attachments()
+        self._new_atts: list[tuple[str, bytes, int, str | None, str | None]] = []
+        self._standalone: list[tuple[bytes, int]] = []
+        self._objects_written: list[str] = []
+        self._dicts_written: list[str] = []
+        self._extra_bytes = 0
+        self._run_blobs: set[bytes] = set()
+        self._adopted = store._orphan_packs()
+        for _name, _size, entries in self._adopted:
+            self._run_blobs.update(e.hash for e in entries)
+        self.stats: dict = {}
+        self.closed = False
+        self.info: SnapshotInfo | None = None
+
+    # -- context manager: abandon on error, never commit implicitly
+    def __enter__(self) -> SnapshotWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self.closed:
+            self.abandon()
+
+    # -- schema and tables
+    def add_base(self, base_id: str, base_name: str, schema_json: dict, permission_level: str | None = None) -> None:
+        data = dumps(schema_json)
+        h = hashlib.sha256(data).digest()
+        self._add_small_blob(h, data, KIND_SCHEMA)
+        self._bases[base_id] = {"base_id": base_id, "name": base_name, "permission_level": permission_level,
+                                "schema": h.hex(), "_schema": schema_json}
+
+    def table(self, base_id: str, table_id: str) -> TableWriter:
+        base = self._bases.get(base_id)
+        if base is None:
+            raise StoreError(f"add_base({base_id!r}) must come before its tables")
+        tables = {t["id"]: t for t in base["_schema"].get("tables", [])}
+        if table_id not in tables:
+            raise StoreError(f"table {table_id} is not in the schema of base {base_id}")
+        state = self.store.catalog.table_state(base_id, table_id)
+        tw = TableWriter(self, base_id, table_id, tables[table_id]["name"], state)
+        with self._mutex:
+            if (base_id, table_id) in self._writers:
+                raise StoreError(f"table {table_id} was already added to this snapshot")
+            self._writers[(base_id, table_id)] = tw
+        tw._known |= self._run_blobs
+        return tw
+
+    def _table_done(self, tw: TableWriter, change: TableChange) -> None:
+        with self._mutex:
+            self._tables[(tw.base_id, tw.table_id)] = change
+
+    def mark_missing(self, base_id: str, table_id: str | None, reason: str) -> None:
+        with self._mutex:
+            self._missing.append({"base_id": base_id, "table_id": table_id, "reason": reason})
+            if table_id is not None:
+                self._writers.pop((base_id, table_id), None)
+                self._tables.pop((base_id, table_id), None)
+
+    # -- comments
+    def previous_comment_counts(self, base_id: str, table_id: str) -> dict[str, int]:
+        prev = self.previous_comments(base_id, table_id)
+        return {rid: len(cs) for rid, cs in prev.items()}
+
+    def previous_comments(self, base_id: str, table_id: str) -> dict[str, list]:
+        state = self.store.catalog.table_state(base_id, table_id)
+        if state.comments_hash is None:
+            return {}
+        return self.store._read_json_blob(state.comments_hash)
+
+    def add_comments(self, base_id: str, table_id: str, comments: dict[str, list[dict]]) -> None:
+        with self._mutex:
+            change = self._tables.get((base_id, table_id))
+        if change is None:
+            raise StoreError(f"finish table {table_id} before adding its comments")
+        data = dumps(strip_volatile({rid: cs for rid, cs in comments.items() if cs}))
+        h = hashlib.sha256(data).digest()
+        self._add_small_blob(h, data, KIND_COMMENTS)
+        change.comments_hash = h
+
+    # -- attachments
+    def known_attachment(self, att_id: str) -> bool:
+        with self._mutex:
+            return att_id in self._known_atts
+
+    def add_attachment(self, att_id: str, fileobj: BinaryIO, *, size: int | None = None,
+                       filename: str | None = None, mime: str | None = None) -> str:
+        """Stream a file into the store; returns its content hash (hex)."""
+        tmpdir = self.store.root / "tmp"
+        tmpdir.mkdir(exist_ok=True)
+        sha = hashlib.sha256()
+        n = 0
+        head = bytearray()
+        tmp_path = None
+        f = None
+        try:
+            while chunk := fileobj.read(1 << 20):
+                sha.update(chunk)
+                n += len(chunk)
+                if f is None and len(head) + len(chunk) <= SMALL_ATTACHMENT:
+                    head += chunk
+                    continue
+                if f is None:
+                    tmp_path = tmpdir / f"att-{os.getpid()}-{secrets.token_hex(6)}"
+                    f = open(tmp_path, "wb")
+                    f.write(head)
+                    head = bytearray()
+                f.write(chunk)
+            if f is not None:
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+                f = None
+            if size is not None and n != size:
+                raise StoreError(f"attachment {att_id}: received {n} bytes, expected {size}")
+            h = sha.digest()
+            if tmp_path is None:
+                self._add_small_blob(h, bytes(head), KIND_ATTACHMENT)
+            else:
+                if not self.store.has_blob(h):
+                    self.store.backend.put_file(objects.object_key(h.hex()), tmp_path)
+                    with self._mutex:
+                        self._standalone.append((h, n))
+                        self._extra_bytes += n
+            with self._mutex:
+                if att_id not in self._known_atts:
+                    self._known_atts.add(att_id)
+                    self._new_atts.append((att_id, h, n, mime, filename))
+            return h.hex()
+        finally:
+            if f is not None:
+                f.close()
+            if tmp_path is not None:
+                tmp_path.unlink(missing_ok=True)
+
+    # -- blobs
+    def _add_blob(self, h: bytes, frame: bytes, rlen: int, kind: str, dict_hash: bytes | None) -> None:
+        with self._mutex:
+            self._run_blobs.add(h)
+            (self._att_packs if kind == KIND_ATTACHMENT else self._packs).add(h, frame, rlen, kind, dict_hash)
+
+    def _add_small_blob(self, h: bytes, data: bytes, kind: str) -> None:
+        with self._mutex:
+            if h in self._run_blobs:
+                return
+        if self.store.has_blob(h):
+            with self._mutex:
+                self._run_blobs.add(h)
+            return
+        frame = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
+        self._add_blob(h, frame, len(data), kind, None)
+
+    def _put_dict(self, raw: bytes) -> bytes:
+        h = hashlib.sha256(raw).digest()
+        self.store.backend.put(objects.object_key(h.hex()), raw)
+        with self._mutex:
+            self._dicts_written.append(h.hex())
+            self._extra_bytes += len(raw)
+        return h
+
+    # -- the end
+    def abandon(self) -> None:
+        """Nothing becomes visible. Packs already written stay as orphans the next run adopts."""
+        if self.closed:
+            return
+        self.closed = True
+        self._lock.release()
+
+    def commit(self) -> SnapshotInfo:
+        if self.closed:
+            raise StoreError("this snapshot was already committed or abandoned")
+        try:
+            with self._mutex:
+                unfinished = [k for k, w in self._writers.items() if w.finished is None]
+            for k in unfinished:
+                self._writers[k].finish()
+            with self._mutex:
+                self._packs.seal()
+                self._att_packs.seal()
+            sealed = self._packs.sealed + self._att_packs.sealed + self._adopted
+            extra = 0
+            att_index = None
+            if self._new_atts:
+                att_index, data = objects.encode({
+                    "type": objects.ATTACHMENT_INDEX, "v": 1,
+                    "attachments": [[a, h, n, m, fn] for a, h, n, m, fn in self._new_atts],
+                })
+                self.store.backend.put(objects.object_key(att_index), data)
+                extra += len(data)
+            bytes_added = sum(size for _n, size, _e in self._packs.sealed + self._att_packs.sealed)
+            bytes_added += self._extra_bytes + extra
+            doc = self._commit_doc(sealed, att_index, bytes_added)
+            commit_id, data = objects.encode_commit(doc)
+            self.store.backend.put(objects.snapshot_key(commit_id), data)
+            batch = IngestBatch(
+                commit_id=commit_id, doc=doc, packs=sealed, standalone=list(self._standalone),
+                attachments=list(self._new_atts), tables=[self._tables[k] for k in sorted(self._tables)],
+            )
+            for base in self._bases.values():
+                for t in batch.tables:
+                    if t.base_id == base["base_id"]:
+                        t.schema_hash = bytes.fromhex(base["schema"])
+            self.store.catalog.ingest(batch)
+            self.info = self.store.resolve(commit_id)
+            return self.info
+        finally:
+            self.closed = True
+            self._lock.release()
+
+    def _commit_doc(self, sealed: list, att_index: str | None, bytes_added: int) -> dict:
+        bases = []
+        for base_id, base in self._bases.items():
+            tables = []
+            for (b, t), ch in sorted(self._tables.items()):
+                if b != base_id:
+                    continue
+                tables.append({
+                    "table_id": t, "name": ch.name, "manifest": ch.manifest,
+                    "manifest_depth": ch.depth, "chain_entries": ch.chain_entries,
+                    "dict": ch.dict_hash.hex() if ch.dict_hash else None,
+                    "comments": ch.comments_hash.hex() if ch.comments_hash else None,
+                    "records": ch.n_records, "new": ch.n_new, "changed": ch.n_changed, "deleted": ch.n_deleted,
+                })
+            bases.append({"base_id": base_id, "name": base["name"], "permission_level": base["permission_level"],
+                          "schema": base["schema"], "tables": tables})
+        missing = list(self._missing)
+        parent = self.store.latest_id()
+        return {
+            "type": "snapshot", "v": 1, "store_id": self.store.config["store_id"],
+            "time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "started": self.started.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "parent": parent, "status": "partial" if missing else "complete",
+            "note": self.note, "tags": self.tags, "command": self.command,
+            "tool_version": __version__, "canon": CANON_VERSION,
+            "bases": bases, "missing": missing,
+            "packs": [n for n, _s, _e in sealed],
+            "standalone": [[h.hex(), n] for h, n in self._standalone],
+            "dicts": list(self._dicts_written),
+            "attachment_index": att_index,
+            "bytes_added": bytes_added,
+            "stats": {**self.stats, "local_seconds": round(time.monotonic() - self._t0, 3)},
+        }
