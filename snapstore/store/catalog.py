@@ -327,7 +327,7 @@ class Catalog:
             pk = row[0]
             open_v = con.execute(
                 "SELECT record_id, hash FROM record_version WHERE table_pk = ? AND end_seq IS NULL", [pk]
-            ).fetch_arrow_table()
+            ).to_arrow_table()
             known = {
                 r[0] for r in con.execute("SELECT DISTINCT hash FROM record_version WHERE table_pk = ?", [pk]).fetchall()
             }
@@ -365,7 +365,7 @@ class Catalog:
                      AND rv.begin_seq <= ? AND (rv.end_seq IS NULL OR rv.end_seq > ?)
                    ORDER BY b.pack_seq, b.off""",
                 [seq, base_id, table_id, seq, seq],
-            ).fetch_arrow_table()
+            ).to_arrow_table()
 
     def blob_location(self, h: bytes) -> tuple | None:
         with self.read() as con:

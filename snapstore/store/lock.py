@@ -81,7 +81,7 @@ class WriterLock:
                 if holder is None:
                     continue  # released between our attempts
                 if holder.pid == os.getpid() and holder.host == doc["host"]:
-                    raise LockError(f"the store is already locked by this process ({holder.describe()})")
+                    raise LockError(f"the store is already locked by this process ({holder.describe()})") from None
                 if holder.is_stale():
                     log.warning("breaking stale lock held by %s: that process is gone", holder.describe())
                     self.broke_stale = holder
@@ -90,7 +90,7 @@ class WriterLock:
                 raise LockError(
                     f"the store {self.root} is locked by {holder.describe()}; wait for it to finish, "
                     "or if that process is gone, run `snapstore unlock`"
-                )
+                ) from None
             with os.fdopen(fd, "w") as f:
                 json.dump(doc, f)
                 f.flush()

@@ -148,7 +148,7 @@ class TableWriter:
                 """SELECT record_id, r.hash AS new_hash, o.hash AS old_hash
                    FROM r FULL OUTER JOIN o USING (record_id)
                    WHERE r.hash IS DISTINCT FROM o.hash ORDER BY record_id"""
-            ).fetch_arrow_table()
+            ).to_arrow_table()
         finally:
             con.close()
         ids = delta.column("record_id").to_pylist()
