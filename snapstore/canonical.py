@@ -49,10 +49,12 @@ def strip_volatile(value: Any) -> Any:
 
 def canonical_record(record: dict) -> dict:
     """The stored form of a record as the list API returns it (fields keyed by field id)."""
+    fields = record.get("fields") or {}
     return {
         "id": record["id"],
         "createdTime": record.get("createdTime"),
-        "fields": strip_volatile(record.get("fields") or {}),
+        # only nested values can hold attachment objects; scalars pass straight through (hot path)
+        "fields": {k: (strip_volatile(v) if type(v) in (list, dict) else v) for k, v in fields.items()},
     }
 
 

@@ -44,6 +44,9 @@ SMALL_ATTACHMENT = 512 * 1024
 #: A table's manifest chain is checkpointed (a full manifest) after this many deltas...
 MAX_CHAIN_DEPTH = 64
 ZSTD_LEVEL = 3
+#: New blobs are compressed in batches of this many, in parallel threads.
+COMPRESS_BATCH = 2048
+_MULTI = hasattr(zstandard.ZstdCompressor, "multi_compress_to_buffer")
 
 
 class StoreError(Exception):
@@ -75,6 +78,7 @@ class TableWriter:
         self._dict_hash = state.dict_hash
         self._compressor: zstandard.ZstdCompressor | None = None
         self._sampling: list[tuple[bytes, bytes]] | None = None
+        self._pending: list[tuple[bytes, bytes]] = []
         self.bytes_added = 0
         self.finished: TableCounts | None = None
         if self._dict_hash is not None:
@@ -126,15 +130,31 @@ class TableWriter:
             self._put(h, data)
 
     def _put(self, h: bytes, data: bytes) -> None:
-        frame = self._compressor.compress(data)
-        self.bytes_added += len(frame)
-        self.snap._add_blob(h, frame, len(data), KIND_RECORD, self._dict_hash)
+        self._pending.append((h, data))
+        if len(self._pending) >= COMPRESS_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Compress a batch of new blobs (on all cores where zstandard can) and pack them."""
+        if not self._pending:
+            return
+        datas = [d for _h, d in self._pending]
+        if _MULTI and len(datas) > 64:
+            frames = [bytes(f) for f in self._compressor.multi_compress_to_buffer(datas, threads=-1)]
+        else:
+            frames = [self._compressor.compress(d) for d in datas]
+        self.bytes_added += sum(len(f) for f in frames)
+        self.snap._add_blobs(
+            [(h, f, len(d)) for (h, d), f in zip(self._pending, frames, strict=True)], KIND_RECORD, self._dict_hash
+        )
+        self._pending = []
 
     def finish(self) -> TableCounts:
         if self.finished is not None:
             return self.finished
         if self._sampling is not None:
             self._end_sampling()
+        self._flush()
         run = pa.table({"record_id": pa.array(self._ids, pa.string()), "hash": pa.array(self._hashes, pa.binary())})
         old = self.state.open_versions
         con = duckdb.connect()
@@ -181,9 +201,11 @@ class TableWriter:
             or self.state.chain_entries + len(ids) > max(n_records, 1000)
         )
         if full:
-            pairs = sorted(zip(self._ids, self._hashes, strict=True))
+            run = pa.table({"record_id": pa.array(self._ids, pa.string()), "hash": pa.array(self._hashes, pa.binary())})
+            run = run.sort_by("record_id")
             doc = {"type": objects.MANIFEST, "v": 1, "base_id": self.base_id, "table_id": self.table_id,
-                   "full": True, "parent": None, "ids": [p[0] for p in pairs], "hashes": [p[1] for p in pairs]}
+                   "full": True, "parent": None, "ids": run.column("record_id").to_pylist(),
+                   "hashes": run.column("hash").to_pylist()}
             depth, chain = 0, 0
         else:
             doc = {"type": objects.MANIFEST, "v": 1, "base_id": self.base_id, "table_id": self.table_id,
@@ -353,6 +375,13 @@ class SnapshotWriter:
         with self._mutex:
             self._run_blobs.add(h)
             (self._att_packs if kind == KIND_ATTACHMENT else self._packs).add(h, frame, rlen, kind, dict_hash)
+
+    def _add_blobs(self, blobs: list[tuple[bytes, bytes, int]], kind: str, dict_hash: bytes | None) -> None:
+        with self._mutex:
+            packs = self._att_packs if kind == KIND_ATTACHMENT else self._packs
+            for h, frame, rlen in blobs:
+                self._run_blobs.add(h)
+                packs.add(h, frame, rlen, kind, dict_hash)
 
     def _add_small_blob(self, h: bytes, data: bytes, kind: str) -> None:
         with self._mutex:
