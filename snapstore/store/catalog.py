@@ -212,11 +212,13 @@ class Catalog:
             )
             con.register("new_blobs", new_blobs)
             # one row per hash: the first location wins (a blob stored twice wastes bytes, never breaks reads)
+            unique = len(set(hashes)) == len(hashes)
+            source = "new_blobs" if unique else (
+                "(SELECT * FROM new_blobs QUALIFY row_number() OVER (PARTITION BY hash ORDER BY pack_seq NULLS LAST, off) = 1)"
+            )
             con.execute(
-                """INSERT INTO blob SELECT hash, pack_seq, off, clen, rlen, kind, dict_hash FROM (
-                       SELECT *, row_number() OVER (PARTITION BY hash ORDER BY pack_seq NULLS LAST, off) rn
-                       FROM new_blobs) n
-                   WHERE rn = 1 AND NOT EXISTS (SELECT 1 FROM blob b WHERE b.hash = n.hash)"""
+                f"""INSERT INTO blob SELECT n.hash, n.pack_seq, n.off, n.clen, n.rlen, n.kind, n.dict_hash
+                    FROM {source} n ANTI JOIN blob b ON b.hash = n.hash"""
             )
             con.unregister("new_blobs")
         if batch.attachments:
