@@ -11,7 +11,14 @@ from snapstore import __version__
 
 #: Modules under snapstore.commands, each exposing ``commands`` (a list of click commands).
 COMMAND_MODULES = [
+    "demo",
+    "snapshot",
+    "diff",
+    "export",
+    "restore",
+    "retention",
     "store",
+    "emulator",
 ]
 
 

@@ -25,7 +25,7 @@ class _ErrorValue:
 
 
 ERROR = _ErrorValue()
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 _TOKEN_RE = re.compile(
     r"""\s*(?:

@@ -21,7 +21,7 @@ PERMISSION_LEVELS = ("none", "read", "comment", "edit", "create")
 def iso_from_epoch(t: float) -> str:
     import datetime as dt
 
-    return format_datetime(dt.datetime.fromtimestamp(t, dt.timezone.utc))
+    return format_datetime(dt.datetime.fromtimestamp(t, dt.UTC))
 
 
 class Record:
@@ -47,6 +47,7 @@ class Table:
     def __init__(self, schema: dict) -> None:
         self.schema = schema
         self.records: dict[str, Record] = {}
+        self._auto: int | None = None
         self.reindex()
 
     # -- schema access
@@ -81,15 +82,17 @@ class Table:
         return None
 
     def next_auto_number(self) -> int:
-        n = 0
-        auto = [f["id"] for f in self.fields if f["type"] == "autoNumber"]
-        if not auto:
-            return len(self.records) + 1
-        for rec in self.records.values():
-            v = rec.cells.get(auto[0])
-            if isinstance(v, int) and v > n:
-                n = v
-        return n + 1
+        """The next autoNumber value (never reused, like Airtable's)."""
+        if self._auto is None:
+            n = 0
+            auto = [f["id"] for f in self.fields if f["type"] == "autoNumber"]
+            for rec in self.records.values():
+                v = rec.cells.get(auto[0]) if auto else None
+                if isinstance(v, int) and v > n:
+                    n = v
+            self._auto = max(n, len(self.records))
+        self._auto += 1
+        return self._auto
 
 
 class Base:

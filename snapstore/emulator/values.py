@@ -74,16 +74,16 @@ def _parse_dt_for_field(field: dict, value: str) -> dt.datetime | None:
         else:
             d2 = dt.datetime.fromisoformat(s[:-1] + "+00:00" if s.endswith("Z") else s)
             if d2.tzinfo:
-                return d2.astimezone(dt.timezone.utc)
+                return d2.astimezone(dt.UTC)
             naive = d2
     except ValueError:
         return None
     if tzname in ("utc", "client"):
-        return naive.replace(tzinfo=dt.timezone.utc)
+        return naive.replace(tzinfo=dt.UTC)
     try:
-        return naive.replace(tzinfo=zoneinfo.ZoneInfo(tzname)).astimezone(dt.timezone.utc)
+        return naive.replace(tzinfo=zoneinfo.ZoneInfo(tzname)).astimezone(dt.UTC)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return naive.replace(tzinfo=dt.timezone.utc)
+        return naive.replace(tzinfo=dt.UTC)
 
 
 def coerce(ws: Workspace, base: Base, table: Table, field: dict, value: Any, typecast: bool,
@@ -222,7 +222,7 @@ def _collaborator(ws: Workspace, field: dict, value: Any, typecast: bool) -> dic
             user = next((u for u in ws.users if u.get("name") == value), None)
     if user is None:
         raise invalid_value(field, "unknown collaborator")
-    return dict(user)
+    return user  # the workspace's user object, shared by every cell (cells are never mutated in place)
 
 
 def _links(ws: Workspace, base: Base, table: Table, field: dict, value: Any, typecast: bool) -> list | None:
@@ -404,9 +404,10 @@ def refresh_computed(ws: Workspace, base: Base, table: Table, rec: Record, *, ki
             link_field = table.fields_by_id.get(opts.get("recordLinkFieldId") or "")
             links = cells.get(opts.get("recordLinkFieldId") or "") or []
             if t == "count":
-                _set(cells, fid, len(links) if link_field else None)
                 if link_field:
                     cells[fid] = len(links)
+                else:
+                    cells.pop(fid, None)
                 continue
             linked = base.table_by_id(((link_field or {}).get("options") or {}).get("linkedTableId", ""))
             target = opts.get("fieldIdInLinkedTable")

@@ -14,6 +14,7 @@ content URLs are public; the PAT must not leak to the content host).
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
@@ -103,6 +104,9 @@ class AirtableSource:
             cancel=self.cancel,
         )
         self.policy = policy or RetryPolicy()
+        if log is None:
+            _logger = logging.getLogger("snapstore.source")
+            log = lambda m: _logger.info("%s", m)  # noqa: E731
         self.stats = RequestStats()
         self.download_stats = RequestStats()
         self.api = Api(
@@ -120,6 +124,7 @@ class AirtableSource:
             log=log,
             pool_maxsize=pool_size,
         )
+        self._adapter = adapter
         self.api.session.mount("http://", adapter)
         self.api.session.mount("https://", adapter)
         # attachment downloads: no token, no API throttle, same retries
@@ -165,6 +170,19 @@ class AirtableSource:
     def whoami(self) -> dict:
         """``GET meta/whoami``: proves the token works (401 → :class:`AuthError`)."""
         return self._call("whoami", self.api.get, self.api.urls.whoami)
+
+    def preflight(self, retries: int = 2) -> dict:
+        """``whoami`` with few retries: a wrong URL or a dead network is reported in seconds rather
+        than after the full backoff a running snapshot deserves. Single-threaded, before anything else."""
+        full = self._adapter.policy
+        self._adapter.policy = RetryPolicy(
+            max_retries=min(retries, full.max_retries), max_429=full.max_429,
+            backoff=min(full.backoff, 0.5), backoff_max=full.backoff_max,
+        )
+        try:
+            return self.whoami()
+        finally:
+            self._adapter.policy = full
 
     def bases(self) -> list[dict]:
         """Every base the token can see, raw (``id``, ``name``, ``permissionLevel``)."""

@@ -22,7 +22,7 @@ import duckdb
 import zstandard
 
 from snapstore.canonical import CANON_VERSION, loads
-from snapstore.store import objects
+from snapstore.store import inventory, objects
 from snapstore.store.backend import Backend, BackendError, LocalBackend, ObjectMissing
 from snapstore.store.catalog import Catalog, IngestBatch, TableChange
 from snapstore.store.lock import LockError, WriterLock, break_lock, read_lock
@@ -288,7 +288,11 @@ class Store:
         return out
 
     def rebuild_catalog(self) -> int:
-        """Recreate the catalog from the objects alone; returns the number of snapshots."""
+        """Recreate the catalog from the objects alone; returns the number of snapshots.
+
+        Blob locations and attachments come from the newest store index (``index/``, written by
+        forget and prune) for the commits it covers, and from each other commit's own lists; tags
+        are the commit's tags with its tag events (``tags/``) applied."""
         tmp = self.catalog.path.with_name(f"catalog.rebuild-{secrets.token_hex(4)}.duckdb")
         cat = Catalog(tmp)
         cat.create({"store_id": self.config["store_id"]})
@@ -297,11 +301,22 @@ class Store:
             cid = key.rsplit("/", 1)[-1]
             docs.append((cid, self._read_commit(cid)))
         docs.sort(key=lambda x: (x[1]["time"], x[0]))
+        try:
+            newest = inventory.newest_index(self.backend)
+        except ValueError as e:
+            raise StoreError(str(e)) from e
+        covered = set(newest[1]["covers"]) if newest else set()
+        tag_events = inventory.read_tag_events(self.backend)
         prev_cat = self.catalog
         self.catalog = cat
         try:
-            for cid, doc in docs:
-                cat.ingest(self._batch_from_objects(cid, doc))
+            for i, (cid, doc) in enumerate(docs):
+                if cid in tag_events:
+                    doc = dict(doc, tags=inventory.apply_tag_events(doc.get("tags"), tag_events[cid]))
+                batch = self._batch_from_objects(cid, doc, covered=cid in covered)
+                if i == 0 and newest is not None:
+                    self._add_index_to_batch(batch, newest[1])
+                cat.ingest(batch)
         except BaseException:
             self.catalog = prev_cat
             tmp.unlink(missing_ok=True)
@@ -311,17 +326,29 @@ class Store:
         self.catalog = Catalog(final)
         return len(docs)
 
-    def _batch_from_objects(self, cid: str, doc: dict) -> IngestBatch:
+    def _add_index_to_batch(self, batch: IngestBatch, index: dict) -> None:
+        for name in index["packs"]:
+            try:
+                batch.packs.append((name, self.backend.size(pack_key(name)),
+                                    read_trailer(self.backend.get_range, self.backend.size, name)))
+            except (PackError, ObjectMissing) as e:
+                raise StoreError(f"store index: pack {name[:12]} unreadable: {e}") from e
+        batch.standalone.extend((bytes(h), n) for h, n in index["standalone"])
+        batch.attachments.extend((a, bytes(h), n, m, fn) for a, h, n, m, fn in index["attachments"])
+
+    def _batch_from_objects(self, cid: str, doc: dict, *, covered: bool = False) -> IngestBatch:
+        """A commit's catalog rows. ``covered``: a store index holds its data plane (packs,
+        standalone objects, attachments), so only its tables are read here."""
         packs = []
-        for name in doc.get("packs", []):
+        for name in [] if covered else doc.get("packs", []):
             try:
                 packs.append((name, self.backend.size(pack_key(name)),
                               read_trailer(self.backend.get_range, self.backend.size, name)))
             except (PackError, ObjectMissing) as e:
                 raise StoreError(f"snapshot {cid[:8]}: pack {name[:12]} unreadable: {e}") from e
-        standalone = [(bytes.fromhex(h), n) for h, n in doc.get("standalone", [])]
+        standalone = [] if covered else [(bytes.fromhex(h), n) for h, n in doc.get("standalone", [])]
         atts = []
-        if doc.get("attachment_index"):
+        if doc.get("attachment_index") and not covered:
             idx = objects.decode(self.backend.get(objects.object_key(doc["attachment_index"])))
             atts = [(a, bytes(h), n, m, fn) for a, h, n, m, fn in idx["attachments"]]
         tables = []

@@ -1,0 +1,174 @@
+"""Export benchmark: seconds per format for N records, and peak memory (RSS) of an NDJSON export at two
+sizes to show it stays flat.
+
+    python bench/bench_export.py                      # 100,000 records per format; memory at 100k and 1M
+    python bench/bench_export.py --records 20000 --memory-records 0   # quick
+
+Records are generated (realistic mix: text, numbers, selects, dates, collaborators, links, attachment
+metadata, lookups, formulas; ~600 B canonical) and written through the store's writer API. Each
+export runs in a fresh subprocess so its peak RSS (ru_maxrss) is its own.
+Targets: NDJSON, JSON, CSV, Parquet, SQLite >= 100,000 records/s; YAML >= 5,000 records/s; memory flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BASE = "appBENCH000000001"
+TABLE = "tblBENCH000000001"
+WORDS = ("alpha beta gamma delta invoice client review draft final budget plan launch report urgent "
+         "north south east west mission soma castro marina sunset richmond").split()
+FIELDS = [
+    ("fldNAME0000000001", "Name", "singleLineText", None),
+    ("fldNOTES000000001", "Notes", "multilineText", None),
+    ("fldEMAIL000000001", "Email", "email", None),
+    ("fldAMOUNT00000001", "Amount", "currency", {"precision": 2, "symbol": "$"}),
+    ("fldQTY00000000001", "Qty", "number", {"precision": 0}),
+    ("fldSTARS000000001", "Stars", "rating", {"icon": "star", "color": "yellowBright", "max": 5}),
+    ("fldDONE0000000001", "Done", "checkbox", {"icon": "check", "color": "greenBright"}),
+    ("fldSTATUS00000001", "Status", "singleSelect", {"choices": []}),
+    ("fldTAGS0000000001", "Tags", "multipleSelects", {"choices": []}),
+    ("fldDUE0000000001", "Due", "date", {"dateFormat": {"name": "iso", "format": "YYYY-MM-DD"}}),
+    ("fldWHEN0000000001", "When", "dateTime", {"timeZone": "utc", "dateFormat": {"name": "iso"}, "timeFormat": {"name": "24hour"}}),
+    ("fldOWNER000000001", "Owner", "singleCollaborator", {}),
+    ("fldLINKS000000001", "Related", "multipleRecordLinks", {"linkedTableId": TABLE, "isReversed": False, "prefersSingleRecordLink": False}),
+    ("fldFILES000000001", "Files", "multipleAttachments", {"isReversed": False}),
+    ("fldLOOKUP00000001", "Related names", "multipleLookupValues", {"isValid": True, "result": {"type": "singleLineText"}}),
+    ("fldCALC0000000001", "Calc", "formula", {"formula": "1", "isValid": True, "result": {"type": "number"}}),
+    ("fldAUTO0000000001", "ID", "autoNumber", None),
+]
+SCHEMA = {"tables": [{
+    "id": TABLE, "name": "Work items", "primaryFieldId": FIELDS[0][0], "views": [],
+    "fields": [{"id": i, "name": n, "type": t, **({"options": o} if o is not None else {})} for i, n, t, o in FIELDS],
+}]}
+USERS = [{"id": f"usrBENCH{i:09d}", "email": f"user{i}@example.com", "name": f"User {i}"} for i in range(50)]
+
+
+def rec_id(i: int) -> str:
+    return f"rec{i:014d}"
+
+
+def make_record(rng: random.Random, i: int, n: int) -> dict:
+    f = {
+        "fldNAME0000000001": f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} #{i}",
+        "fldNOTES000000001": " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 30))),
+        "fldEMAIL000000001": f"{rng.choice(WORDS)}{i}@example.com",
+        "fldAMOUNT00000001": round(rng.uniform(0, 10000), 2),
+        "fldQTY00000000001": rng.randint(0, 500),
+        "fldSTARS000000001": rng.randint(1, 5),
+        "fldSTATUS00000001": rng.choice(["Todo", "Doing", "Done"]),
+        "fldTAGS0000000001": rng.sample(WORDS, rng.randint(0, 3)),
+        "fldDUE0000000001": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+        "fldWHEN0000000001": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00.000Z",
+        "fldOWNER000000001": rng.choice(USERS),
+        "fldLINKS000000001": [rec_id(rng.randrange(n)) for _ in range(rng.randint(0, 2))],
+        "fldLOOKUP00000001": [rng.choice(WORDS)],
+        "fldCALC0000000001": rng.randint(0, 1000),
+        "fldAUTO0000000001": i + 1,
+    }
+    if rng.random() < 0.5:
+        f["fldDONE0000000001"] = True
+    if rng.random() < 0.1:
+        f["fldFILES000000001"] = [{"id": f"attB{i:013d}", "url": "https://x", "filename": f"doc{i}.pdf",
+                                   "size": 1000 + i, "type": "application/pdf"}]
+    return {"id": rec_id(i), "createdTime": "2024-01-01T00:00:00.000Z", "fields": {k: v for k, v in f.items() if v != []}}
+
+
+def build_store(path: Path, n: int) -> float:
+    from snapstore.store import Store
+
+    t0 = time.perf_counter()
+    store = Store.open(path, create=True)
+    snap = store.begin_snapshot(note=f"bench {n}", command="bench")
+    snap.add_base(BASE, "Bench", SCHEMA)
+    tw = snap.table(BASE, TABLE)
+    rng = random.Random(42)
+    for i in range(n):
+        tw.add(make_record(rng, i, n))
+    tw.finish()
+    snap.commit()
+    return time.perf_counter() - t0
+
+
+def child(store_path: str, fmt: str, out: str) -> None:
+    """Run one export in this (fresh) process; print seconds and peak RSS as JSON."""
+    from exporters import stream
+    from exporters.export import export_snapshot
+    from snapstore.store import Store
+
+    store = Store.open(store_path)
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    if fmt == "read":  # the stream alone: store read + conversion to Airtable's shape, no writer
+        snap = store.resolve("latest")
+        n = 0
+        for base in stream.plan(store, snap):
+            for t in base.tables:
+                for _r in stream.records(store, snap, t, None):
+                    n += 1
+    else:
+        res = export_snapshot(store, "latest", out, formats=fmt, attachments=False)
+        n = res.records
+    secs = time.perf_counter() - t0
+    cpu = time.process_time() - c0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"format": fmt, "records": n, "seconds": secs, "cpu_seconds": cpu, "peak_rss_mb": rss_mb}))
+
+
+def run_child(store: Path, fmt: str, out: Path) -> dict:
+    cp = subprocess.run([sys.executable, __file__, "--child", str(store), fmt, str(out)],
+                        capture_output=True, text=True, check=True)
+    return json.loads(cp.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--memory-records", type=int, default=1_000_000, help="0 to skip the large memory run")
+    ap.add_argument("--formats", default="read,ndjson,json,csv,parquet,sqlite,yaml,all")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    work = Path(tempfile.mkdtemp(prefix="bench-export-"))
+    try:
+        store = work / "store"
+        secs = build_store(store, args.records)
+        print(f"store: {args.records:,} records written in {secs:.1f}s")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (records/s by wall and by CPU time)")
+        print(f"{'format':8} {'seconds':>8} {'records/s':>10} {'cpu s':>7} {'rec/cpu-s':>10} {'peak RSS MB':>12}")
+        for fmt in args.formats.split(","):
+            fmts = "json,yaml,ndjson,csv,sqlite,parquet" if fmt == "all" else fmt
+            r = run_child(store, fmts if fmt != "read" else "read", work / f"out-{fmt}")
+            print(f"{fmt:8} {r['seconds']:8.2f} {r['records'] / r['seconds']:10,.0f} {r['cpu_seconds']:7.2f} "
+                  f"{r['records'] / r['cpu_seconds']:10,.0f} {r['peak_rss_mb']:12.0f}", flush=True)
+            shutil.rmtree(work / f"out-{fmt}", ignore_errors=True)
+        if args.memory_records:
+            big = work / "store-big"
+            secs = build_store(big, args.memory_records)
+            print(f"store: {args.memory_records:,} records written in {secs:.1f}s")
+            small = run_child(store, "ndjson", work / "mem-small")
+            large = run_child(big, "ndjson", work / "mem-large")
+            for n, r in ((args.records, small), (args.memory_records, large)):
+                print(f"ndjson {n:>9,} records: {r['seconds']:.1f}s ({r['records'] / r['seconds']:,.0f}/s wall, "
+                      f"{r['records'] / r['cpu_seconds']:,.0f}/cpu-s), peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

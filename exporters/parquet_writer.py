@@ -1,0 +1,198 @@
+"""Parquet: one file per table, typed columns from the snapshot's schema, written in row groups.
+
+Column types (``exporters.values.column_kind``): ``_id`` string, ``_createdTime`` timestamp; number,
+percent, currency, duration → float64; rating, autoNumber, count → int64; checkbox → bool; date →
+date32; dateTime (and createdTime/lastModifiedTime fields) → timestamp[ms, UTC] (date32 when their
+result is a date); text, single select → string; multipleSelects and links → list<string>;
+attachments → list<struct<id, filename, size, type, width, height, path, thumbnails (JSON)>>;
+collaborators → struct<id, email, name> (list of them for multipleCollaborators); barcode →
+struct<text, type>; button → struct<label, url>; formula, rollup, lookup, aiText and unknown types →
+string holding the cell as JSON. Each column's Airtable field id, type and encoding are in the Parquet
+field metadata. Empty fields are null (an unchecked checkbox is null, as Airtable omits it).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from exporters import values as V
+from exporters.base import BatchWriter
+from exporters.stream import TableMeta
+
+ROW_GROUP = 10_000
+
+_COLLAB = pa.struct([("id", pa.string()), ("email", pa.string()), ("name", pa.string())])
+_ATTACH = pa.struct([
+    ("id", pa.string()), ("filename", pa.string()), ("size", pa.int64()), ("type", pa.string()),
+    ("width", pa.int64()), ("height", pa.int64()), ("path", pa.string()), ("thumbnails", pa.string()),
+])
+_TS = pa.timestamp("ms", tz="UTC")
+ARROW_TYPES = {
+    V.TEXT: pa.string(), V.FLOAT: pa.float64(), V.INT: pa.int64(), V.BOOL: pa.bool_(), V.DATE: pa.date32(),
+    V.DATETIME: _TS, V.STR_LIST: pa.list_(pa.string()), V.ATTACHMENTS: pa.list_(_ATTACH),
+    V.COLLABORATOR: _COLLAB, V.COLLABORATORS: pa.list_(_COLLAB),
+    V.BARCODE: pa.struct([("text", pa.string()), ("type", pa.string())]),
+    V.BUTTON: pa.struct([("label", pa.string()), ("url", pa.string())]), V.JSON: pa.string(),
+}
+_STRUCT_KEYS = {V.COLLABORATOR: ("id", "email", "name"), V.BARCODE: ("text", "type"), V.BUTTON: ("label", "url")}
+_ATTACH_KEYS = ("id", "filename", "size", "type", "width", "height", "path", "thumbnails")
+_PARSED_LATER = (V.DATE, V.DATETIME)  # ISO strings, cast column-wise
+#: Kinds whose raw JSON values pyarrow converts directly (a whole column at once).
+_FAST = (V.TEXT, V.FLOAT, V.INT, V.BOOL, V.STR_LIST, V.COLLABORATOR, V.COLLABORATORS, V.BARCODE, V.BUTTON)
+
+
+class _Bad(Exception):
+    pass
+
+
+def _num(v, kind):
+    if type(v) is bool or not isinstance(v, int | float):
+        raise _Bad(f"not a number: {v!r}"[:120])
+    if kind == V.INT:
+        if isinstance(v, float):
+            if not v.is_integer():
+                raise _Bad(f"not an integer: {v!r}")
+            return int(v)
+        return v
+    return float(v)
+
+
+def _struct(v, keys):
+    if not isinstance(v, dict):
+        raise _Bad(f"not an object: {v!r}"[:120])
+    extra = set(v) - set(keys)
+    if extra:
+        raise _Bad(f"keys {sorted(extra)} have no column")
+    return v
+
+
+def _attachment(v):
+    if not isinstance(v, dict):
+        raise _Bad(f"not an attachment: {v!r}"[:120])
+    extra = set(v) - set(_ATTACH_KEYS) - {"url"}
+    if extra:
+        raise _Bad(f"attachment keys {sorted(extra)} have no column")
+    out = {k: v.get(k) for k in _ATTACH_KEYS}
+    if out["thumbnails"] is not None:
+        out["thumbnails"] = V.dumps_json(out["thumbnails"])
+    return out
+
+
+def convert(kind: str, v):
+    """A cell as the Python value pyarrow builds the column from; raises _Bad when it cannot."""
+    if kind == V.TEXT:
+        if type(v) is not str:
+            raise _Bad(f"not text: {v!r}"[:120])
+        return v
+    if kind in (V.FLOAT, V.INT):
+        return _num(v, kind)
+    if kind == V.BOOL:
+        if type(v) is not bool:
+            raise _Bad(f"not a boolean: {v!r}"[:120])
+        return v
+    if kind in _PARSED_LATER:
+        if type(v) is not str:
+            raise _Bad(f"not a date string: {v!r}"[:120])
+        return v
+    if kind == V.STR_LIST:
+        if type(v) is not list or not all(type(x) is str for x in v):
+            raise _Bad(f"not a list of strings: {v!r}"[:120])
+        return v
+    if kind == V.ATTACHMENTS:
+        if type(v) is not list:
+            raise _Bad(f"not a list: {v!r}"[:120])
+        return [_attachment(x) for x in v]
+    if kind == V.COLLABORATORS:
+        if type(v) is not list:
+            raise _Bad(f"not a list: {v!r}"[:120])
+        return [_struct(x, _STRUCT_KEYS[V.COLLABORATOR]) for x in v]
+    if kind in _STRUCT_KEYS:
+        return _struct(v, _STRUCT_KEYS[kind])
+    return V.dumps_json(v)
+
+
+def _time_array(strings: list, typ: pa.DataType) -> pa.Array:
+    """ISO strings to date32 / timestamp[ms, UTC] in one vectorised cast."""
+    return pa.array(strings, pa.string()).cast(typ)
+
+
+class ParquetWriter(BatchWriter):
+    format = "parquet"
+    ext = ".parquet"
+
+    def open_table(self, table: TableMeta) -> None:
+        super().open_table(table)
+        self.kinds = [V.column_kind(f) for f in table.fields]
+        fields = [
+            pa.field(table.columns[0], pa.string(), nullable=False, metadata={"airtable": "record id"}),
+            pa.field(table.columns[1], _TS, metadata={"airtable": "record createdTime"}),
+        ]
+        for f, col, kind in zip(table.fields, table.field_columns, self.kinds, strict=True):
+            fields.append(pa.field(col, ARROW_TYPES[kind], metadata={
+                "airtable_field_id": f["id"], "airtable_name": f.get("name") or f["id"],
+                "airtable_type": str(f.get("type")), "encoding": "json" if kind == V.JSON else kind,
+            }))
+        self.schema = pa.schema(fields, metadata={
+            "airtable_base_id": table.base.base_id, "airtable_table_id": table.table_id,
+            "airtable_table_name": table.name, "snapshot": self.ctx.snapshot.full_id,
+        })
+        self.pw = pq.ParquetWriter(self.table_path(table), self.schema, compression="zstd")
+
+    def flush(self, records: list[dict]) -> None:
+        ids, created, fields = self.columns_of(records)
+        arrays = [pa.array(ids, pa.string()), self._times(1, created, _TS, ids)]
+        for i, _name, raw in fields:
+            arrays.append(self._column(i + 2, self.kinds[i], raw, ids))
+        self.pw.write_table(pa.Table.from_arrays(arrays, schema=self.schema), row_group_size=ROW_GROUP)
+
+    def _bad(self, col: int, rid: str, e) -> None:
+        self.ctx.warn(self.format, self.table, self.table.columns[col], f"{rid}: {e}; stored null")
+
+    def _times(self, col: int, raw: list, typ: pa.DataType, ids: list) -> pa.Array:
+        try:
+            return _time_array(raw, typ)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            out = []
+            for rid, v in zip(ids, raw, strict=True):  # cast one by one, null the bad ones
+                try:
+                    out.append(_time_array([v], typ)[0].as_py())
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                    self._bad(col, rid, f"not a date: {v!r}"[:120])
+                    out.append(None)
+            return pa.array(out, typ)
+
+    def _column(self, col: int, kind: str, raw: list, ids: list) -> pa.Array:
+        typ = self.schema.field(col).type
+        if kind in _PARSED_LATER:
+            return self._times(col, raw, typ, ids)
+        if kind == V.JSON:
+            dumps = V.dumps_json
+            return pa.array([None if v is None else dumps(v) for v in raw], typ)
+        if kind in _FAST:  # pyarrow checks the types in C; a mismatch falls back to the checked path
+            try:
+                return pa.array(raw, typ)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+                pass
+        out = []
+        for rid, v in zip(ids, raw, strict=True):
+            if v is not None:
+                try:
+                    v = convert(kind, v)
+                except _Bad as e:
+                    self._bad(col, rid, e)
+                    v = None
+            out.append(v)
+        return pa.array(out, typ)
+
+    def close_table(self) -> None:
+        self._flush()
+        self.pw.close()
+        self.pw = None
+        super().close_table()
+
+    def abort(self) -> None:
+        pw = getattr(self, "pw", None)
+        if pw is not None:
+            pw.close()
+            self.pw = None

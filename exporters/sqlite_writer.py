@@ -1,0 +1,178 @@
+"""SQLite: one database per base (``data/sqlite/<base>.sqlite``), one table per Airtable table.
+
+Each table has ``_id TEXT PRIMARY KEY`` (the record id), ``_createdTime TEXT`` and a column per field in schema order:
+REAL for number/percent/currency/duration, INTEGER for rating/autoNumber/count and checkbox (1, or NULL
+when unchecked), TEXT for text and selects, ISO-8601 TEXT for dates and date-times, JSON TEXT for
+everything else (lists, attachments, collaborators, barcode, button, formula/rollup/lookup/aiText).
+Every linked-record field also gets a link table ``<table>__<field>`` (record_id, position,
+linked_record_id) with foreign keys to both tables (to the linked table only when it is part of the
+export), so ``sqlite3`` and datasette can join across tables. Metadata tables: ``_airtable_snapshot``
+(key/value), ``_airtable_schema`` (the raw schema JSON), ``_airtable_tables`` and ``_airtable_fields``
+(Airtable ids, names, types, options and the SQL name each one got), ``_airtable_links``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from exporters import values as V
+from exporters.base import BatchWriter
+from exporters.naming import NameAllocator, inside
+from exporters.stream import BaseMeta, TableMeta
+
+SQL_TYPES = {V.TEXT: "TEXT", V.FLOAT: "REAL", V.INT: "INTEGER", V.BOOL: "INTEGER", V.DATE: "TEXT",
+             V.DATETIME: "TEXT"}
+ENCODING = {V.DATE: "iso8601 date", V.DATETIME: "iso8601 datetime", V.BOOL: "1 or NULL"}
+META_TABLES = ("_airtable_snapshot", "_airtable_schema", "_airtable_tables", "_airtable_fields", "_airtable_links")
+
+_META_SQL = """
+CREATE TABLE _airtable_snapshot (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE _airtable_schema (base_id TEXT PRIMARY KEY, base_name TEXT, schema_json TEXT NOT NULL);
+CREATE TABLE _airtable_tables (table_id TEXT PRIMARY KEY, name TEXT NOT NULL, sql_table TEXT,
+    primary_field_id TEXT, description TEXT, records INTEGER, schema_json TEXT);
+CREATE TABLE _airtable_fields (table_id TEXT NOT NULL REFERENCES _airtable_tables(table_id),
+    field_id TEXT NOT NULL, position INTEGER NOT NULL, name TEXT NOT NULL, type TEXT, sql_column TEXT,
+    sql_type TEXT, encoding TEXT, description TEXT, options_json TEXT, PRIMARY KEY (table_id, field_id));
+CREATE TABLE _airtable_links (sql_table TEXT PRIMARY KEY, table_id TEXT NOT NULL, field_id TEXT NOT NULL,
+    linked_table_id TEXT, linked_sql_table TEXT);
+"""
+
+
+def q(name: str) -> str:
+    """A quoted SQL identifier (any text)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_column(kind: str, raw: list) -> list:
+    """One column's SQLite values; a value of an unexpected type is stored as its JSON text."""
+    dumps = V.dumps_json
+    if kind in (V.TEXT, V.DATE, V.DATETIME):
+        return [v if v is None or type(v) is str else dumps(v) for v in raw]
+    if kind in (V.FLOAT, V.INT):
+        return [v if v is None or type(v) in (int, float) else dumps(v) for v in raw]
+    if kind == V.BOOL:
+        return [None if v is None else 1 if v is True else 0 if v is False else dumps(v) for v in raw]
+    return [None if v is None else dumps(v) for v in raw]
+
+
+class SqliteWriter(BatchWriter):
+    format = "sqlite"
+    ext = ".sqlite"
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.con: sqlite3.Connection | None = None
+        self.base: BaseMeta | None = None
+
+    # ---- per base
+    def _open_base(self, base: BaseMeta) -> None:
+        self._close_base()
+        path = inside(self.ctx.data_dir(self.format), base.stem + self.ext)
+        self.files.append(path)
+        self.con = sqlite3.connect(path, isolation_level=None)
+        self.con.execute("PRAGMA journal_mode=OFF")
+        self.con.execute("PRAGMA synchronous=OFF")
+        self.con.execute("BEGIN")
+        for stmt in _META_SQL.split(";"):
+            if stmt.strip():
+                self.con.execute(stmt)
+        self.base = base
+        alloc = NameAllocator(reserved=META_TABLES, max_bytes=4096)
+        self.sql_names: dict[str, str] = {}
+        for t in base.tables:
+            name = t.name if not t.name.lower().startswith("sqlite_") else "_" + t.name
+            self.sql_names[t.table_id] = alloc.take(name, sanitize=False, fallback=t.table_id)
+        self.link_names: dict[tuple[str, str], str] = {}
+        for t in base.tables:
+            for f in t.fields:
+                if f.get("type") == "multipleRecordLinks":
+                    self.link_names[(t.table_id, f["id"])] = alloc.take(
+                        f"{self.sql_names[t.table_id]}__{f.get('name') or f['id']}", sanitize=False)
+        snap = self.ctx.snapshot
+        self.con.executemany("INSERT INTO _airtable_snapshot VALUES (?, ?)", [
+            ("snapshot_id", snap.full_id), ("snapshot_time", snap.time.isoformat().replace("+00:00", "Z")),
+            ("parent", snap.parent), ("base_id", base.base_id), ("base_name", base.name),
+            ("tool_version", str(snap.doc.get("tool_version"))),
+        ])
+        self.con.execute("INSERT INTO _airtable_schema VALUES (?, ?, ?)",
+                         (base.base_id, base.name, V.dumps_json(base.schema)))
+        for ts in base.schema.get("tables", []):
+            tid = ts.get("id")
+            self.con.execute("INSERT INTO _airtable_tables VALUES (?, ?, ?, ?, ?, NULL, ?)", (
+                tid, ts.get("name") or tid, self.sql_names.get(tid), ts.get("primaryFieldId"),
+                ts.get("description"), V.dumps_json(ts)))
+
+    def _close_base(self) -> None:
+        if self.con is not None:
+            self.con.execute("COMMIT")
+            bad = self.con.execute("PRAGMA foreign_key_check").fetchall()
+            if bad:
+                self.ctx.warnings.append(
+                    f"sqlite: {self.base.name}: {len(bad)} link(s) point at records not in the export "
+                    f"(first: {bad[0][0]} row {bad[0][1]})")
+            self.con.close()
+            self.con = None
+            self.base = None
+
+    # ---- per table
+    def open_table(self, table: TableMeta) -> None:
+        super().open_table(table)
+        if self.base is not table.base:
+            self._open_base(table.base)
+        con = self.con
+        self.kinds = [V.column_kind(f) for f in table.fields]
+        sql_table = self.sql_names[table.table_id]
+        cols = [f"{q(table.columns[0])} TEXT PRIMARY KEY NOT NULL", f"{q(table.columns[1])} TEXT"]
+        self.id_col = table.columns[0]
+        for i, (f, col, kind) in enumerate(zip(table.fields, table.field_columns, self.kinds, strict=True)):
+            sql_type = SQL_TYPES.get(kind, "TEXT")
+            cols.append(f"{q(col)} {sql_type}")
+            con.execute("INSERT INTO _airtable_fields VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
+                table.table_id, f["id"], i, self.names[i], f.get("type"), col, sql_type,
+                ENCODING.get(kind, "json" if kind not in SQL_TYPES else "text"), f.get("description"),
+                V.dumps_json(f.get("options")) if f.get("options") is not None else None))
+        con.execute(f"CREATE TABLE {q(sql_table)} ({', '.join(cols)})")
+        self.insert = f"INSERT INTO {q(sql_table)} VALUES ({', '.join('?' * len(cols))})"
+        self.links: list[tuple[int, str]] = []  # (field index, link insert sql)
+        for i, f in enumerate(table.fields):
+            if f.get("type") != "multipleRecordLinks":
+                continue
+            lt = self.link_names[(table.table_id, f["id"])]
+            target_id = (f.get("options") or {}).get("linkedTableId")
+            target = self.sql_names.get(target_id)
+            ref = f" REFERENCES {q(target)}({q(table.columns[0])})" if target else ""
+            con.execute(
+                f"CREATE TABLE {q(lt)} (record_id TEXT NOT NULL REFERENCES {q(sql_table)}({q(self.id_col)}), "
+                f"position INTEGER NOT NULL, linked_record_id TEXT NOT NULL{ref}, PRIMARY KEY (record_id, position))"
+            )
+            con.execute(f"CREATE INDEX {q(lt + '__linked')} ON {q(lt)} (linked_record_id)")
+            con.execute("INSERT INTO _airtable_links VALUES (?, ?, ?, ?, ?)",
+                        (lt, table.table_id, f["id"], target_id, target))
+            self.links.append((i, f"INSERT INTO {q(lt)} VALUES (?, ?, ?)"))
+        self.sql_table = sql_table
+
+    def flush(self, records: list[dict]) -> None:
+        ids, created, fields = self.columns_of(records)
+        cols = [ids, created] + [sql_column(self.kinds[i], raw) for i, _name, raw in fields]
+        self.con.executemany(self.insert, zip(*cols, strict=True))
+        for i, sql in self.links:
+            raw = fields[i][2]
+            rows = [(rid, pos, other) for rid, linked in zip(ids, raw, strict=True) if type(linked) is list
+                    for pos, other in enumerate(linked) if type(other) is str]
+            if rows:
+                self.con.executemany(sql, rows)
+
+    def close_table(self) -> None:
+        self._flush()
+        self.con.execute("UPDATE _airtable_tables SET records = ? WHERE table_id = ?", (self.count, self.table.table_id))
+        super().close_table()
+
+    def close(self) -> None:
+        self._close_base()
+
+    def abort(self) -> None:
+        if self.con is not None:
+            try:
+                self.con.close()
+            finally:
+                self.con = None

@@ -1,0 +1,79 @@
+"""`snapstore diff` and `snapstore history`: what changed between two snapshots, and every
+version of one record. Thin: parses, calls snapstore.diff, prints."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from snapstore.commands.common import open_store, store_option
+from snapstore.diff import diff_snapshots
+from snapstore.diff import history as record_history
+from snapstore.diff_render import FORMATS, render, render_history
+from snapstore.store import CatalogBusy, LockError, StoreError
+
+_FORMAT = click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+                       help="text for a terminal, json for scripts, markdown for a ticket.")
+
+
+def _color() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+@click.command()
+@click.argument("a", required=False)
+@click.argument("b", required=False)
+@store_option
+@click.option("--base", "bases", multiple=True, metavar="BASE", help="Only this base (id or name; repeatable).")
+@click.option("--table", "tables", multiple=True, metavar="TABLE",
+              help="Only this table (id or name as of either snapshot; repeatable).")
+@_FORMAT
+@click.option("--fields", is_flag=True, help="Show, for each changed record, the fields that changed (old and new).")
+@click.option("--limit", type=int, default=None, metavar="N",
+              help="Records listed per table and kind (default 100 in text/markdown, all in json; 0 = all).")
+@click.option("--exit-code", is_flag=True, help="Exit with status 1 when the snapshots differ (like git diff).")
+def diff(a, b, store, bases, tables, fmt, fields, limit, exit_code):
+    """What changed from snapshot A to snapshot B.
+
+    With no arguments: the two latest snapshots. With one: A against the latest. A and B are any
+    name `snapstore log` shows: an id or prefix, latest, latest~N, a date or an ISO time. A may be
+    newer than B: the diff is then read backwards (B's additions show as removals).
+    """
+    s = open_store(store)
+    try:
+        if a is None:
+            a, b = "latest~1", "latest"
+            if len(s.list_snapshots()) < 2:
+                raise StoreError("diff needs two snapshots; the store has "
+                                 f"{len(s.list_snapshots())} (name them: snapstore diff A B)")
+        elif b is None:
+            b = "latest"
+        d = diff_snapshots(s, a, b, bases=bases or None, tables=tables or None, fields=fields)
+        out = render(d, fmt, color=_color(), limit=limit)
+    except (StoreError, LockError, CatalogBusy) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(out)
+    if exit_code and not d.empty:
+        click.get_current_context().exit(1)
+
+
+@click.command()
+@click.argument("record_id")
+@store_option
+@click.option("--field", "field", default=None, metavar="FIELD",
+              help="Only the versions where this field changed (id, or name as of any snapshot).")
+@_FORMAT
+def history(record_id, store, field, fmt):
+    """Every version of one record across the store's snapshots, and what changed each time."""
+    s = open_store(store)
+    try:
+        versions = record_history(s, record_id, field=field)
+        out = render_history(record_id, versions, fmt, color=_color(), field=field)
+    except (StoreError, LockError, CatalogBusy) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(out)
+
+
+commands = [diff, history]

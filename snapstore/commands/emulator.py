@@ -1,0 +1,92 @@
+"""`snapstore emulator`: run the local Airtable Web API emulator until Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+_SHARE = click.FloatRange(0.0, 1.0)
+
+
+@click.command("emulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="TCP port; 0 lets the OS choose a free one.")
+@click.option("--token", default=None, help="Token the clients must send (default: a new random token).")
+@click.option("--workspace", "workspace_path", type=click.Path(exists=True, dir_okay=True), default=None,
+              help="Load this workspace (a folder with workspace.json, or the JSON file) instead of generating one.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated workspace.")
+@click.option("--bases", type=click.IntRange(0, 10_000), default=2, show_default=True, help="Bases to generate.")
+@click.option("--tables", type=click.IntRange(1, 1000), default=3, show_default=True, help="Tables per base.")
+@click.option("--records", type=click.IntRange(0, 10_000_000), default=100, show_default=True,
+              help="Records per table.")
+@click.option("--attachment-share", type=_SHARE, default=0.2, show_default=True,
+              help="Share of records with attachments (0-1).")
+@click.option("--link-share", type=_SHARE, default=0.5, show_default=True,
+              help="Share of records linked to another table (0-1).")
+@click.option("--comment-share", type=_SHARE, default=0.1, show_default=True,
+              help="Share of records with comments (0-1).")
+@click.option("--save", "save_path", type=click.Path(dir_okay=True), default=None,
+              help="Save the workspace here on start and again on exit (with the changes made through the API).")
+@click.option("--rate-limit-base", type=click.IntRange(1), default=5, show_default=True,
+              help="Requests per second allowed per base.")
+@click.option("--rate-limit-token", type=click.IntRange(1), default=50, show_default=True,
+              help="Requests per second allowed per token.")
+@click.option("--penalty", type=click.FloatRange(0.0), default=30.0, show_default=True,
+              help="Seconds of 429 answers after a rate limit is exceeded.")
+@click.option("--time-scale", type=click.FloatRange(0.0, min_open=True), default=1.0, show_default=True,
+              help="Run the emulator's clock this many times faster than real time (limits, penalty, TTLs).")
+@click.option("--iterator-ttl", type=click.FloatRange(0.0, min_open=True), default=300.0, show_default=True,
+              help="Idle seconds after which a list-records offset expires (422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE).")
+@click.option("--attachment-ttl", type=click.FloatRange(0.0, min_open=True), default=7200.0, show_default=True,
+              help="Seconds an attachment URL stays valid (then 410).")
+@click.option("--no-rate-limit", is_flag=True, default=False, help="Disable rate limiting.")
+def emulator(host: str, port: int, token: str | None, workspace_path: str | None, seed: int, bases: int,
+             tables: int, records: int, attachment_share: float, link_share: float, comment_share: float,
+             save_path: str | None, rate_limit_base: int, rate_limit_token: int, penalty: float,
+             time_scale: float, iterator_ttl: float, attachment_ttl: float, no_rate_limit: bool) -> None:
+    """Run a local Airtable Web API emulator (for tests, demos and benchmarks).
+
+    Point pyairtable at it with Api(TOKEN, endpoint_url=URL). Admin endpoints (loopback only):
+    GET /__admin/counters, POST /__admin/churn, POST|GET|DELETE /__admin/faults,
+    POST /__admin/expire-iterators, POST /__admin/clock/advance, POST /__admin/save."""
+    from snapstore.emulator import Emulator, ScaledClock, SystemClock, Workspace, generate_workspace
+    from snapstore.emulator.workspace_io import WorkspaceFormatError
+
+    if workspace_path is not None:
+        try:
+            ws = Workspace.load(workspace_path)
+        except (OSError, ValueError, KeyError, WorkspaceFormatError) as e:
+            raise click.ClickException(f"cannot load workspace {workspace_path}: {e}") from e
+    else:
+        ws = generate_workspace(seed=seed, bases=bases, tables_per_base=tables, records_per_table=records,
+                                attachment_share=attachment_share, link_share=link_share,
+                                comment_share=comment_share)
+    if save_path:
+        ws.save(save_path)
+    clock = ScaledClock(time_scale) if time_scale != 1.0 else SystemClock()
+    emu = Emulator(ws, token=token, rate_limit_base=rate_limit_base, rate_limit_token=rate_limit_token,
+                   penalty=penalty, clock=clock, iterator_ttl=iterator_ttl, attachment_ttl=attachment_ttl,
+                   rate_limits=not no_rate_limit, host=host, port=port)
+    try:
+        emu.start()
+    except OSError as e:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {e}") from e
+    click.echo(f"Airtable emulator listening on {emu.url}")
+    click.echo(f"token: {emu.token}")
+    click.echo(f"workspace: {ws!r}")
+    click.echo("Press Ctrl-C to stop.")
+    try:
+        emu.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+        if save_path:
+            with emu.lock:
+                ws.save(save_path)
+            click.echo(f"saved workspace to {os.path.abspath(save_path)}")
+
+
+commands = [emulator]

@@ -1,0 +1,55 @@
+"""`snapstore export`: materialise a snapshot into the backup folder (JSON, YAML, NDJSON, CSV, SQLite,
+Parquet, attachments, metadata, reports, logs)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from snapstore.commands.common import open_store, store_option
+from snapstore.store import LockError, StoreError
+
+
+def _split(values: tuple[str, ...]) -> list[str] | None:
+    out = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    return out or None
+
+
+@click.command()
+@click.argument("snapshot", default="latest")
+@store_option
+@click.option("--out", "-o", "out_dir", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Folder in which airtable_backup_YYYY-MM-DD_HH-MM-SS/ is created.")
+@click.option("--format", "-f", "formats", default="all", show_default=True,
+              help="Comma-separated: json,yaml,ndjson,csv,sqlite,parquet (or all).")
+@click.option("--base", "bases", multiple=True, help="Only this base (id or name); repeat or comma-separate.")
+@click.option("--table", "tables", multiple=True, help="Only this table (id or name); repeat or comma-separate.")
+@click.option("--no-attachments", is_flag=True, help="Do not copy attachment files (records keep their metadata).")
+@click.option("--no-csv-guard", is_flag=True,
+              help="Do not prefix ' to CSV cells starting with = + - @ (spreadsheet formula injection guard).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[str, ...], tables: tuple[str, ...],
+           no_attachments: bool, no_csv_guard: bool, as_json: bool) -> None:
+    """Export SNAPSHOT (id, latest, latest~N, a date or ISO time; default latest) as a backup folder."""
+    from exporters.export import export_snapshot
+
+    s = open_store(store)
+    try:
+        res = export_snapshot(s, snapshot, out_dir, formats=formats, bases=_split(bases), tables=_split(tables),
+                              attachments=not no_attachments, csv_guard=not no_csv_guard)
+    except (StoreError, LockError) as e:
+        raise click.ClickException(str(e)) from e
+    if as_json:
+        click.echo(json.dumps(res.to_dict(), indent=1, ensure_ascii=False))
+        return
+    click.echo(f"exported snapshot {res.snapshot.id} to {res.path}")
+    click.echo(f"  {len(res.tables)} tables, {res.records} records, {res.attachments['copied']} attachments, "
+               f"{res.files} files, {res.bytes} bytes in {res.seconds:.1f}s")
+    for e in res.errors:
+        click.echo(f"  error: {e}", err=True)
+    for w in res.warnings:
+        click.echo(f"  warning: {w}", err=True)
+
+
+commands = [export]

@@ -1,0 +1,180 @@
+"""`snapstore restore` and `snapstore import`: getting the data back. Thin: parses, calls
+snapstore.restore, prints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from snapstore.commands.common import open_store, store_option
+from snapstore.commands.snapshot import _make_source, _source_options
+from snapstore.restore import (
+    FolderSource,
+    RestoreError,
+    RevertPlan,
+    SnapshotSource,
+    import_folder,
+    open_source,
+)
+from snapstore.restore import (
+    restore as run_restore,
+)
+from snapstore.restore import (
+    revert as run_revert,
+)
+from snapstore.source import SourceError
+from snapstore.store import CatalogBusy, LockError, StoreError
+
+_ERRORS = (RestoreError, StoreError, LockError, CatalogBusy, SourceError)
+
+
+def _fail(e: Exception) -> click.ClickException:
+    return click.ClickException(str(e))
+
+
+def _human(rep: dict) -> str:
+    lines = []
+    head = "Plan" if rep["dry_run"] else f"{rep['mode'].capitalize()} {rep['status']}"
+    lines.append(f"{head}: {rep['source']} -> base {rep['target_base']}")
+    if rep["mode"] == "revert" and rep.get("plan"):
+        p = rep["plan"]
+        lines.append(f"  table {p['table']} ({p['table_id']}): re-create {p['recreate']}, rewrite {p['update']}, "
+                     f"added since {p['added_since']} ({'delete' if p['delete_added'] else 'keep'}), "
+                     f"unchanged {p['unchanged']}")
+    for t in rep["tables"].values():
+        target = t.get("new_name") or t["name"]
+        verb = "would create" if rep["dry_run"] and rep["mode"] == "restore" else "created"
+        lines.append(f"  {t['name']} -> {target}{' (' + t['new_table'] + ')' if t.get('new_table') else ''}: "
+                     f"{verb} {t['created']}, updated {t['updated']}, deleted {t['deleted']}, skipped {t['skipped']}"
+                     + (f", already done {t['resumed']}" if t.get("resumed") else ""))
+    nr = rep["not_restorable"]
+    if nr:
+        lines.append(f"Not restorable ({len(nr)} fields):")
+        for f in nr:
+            kept = " — last values kept as text" if f.get("kept_as") else ""
+            where = f"{f['table']}." if f.get("table") else ""
+            lines.append(f"  {where}{f['field']} ({f.get('type', '')}): {f.get('reason')}{kept}")
+    att = rep["attachments"]
+    if att["uploaded"] or att["not_uploaded"]:
+        lines.append(f"Attachments: {att['uploaded']} uploaded, {len(att['not_uploaded'])} not")
+        for a in att["not_uploaded"][:20]:
+            lines.append(f"  {a.get('filename')} ({a.get('attachment')}): {a.get('reason')}"
+                         + (f" — file: {a['path']}" if a.get("path") else ""))
+    for w in rep["warnings"][:20]:
+        lines.append(f"warning: {w}")
+    if rep.get("id_map_file"):
+        lines.append(f"Id map: {rep['id_map_file']}")
+    if rep.get("journal"):
+        lines.append(f"Journal: {rep['journal']}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("source")
+@store_option
+@_source_options
+@click.option("--to-base", metavar="BASE_ID", help="Restore into new tables of this base.")
+@click.option("--base", "base", metavar="BASE_ID",
+              help="The source base (when the snapshot holds several); with --revert, the live base.")
+@click.option("--table", "-t", "tables", multiple=True, help="Only this table (id or name; repeatable).")
+@click.option("--keep-computed-values", is_flag=True,
+              help="Keep the last values of computed fields (formula, rollup, ...) in text fields.")
+@click.option("--revert", is_flag=True, help="Put an existing table back as it was in the snapshot.")
+@click.option("--record", "-r", "records", multiple=True, help="With --revert: only these records.")
+@click.option("--delete-added", is_flag=True, help="With --revert: delete records added since the snapshot.")
+@click.option("--new", "--force", "new", is_flag=True,
+              help="Restore again into new tables even though this restore was completed before.")
+@click.option("--no-verify", is_flag=True, help="Use an exported folder without checking its manifest.")
+@click.option("--dry-run", is_flag=True, help="Show the plan; send no write request.")
+@click.option("--yes", "-y", is_flag=True, help="With --revert: do not ask before writing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def restore(source, store, to_base, base, tables, keep_computed_values, revert, records, delete_added, new,
+            no_verify, dry_run, yes, as_json, **kw):
+    """Restore SOURCE (a snapshot name, or an exported airtable_backup_* folder) into Airtable.
+
+    \b
+    snapstore restore latest --to-base appXXXX            new tables in base appXXXX
+    snapstore restore ./airtable_backup_2026-... --to-base appXXXX
+    snapstore restore latest --revert --base appXXXX --table Tasks [--record recX ...] [--delete-added]
+
+    Computed fields cannot be created through the API and are reported with their definitions.
+    An interrupted restore continues where it stopped when run again.
+    """
+    if revert:
+        if not base or not tables or len(tables) != 1:
+            raise click.UsageError("--revert needs --base BASE and exactly one --table TABLE")
+        if to_base:
+            raise click.UsageError("--revert works in place; drop --to-base")
+    elif not to_base:
+        raise click.UsageError("give --to-base BASE_ID (or --revert --base B --table T)")
+    if (records or delete_added) and not revert:
+        raise click.UsageError("--record and --delete-added go with --revert")
+    try:
+        p = Path(source)
+        st = None
+        if p.is_dir() and (p / "data").is_dir():
+            src = FolderSource(p, verify=not no_verify)
+        else:
+            st = open_store(store)
+            src = open_source(source, st)
+        if revert and not isinstance(src, SnapshotSource):
+            raise RestoreError("--revert needs a snapshot in a store (import the folder first: snapstore import)")
+        client = None
+        if not dry_run or kw.get("token") or kw.get("token_file"):
+            client, _token = _make_source(kw)
+        if revert:
+            def confirm(plan: RevertPlan) -> bool:
+                if yes:
+                    return True
+                c = plan.counts()
+                click.echo(f"Revert {plan.table_name} ({plan.table_id}) in {base} to {src.label}: re-create "
+                           f"{c['recreate']}, rewrite {c['update']}, {c['added_since']} added since "
+                           f"({'will be deleted' if delete_added else 'kept'}).", err=True)
+                return click.confirm("Go ahead?", default=False, err=True)
+
+            if client is None:
+                raise RestoreError("--revert --dry-run needs a token to read the live table")
+            rep = run_revert(src, client=client, base_id=base, table=tables[0], records=records,
+                             delete_added=delete_added, dry_run=dry_run, confirm=confirm)
+        else:
+            rep = run_restore(src, to_base=to_base, client=client, base_id=base, tables=tables,
+                              keep_computed=keep_computed_values, dry_run=dry_run, new=new)
+        if client is not None:
+            rep.requests = client.stats.snapshot()
+    except _ERRORS as e:
+        raise _fail(e) from None
+    doc = rep.to_dict()
+    if as_json:
+        click.echo(json.dumps(doc, indent=1, default=str))
+    else:
+        click.echo(_human(doc))
+    if doc["status"] == "cancelled":
+        click.get_current_context().exit(1)
+
+
+@click.command("import")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@store_option
+@click.option("--note", default=None, help="A note stored with the snapshot.")
+@click.option("--tag", "tags", multiple=True, help="A tag stored with the snapshot (repeatable).")
+@click.option("--no-verify", is_flag=True, help="Do not check the folder against its manifest.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new snapshot as JSON.")
+def import_(folder, store, note, tags, no_verify, as_json):
+    """Make an exported folder (airtable_backup_*, or another tool's folder with data/json) a snapshot
+    in the store, with its original record ids, schema and attachments."""
+    try:
+        st = open_store(store, create=True)
+        info = import_folder(folder, st, note=note, tags=tags, verify=not no_verify)
+    except _ERRORS as e:
+        raise _fail(e) from None
+    if as_json:
+        click.echo(json.dumps(info.to_dict(), indent=1, default=str))
+    else:
+        click.echo(f"imported {Path(folder).name} as snapshot {info.id}: {info.records} records in "
+                   f"{sum(len(b.tables) for b in info.bases)} tables"
+                   + (f" ({len(info.missing)} tables missing)" if info.missing else ""))
+
+
+commands = [restore, import_]

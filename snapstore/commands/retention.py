@@ -1,0 +1,207 @@
+"""Retention and integrity verbs: forget, prune, verify, stats, tag."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from snapstore.commands.common import open_store, store_option
+from snapstore.store import LockError, StoreError
+
+
+def _count(value: str | None) -> int:
+    if value is None:
+        return 0
+    if value.strip().lower() in ("unlimited", "-1"):
+        return -1
+    try:
+        n = int(value)
+    except ValueError as e:
+        raise click.BadParameter(f"{value!r} is not a number or 'unlimited'") from e
+    if n < 0:
+        raise click.BadParameter("use a count >= 0 or 'unlimited'")
+    return n
+
+
+def _duration(value: str | None):
+    from snapstore.retention import Duration
+
+    if not value:
+        return None
+    try:
+        return Duration.parse(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
+
+
+def _echo_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=1, default=str))
+
+
+@click.command()
+@store_option
+@click.argument("snapshots", nargs=-1)
+@click.option("--keep-last", "-l", metavar="N", help="Keep the N newest snapshots ('unlimited' for all).")
+@click.option("--keep-hourly", "-H", metavar="N", help="Keep the newest snapshot of each of the last N hours that have one.")
+@click.option("--keep-daily", "-d", metavar="N", help="... of each of the last N days that have one.")
+@click.option("--keep-weekly", "-w", metavar="N", help="... of each of the last N ISO weeks that have one.")
+@click.option("--keep-monthly", "-m", metavar="N", help="... of each of the last N months that have one.")
+@click.option("--keep-yearly", "-y", metavar="N", help="... of each of the last N years that have one.")
+@click.option("--keep-within", metavar="DURATION", help="Keep every snapshot newer than the newest minus DURATION (1y6m, 2d3h).")
+@click.option("--keep-within-hourly", metavar="DURATION", help="Keep hourly snapshots within DURATION.")
+@click.option("--keep-within-daily", metavar="DURATION", help="Keep daily snapshots within DURATION.")
+@click.option("--keep-within-weekly", metavar="DURATION", help="Keep weekly snapshots within DURATION.")
+@click.option("--keep-within-monthly", metavar="DURATION", help="Keep monthly snapshots within DURATION.")
+@click.option("--keep-within-yearly", metavar="DURATION", help="Keep yearly snapshots within DURATION.")
+@click.option("--keep-tag", multiple=True, metavar="TAG[,TAG]", help="Keep snapshots carrying all these tags (repeatable).")
+@click.option("--dry-run", "-n", is_flag=True, help="Show what would be kept (and why) and forgotten; change nothing.")
+@click.option("--prune", "do_prune", is_flag=True, help="Prune afterwards.")
+@click.option("--max-unused", default="5%", show_default=True, help="With --prune: unused space to tolerate.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def forget(store, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly,
+           keep_within, keep_within_hourly, keep_within_daily, keep_within_weekly, keep_within_monthly,
+           keep_within_yearly, keep_tag, dry_run, do_prune, max_unused, as_json) -> None:
+    """Forget snapshots by policy (restic's rules, per set of bases) or by id. Data goes with prune."""
+    from snapstore.prune import prune
+    from snapstore.retention import Policy
+    from snapstore.retention import forget as do_forget
+
+    within_p = {p: d for p, d in (("hourly", _duration(keep_within_hourly)), ("daily", _duration(keep_within_daily)),
+                                  ("weekly", _duration(keep_within_weekly)), ("monthly", _duration(keep_within_monthly)),
+                                  ("yearly", _duration(keep_within_yearly))) if d}
+    policy = Policy(
+        last=_count(keep_last), hourly=_count(keep_hourly), daily=_count(keep_daily), weekly=_count(keep_weekly),
+        monthly=_count(keep_monthly), yearly=_count(keep_yearly), within=_duration(keep_within),
+        within_periods=within_p, tags=[[t for t in spec.split(",") if t] for spec in keep_tag],
+    )
+    if policy.empty() and not snapshots:
+        raise click.UsageError("refusing an empty policy: give at least one --keep-* option (or snapshot ids)")
+    s = open_store(store)
+    try:
+        res = do_forget(s, policy if not policy.empty() else None, ids=snapshots, dry_run=dry_run)
+        pres = prune(s, max_unused=max_unused, dry_run=dry_run) if do_prune else None
+    except (StoreError, LockError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    if as_json:
+        out = res.to_dict()
+        if pres is not None:
+            out["prune"] = pres.to_dict()
+        _echo_json(out)
+        return
+    for group, decisions in res.groups.items():
+        click.echo(f"bases {', '.join(group) or '-'}: keep {sum(d.keep for d in decisions)}, "
+                   f"forget {sum(not d.keep for d in decisions)}")
+        for d in decisions:
+            t = d.snap.time.isoformat(timespec="seconds").replace("+00:00", "Z")
+            if d.keep:
+                click.echo(f"  keep    {d.snap.id[:8]}  {t}  {', '.join(d.reasons)}")
+            else:
+                click.echo(f"  forget  {d.snap.id[:8]}  {t}")
+    if dry_run:
+        click.echo(f"would forget {len(res.removed)} snapshot(s)")
+    else:
+        hint = "; run `snapstore prune` to free the space" if pres is None and res.removed else ""
+        click.echo(f"forgot {len(res.removed)} snapshot(s){hint}")
+    if pres is not None:
+        _echo_prune(pres)
+
+
+def _echo_prune(r) -> None:
+    verb = "would" if r.dry_run else ""
+    click.echo(
+        f"prune{' (dry run)' if r.dry_run else ''}: {r.snapshots} snapshot(s) kept; packs: {r.packs_total} "
+        f"({len(r.packs_dead)} unused, {len(r.packs_repack)} to repack, {len(r.packs_orphan)} left over"
+        + (f", {len(r.packs_new)} written" if not r.dry_run else "") + f"); blobs live {r.blobs_live}, dead "
+        f"{r.blobs_dead}; objects dead {len(r.objects_dead)}; attachments dead {r.attachments_dead}")
+    click.echo(f"  store {r.bytes_before} -> {r.bytes_after} bytes ({verb + ' ' if verb else ''}free "
+               f"{r.bytes_freed}); unused space left {r.bytes_unused_after} bytes")
+
+
+@click.command("prune")
+@store_option
+@click.option("--max-unused", default="5%", show_default=True,
+              help="Unused space to tolerate in partly used packs: a percentage, a size (100M) or 'unlimited'.")
+@click.option("--repack-threshold", type=click.FloatRange(0, 1), default=None,
+              help="Also repack every pack whose own unused share is at least this (0..1).")
+@click.option("--dry-run", "-n", is_flag=True, help="Show what would be removed; change nothing.")
+@click.option("--json", "as_json", is_flag=True)
+def prune_cmd(store, max_unused, repack_threshold, dry_run, as_json) -> None:
+    """Remove data no snapshot uses; repack packs that are mostly unused. Safe to interrupt."""
+    from snapstore.prune import prune
+
+    s = open_store(store)
+    try:
+        r = prune(s, max_unused=max_unused, repack_threshold=repack_threshold, dry_run=dry_run)
+    except (StoreError, LockError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    if as_json:
+        _echo_json(r.to_dict())
+    else:
+        _echo_prune(r)
+
+
+@click.command()
+@store_option
+@click.option("--read-data", is_flag=True, help="Also read every pack and object and re-hash every blob.")
+@click.option("--read-data-subset", metavar="X%|n/t", help="Read a subset of the packs (10% at random, or 1/5).")
+@click.option("--json", "as_json", is_flag=True)
+def verify(store, read_data, read_data_subset, as_json) -> None:
+    """Check the store is intact; name the snapshots, tables and records any damage reaches.
+    Exit status 1 if anything is damaged."""
+    from snapstore.verify import format_report
+    from snapstore.verify import verify as do_verify
+
+    s = open_store(store)
+    try:
+        rep = do_verify(s, read_data=read_data, subset=read_data_subset)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
+    except StoreError as e:
+        raise click.ClickException(str(e)) from e
+    if as_json:
+        _echo_json(rep.to_dict())
+    else:
+        click.echo(format_report(rep))
+    if not rep.ok:
+        raise SystemExit(1)
+
+
+@click.command()
+@store_option
+@click.option("--last", default=20, show_default=True, help="Snapshots per base to list (text output).")
+@click.option("--json", "as_json", is_flag=True)
+def stats(store, last, as_json) -> None:
+    """Store size, deduplication ratio, and growth of each base per snapshot."""
+    from snapstore.stats import format_stats
+    from snapstore.stats import stats as do_stats
+
+    s = open_store(store)
+    try:
+        st = do_stats(s)
+    except StoreError as e:
+        raise click.ClickException(str(e)) from e
+    if as_json:
+        _echo_json(st)
+    else:
+        click.echo(format_stats(st, last))
+
+
+@click.command()
+@store_option
+@click.argument("snapshot")
+@click.argument("tags", nargs=-1, required=True)
+@click.option("--remove", is_flag=True, help="Remove the tags instead of adding them.")
+def tag(store, snapshot, tags, remove) -> None:
+    """Add TAGS to SNAPSHOT (e.g. to pin it: `forget --keep-tag keep`), or --remove them."""
+    from snapstore.retention import tag as do_tag
+
+    s = open_store(store)
+    try:
+        now = do_tag(s, snapshot, add=() if remove else tags, remove=tags if remove else ())
+    except (StoreError, LockError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"{s.resolve(snapshot).id}: tags {', '.join(now) or '(none)'}")
+
+
+commands = [forget, prune_cmd, verify, stats, tag]

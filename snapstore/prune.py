@@ -1,0 +1,443 @@
+"""Prune: remove what no kept snapshot uses, repacking packs that are mostly garbage.
+
+Under the writer lock, in this order (each step leaves a readable store, and a second prune
+finishes whatever an interrupted one left):
+
+1. sync the catalog with the commit objects; finish an interrupted forget.
+2. mark: live record versions (an interval join against the kept snapshots), their blobs, schemas,
+   comments, attachments whose ``att…`` id a live record (or comment) mentions, the dictionaries of
+   live blobs and of every kept table, the manifests reachable from kept tables through ``parent``
+   links, and the attachment indexes kept commits name.
+3. classify packs: dead (no live blob), partly live, all live; choose partly-live packs to repack,
+   most garbage first, until the store's unused bytes are within ``max_unused`` (restic's rule:
+   unused / (used + unused) <= 5 %), plus every pack whose own garbage share is >= ``repack_threshold``.
+4. repack: copy each live blob's compressed frame byte for byte (after checking it decompresses to
+   its hash) into new packs, written before anything is dropped.
+5. write a store index (``index/``) describing the store after this prune, covering every commit.
+6. one catalog transaction: new pack rows, blob rows repointed, dead rows dropped.
+7. delete older store indexes, then dead and repacked packs, leftover packs no commit or index
+   names, dead objects of the kinds prune knows (manifests, dictionaries, attachment indexes, large
+   attachments), and tag events of forgotten snapshots.
+
+``SNAPSTORE_PRUNE_CRASH_AT=<step>`` kills the process with SIGKILL at a step (tests only):
+``repacked``, ``indexed``, ``catalog``, ``indexes-dropped``, ``deleting``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import zstandard
+
+from snapstore.canonical import loads
+from snapstore.retention import TRIM_VERSIONS, finish_pending_forgets
+from snapstore.store import Store, StoreError, objects
+from snapstore.store import inventory as inv
+from snapstore.store.backend import ObjectMissing
+from snapstore.store.packs import _TAIL, KIND_ATTACHMENT, PackWriter, pack_key
+
+log = logging.getLogger("snapstore.prune")
+
+CRASH_ENV = "SNAPSTORE_PRUNE_CRASH_AT"
+DICT_MAGIC = b"\x37\xa4\x30\xec"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _crash_point(step: str) -> None:
+    if os.environ.get(CRASH_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class PackInfo:
+    pack_seq: int
+    name: str
+    size: int
+    used: int = 0  # bytes of live blobs located here
+    unused: int = 0
+    n_live: int = 0
+
+
+@dataclass
+class PruneResult:
+    dry_run: bool
+    snapshots: int = 0
+    packs_total: int = 0
+    packs_dead: list[str] = field(default_factory=list)
+    packs_repack: list[str] = field(default_factory=list)
+    packs_orphan: list[str] = field(default_factory=list)
+    packs_new: list[str] = field(default_factory=list)
+    blobs_live: int = 0
+    blobs_dead: int = 0
+    bytes_used: int = 0
+    bytes_unused_before: int = 0
+    bytes_unused_after: int = 0
+    objects_dead: list[str] = field(default_factory=list)
+    objects_unknown: int = 0
+    attachments_dead: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    bytes_freed: int = 0
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        for k in ("packs_dead", "packs_repack", "packs_orphan", "packs_new", "objects_dead"):
+            d[k] = len(d[k])
+        return d
+
+
+def parse_size_or_percent(text: str) -> tuple[str, float]:
+    """``5%`` -> ("pct", 5.0); ``10M`` -> ("bytes", 10485760); ``unlimited``."""
+    t = text.strip().lower()
+    if t == "unlimited":
+        return "unlimited", 0.0
+    if t.endswith("%"):
+        v = float(t[:-1])
+        if not 0 <= v < 100:
+            raise ValueError(f"{text}: a percentage must be in [0, 100)")
+        return "pct", v
+    mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    if t and t[-1] in mult:
+        return "bytes", float(t[:-1]) * mult[t[-1]]
+    return "bytes", float(t)
+
+
+# ---- marking -----------------------------------------------------------------------------------------
+
+
+class _Frames:
+    """Read blobs pack by pack (one pack in memory at a time)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._name: str | None = None
+        self._data = b""
+        self._dctx: dict = {}
+
+    def pack(self, name: str) -> bytes:
+        if name != self._name:
+            try:
+                self._data = self.store.backend.get(pack_key(name))
+            except ObjectMissing as e:
+                raise StoreError(f"pack {name[:12]} is missing; run `snapstore verify`") from e
+            self._name = name
+        return self._data
+
+    def raw(self, h: bytes, pack: str, off: int, clen: int, rlen: int, dh: bytes | None) -> bytes:
+        frame = self.pack(pack)[off:off + clen]
+        d = self._dctx.get(dh)
+        if d is None:
+            d = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(self.store._dict_bytes(dh))) \
+                if dh else zstandard.ZstdDecompressor()
+            self._dctx[dh] = d
+        try:
+            raw = d.decompress(frame, max_output_size=max(rlen, 1))
+        except zstandard.ZstdError as e:
+            raise StoreError(f"blob {h.hex()[:12]} in pack {pack[:12]} is damaged ({e}); run `snapstore verify`") from e
+        if hashlib.sha256(raw).digest() != h:
+            raise StoreError(f"blob {h.hex()[:12]} in pack {pack[:12]} is damaged (hash mismatch); run `snapstore verify`")
+        return raw
+
+
+def _att_ids(value, out: set[str]) -> None:
+    if isinstance(value, dict):
+        i = value.get("id")
+        if isinstance(i, str) and i.startswith("att"):
+            out.add(i)
+        for v in value.values():
+            if isinstance(v, (dict, list)):
+                _att_ids(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            if isinstance(v, (dict, list)):
+                _att_ids(v, out)
+
+
+LIVE_VERSIONS = """
+SELECT DISTINCT rv.hash FROM record_version rv
+ASOF JOIN snapshot_table st ON rv.table_pk = st.table_pk AND rv.begin_seq <= st.seq
+WHERE rv.end_seq IS NULL OR st.seq < rv.end_seq
+"""
+
+
+@dataclass
+class Live:
+    blobs: set[bytes]
+    record_blobs: set[bytes]
+    att_ids: set[str]
+    att_rows: list[tuple]
+    dicts: set[bytes]
+    objects: set[str]  # hex names of standalone objects to keep (manifests, dicts, att indexes, large attachments)
+
+
+def mark(store: Store) -> Live:
+    with store.catalog.read() as con:
+        record_blobs = {r[0] for r in con.execute(LIVE_VERSIONS).fetchall()}
+        tbl = con.execute(
+            "SELECT DISTINCT manifest, dict_hash, comments_hash, schema_hash FROM snapshot_table").fetchall()
+        docs = [r[0] for r in con.execute("SELECT doc FROM snapshot").fetchall()]
+        locs = con.execute(
+            """SELECT b.hash, p.name, b.off, b.clen, b.rlen, b.dict_hash, b.kind FROM blob b
+               JOIN pack p ON p.pack_seq = b.pack_seq ORDER BY b.pack_seq, b.off""").fetchall()
+        att_all = con.execute("SELECT att_id, content_hash, size, mime, filename FROM attachment").fetchall()
+    meta_blobs: set[bytes] = set()
+    dicts: set[bytes] = set()
+    manifests: set[str] = set()
+    att_indexes: set[str] = set()
+    for manifest, dh, ch, sh in tbl:
+        manifests.add(manifest)
+        if dh:
+            dicts.add(dh)
+        if ch:
+            meta_blobs.add(ch)
+        if sh:
+            meta_blobs.add(sh)
+    for d in docs:
+        doc = json.loads(d)
+        for b in doc.get("bases", []):
+            meta_blobs.add(bytes.fromhex(b["schema"]))
+            for t in b.get("tables", []):
+                if t.get("dict"):
+                    dicts.add(bytes.fromhex(t["dict"]))
+        if doc.get("attachment_index"):
+            att_indexes.add(doc["attachment_index"])
+    # manifests reachable through parent links
+    todo = list(manifests)
+    while todo:
+        name = todo.pop()
+        m = store._manifest(name)
+        if not m["full"] and m.get("parent") and m["parent"] not in manifests:
+            manifests.add(m["parent"])
+            todo.append(m["parent"])
+    # attachments mentioned by live records and comments
+    att_ids: set[str] = set()
+    frames = _Frames(store)
+    want = record_blobs | {h for h in meta_blobs}
+    for h, pack, off, clen, rlen, dh, kind in locs:
+        if h not in want or kind not in ("R", "C"):
+            continue
+        raw = frames.raw(h, pack, off, clen, rlen, dh)
+        if b'"att' in raw:
+            _att_ids(loads(raw), att_ids)
+    att_rows = [a for a in att_all if a[0] in att_ids]
+    live = record_blobs | meta_blobs | {bytes(a[1]) for a in att_rows}
+    for h, _pack, _off, _clen, _rlen, dh, _kind in locs:
+        if h in live and dh:
+            dicts.add(dh)
+    objs = manifests | att_indexes | {d.hex() for d in dicts} | {bytes(a[1]).hex() for a in att_rows}
+    return Live(live, record_blobs, att_ids, att_rows, dicts, objs)
+
+
+# ---- prune ----------------------------------------------------------------------------------------------
+
+
+def _store_bytes(store: Store) -> int:
+    return sum(size for prefix in ("packs", "objects", "snapshots", inv.INDEX_PREFIX, inv.TAGS_PREFIX)
+               for _k, size in store.backend.list(prefix))
+
+
+def prune(store: Store, *, max_unused: str = "5%", repack_threshold: float | None = None,
+          dry_run: bool = False) -> PruneResult:
+    mode, limit = parse_size_or_percent(max_unused)
+    with store.lock("prune"):
+        store.sync()
+        if not dry_run:
+            finish_pending_forgets(store)
+        return _prune(store, mode, limit, repack_threshold, dry_run)
+
+
+def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None, dry_run: bool) -> PruneResult:
+    res = PruneResult(dry_run=dry_run, bytes_before=_store_bytes(store))
+    live = mark(store)
+    with store.catalog.read() as con:
+        res.snapshots = con.execute("SELECT count(*) FROM snapshot").fetchone()[0]
+        pack_rows = con.execute("SELECT pack_seq, name, size FROM pack ORDER BY pack_seq").fetchall()
+        blob_rows = con.execute(
+            "SELECT hash, pack_seq, off, clen, rlen, kind, dict_hash FROM blob ORDER BY pack_seq, off").fetchall()
+    on_disk = {k.rsplit("/", 1)[-1]: s for k, s in store.backend.list("packs")}
+    packs = {seq: PackInfo(seq, name, size) for seq, name, size in pack_rows}
+    by_pack: dict[int, list[tuple]] = defaultdict(list)
+    dead_blobs = 0
+    for row in blob_rows:
+        h, pseq = row[0], row[1]
+        if h in live.blobs:
+            if pseq is not None:
+                packs[pseq].used += row[3]
+                packs[pseq].n_live += 1
+                by_pack[pseq].append(row)
+        else:
+            dead_blobs += 1
+    res.blobs_live = len(live.blobs)
+    res.blobs_dead = dead_blobs
+    res.packs_total = len(packs)
+    missing = [p for p in packs.values() if p.name not in on_disk]
+    for p in missing:
+        if p.used:
+            raise StoreError(f"pack {p.name[:12]} is missing but holds live data; run `snapstore verify` "
+                             "before pruning")
+    for p in packs.values():
+        if p.name in on_disk:
+            tail = store.backend.get_range(pack_key(p.name), p.size - _TAIL.size, _TAIL.size)
+            trailer = _TAIL.size + _TAIL.unpack(tail)[0] if len(tail) == _TAIL.size else 0
+        else:
+            trailer = 0
+        p.unused = max(p.size - p.used - trailer, 0) if p.used else p.size
+    dead = [p for p in packs.values() if p.used == 0]
+    partly = [p for p in packs.values() if p.used and p.unused]
+    res.bytes_used = sum(p.used for p in packs.values())
+    res.bytes_unused_before = sum(p.unused for p in packs.values())
+    unused = sum(p.unused for p in partly)
+    if mode == "unlimited":
+        allowed = float("inf")
+    elif mode == "pct":
+        allowed = limit / (100 - limit) * res.bytes_used
+    else:
+        allowed = limit
+    partly.sort(key=lambda p: (-(p.unused / max(p.used, 1)), p.pack_seq))
+    repack: list[PackInfo] = []
+    for p in partly:
+        forced = repack_threshold is not None and p.unused / p.size >= repack_threshold
+        if unused > allowed or forced:
+            repack.append(p)
+            unused -= p.unused
+    res.bytes_unused_after = unused
+    known_names = {p.name for p in packs.values()}
+    orphans = sorted(n for n in on_disk if n not in known_names)
+    res.packs_dead = [p.name for p in dead]
+    res.packs_repack = [p.name for p in repack]
+    res.packs_orphan = orphans
+    with store.catalog.read() as con:
+        res.attachments_dead = con.execute("SELECT count(*) FROM attachment").fetchone()[0] - len(live.att_rows)
+    dead_objects, unknown = _dead_objects(store, live)
+    res.objects_dead = dead_objects
+    res.objects_unknown = unknown
+    if dry_run:
+        res.bytes_after = res.bytes_before - sum(p.size for p in dead) - sum(on_disk[n] for n in orphans) \
+            - sum(p.unused for p in repack)
+        res.bytes_freed = res.bytes_before - res.bytes_after
+        return res
+
+    # 4. repack: new packs first
+    frames = _Frames(store)
+    writers = {False: PackWriter(store.backend.put, store.pack_size), True: PackWriter(store.backend.put, store.pack_size)}
+    for p in repack:
+        for h, _pseq, off, clen, rlen, kind, dh in by_pack[p.pack_seq]:
+            frames.raw(h, p.name, off, clen, rlen, dh)  # never copy a damaged blob
+            frame = frames.pack(p.name)[off:off + clen]
+            writers[kind == KIND_ATTACHMENT].add(h, frame, rlen, kind, dh)
+    for w in writers.values():
+        w.seal()
+    sealed = writers[False].sealed + writers[True].sealed
+    res.packs_new = [n for n, _s, _e in sealed]
+    _crash_point("repacked")
+
+    # 5. the store index describing the store after this prune
+    drop = {p.pack_seq for p in dead} | {p.pack_seq for p in repack}
+    kept_packs = sorted({p.name for p in packs.values() if p.pack_seq not in drop} | set(res.packs_new))
+    standalone = [(h, clen) for h, pseq, _o, clen, _r, _k, _d in blob_rows if pseq is None and h in live.blobs]
+    with store.catalog.read() as con:
+        covers = [r[0] for r in con.execute("SELECT id FROM snapshot").fetchall()]
+    index_name, _ = inv.write_index(store.backend, covers=covers, packs=kept_packs, standalone=standalone,
+                                    attachments=live.att_rows)
+    _crash_point("indexed")
+
+    # 6. one catalog transaction
+    _catalog_apply(store, sealed, drop, live)
+    _crash_point("catalog")
+
+    # 7. delete: older indexes first, then data
+    inv.delete_indexes_except(store.backend, index_name)
+    _crash_point("indexes-dropped")
+    first = True
+    written = set(res.packs_new)  # content-named: a rerun may rewrite a leftover pack under its old name
+    for name in [n for n in [p.name for p in dead] + [p.name for p in repack] + orphans if n not in written]:
+        store.backend.delete(pack_key(name))
+        if first:
+            _crash_point("deleting")
+            first = False
+    for name in dead_objects:
+        store.backend.delete(objects.object_key(name))
+    present = {k.rsplit("/", 1)[-1] for k, _ in store.backend.list("snapshots")}
+    for key, _s in list(store.backend.list(inv.TAGS_PREFIX)):
+        parts = key.split("/")
+        if len(parts) == 3 and parts[1] not in present:
+            store.backend.delete(key)
+    res.bytes_after = _store_bytes(store)
+    res.bytes_freed = res.bytes_before - res.bytes_after
+    return res
+
+
+def _catalog_apply(store: Store, sealed: list, drop: set[int], live: Live) -> None:
+    live_tbl = pa.table({"hash": pa.array(sorted(live.blobs), pa.binary())})
+    att_tbl = pa.table({"att_id": pa.array(sorted(live.att_ids), pa.string())})
+    with store.catalog.write() as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            pack_seq = con.execute("SELECT coalesce(max(pack_seq), 0) FROM pack").fetchone()[0]
+            first_seq = con.execute("SELECT coalesce(max(seq), 0) FROM snapshot").fetchone()[0]
+            hs, ps, offs = [], [], []
+            known = dict(con.execute("SELECT name, pack_seq FROM pack").fetchall())
+            for name, size, entries in sealed:
+                if name in known and known[name] not in drop:
+                    seq = known[name]
+                else:
+                    pack_seq += 1
+                    seq = pack_seq
+                    con.execute("INSERT INTO pack VALUES (?, ?, ?, ?, ?)", [seq, name, size, len(entries), first_seq])
+                for e in entries:
+                    hs.append(e.hash)
+                    ps.append(seq)
+                    offs.append(e.offset)
+            con.register("live_b", live_tbl)
+            con.register("live_a", att_tbl)
+            if hs:
+                con.register("moved", pa.table({"hash": pa.array(hs, pa.binary()), "pack_seq": pa.array(ps, pa.int32()),
+                                                "off": pa.array(offs, pa.int64())}))
+                con.execute("UPDATE blob SET pack_seq = m.pack_seq, off = m.off FROM moved m WHERE blob.hash = m.hash")
+                con.unregister("moved")
+            con.execute("DELETE FROM blob WHERE NOT EXISTS (SELECT 1 FROM live_b WHERE live_b.hash = blob.hash)")
+            if drop:
+                con.execute("DELETE FROM pack WHERE list_contains(?, pack_seq)", [sorted(drop)])
+            con.execute("DELETE FROM attachment WHERE NOT EXISTS (SELECT 1 FROM live_a WHERE live_a.att_id = attachment.att_id)")
+            con.execute(TRIM_VERSIONS)
+            con.unregister("live_b")
+            con.unregister("live_a")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def _dead_objects(store: Store, live: Live) -> tuple[list[str], int]:
+    """Objects no kept snapshot reaches, of kinds prune recognises; unknown objects are kept."""
+    with store.catalog.read() as con:
+        standalone_known = {r[0].hex() for r in con.execute("SELECT hash FROM blob WHERE pack_seq IS NULL").fetchall()}
+    dead, unknown = [], 0
+    for key, size in store.backend.list("objects"):
+        name = key.rsplit("/", 1)[-1]
+        if name in live.objects:
+            continue
+        if name in standalone_known:
+            dead.append(name)
+            continue
+        head = store.backend.get_range(key, 0, 4)
+        if head == DICT_MAGIC:
+            dead.append(name)
+            continue
+        if head == ZSTD_MAGIC and size < (64 << 20):
+            try:
+                doc = objects.decode(store.backend.get(key))
+            except Exception:  # noqa: BLE001 - not one of ours
+                doc = None
+            if isinstance(doc, dict) and doc.get("type") in (objects.MANIFEST, objects.ATTACHMENT_INDEX):
+                dead.append(name)
+                continue
+        unknown += 1
+    return dead, unknown

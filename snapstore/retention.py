@@ -1,0 +1,327 @@
+"""Retention: which snapshots a policy keeps (restic's ``forget`` rules), forgetting the others, and tags.
+
+Policy evaluation is restic's ``ApplyPolicy`` (internal/restic/snapshot_policy.go): snapshots are
+grouped (here: by the set of bases they hold), sorted newest first, and walked once. Every
+``--keep-<period> N`` rule keeps the newest snapshot of each of the newest N calendar periods that
+have a snapshot (hour = YYYY-MM-DD HH, day, ISO year-week, month, year; UTC); ``--keep-last N``
+the N newest; ``--keep-within D`` every snapshot newer than the group's newest minus D
+(``1y5m7d2h``, calendar arithmetic like Go's ``AddDate``); ``--keep-within-<period> D`` the newest
+snapshot of each period within D; ``--keep-tag a,b`` every snapshot carrying all of a and b. Rules
+are ORed. If a counted rule still has periods left when the walk reaches the oldest snapshot, the
+oldest snapshot is kept too ("oldest daily snapshot"). N = -1 means unlimited. An empty policy is refused.
+
+Forgetting a snapshot deletes its commit object (the truth) and then its catalog rows. Before it
+deletes anything, forget writes a store index (see ``snapstore.store.inventory``) that covers every
+commit present, so the packs, large attachments and attachment rows that the forgotten commits
+introduced stay known to ``rebuild-catalog``. Data is only removed by ``prune``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from snapstore.store import Store, StoreError, objects
+from snapstore.store import inventory as inv
+
+log = logging.getLogger("snapstore.retention")
+
+# ---- durations ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Duration:
+    years: int = 0
+    months: int = 0
+    days: int = 0
+    hours: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        s = text.strip()
+        if not re.fullmatch(r"(\d+[ymdh])+", s):
+            raise ValueError(f"invalid duration {text!r}: use numbers with y, m, d, h, like 1y6m or 2d3h")
+        parts = {"y": 0, "m": 0, "d": 0, "h": 0}
+        for n, unit in re.findall(r"(\d+)([ymdh])", s):
+            parts[unit] += int(n)
+        return cls(parts["y"], parts["m"], parts["d"], parts["h"])
+
+    def zero(self) -> bool:
+        return not (self.years or self.months or self.days or self.hours)
+
+    def __str__(self) -> str:
+        out = "".join(f"{v}{u}" for v, u in ((self.years, "y"), (self.months, "m"), (self.days, "d"), (self.hours, "h")) if v)
+        return out or "0h"
+
+    def before(self, t: datetime) -> datetime:
+        """``t`` minus this duration, as Go's ``t.AddDate(-y, -m, -d).Add(-h)`` (days overflow forward)."""
+        y = t.year - self.years
+        m = t.month - self.months
+        y += (m - 1) // 12
+        m = (m - 1) % 12 + 1
+        base = t.replace(year=y, month=m, day=1)
+        return base + timedelta(days=t.day - 1 - self.days) - timedelta(hours=self.hours)
+
+
+# ---- policy --------------------------------------------------------------------------------------
+
+PERIODS = ("hourly", "daily", "weekly", "monthly", "yearly")
+
+
+def period_key(kind: str, t: datetime) -> tuple:
+    """restic's buckets: natural calendar boundaries (ISO week for weekly)."""
+    if kind == "hourly":
+        return (t.year, t.month, t.day, t.hour)
+    if kind == "daily":
+        return (t.year, t.month, t.day)
+    if kind == "weekly":
+        y, w, _ = t.isocalendar()
+        return (y, w)
+    if kind == "monthly":
+        return (t.year, t.month)
+    if kind == "yearly":
+        return (t.year,)
+    raise ValueError(kind)
+
+
+@dataclass
+class Policy:
+    last: int = 0
+    hourly: int = 0
+    daily: int = 0
+    weekly: int = 0
+    monthly: int = 0
+    yearly: int = 0
+    within: Duration | None = None
+    within_periods: dict[str, Duration] = field(default_factory=dict)  # "hourly" -> Duration
+    tags: list[list[str]] = field(default_factory=list)  # each: all of these tags
+
+    def empty(self) -> bool:
+        return (
+            not any((self.last, self.hourly, self.daily, self.weekly, self.monthly, self.yearly))
+            and (self.within is None or self.within.zero())
+            and not any(not d.zero() for d in self.within_periods.values())
+            and not self.tags
+        )
+
+    def describe(self) -> str:
+        parts = [f"keep-{k} {'unlimited' if v == -1 else v}" for k, v in
+                 (("last", self.last), *((p, getattr(self, p)) for p in PERIODS)) if v]
+        if self.within and not self.within.zero():
+            parts.append(f"keep-within {self.within}")
+        parts += [f"keep-within-{p} {d}" for p, d in self.within_periods.items() if not d.zero()]
+        parts += [f"keep-tag {','.join(t)}" for t in self.tags]
+        return ", ".join(parts)
+
+
+@dataclass
+class Candidate:
+    id: str
+    time: datetime
+    tags: list[str] = field(default_factory=list)
+    group: tuple = ()
+
+
+@dataclass
+class Decision:
+    snap: Candidate
+    keep: bool
+    reasons: list[str]
+
+
+def apply_policy(snaps: Iterable[Candidate], policy: Policy) -> list[Decision]:
+    """One group: newest first, each with keep/forget and the reasons it is kept (restic's wording)."""
+    if policy.empty():
+        raise StoreError("refusing an empty policy: give at least one --keep-* option")
+    ordered = sorted(snaps, key=lambda s: (s.time, s.id), reverse=True)
+    if not ordered:
+        return []
+    counted = [["last", policy.last, None, "last snapshot"]] + [
+        [p, getattr(policy, p), None, f"{p} snapshot"] for p in PERIODS
+    ]
+    within_b = [[p, d, None, f"{p} within"] for p, d in policy.within_periods.items() if not d.zero()]
+    latest = ordered[0].time
+    out = []
+    n = len(ordered)
+    for nr, cur in enumerate(ordered):
+        reasons: list[str] = []
+        for tl in policy.tags:
+            if all(t in cur.tags for t in tl):
+                reasons.append(f"has tags [{' '.join(tl)}]")
+        if policy.within is not None and not policy.within.zero() and cur.time > policy.within.before(latest):
+            reasons.append(f"within {policy.within}")
+        for b in counted:
+            kind, count, last, reason = b
+            if count > 0 or count == -1:
+                val = nr if kind == "last" else period_key(kind, cur.time)
+                if val != last or nr == n - 1:
+                    if val == last and nr == n - 1:
+                        reason = f"oldest {reason}"
+                    b[2] = val
+                    if count > 0:
+                        b[1] = count - 1
+                    reasons.append(reason)
+        for b in within_b:
+            kind, dur, last, reason = b
+            if cur.time > dur.before(latest):
+                val = period_key(kind, cur.time)
+                if val != last or nr == n - 1:
+                    if val == last and nr == n - 1:
+                        reason = f"oldest {reason}"
+                    b[2] = val
+                    reasons.append(f"{reason} {dur}")
+        out.append(Decision(cur, bool(reasons), reasons))
+    return out
+
+
+def plan(snaps: Iterable[Candidate], policy: Policy) -> dict[tuple, list[Decision]]:
+    """Group by ``Candidate.group`` and apply the policy to each group."""
+    groups: dict[tuple, list[Candidate]] = {}
+    for s in snaps:
+        groups.setdefault(s.group, []).append(s)
+    return {g: apply_policy(v, policy) for g, v in sorted(groups.items())}
+
+
+# ---- forgetting ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ForgetResult:
+    policy: str
+    groups: dict[tuple, list[Decision]]
+    removed: list[str]  # full ids
+    dry_run: bool
+
+    @property
+    def kept(self) -> list[Decision]:
+        return [d for ds in self.groups.values() for d in ds if d.keep]
+
+    def to_dict(self) -> dict:
+        return {
+            "policy": self.policy, "dry_run": self.dry_run,
+            "groups": [
+                {"bases": list(g), "keep": [{"id": d.snap.id[:8], "time": _iso(d.snap.time), "reasons": d.reasons}
+                                            for d in ds if d.keep],
+                 "remove": [{"id": d.snap.id[:8], "time": _iso(d.snap.time)} for d in ds if not d.keep]}
+                for g, ds in self.groups.items()
+            ],
+            "removed": [r[:8] for r in self.removed],
+        }
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def candidates(store: Store) -> list[Candidate]:
+    return [Candidate(s.full_id, s.time, list(s.tags), tuple(sorted(b.base_id for b in s.bases)))
+            for s in store.list_snapshots()]
+
+
+def forget(store: Store, policy: Policy | None = None, *, ids: Iterable[str] = (), dry_run: bool = False) -> ForgetResult:
+    """Apply ``policy`` (and/or forget the named snapshots) under the writer lock."""
+    ids = list(ids)
+    if (policy is None or policy.empty()) and not ids:
+        raise StoreError("refusing an empty policy: give at least one --keep-* option or snapshot ids")
+    with store.lock("forget"):
+        store.sync()
+        finish_pending_forgets(store)
+        snaps = candidates(store)
+        explicit = {store.resolve(i).full_id for i in ids}
+        if policy is not None and not policy.empty():
+            groups = plan(snaps, policy)
+        else:
+            groups = {(): [Decision(s, s.id not in explicit, ["not named"] if s.id not in explicit else [])
+                           for s in sorted(snaps, key=lambda s: (s.time, s.id), reverse=True)]}
+        for ds in groups.values():
+            for d in ds:
+                if d.snap.id in explicit:
+                    d.keep, d.reasons = False, []
+        remove = [d.snap.id for ds in groups.values() for d in ds if not d.keep]
+        if not dry_run and remove:
+            remove_snapshots(store, remove)
+        return ForgetResult(policy.describe() if policy else "", groups, remove, dry_run)
+
+
+def write_store_index(store: Store) -> str:
+    """A store index of everything the catalog knows now, covering every commit in it."""
+    with store.catalog.read() as con:
+        covers = [r[0] for r in con.execute("SELECT id FROM snapshot").fetchall()]
+        packs = [r[0] for r in con.execute("SELECT name FROM pack").fetchall()]
+        standalone = con.execute("SELECT hash, clen FROM blob WHERE pack_seq IS NULL").fetchall()
+        atts = con.execute("SELECT att_id, content_hash, size, mime, filename FROM attachment").fetchall()
+    name, _doc = inv.write_index(store.backend, covers=covers, packs=packs, standalone=standalone, attachments=atts)
+    return name
+
+
+def remove_snapshots(store: Store, full_ids: list[str]) -> None:
+    """Forget commits: index first, then the commit objects (the truth), then the catalog rows.
+    Interrupted after the objects, the catalog still lists them until the next forget or prune
+    finishes the job (``finish_pending_forgets``); their data is untouched until prune."""
+    name = write_store_index(store)
+    for cid in full_ids:
+        store.backend.delete(objects.snapshot_key(cid))
+    catalog_forget(store, full_ids)
+    for cid in full_ids:
+        inv.delete_tag_events(store.backend, cid)
+    inv.delete_indexes_except(store.backend, name)
+
+
+TRIM_VERSIONS = """
+DELETE FROM record_version WHERE rowid IN (
+    SELECT rv.rowid FROM record_version rv
+    ASOF LEFT JOIN snapshot_table st ON rv.table_pk = st.table_pk AND rv.begin_seq <= st.seq
+    WHERE st.seq IS NULL OR (rv.end_seq IS NOT NULL AND st.seq >= rv.end_seq));
+UPDATE record_version SET end_seq = NULL
+WHERE end_seq IS NOT NULL
+  AND end_seq > (SELECT max(st.seq) FROM snapshot_table st WHERE st.table_pk = record_version.table_pk);
+"""
+
+
+def catalog_forget(store: Store, full_ids: list[str]) -> None:
+    """Drop the snapshots' rows and every record version no remaining snapshot shows; a version
+    still open at its table's last remaining snapshot is reopened (end_seq NULL), so the next
+    writer diffs against what the newest kept snapshot holds."""
+    with store.catalog.write() as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            seqs = [r[0] for r in con.execute(
+                "SELECT seq FROM snapshot WHERE list_contains(?, id)", [list(full_ids)]).fetchall()]
+            if seqs:
+                con.execute("DELETE FROM snapshot WHERE list_contains(?, seq)", [seqs])
+                con.execute("DELETE FROM snapshot_table WHERE list_contains(?, seq)", [seqs])
+            con.execute(TRIM_VERSIONS)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def finish_pending_forgets(store: Store) -> list[str]:
+    """Catalog snapshots whose commit object is gone (an interrupted forget): drop their rows."""
+    present = {key.rsplit("/", 1)[-1] for key, _ in store.backend.list("snapshots")}
+    ghosts = [cid for cid in store.catalog.snapshot_ids() if cid not in present]
+    if ghosts:
+        log.warning("finishing an interrupted forget of %d snapshot(s)", len(ghosts))
+        catalog_forget(store, ghosts)
+    return ghosts
+
+
+# ---- tags ------------------------------------------------------------------------------------------
+
+
+def tag(store: Store, name: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> list[str]:
+    """Add/remove tags on a snapshot (a tag event beside its immutable commit); returns its tags."""
+    add, remove = list(add), list(remove)
+    with store.lock("tag"):
+        snap = store.resolve(name)
+        inv.write_tag_event(store.backend, snap.full_id, add, remove)
+        tags = inv.apply_tag_events(snap.tags, [{"add": add, "remove": remove}])
+        doc = dict(snap.doc, tags=tags)
+        with store.catalog.write() as con:
+            con.execute("UPDATE snapshot SET tags = ?, doc = ? WHERE id = ?", [tags, json.dumps(doc), snap.full_id])
+    return tags

@@ -1,0 +1,822 @@
+"""Taking a snapshot: read every selected base from Airtable into a new store snapshot.
+
+Usable without the CLI::
+
+    from snapstore.snapshot import Selection, SnapshotOptions, plan_snapshot, take_snapshot
+    from snapstore.source import AirtableSource
+    from snapstore.store import Store
+
+    with AirtableSource(token, api_url) as source:
+        plan = plan_snapshot(source, Selection(bases=["Sales"]))      # network only; store untouched
+        store = Store.open("snapstore-data", create=True)
+        result = take_snapshot(store, source, plan, SnapshotOptions(comments=True))
+    result.exit_code   # 0 complete, 3 partial
+
+Shape of a run:
+
+1. **Plan** (:func:`plan_snapshot`): ``whoami`` (a bad token or an unreachable API fails here, before
+   the store is touched), list the bases, resolve ``--base/--table/--exclude-*`` (ids or names), read
+   each selected base's raw schema. A named base the token cannot see is an error; nothing has been
+   written yet.
+2. **Read** (:func:`take_snapshot`): bases in parallel (enough threads to approach the token's limit:
+   ``rate_token / rate_base`` = 10), the tables of one base one after another (they share the base's
+   5 requests/s). A table is listed page after page straight into its table writer; nothing slow
+   happens between two pages (attachments and comments come after the listing), and an expired
+   iterator restarts the table (``tw.reset()``). A table that still fails after the retries is marked
+   missing and the others continue: the snapshot commits as *partial* and the exit code says so.
+3. **Attachments**: ids already in the store (or seen earlier in this run) are never fetched; new
+   files are downloaded by a small shared pool while the next tables are being listed, streamed into
+   the store, checked against their size; an expired URL is refreshed by re-reading the record.
+4. **Comments** (optional): fetched only for records whose comment count is non-zero and differs from
+   the parent snapshot; unchanged ones are carried over from the parent.
+5. **Commit**, or on Ctrl-C/kill **abandon**: the store's write order makes a killed run safe, and the
+   packs it already wrote are adopted by the next run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from snapstore.source.errors import (
+    AccessDenied,
+    AttachmentExpired,
+    AuthError,
+    Cancelled,
+    IteratorExpired,
+    NotFound,
+    SourceError,
+    TransientError,
+    Unreachable,
+)
+from snapstore.store import StoreError
+
+log = logging.getLogger("snapstore.snapshot")
+
+#: Exit codes of ``snapstore snapshot`` (also used by ``check``).
+EXIT_OK = 0
+EXIT_ERROR = 1  # nothing was written (bad token, unreachable API, unknown base, store locked…)
+EXIT_USAGE = 2  # click's own code for bad options
+EXIT_PARTIAL = 3  # a snapshot was committed, but something could not be read (see `missing`)
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM: nothing committed, the store is consistent
+
+PAGE_SIZE = 100
+
+
+class SelectionError(SourceError):
+    """``--base``/``--table`` named something the token cannot see."""
+
+
+# ---------------------------------------------------------------------------------------------
+# planning
+
+
+@dataclass
+class Selection:
+    """Which bases and tables to read. Each entry is an id or a name; a table may be qualified
+    with its base as ``base/table`` (ids or names on either side)."""
+
+    bases: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    exclude_bases: list[str] = field(default_factory=list)
+    exclude_tables: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TablePlan:
+    table_id: str
+    name: str
+    attachment_fields: list[str]
+    previous_records: int | None = None  # record count in the latest snapshot, when known
+
+
+@dataclass
+class BasePlan:
+    base_id: str
+    name: str
+    permission_level: str | None
+    schema: dict | None
+    tables: list[TablePlan] = field(default_factory=list)
+    error: str | None = None  # schema could not be read: the base will be marked missing
+
+
+@dataclass
+class Plan:
+    user: dict
+    bases: list[BasePlan]
+    visible_bases: int
+    requests: int = 0  # requests the plan itself made (whoami, bases, schemas)
+
+    @property
+    def tables(self) -> list[tuple[BasePlan, TablePlan]]:
+        return [(b, t) for b in self.bases for t in b.tables]
+
+
+def _matches(spec: str, ident: str, name: str) -> bool:
+    return spec == ident or spec == name
+
+
+def _match_base(spec: str, bases: list[dict]) -> list[dict]:
+    hits = [b for b in bases if _matches(spec, b["id"], b.get("name", ""))]
+    if not hits:
+        hits = [b for b in bases if b.get("name", "").casefold() == spec.casefold()]
+    return hits
+
+
+def _table_matches(spec: str, base: dict, table: dict) -> bool:
+    if _matches(spec, table["id"], table.get("name", "")):
+        return True
+    # qualified: base/table (table names may contain "/": try every split)
+    for m in re.finditer("/", spec):
+        b, t = spec[: m.start()], spec[m.end() :]
+        if _matches(b, base["id"], base.get("name", "")) and _matches(t, table["id"], table.get("name", "")):
+            return True
+    return False
+
+
+def _attachment_fields(table: dict) -> list[str]:
+    return [f["id"] for f in table.get("fields", []) if f.get("type") == "multipleAttachments"]
+
+
+def plan_snapshot(
+    source,
+    selection: Selection | None = None,
+    *,
+    previous=None,
+    workers: int | None = None,
+) -> Plan:
+    """Check the token, list the bases, resolve the selection and read the selected schemas.
+
+    Raises :class:`AuthError`, :class:`Unreachable` or :class:`SelectionError` (nothing is read
+    or written after those). ``previous`` (a SnapshotInfo) fills in ``previous_records`` for
+    estimates.
+    """
+    sel = selection or Selection()
+    before = source.stats.total
+    user = source.preflight() if hasattr(source, "preflight") else source.whoami()
+    visible = source.bases()
+    if sel.bases:
+        chosen: dict[str, dict] = {}
+        for spec in sel.bases:
+            hits = _match_base(spec, visible)
+            if not hits:
+                names = ", ".join(f"{b.get('name')} ({b['id']})" for b in visible[:8])
+                more = f" and {len(visible) - 8} more" if len(visible) > 8 else ""
+                raise SelectionError(
+                    f"base {spec!r} is not visible to this token (it can see {len(visible)} base(s)"
+                    + (f": {names}{more}" if visible else "")
+                    + "); check the token's access list and scopes"
+                )
+            for b in hits:
+                chosen[b["id"]] = b
+        bases = [b for b in visible if b["id"] in chosen]
+    else:
+        bases = list(visible)
+    for spec in sel.exclude_bases:
+        hits = {b["id"] for b in _match_base(spec, bases)}
+        if not hits:
+            log.warning("--exclude-base %r matches no base", spec)
+        bases = [b for b in bases if b["id"] not in hits]
+
+    # schemas, in parallel (each on its own base's budget)
+    def read_schema(b: dict) -> tuple[dict, dict | None, str | None]:
+        try:
+            return b, source.schema(b["id"]), None
+        except (AuthError, Unreachable, Cancelled):
+            raise
+        except SourceError as e:
+            return b, None, str(e)
+
+    n = max(1, min(len(bases), workers or 10))
+    with cf.ThreadPoolExecutor(n, thread_name_prefix="schema") as pool:
+        results = list(pool.map(read_schema, bases))
+
+    named = {b["id"] for spec in sel.bases for b in _match_base(spec, visible)}
+    plans: list[BasePlan] = []
+    for b, schema, err in results:
+        if err is not None and b["id"] in named:
+            raise SelectionError(f"base {b.get('name')!r} ({b['id']}): {err}")
+        bp = BasePlan(b["id"], b.get("name", b["id"]), b.get("permissionLevel"), schema, error=err)
+        if schema is not None:
+            for t in schema.get("tables", []):
+                if sel.tables and not any(_table_matches(s, b, t) for s in sel.tables):
+                    continue
+                if any(_table_matches(s, b, t) for s in sel.exclude_tables):
+                    continue
+                prev = None
+                if previous is not None:
+                    ti = previous.table(b["id"], t["id"])
+                    prev = ti.records if ti is not None else None
+                bp.tables.append(TablePlan(t["id"], t.get("name", t["id"]), _attachment_fields(t), prev))
+        plans.append(bp)
+
+    if sel.tables:
+        for spec in sel.tables:
+            if not any(
+                _table_matches(spec, {"id": bp.base_id, "name": bp.name}, {"id": t.table_id, "name": t.name})
+                for bp in plans
+                for t in bp.tables
+            ):
+                raise SelectionError(f"table {spec!r} is not in any selected base visible to this token")
+        # with --table, only the bases holding a selected table take part
+        plans = [bp for bp in plans if bp.tables or bp.error]
+    return Plan(user=user, bases=plans, visible_bases=len(visible), requests=source.stats.total - before)
+
+
+# ---------------------------------------------------------------------------------------------
+# estimates (--dry-run)
+
+
+def estimate(plan: Plan, *, rate_base: float, rate_token: float, workers: int = 10, margin: float = 0.03) -> dict:
+    """Requests and time at the rate limit for the listing (attachments and comments not included).
+
+    ceil(N/100) list requests per table (one for an empty table) needs N, which is only known from
+    the previous snapshot; tables without one are reported as unknown.
+    """
+    rb = rate_base / (1 + margin)
+    rt = rate_token / (1 + margin)
+    bases = []
+    unknown_tables = 0
+    for bp in plan.bases:
+        tables = []
+        reqs = 1  # its schema
+        for t in bp.tables:
+            if t.previous_records is None:
+                unknown_tables += 1
+                est = None
+            else:
+                est = max(1, math.ceil(t.previous_records / PAGE_SIZE))
+                reqs += est
+            tables.append(
+                {"table_id": t.table_id, "name": t.name, "records": t.previous_records, "requests": est}
+            )
+        bases.append({"base_id": bp.base_id, "name": bp.name, "requests": reqs, "tables": tables,
+                      "error": bp.error})
+    total = sum(b["requests"] for b in bases)
+    # longest-processing-time assignment of bases to the worker threads
+    loads = [0.0] * max(1, min(workers, len(bases) or 1))
+    for b in sorted(bases, key=lambda b: -b["requests"]):
+        i = loads.index(min(loads))
+        loads[i] += b["requests"] / rb
+    seconds = max(max(loads), total / rt)
+    return {
+        "bases": bases,
+        "tables": sum(len(b["tables"]) for b in bases),
+        "requests": total,
+        "unknown_tables": unknown_tables,
+        "complete": unknown_tables == 0,
+        "seconds": round(seconds, 1),
+        "rate_base": rate_base,
+        "rate_token": rate_token,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+
+@dataclass
+class SnapshotOptions:
+    attachments: bool = True
+    comments: bool = False
+    note: str | None = None
+    tags: tuple[str, ...] = ()
+    base_workers: int | None = None  # default: rate_token / rate_base (10), at most one per base
+    download_workers: int = 8
+    max_restarts: int = 5  # expired-iterator restarts per table
+    download_attempts: int = 5  # per attachment (expired URL refreshes and transient failures)
+    on_event: Callable[[str, dict], None] | None = None  # progress events (see Progress in the CLI)
+
+
+@dataclass
+class AttRef:
+    att_id: str
+    url: str | None
+    size: int | None
+    filename: str | None
+    mime: str | None
+    base_id: str
+    table_id: str
+    record_id: str
+    field_id: str | None  # None: the attachment belongs to a comment
+    comment_id: str | None = None
+
+
+@dataclass
+class TableResult:
+    base_id: str
+    base_name: str
+    table_id: str
+    name: str
+    records: int = 0
+    new: int = 0
+    changed: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    bytes_added: int = 0
+    restarts: int = 0
+    attachments_new: int = 0
+    attachments_reused: int = 0
+    comments_fetched: int = 0
+    comments_carried: int = 0
+    seconds: float = 0.0
+    status: str = "pending"  # pending, listing, done, failed
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class SnapshotResult:
+    info: Any  # SnapshotInfo of the committed snapshot
+    tables: list[TableResult]
+    attachments: dict
+    requests: dict
+    errors: list[str]
+    seconds: float
+    log_file: str | None = None
+
+    @property
+    def status(self) -> str:
+        return self.info.status
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.info.status == "complete" else EXIT_PARTIAL
+
+    def to_dict(self) -> dict:
+        return {
+            "snapshot": self.info.to_dict(),
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "tables": [t.to_dict() for t in self.tables],
+            "attachments": self.attachments,
+            "requests": self.requests,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+            "log_file": self.log_file,
+        }
+
+
+def _scan_attachments(value: Any) -> Iterable[dict]:
+    if isinstance(value, list):
+        for v in value:
+            if isinstance(v, dict) and isinstance(v.get("id"), str) and v["id"].startswith("att"):
+                yield v
+
+
+class _Run:
+    def __init__(self, store, source, plan: Plan, opts: SnapshotOptions, snap) -> None:
+        self.store = store
+        self.source = source
+        self.plan = plan
+        self.opts = opts
+        self.snap = snap
+        self.cancel: threading.Event = source.cancel
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._att_seen: set[str] = set()
+        self.att_new = 0
+        self.att_reused = 0
+        self.att_failed = 0
+        self.att_bytes = 0
+        self._downloads: list[cf.Future] = []
+        self.results: dict[tuple[str, str], TableResult] = {}
+        for bp, tp in plan.tables:
+            self.results[(bp.base_id, tp.table_id)] = TableResult(bp.base_id, bp.name, tp.table_id, tp.name)
+        self.dl_pool: cf.ThreadPoolExecutor | None = None
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def event(self, kind: str, **info) -> None:
+        if self.opts.on_event is not None:
+            try:
+                self.opts.on_event(kind, info)
+            except Exception:  # a display problem must never break a backup
+                log.debug("progress callback failed", exc_info=True)
+
+    def error(self, base_id: str, table_id: str | None, reason: str, *, drop_table: bool) -> None:
+        """Record something that could not be read; the snapshot will be partial.
+
+        ``drop_table``: the table's records are incomplete and must not be committed. Otherwise (an
+        attachment or comments failed) the table's records are kept and the problem is recorded
+        against the base with the table named in the reason.
+        """
+        where = f"{base_id}/{table_id}" if table_id else base_id
+        msg = f"{where}: {reason}"
+        with self._lock:
+            self.errors.append(msg)
+        log.error("%s", msg)
+        self.snap.mark_missing(base_id, table_id if drop_table else None, reason if drop_table else msg)
+
+    # -- bases and tables -------------------------------------------------------------------
+
+    def run_base(self, bp: BasePlan) -> None:
+        self.event("base_start", base_id=bp.base_id, name=bp.name, tables=len(bp.tables))
+        for tp in bp.tables:
+            if self.cancel.is_set():
+                raise Cancelled("interrupted")
+            self.run_table(bp, tp)
+        self.event("base_done", base_id=bp.base_id, name=bp.name)
+
+    def run_table(self, bp: BasePlan, tp: TablePlan) -> None:
+        res = self.results[(bp.base_id, tp.table_id)]
+        res.status = "listing"
+        t0 = time.monotonic()
+        self.event("table_start", base_id=bp.base_id, table_id=tp.table_id, name=tp.name, base_name=bp.name)
+        log.info("listing %s/%s (%s / %s)", bp.base_id, tp.table_id, bp.name, tp.name)
+        try:
+            tw = self.snap.table(bp.base_id, tp.table_id)
+        except StoreError as e:
+            self._fail(res, f"store: {e}")
+            return
+        att_fields = tp.attachment_fields if self.opts.attachments else []
+        want_counts = self.opts.comments
+        while True:
+            refs: dict[str, AttRef] = {}
+            counts: dict[str, int] = {}
+            n = 0
+            try:
+                for page in self.source.iter_pages(bp.base_id, tp.table_id, comment_counts=want_counts):
+                    for rec in page:
+                        tw.add(rec)
+                        if att_fields:
+                            fields = rec.get("fields") or {}
+                            for fid in att_fields:
+                                for a in _scan_attachments(fields.get(fid)):
+                                    if a["id"] not in refs:
+                                        refs[a["id"]] = AttRef(
+                                            a["id"], a.get("url"), a.get("size"), a.get("filename"),
+                                            a.get("type"), bp.base_id, tp.table_id, rec["id"], fid,
+                                        )
+                        if want_counts:
+                            counts[rec["id"]] = int(rec.get("commentCount") or 0)
+                    n += len(page)
+                    res.records = n
+                    self.event("table_page", base_id=bp.base_id, table_id=tp.table_id, records=n)
+                break
+            except IteratorExpired:
+                res.restarts += 1
+                if res.restarts > self.opts.max_restarts:
+                    self._fail(res, f"the list iterator expired {res.restarts} times; giving up")
+                    return
+                log.warning("%s/%s: list iterator expired after %d records; restarting the table (%d)",
+                            bp.base_id, tp.table_id, n, res.restarts)
+                self.event("table_restart", base_id=bp.base_id, table_id=tp.table_id, restarts=res.restarts)
+                tw.reset()
+                continue
+            except (Cancelled, AuthError):
+                raise
+            except SourceError as e:
+                self._fail(res, str(e))
+                return
+            except StoreError as e:
+                self._fail(res, f"store: {e}")
+                return
+        try:
+            counts_ = tw.finish()
+        except StoreError as e:
+            self._fail(res, f"store: {e}")
+            return
+        res.records, res.new, res.changed = counts_.records, counts_.new, counts_.changed
+        res.deleted, res.unchanged, res.bytes_added = counts_.deleted, counts_.unchanged, counts_.bytes_added
+        log.info("%s/%s: %d records (%d new, %d changed, %d deleted, %d unchanged), %d restarts",
+                 bp.base_id, tp.table_id, res.records, res.new, res.changed, res.deleted, res.unchanged,
+                 res.restarts)
+        self.event("table_listed", base_id=bp.base_id, table_id=tp.table_id, result=res)
+        if refs:
+            self.schedule_attachments(res, refs.values())
+        if want_counts:
+            self.run_comments(bp, tp, res, counts)
+        res.seconds = round(time.monotonic() - t0, 3)
+        res.status = "done"
+        self.event("table_done", base_id=bp.base_id, table_id=tp.table_id, result=res)
+
+    def _fail(self, res: TableResult, reason: str) -> None:
+        res.status = "failed"
+        res.error = reason
+        self.error(res.base_id, res.table_id, reason, drop_table=True)
+        self.event("table_failed", base_id=res.base_id, table_id=res.table_id, reason=reason)
+
+    # -- comments -----------------------------------------------------------------------------
+
+    def run_comments(self, bp: BasePlan, tp: TablePlan, res: TableResult, counts: dict[str, int]) -> None:
+        try:
+            prev = self.snap.previous_comments(bp.base_id, tp.table_id)
+        except StoreError as e:
+            log.warning("%s/%s: previous comments unreadable (%s); fetching all", bp.base_id, tp.table_id, e)
+            prev = {}
+        out: dict[str, list[dict]] = {}
+        fetch: list[str] = []
+        for rid, c in counts.items():
+            if c <= 0:
+                continue
+            old = prev.get(rid)
+            if old is not None and len(old) == c:
+                out[rid] = old
+                res.comments_carried += 1
+            else:
+                fetch.append(rid)
+        failed = 0
+        first_error = None
+        for rid in fetch:
+            try:
+                comments = self.source.comments(bp.base_id, tp.table_id, rid)
+            except (Cancelled, AuthError):
+                raise
+            except NotFound:
+                continue  # record deleted since the listing
+            except SourceError as e:
+                failed += 1
+                first_error = first_error or str(e)
+                if rid in prev:
+                    out[rid] = prev[rid]  # keep the older comments rather than none
+                continue
+            out[rid] = comments
+            res.comments_fetched += 1
+            if self.opts.attachments:
+                refs = {}
+                for cm in comments:
+                    for a in _scan_attachments(cm.get("attachments")):
+                        refs.setdefault(a["id"], AttRef(
+                            a["id"], a.get("url"), a.get("size"), a.get("filename"), a.get("type"),
+                            bp.base_id, tp.table_id, rid, None, cm.get("id"),
+                        ))
+                if refs:
+                    self.schedule_attachments(res, refs.values())
+        try:
+            self.snap.add_comments(bp.base_id, tp.table_id, out)
+        except StoreError as e:
+            self.error(bp.base_id, tp.table_id, f"comments not stored: {e}", drop_table=False)
+            return
+        if failed:
+            self.error(bp.base_id, tp.table_id,
+                       f"comments of {failed} record(s) could not be read ({first_error})", drop_table=False)
+        log.info("%s/%s: comments fetched for %d record(s), carried over for %d",
+                 bp.base_id, tp.table_id, res.comments_fetched, res.comments_carried)
+
+    # -- attachments ---------------------------------------------------------------------------
+
+    def schedule_attachments(self, res: TableResult, refs: Iterable[AttRef]) -> None:
+        todo = []
+        with self._lock:
+            for r in refs:
+                if r.att_id in self._att_seen:
+                    continue
+                self._att_seen.add(r.att_id)
+                todo.append(r)
+        for r in todo:
+            if self.snap.known_attachment(r.att_id):
+                with self._lock:
+                    self.att_reused += 1
+                res.attachments_reused += 1
+                continue
+            res.attachments_new += 1
+            assert self.dl_pool is not None
+            fut = self.dl_pool.submit(self.download, r)
+            with self._lock:
+                self._downloads.append(fut)
+
+    def _refresh(self, ref: AttRef) -> AttRef | None:
+        """A fresh signed URL for ``ref``: re-read the record (or its comments). None if gone."""
+        try:
+            if ref.field_id is not None:
+                rec = self.source.get_record(ref.base_id, ref.table_id, ref.record_id)
+                candidates = _scan_attachments((rec.get("fields") or {}).get(ref.field_id))
+            else:
+                comments = self.source.comments(ref.base_id, ref.table_id, ref.record_id)
+                candidates = (a for cm in comments for a in _scan_attachments(cm.get("attachments")))
+        except NotFound:
+            return None
+        for a in candidates:
+            if a["id"] == ref.att_id:
+                return AttRef(ref.att_id, a.get("url"), a.get("size", ref.size), a.get("filename", ref.filename),
+                              a.get("type", ref.mime), ref.base_id, ref.table_id, ref.record_id, ref.field_id,
+                              ref.comment_id)
+        return None
+
+    def download(self, ref: AttRef) -> None:
+        where = f"attachment {ref.att_id} of record {ref.record_id}"
+        last = None
+        for attempt in range(self.opts.download_attempts):
+            if self.cancel.is_set():
+                raise Cancelled("interrupted")
+            try:
+                if not ref.url:
+                    raise AttachmentExpired("no URL")
+                with self.source.open_attachment(ref.url) as f:
+                    self.snap.add_attachment(ref.att_id, f, size=ref.size, filename=ref.filename, mime=ref.mime)
+                    got = getattr(f, "bytes_read", ref.size or 0)
+                with self._lock:
+                    self.att_new += 1
+                    self.att_bytes += got
+                self.event("attachment", att_id=ref.att_id, bytes=got, base_id=ref.base_id)
+                return
+            except (Cancelled, AuthError):
+                raise
+            except AttachmentExpired as e:
+                last = str(e)
+                log.info("%s: %s; re-reading the record for a fresh URL", where, e)
+                try:
+                    fresh = self._refresh(ref)
+                except (Cancelled, AuthError):
+                    raise
+                except SourceError as e2:
+                    last = f"refresh failed: {e2}"
+                    continue
+                if fresh is None:
+                    last = "the record or the attachment was removed during the run"
+                    break
+                ref = fresh
+            except (TransientError, StoreError, OSError) as e:
+                last = str(e)
+                log.warning("%s: %s (attempt %d)", where, e, attempt + 1)
+                delay = min(5.0, self.source.policy.backoff * (2**attempt))
+                if self.cancel.wait(delay):
+                    raise Cancelled("interrupted") from None
+            except SourceError as e:
+                last = str(e)
+                break
+            except Exception as e:  # never let one file abort the whole snapshot
+                log.exception("%s: unexpected error", where)
+                last = f"{type(e).__name__}: {e}"
+                break
+        with self._lock:
+            self.att_failed += 1
+        self.error(ref.base_id, None, f"{where} in table {ref.table_id} not stored: {last}", drop_table=False)
+
+
+def take_snapshot(store, source, plan: Plan, opts: SnapshotOptions | None = None, *, log_file: str | None = None
+                  ) -> SnapshotResult:
+    """Read ``plan`` from ``source`` into a new snapshot of ``store`` and commit it.
+
+    Returns a :class:`SnapshotResult` (``exit_code`` 0 or 3). Raises :class:`AuthError` and other
+    fatal errors after abandoning the snapshot, and ``KeyboardInterrupt``/:class:`Cancelled` when
+    interrupted (the snapshot is abandoned; nothing becomes visible).
+    """
+    opts = opts or SnapshotOptions()
+    t0 = time.monotonic()
+    req0 = source.stats.snapshot()
+    snap = store.begin_snapshot(note=opts.note, tags=opts.tags, command="snapshot")
+    run = _Run(store, source, plan, opts, snap)
+    workers = opts.base_workers or max(
+        1, int(source.throttle.token_limit.count // max(1, source.throttle.base_limit.count))
+    )
+    workers = max(1, min(workers, len(plan.bases) or 1))
+    base_pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="base")
+    run.dl_pool = cf.ThreadPoolExecutor(max(1, opts.download_workers), thread_name_prefix="download")
+    committed = False
+    try:
+        for bp in plan.bases:
+            if bp.schema is not None:
+                snap.add_base(bp.base_id, bp.name, bp.schema, bp.permission_level)
+            else:
+                run.error(bp.base_id, None, f"schema unreadable: {bp.error}", drop_table=True)
+        run.event("start", bases=len(plan.bases), tables=len(plan.tables))
+        futures = {base_pool.submit(run.run_base, bp): bp for bp in plan.bases if bp.schema is not None}
+        _wait_all(futures.keys())
+        for fut in futures:
+            _raise_fatal(fut)
+        # downloads scheduled by the last tables may still be running
+        while True:
+            with run._lock:
+                pending = [f for f in run._downloads if not f.done()]
+            if not pending:
+                break
+            _wait_all(pending)
+        for fut in list(run._downloads):
+            _raise_fatal(fut)
+        duration = time.monotonic() - t0
+        req = _diff_stats(req0, source.stats.snapshot())
+        dl = source.download_stats.snapshot()
+        atts = {"new": run.att_new, "reused": run.att_reused, "failed": run.att_failed, "bytes": run.att_bytes,
+                "download_retries": dl["retries"]}
+        snap.stats.update({
+            "duration_seconds": round(duration, 3),
+            "requests": req["requests"],
+            "requests_by_route": req["requests_by_route"],
+            "rate_limited_429": req["rate_limited_429"],
+            "retries": req["retries"],
+            "network_errors": req["network_errors"],
+            "bytes_received": req["bytes_received"],
+            "plan_requests": plan.requests,
+            "attachments": atts,
+            "iterator_restarts": sum(r.restarts for r in run.results.values()),
+            "errors": list(run.errors),
+            "throttle_wait_seconds": round(sum(source.throttle.waited.values()), 3),
+            "api_url": source.api_url,
+            "log_file": log_file,
+        })
+        info = snap.commit()
+        committed = True
+        event_result = SnapshotResult(
+            info=info, tables=list(run.results.values()), attachments=atts, requests=req,
+            errors=list(run.errors), seconds=time.monotonic() - t0, log_file=log_file,
+        )
+        log.info("snapshot %s committed: %s, %d requests, %d 429s, %.1fs", info.id, info.status,
+                 req["requests"], req["rate_limited_429"], duration)
+        run.event("done", result=event_result)
+        return event_result
+    except BaseException as exc:
+        source.cancel.set()
+        if not committed:
+            log.warning("snapshot abandoned (%s): nothing was committed", type(exc).__name__)
+        raise
+    finally:
+        base_pool.shutdown(wait=False, cancel_futures=True)
+        run.dl_pool.shutdown(wait=False, cancel_futures=True)
+        if not committed:
+            _join_quietly(base_pool, run.dl_pool, timeout=10.0)
+            snap.abandon()
+
+
+def _wait_all(futures: Iterable[cf.Future]) -> None:
+    """Wait for futures in short slices, so Ctrl-C reaches the main thread; stop at the first
+    fatal error (bad token, store failure, interruption)."""
+    pending = set(futures)
+    while pending:
+        done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_EXCEPTION)
+        for f in done:
+            if f.exception() is not None:
+                _raise_fatal(f)
+
+
+def _raise_fatal(fut: cf.Future) -> None:
+    exc = fut.exception() if fut.done() else None
+    if exc is None:
+        return
+    raise exc
+
+
+def _join_quietly(*pools: cf.ThreadPoolExecutor, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for pool in pools:
+        for t in list(getattr(pool, "_threads", ())):
+            t.join(max(0.0, deadline - time.monotonic()))
+
+
+def _diff_stats(a: dict, b: dict) -> dict:
+    out = dict(b)
+    for k in ("requests", "rate_limited_429", "retries", "network_errors", "bytes_received"):
+        out[k] = b[k] - a.get(k, 0)
+    for k in ("requests_by_route", "requests_by_base"):
+        out[k] = {r: n - a.get(k, {}).get(r, 0) for r, n in b[k].items() if n - a.get(k, {}).get(r, 0)}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# run log
+
+
+class RedactFilter(logging.Filter):
+    """Defence in depth: replace the token wherever it might appear in a log line."""
+
+    def __init__(self, secrets_: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets_ if s and len(s) >= 6]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            msg = record.getMessage()
+            if any(s in msg for s in self.secrets):
+                for s in self.secrets:
+                    msg = msg.replace(s, "<token>")
+                record.msg, record.args = msg, None
+        return True
+
+
+def open_run_log(store_root: str | Path, *, secrets: Iterable[str] = (), level: int = logging.DEBUG,
+                 prefix: str = "snapshot") -> tuple[logging.Handler, Path]:
+    """A per-run log file ``<store>/logs/<prefix>-YYYYMMDD-HHMMSS-<pid>.log`` attached to the
+    ``snapstore`` logger. Detach with ``logging.getLogger("snapstore").removeHandler(handler)``."""
+    import os
+
+    logs = Path(store_root) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    path = logs / f"{prefix}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{os.getpid()}.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(threadName)s %(name)s: %(message)s"))
+    handler.addFilter(RedactFilter(secrets))
+    root = logging.getLogger("snapstore")
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > level:
+        root.setLevel(level)
+    return handler, path
+
+
+__all__ = [
+    "AccessDenied", "BasePlan", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE",
+    "Plan", "Selection", "SelectionError", "SnapshotOptions", "SnapshotResult", "TablePlan", "TableResult",
+    "estimate", "open_run_log", "plan_snapshot", "take_snapshot",
+]

@@ -1,0 +1,131 @@
+"""stats: what the store holds, what it would take without deduplication, and how each base grows.
+
+Logical bytes of a snapshot = the raw (uncompressed canonical) length of every record it holds plus
+the size of every attachment those records name. The deduplication ratio is the logical bytes of all
+snapshots together divided by the bytes the store keeps on disk (packs, objects, commits, indexes;
+the catalog, a rebuildable index, is reported apart).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pyarrow as pa
+
+from snapstore.canonical import loads
+from snapstore.prune import LIVE_VERSIONS, _att_ids, _Frames
+from snapstore.store import Store
+from snapstore.store import inventory as inv
+
+PER_SNAPSHOT = """
+WITH w AS (
+    SELECT rv.table_pk, rv.begin_seq, rv.end_seq, b.rlen + coalesce(a.att_bytes, 0) AS bytes
+    FROM record_version rv LEFT JOIN blob b ON b.hash = rv.hash LEFT JOIN att_w a ON a.hash = rv.hash),
+ev AS (
+    SELECT table_pk, begin_seq AS seq, count(*) AS dn, sum(bytes) AS db FROM w GROUP BY ALL
+    UNION ALL
+    SELECT table_pk, end_seq, -count(*), -sum(bytes) FROM w WHERE end_seq IS NOT NULL GROUP BY ALL),
+cum AS (
+    SELECT table_pk, seq,
+           sum(dn) OVER (PARTITION BY table_pk ORDER BY seq) AS n,
+           sum(db) OVER (PARTITION BY table_pk ORDER BY seq) AS bytes
+    FROM (SELECT table_pk, seq, sum(dn) dn, sum(db) db FROM ev GROUP BY ALL)),
+firsts AS (
+    SELECT rv.hash, min(rv.begin_seq) AS seq, arg_min(rv.table_pk, rv.begin_seq) AS table_pk
+    FROM record_version rv GROUP BY rv.hash),
+added AS (
+    SELECT f.seq, f.table_pk, sum(b.clen) AS clen FROM firsts f JOIN blob b ON b.hash = f.hash GROUP BY ALL)
+SELECT st.seq, s.id, st.base_id, sum(coalesce(c.n, 0))::BIGINT AS records,
+       sum(coalesce(c.bytes, 0))::BIGINT AS logical, sum(coalesce(ad.clen, 0))::BIGINT AS added
+FROM snapshot_table st JOIN snapshot s ON s.seq = st.seq
+ASOF LEFT JOIN cum c ON c.table_pk = st.table_pk AND st.seq >= c.seq
+LEFT JOIN added ad ON ad.table_pk = st.table_pk AND ad.seq = st.seq
+GROUP BY ALL ORDER BY st.seq, st.base_id
+"""
+
+
+def _attachment_weights(store: Store) -> pa.Table:
+    """(record blob hash, bytes of the attachments it names) for live records that name any."""
+    with store.catalog.read() as con:
+        live = {r[0] for r in con.execute(LIVE_VERSIONS).fetchall()}
+        sizes = dict(con.execute("SELECT att_id, size FROM attachment").fetchall())
+        locs = con.execute(
+            """SELECT b.hash, p.name, b.off, b.clen, b.rlen, b.dict_hash FROM blob b
+               JOIN pack p ON p.pack_seq = b.pack_seq WHERE b.kind = 'R' ORDER BY b.pack_seq, b.off""").fetchall()
+    hs, ws = [], []
+    if sizes:
+        frames = _Frames(store)
+        for h, pack, off, clen, rlen, dh in locs:
+            if h not in live:
+                continue
+            raw = frames.raw(h, pack, off, clen, rlen, dh)
+            if b'"att' not in raw:
+                continue
+            ids: set[str] = set()
+            _att_ids(loads(raw), ids)
+            w = sum(sizes.get(a, 0) for a in ids)
+            if w:
+                hs.append(h)
+                ws.append(w)
+    return pa.table({"hash": pa.array(hs, pa.binary()), "att_bytes": pa.array(ws, pa.int64())})
+
+
+def stats(store: Store) -> dict:
+    disk: dict[str, int] = {}
+    for prefix in ("packs", "objects", "snapshots", inv.INDEX_PREFIX, inv.TAGS_PREFIX):
+        disk[prefix] = sum(s for _k, s in store.backend.list(prefix))
+    catalog = sum(p.stat().st_size for p in store.root.glob("catalog.duckdb*") if p.is_file())
+    stored = sum(disk.values())
+    att_w = _attachment_weights(store)
+    with store.catalog.read() as con:
+        con.register("att_w", att_w)
+        rows = con.execute(PER_SNAPSHOT).fetchall()
+        con.unregister("att_w")
+        counts = dict(zip(("packs", "blobs", "record_versions", "attachments"), con.execute(
+            """SELECT (SELECT count(*) FROM pack), (SELECT count(*) FROM blob),
+                      (SELECT count(*) FROM record_version), (SELECT count(*) FROM attachment)""").fetchone(),
+            strict=True))
+        snaps = con.execute("SELECT seq, id, bytes_added FROM snapshot ORDER BY seq").fetchall()
+    logical = sum(r[4] for r in rows)
+    bases: dict[str, list] = defaultdict(list)
+    prev: dict[str, int] = {}
+    times = {s.full_id: s.time for s in store.list_snapshots()}
+    for seq, sid, base, n, lb, added in rows:
+        t = times.get(sid)
+        bases[base].append({"seq": seq, "id": sid[:8], "time": t.isoformat().replace("+00:00", "Z") if t else "",
+                            "records": n, "records_delta": n - prev.get(base, 0), "logical_bytes": lb,
+                            "added_bytes": added})
+        prev[base] = n
+    return {
+        "store": str(store.root), "snapshots": len(snaps), "stored_bytes": stored, "disk": disk,
+        "catalog_bytes": catalog, "logical_bytes": logical,
+        "dedup_ratio": round(logical / stored, 2) if stored else None, "counts": counts,
+        "bytes_added_per_snapshot": [{"id": s[1][:8], "bytes_added": s[2]} for s in snaps],
+        "bases": dict(bases),
+    }
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def format_stats(st: dict, last: int = 20) -> str:
+    d = st["disk"]
+    lines = [
+        f"store {st['store']}: {st['snapshots']} snapshot(s)",
+        f"  stored   {_human(st['stored_bytes'])} (packs {_human(d['packs'])}, objects {_human(d['objects'])}, "
+        f"commits {_human(d['snapshots'])}, indexes {_human(d[inv.INDEX_PREFIX])}); catalog {_human(st['catalog_bytes'])}",
+        f"  logical  {_human(st['logical_bytes'])} across all snapshots; deduplication ratio "
+        f"{st['dedup_ratio'] if st['dedup_ratio'] is not None else '-'}x",
+    ]
+    for base, rows in st["bases"].items():
+        lines.append(f"base {base} (last {min(last, len(rows))} of {len(rows)} snapshots):")
+        lines.append(f"  {'snapshot':<9} {'time':<21} {'records':>9} {'delta':>7} {'logical':>11} {'added':>11}")
+        for r in rows[-last:]:
+            lines.append(f"  {r['id']:<9} {r['time'][:19]:<21} {r['records']:>9} {r['records_delta']:>+7} "
+                         f"{_human(r['logical_bytes']):>11} {_human(r['added_bytes']):>11}")
+    return "\n".join(lines)

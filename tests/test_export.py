@@ -1,0 +1,419 @@
+"""snapstore export: every format read back with its own reader equals the snapshot, field for field
+(within what each format can hold, as documented in the exporters' docstrings and the README)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import duckdb
+import fixtures_alltypes as F
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from exporters import values as V
+from exporters.export import FORMATS, export_snapshot, verify_manifest
+from exporters.values import split_csv_list
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    store, info = F.build(root / "store")
+    res = export_snapshot(store, info, root / "out")
+    return store, info, res
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """A store holding only the all-types base; tests that add snapshots work on a copy."""
+    root = tmp_path_factory.mktemp("plain")
+    _store, info = F.build(root / "store", hostile=False)
+    return root / "store", info
+
+
+def _copy(plain, dest: Path):
+    import shutil
+
+    from snapstore.store import Store
+
+    shutil.copytree(plain[0], dest)
+    return Store.open(dest), plain[1]
+
+
+def _named(table_id: str) -> dict[str, dict]:
+    """The snapshot's records with fields by name (what every format must reproduce)."""
+    by_id = F.fields_by_id(table_id)
+    out = {}
+    for rid, rec in F.expected(table_id).items():
+        out[rid] = {"id": rid, "createdTime": rec["createdTime"],
+                    "fields": {by_id[fid]["name"]: v for fid, v in rec["fields"].items()}}
+    return out
+
+
+def _pop_paths(value, root: Path):
+    """Check the exported file of each attachment object in a cell, then drop the added ``path``."""
+    if isinstance(value, list):
+        for a in value:
+            if V.is_attachment(a):
+                p = a.pop("path")
+                assert p.startswith("attachments/"), p
+                assert (root / p).read_bytes() == F.ATTACHMENTS[a["id"]][1]
+    return value
+
+
+def _strip_paths(rec: dict, root: Path) -> dict:
+    for v in rec["fields"].values():
+        _pop_paths(v, root)
+    return rec
+
+
+def _file(res, fmt: str, table: str = "Projects") -> Path:
+    row = next(t for t in res.tables if t["table"] == table and t["base_id"] == F.BASE)
+    return res.path / row["files"][fmt]
+
+
+@pytest.mark.parametrize("table_id,name", [(F.T_MAIN, "Projects"), (F.T_DIST, "Districts")])
+@pytest.mark.parametrize("fmt", ["json", "ndjson", "yaml"])
+def test_record_shaped_formats_round_trip(exported, fmt, table_id, name):
+    _store, _info, res = exported
+    path = _file(res, fmt, name)
+    text = path.read_text(encoding="utf-8")
+    if fmt == "json":
+        recs = json.loads(text)
+    elif fmt == "ndjson":
+        recs = [json.loads(line) for line in text.splitlines()]
+    else:
+        recs = yaml.safe_load(text)
+    got = {r["id"]: _strip_paths(r, res.path) for r in recs}
+    assert got == _named(table_id)
+    # fields in schema order
+    order = [f["name"] for f in (F.MAIN_FIELDS if table_id == F.T_MAIN else F.DIST_FIELDS)]
+    for r in recs:
+        names = list(r["fields"])
+        assert names == [n for n in order if n in names]
+
+
+def _csv_decode(field: dict, cell: str, value, guard: bool = True):
+    """Check one CSV cell against the snapshot value by the documented flattening rules."""
+    if value is None or value == []:
+        assert cell == ""
+        return
+    if isinstance(value, bool):
+        assert cell == ("true" if value else "false")
+    elif isinstance(value, int | float):
+        assert float(cell) == value
+    elif isinstance(value, str):
+        expect = V.guard_formula(value) if guard else value
+        assert cell == expect
+    elif isinstance(value, list) and all(isinstance(x, str | int | float) for x in value):
+        items = split_csv_list(cell if not (guard and cell.startswith("'")) else cell[1:])
+        assert items == [str(x) for x in value]
+    elif isinstance(value, list) and all(V.is_attachment(x) for x in value):
+        paths = split_csv_list(cell)
+        assert [Path(p).name.split("_", 1)[0] for p in paths] == [a["id"] for a in value]
+    elif isinstance(value, list) and all(V.is_collaborator(x) for x in value):
+        assert split_csv_list(cell) == [x.get("email") or x.get("name") for x in value]
+    elif V.is_collaborator(value):
+        assert cell == value["email"]
+    else:
+        assert json.loads(cell) == value
+
+
+@pytest.mark.parametrize("table_id,name", [(F.T_MAIN, "Projects"), (F.T_DIST, "Districts")])
+def test_csv_round_trip(exported, table_id, name):
+    _store, _info, res = exported
+    with open(_file(res, "csv", name), encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], rows[1:]
+    fields = F.MAIN_FIELDS if table_id == F.T_MAIN else F.DIST_FIELDS
+    assert header[:2] == ["_id", "_createdTime"]
+    assert len(header) == 2 + len(fields)  # a column per field, even when a field is empty everywhere
+    expected = F.expected(table_id)
+    assert sorted(r[0] for r in body) == sorted(expected)
+    for row in body:
+        rec = expected[row[0]]
+        assert row[1] == rec["createdTime"]
+        for f, cell in zip(fields, row[2:], strict=True):
+            _csv_decode(f, cell, rec["fields"].get(f["id"]))
+
+
+def test_csv_guard_and_flag(exported, tmp_path):
+    store, info, res = exported
+    with open(_file(res, "csv"), encoding="utf-8-sig", newline="") as f:
+        row = next(r for r in csv.DictReader(f) if r["_id"] == F.R3)
+    assert row["Name"].startswith("'=") and row["Notes"].startswith("'+") and row["Rich"] == "'-2"
+    assert row["Email"] == "'@SUM(A1)" and row["Site"] == "'\tTab" and row["Phone"] == "'\rCR"
+    assert row["Qty"] == "-5" and row["Price"] == "-0.5"  # numbers are never prefixed
+    res2 = export_snapshot(store, info, tmp_path, formats="csv", bases=[F.BASE], csv_guard=False)
+    with open(_file(res2, "csv"), encoding="utf-8-sig", newline="") as f:
+        row = next(r for r in csv.DictReader(f) if r["_id"] == F.R3)
+    assert row["Name"] == '=HYPERLINK("http://evil","x")' and row["Rich"] == "-2"
+
+
+def _iso_ms(d: dt.datetime) -> str:
+    return d.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+
+
+def _parquet_back(kind: str, v):
+    """A Parquet cell converted back to the API's JSON shape."""
+    if v is None:
+        return None
+    if kind == V.DATETIME:
+        return _iso_ms(v)
+    if kind == V.DATE:
+        return v.isoformat()
+    if kind == V.JSON:
+        return json.loads(v)
+    if kind in (V.COLLABORATOR, V.BARCODE, V.BUTTON):
+        return {k: x for k, x in v.items() if x is not None or kind != V.COLLABORATOR}
+    if kind == V.COLLABORATORS:
+        return [{k: x for k, x in c.items() if x is not None} for c in v]
+    if kind == V.ATTACHMENTS:
+        out = []
+        for a in v:
+            a = {k: x for k, x in a.items() if x is not None}
+            if "thumbnails" in a:
+                a["thumbnails"] = json.loads(a["thumbnails"])
+            out.append(a)
+        return out
+    return v
+
+
+@pytest.mark.parametrize("table_id,name", [(F.T_MAIN, "Projects"), (F.T_DIST, "Districts")])
+def test_parquet_round_trip(exported, table_id, name):
+    _store, _info, res = exported
+    path = _file(res, "parquet", name)
+    table = pq.read_table(path)
+    fields = F.MAIN_FIELDS if table_id == F.T_MAIN else F.DIST_FIELDS
+    assert table.column_names == ["_id", "_createdTime"] + [f["name"] for f in fields]
+    expected = F.expected(table_id)
+    for row in table.to_pylist():
+        rec = expected[row["_id"]]
+        assert _iso_ms(row["_createdTime"]) == rec["createdTime"]
+        for f in fields:
+            kind = V.column_kind(f)
+            got = _parquet_back(kind, row[f["name"]])
+            want = rec["fields"].get(f["id"])
+            assert _pop_paths(got, res.path) == want, (f["name"], got, want)
+    assert len(table) == len(expected)
+    # typed columns, readable by DuckDB
+    schema = table.schema
+    con = duckdb.connect()
+    n = con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
+    assert n == len(expected)
+    if table_id == F.T_MAIN:
+        assert str(schema.field("When").type) == "timestamp[ms, tz=UTC]" and str(schema.field("Day").type) == "date32[day]"
+        assert str(schema.field("Done").type) == "bool" and str(schema.field("Tags").type) == "list<element: string>"
+        assert str(schema.field("Qty").type) == "double" and str(schema.field("Stars").type) == "int64"
+        assert str(schema.field("Owner").type) == "struct<id: string, email: string, name: string>"
+        row = con.execute(f"SELECT sum(Qty), max(\"When\")::VARCHAR, max(Day)::VARCHAR FROM read_parquet('{path}')").fetchone()
+        assert row == (-2, "2024-05-01 09:30:00+00", "2024-05-01")
+
+
+def test_sqlite_round_trip_and_joins(exported):
+    _store, _info, res = exported
+    con = sqlite3.connect(_file(res, "sqlite"))
+    con.row_factory = sqlite3.Row
+    for table_id, name, fields in ((F.T_MAIN, "Projects", F.MAIN_FIELDS), (F.T_DIST, "Districts", F.DIST_FIELDS)):
+        expected = F.expected(table_id)
+        rows = con.execute(f'SELECT * FROM "{name}"').fetchall()
+        assert len(rows) == len(expected)
+        for row in rows:
+            rec = expected[row["_id"]]
+            assert row["_createdTime"] == rec["createdTime"]
+            for f in fields:
+                kind = V.column_kind(f)
+                got, want = row[f["name"]], rec["fields"].get(f["id"])
+                if want is None:
+                    assert got is None
+                elif kind == V.BOOL:
+                    assert got == 1
+                elif kind in (V.TEXT, V.FLOAT, V.INT, V.DATE, V.DATETIME):
+                    assert got == want
+                else:
+                    assert _pop_paths(json.loads(got), res.path) == want, f["name"]
+    types = {r["name"]: r["type"] for r in con.execute("PRAGMA table_info(Projects)")}
+    assert types["_id"] == "TEXT" and types["Qty"] == "REAL" and types["Stars"] == "INTEGER" and types["Done"] == "INTEGER"
+    pk = [r["name"] for r in con.execute("PRAGMA table_info(Projects)") if r["pk"]]
+    assert pk == ["_id"]
+    # link tables with foreign keys, joinable across tables
+    fks = con.execute('PRAGMA foreign_key_list("Projects__District")').fetchall()
+    assert {(r["table"], r["from"], r["to"]) for r in fks} == {("Projects", "record_id", "_id"), ("Districts", "linked_record_id", "_id")}
+    joined = con.execute('''SELECT p.Name, d.Name FROM Projects p JOIN "Projects__District" l ON l.record_id = p._id
+                            JOIN Districts d ON d._id = l.linked_record_id ORDER BY l.position''').fetchall()
+    assert [tuple(r) for r in joined] == [("Alpha", "Mission"), ("Alpha", "Soma")]
+    self_links = con.execute('SELECT record_id, linked_record_id FROM "Projects__Parent" ORDER BY record_id').fetchall()
+    assert [tuple(r) for r in self_links] == [(F.R1, F.R2), (F.R3, F.R3), (F.R4, F.R1)]
+    # metadata tables hold the schema
+    meta = {r["field_id"]: dict(r) for r in con.execute("SELECT * FROM _airtable_fields WHERE table_id = ?", [F.T_MAIN])}
+    assert len(meta) == len(F.MAIN_FIELDS) == 37 and meta["fldAUTONUM0000001"]["type"] == "autoNumber"
+    assert {r[0] for r in con.execute("SELECT type FROM _airtable_fields")} == set(F.ALL_TYPES)
+    raw = json.loads(con.execute("SELECT schema_json FROM _airtable_schema").fetchone()[0])
+    assert raw == F.schema()
+    # the dangling link (recGONE...) is reported, not silently dropped
+    assert any("not in the export" in w for w in res.warnings)
+
+
+def test_layout_metadata_reports_and_log(exported):
+    _store, info, res = exported
+    root = res.path
+    assert root.name == f"airtable_backup_{info.time:%Y-%m-%d_%H-%M-%S}"
+    for d in [f"data/{f}" for f in FORMATS] + ["attachments", "metadata", "reports", "logs"]:
+        assert (root / d).is_dir(), d
+    ident = json.loads((root / "metadata/snapshot.json").read_text())
+    assert ident["snapshot"]["full_id"] == info.full_id and ident["snapshot"]["parent"] is None
+    assert ident["store"]["format"] == "snapstore" and ident["export"]["tool_version"]
+    schemas = {p.name: json.loads(p.read_text()) for p in (root / "metadata/schema").iterdir()}
+    assert schemas["All types.json"] == F.schema()
+    summary = json.loads((root / "reports/summary.json").read_text())
+    assert summary["totals"]["records"] == 4 + 2 + len(F.HOSTILE_NAMES)
+    assert summary["totals"]["attachments_copied"] == len(F.ATTACHMENTS)
+    assert "| All types | Projects | 4 |" in (root / "reports/summary.md").read_text()
+    assert "Projects: 4 records" in (root / "logs/export.log").read_text()
+
+
+def test_manifest_verifies_and_detects_tampering(exported, tmp_path):
+    _store, _info, res = exported
+    assert verify_manifest(res.path) == []
+    doc = json.loads((res.path / "metadata/manifest.json").read_text())
+    on_disk = {p.relative_to(res.path).as_posix() for p in res.path.rglob("*") if p.is_file()}
+    assert {e["path"] for e in doc["entries"]} == on_disk - {"metadata/manifest.json"}
+    assert doc["files"] == res.files
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(res.path, copy)
+    (copy / "data/ndjson/All types/Projects.ndjson").write_text("tampered\n")
+    (copy / "logs/extra.txt").write_text("x")
+    problems = verify_manifest(copy)
+    assert any("Projects.ndjson" in p for p in problems) and any("extra.txt" in p for p in problems)
+
+
+def test_hostile_names_stay_inside_and_distinct(exported):
+    _store, _info, res = exported
+    root = os.path.realpath(res.path)
+    hostile = [t for t in res.tables if t["base_id"] == F.HOSTILE_BASE]
+    assert len(hostile) == len(F.HOSTILE_NAMES)
+    for fmt in FORMATS:
+        paths = {t["files"][fmt] for t in hostile}
+        if fmt != "sqlite":
+            assert len(paths) == len(F.HOSTILE_NAMES)  # collisions after sanitising stay distinct
+            assert len({p.casefold() for p in paths}) == len(paths)  # even on case-insensitive file systems
+        for p in paths:
+            assert (res.path / p).is_file()
+    bad = set('<>:"\\|?*') | {chr(c) for c in range(32)}
+    for p in Path(res.path).rglob("*"):
+        real = os.path.realpath(p)
+        assert os.path.commonpath([root, real]) == root
+        name = p.name
+        assert not (set(name) & bad), name
+        assert len(name.encode()) <= 120 and name == name.rstrip(". ") and not name.startswith(".")
+        assert name.split(".")[0].upper() not in {"CON", "NUL", "PRN", "AUX", "COM1", "LPT1"}
+    assert not any(p.name == "evil.txt" for p in Path(res.path).parent.rglob("evil.txt"))
+    atts = sorted(p.name for p in (res.path / "attachments").iterdir())
+    assert len(atts) == len(F.ATTACHMENTS) and len({a.casefold() for a in atts}) == len(atts)
+    # each hostile table's rows are in the files named for it (SQLite: one table each, unique names)
+    con = sqlite3.connect(res.path / hostile[0]["files"]["sqlite"])
+    names = [r[0] for r in con.execute("SELECT sql_table FROM _airtable_tables ORDER BY table_id")]
+    assert len(set(n.casefold() for n in names)) == len(F.HOSTILE_NAMES)
+    def q(x):
+        return '"' + x.replace('"', '""') + '"'
+
+    for i, n in enumerate(names):
+        col = con.execute("SELECT sql_column FROM _airtable_fields WHERE field_id = ?", [f"fldI{i:013d}"]).fetchone()[0]
+        assert con.execute(f"SELECT {q(col)} FROM {q(n)}").fetchone()[0] == i
+
+
+def test_field_rename_old_snapshot_uses_old_name(plain, tmp_path):
+    store, info1 = _copy(plain, tmp_path / "store")
+    renamed = [dict(f, name="Title") if f["id"] == "fldNAME0000000001" else f for f in F.MAIN_FIELDS]
+    snap = store.begin_snapshot(command="test")
+    snap.add_base(F.BASE, "All types", F.schema(renamed))
+    for tid, recs in ((F.T_MAIN, F.main_records()), (F.T_DIST, F.district_records())):
+        tw = snap.table(F.BASE, tid)
+        for r in recs:
+            if r["id"] == F.R2:
+                r["fields"]["fldNAME0000000001"] = "Beta 2"
+            tw.add(r)
+        tw.finish()
+    info2 = snap.commit()
+    old = export_snapshot(store, info1.id, tmp_path / "out", formats="ndjson,csv,parquet")
+    new = export_snapshot(store, "latest", tmp_path / "out", formats="ndjson,csv,parquet")
+    assert old.path != new.path
+    o = [json.loads(x) for x in _file(old, "ndjson").read_text().splitlines()]
+    n = [json.loads(x) for x in _file(new, "ndjson").read_text().splitlines()]
+    assert all("Title" not in r["fields"] for r in o) and {r["fields"].get("Name") for r in o} >= {"Alpha", "Beta"}
+    assert all("Name" not in r["fields"] for r in n) and {r["fields"].get("Title") for r in n} >= {"Alpha", "Beta 2"}
+    assert "Name" in pq.read_table(_file(old, "parquet")).column_names
+    assert "Title" in pq.read_table(_file(new, "parquet")).column_names
+    summary = json.loads((new.path / "reports/summary.json").read_text())
+    proj = next(t for t in summary["tables"] if t["table"] == "Projects")
+    assert (proj["changed"], proj["new"], proj["unchanged"]) == (1, 0, 3)
+    assert summary["snapshot"]["parent"] == info1.id and info2.parent == info1.full_id
+
+
+def test_failure_half_way_leaves_no_backup_folder(plain, tmp_path, monkeypatch):
+    from exporters import parquet_writer
+
+    store, info = _copy(plain, tmp_path / "store")
+    out = tmp_path / "out"
+    calls = {"n": 0}
+    real = parquet_writer.ParquetWriter.write
+
+    def boom(self, record):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("disk on fire")
+        return real(self, record)
+
+    monkeypatch.setattr(parquet_writer.ParquetWriter, "write", boom)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        export_snapshot(store, info, out)
+    assert calls["n"] == 3
+    assert list(out.iterdir()) == []  # no airtable_backup_*, and the temporary folder is gone too
+
+
+def test_filters_no_attachments_and_missing_attachment(plain, tmp_path):
+    store, info = _copy(plain, tmp_path / "store")
+    res = export_snapshot(store, info, tmp_path / "out", formats=["json"], tables=["Districts"], attachments=False)
+    assert [t["table"] for t in res.tables] == ["Districts"]
+    assert list((res.path / "attachments").iterdir()) == []
+    with pytest.raises(Exception, match="not in snapshot"):
+        export_snapshot(store, info, tmp_path / "out", tables=["Nope"])
+    with pytest.raises(Exception, match="unknown export format"):
+        export_snapshot(store, info, tmp_path / "out", formats="xml")
+    # a record referencing an attachment the store never downloaded: exported with path null, reported
+    snap = store.begin_snapshot(command="test")
+    snap.add_base(F.BASE, "All types", F.schema())
+    tw = snap.table(F.BASE, F.T_MAIN)
+    tw.add({"id": F.R1, "createdTime": "2024-01-01T00:00:00.000Z",
+            "fields": {"fldPICS0000000001": [{"id": "attNOTSTORED00001", "filename": "x.png", "size": 1}]}})
+    tw.finish()
+    snap.mark_missing(F.BASE, F.T_DIST, "403 from the API")
+    info2 = snap.commit()
+    res = export_snapshot(store, info2, tmp_path / "out2", formats="json")
+    rec = json.loads(_file(res, "json").read_text())[0]
+    assert rec["fields"]["Pictures"][0]["path"] is None
+    assert any("attNOTSTORED00001" in e for e in res.errors)
+    assert any(F.T_DIST in e and "403" in e for e in res.errors)
+
+
+def test_cli_export(plain, tmp_path):
+    from click.testing import CliRunner
+
+    from snapstore.commands.export import export
+
+    _copy(plain, tmp_path / "store")
+    r = CliRunner().invoke(export, ["latest", "--store", str(tmp_path / "store"), "--out", str(tmp_path / "o"),
+                                    "--format", "json,csv", "--table", "Projects", "--no-csv-guard", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["formats"] == ["json", "csv"] and doc["records"] == 4 and Path(doc["path"]).is_dir()
+    assert verify_manifest(doc["path"]) == []
+    r = CliRunner().invoke(export, ["nope", "--store", str(tmp_path / "store")])
+    assert r.exit_code == 1 and "no snapshot named" in r.output
