@@ -12,7 +12,7 @@ is a schema change and not a change to every record.
 from __future__ import annotations
 
 import difflib
-import hashlib
+import gc
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -20,12 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import zstandard
 
 from snapstore.canonical import loads
 from snapstore.store import SnapshotInfo, Store, StoreError
-from snapstore.store.backend import ObjectMissing
-from snapstore.store.packs import pack_key
+from snapstore.store.store import locate_blobs
 
 #: Strings longer than this (or with a newline) are shown as a compact diff instead of old -> new.
 LONG_TEXT = 120
@@ -220,85 +218,16 @@ class Version:
 # ---- blobs in bulk ---------------------------------------------------------------------------
 
 
-def locate_blobs(con, hashes: Iterable[bytes] | pa.Array) -> list[tuple]:
-    """Where blobs are, in one query on an open catalog connection: rows of
-    (hash, pack name, offset, clen, rlen, dict_hash, standalone) in pack order."""
-    arr = hashes if isinstance(hashes, pa.Array | pa.ChunkedArray) else pa.array(list(set(hashes)), pa.binary())
-    if len(arr) == 0:
-        return []
-    con.register("want_blobs", pa.table({"hash": arr}))
-    try:
-        return con.execute(
-            """SELECT w.hash, p.name, b.off, b.clen, b.rlen, b.dict_hash, b.pack_seq IS NULL AND b.hash IS NOT NULL
-               FROM (SELECT DISTINCT hash FROM want_blobs WHERE hash IS NOT NULL) w
-               LEFT JOIN (SELECT DISTINCT ON (hash) * FROM blob) b ON b.hash = w.hash
-               LEFT JOIN pack p ON p.pack_seq = b.pack_seq
-               ORDER BY p.name, b.off"""
-        ).fetchall()
-    finally:
-        con.unregister("want_blobs")
-
-
-def read_located(store: Store, rows: list[tuple]) -> dict[bytes, bytes]:
-    """The blobs ``locate_blobs`` found: one open per pack and a ranged read per blob, in pack
-    order, each verified against its hash. No catalog connection is held meanwhile."""
-    out: dict[bytes, bytes] = {}
-    dctx: dict[bytes | None, zstandard.ZstdDecompressor] = {}
-    by_pack: dict[str, list] = defaultdict(list)
-    for h, pack, off, clen, rlen, dh, standalone in rows:
-        if standalone:
-            out[h] = store.read_blob(h)
-        elif pack is None:
-            raise StoreError(f"blob {h.hex()[:12]} is not in the store")
-        else:
-            by_pack[pack].append((h, off, clen, rlen, dh))
-    for pack, entries in by_pack.items():
-        try:
-            f = store.backend.open(pack_key(pack))
-        except ObjectMissing as e:
-            raise StoreError(f"pack {pack[:12]} is missing from the store") from e
-        with f:
-            for h, off, clen, rlen, dh in entries:
-                d = dctx.get(dh)
-                if d is None:
-                    if dh is None:
-                        d = zstandard.ZstdDecompressor()
-                    else:
-                        d = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(store._dict_bytes(dh)))
-                    dctx[dh] = d
-                f.seek(off)
-                try:
-                    raw = d.decompress(f.read(clen), max_output_size=rlen)
-                except zstandard.ZstdError as e:
-                    raise StoreError(f"blob {h.hex()[:12]} in pack {pack[:12]} is damaged ({e})") from e
-                if hashlib.sha256(raw).digest() != h:
-                    raise StoreError(f"blob {h.hex()[:12]} in pack {pack[:12]} is damaged (hash mismatch)")
-                out[h] = raw
-    return out
-
-
 def read_blobs(store: Store, hashes: Iterable[bytes]) -> dict[bytes, bytes]:
-    """Many blobs at once: one short catalog read for their locations, then ranged reads."""
-    hashes = list(hashes)
-    if not hashes:
-        return {}
-    with store.catalog.read() as con:
-        rows = locate_blobs(con, hashes)
-    return read_located(store, rows)
+    return store.read_blobs(hashes)
 
 
 def _attachment_infos(store: Store, att_ids: Iterable[str]) -> dict[str, dict]:
     ids = list(set(att_ids))
     if not ids:
         return {}
-    with store.catalog.read() as con:
-        con.register("want", pa.table({"att_id": pa.array(ids, pa.string())}))
-        rows = con.execute(
-            """SELECT DISTINCT ON (a.att_id) a.att_id, a.content_hash, a.size, a.mime, a.filename
-               FROM attachment a SEMI JOIN want USING (att_id)"""
-        ).fetchall()
-        con.unregister("want")
-    return {r[0]: {"content_hash": r[1].hex(), "size": r[2], "mime": r[3], "filename": r[4]} for r in rows}
+    index = store.attachment_index(ids)
+    return {a: index.get(a) for a in ids if a in index}
 
 
 # ---- schemas ---------------------------------------------------------------------------------
@@ -337,7 +266,8 @@ class _Schemas:
 
 
 def _fields_of(table: dict | None) -> dict[str, dict]:
-    return {f["id"]: f for f in (table or {}).get("fields", []) if "id" in f}
+    """Field id -> field (with its position in the schema as ``_pos``)."""
+    return {f["id"]: {**f, "_pos": i} for i, f in enumerate((table or {}).get("fields", [])) if "id" in f}
 
 
 # ---- field-level comparison ----------------------------------------------------------------
@@ -451,12 +381,8 @@ def compare_fields(
 ) -> list[FieldChange]:
     """The fields (by id) whose values differ between two canonical records' ``fields``."""
     out = []
-    for fid in sorted(set(old) | set(new), key=lambda f: _field_order(f, new_fields, old_fields)):
-        if only is not None and fid not in only:
-            continue
+    for fid in sorted(changed_field_ids(old, new, only), key=lambda f: _field_order(f, new_fields, old_fields)):
         ov, nv = old.get(fid), new.get(fid)
-        if ov == nv:
-            continue
         fo, fn = old_fields.get(fid), new_fields.get(fid)
         name = (fn or fo or {}).get("name") or fid
         old_name = (fo or {}).get("name")
@@ -476,10 +402,15 @@ def compare_fields(
     return out
 
 
+def changed_field_ids(old: dict, new: dict, only: set[str] | None = None) -> list[str]:
+    ids = [f for f, v in old.items() if new.get(f) != v] + [f for f in new if f not in old]
+    return ids if only is None else [f for f in ids if f in only]
+
+
 def _field_order(fid: str, *schemas: dict[str, dict]) -> tuple:
     for s in schemas:
         if fid in s:
-            return (0, list(s).index(fid), fid)
+            return (0, s[fid].get("_pos", 0), fid)
     return (1, 0, fid)
 
 
@@ -514,6 +445,10 @@ def _matches(value: str, wanted: Sequence[str] | None, *names: str | None) -> bo
     return any(w in cands or w.lower() in low for w in wanted)
 
 
+def _schema_hash(snap: SnapshotInfo, base_id: str) -> str | None:
+    return next((b.schema_hash for b in snap.bases if b.base_id == base_id), None)
+
+
 def _missing(snap: SnapshotInfo, base_id: str, table_id: str) -> str | None:
     for m in snap.missing:
         if m.get("base_id") == base_id and m.get("table_id") in (None, table_id):
@@ -521,20 +456,22 @@ def _missing(snap: SnapshotInfo, base_id: str, table_id: str) -> str | None:
     return None
 
 
+# The versions that differ between lo < hi are exactly those valid at lo that end in (lo, hi]
+# and those valid at hi that begin in (lo, hi]: two filters on integer columns (begin_seq is
+# clustered, so zone maps skip most row groups), then a join of the two small sets. A record
+# deleted and re-created with the same content, or born and gone in between, drops out.
 _DIFF_SQL = """
-WITH tabs AS (SELECT unnest($pks::INTEGER[]) AS table_pk),
-touched AS (
-    SELECT DISTINCT rv.table_pk, rv.record_id FROM record_version rv SEMI JOIN tabs USING (table_pk)
-    WHERE (rv.begin_seq > $lo AND rv.begin_seq <= $hi) OR (rv.end_seq > $lo AND rv.end_seq <= $hi)),
-va AS (
-    SELECT rv.table_pk, rv.record_id, rv.hash FROM record_version rv SEMI JOIN touched USING (table_pk, record_id)
-    WHERE rv.begin_seq <= $a AND (rv.end_seq IS NULL OR rv.end_seq > $a)),
-vb AS (
-    SELECT rv.table_pk, rv.record_id, rv.hash FROM record_version rv SEMI JOIN touched USING (table_pk, record_id)
-    WHERE rv.begin_seq <= $b AND (rv.end_seq IS NULL OR rv.end_seq > $b))
-SELECT table_pk, record_id, va.hash AS old_hash, vb.hash AS new_hash
-FROM va FULL OUTER JOIN vb USING (table_pk, record_id)
-WHERE va.hash IS DISTINCT FROM vb.hash
+WITH v_lo AS (
+    SELECT table_pk, record_id, hash FROM record_version
+    WHERE table_pk IN (SELECT unnest($pks::INTEGER[]))
+      AND begin_seq <= $lo AND end_seq > $lo AND end_seq <= $hi),
+v_hi AS (
+    SELECT table_pk, record_id, hash FROM record_version
+    WHERE table_pk IN (SELECT unnest($pks::INTEGER[]))
+      AND begin_seq > $lo AND begin_seq <= $hi AND (end_seq IS NULL OR end_seq > $hi))
+SELECT table_pk, record_id, {old}.hash AS old_hash, {new}.hash AS new_hash
+FROM v_lo FULL OUTER JOIN v_hi USING (table_pk, record_id)
+WHERE v_lo.hash IS DISTINCT FROM v_hi.hash
 ORDER BY table_pk, record_id
 """
 
@@ -580,7 +517,13 @@ def diff_snapshots(
 
     # one short catalog read: schemas, the interval diff, and (for fields) where the blobs are
     with store.catalog.read() as con:
-        schemas.load(read_located(store, locate_blobs(con, _Schemas.hashes((sa, sb), base_ok))))
+        # schemas are read only where they can matter: fields mode, a base whose schema changed,
+        # or a table on one side only (was it dropped, or skipped by a partial snapshot?)
+        one_sided = {k[0] for k in keys if (k in in_a) != (k in in_b)}
+        need = {bid for bid in base_ok if fields or bid in one_sided
+                or _schema_hash(sa, bid) != _schema_hash(sb, bid)}
+        if need:
+            schemas.load(store.read_located(locate_blobs(con, _Schemas.hashes((sa, sb), need))))
         status: dict[tuple[str, str], tuple[str, str | None]] = {}
         for key in keys:
             bid, tid = key
@@ -597,9 +540,9 @@ def diff_snapshots(
         one_b = [pks[k] for k in keys if status[k][0] == "added"]
         results = []
         if both:
+            sql = _DIFF_SQL.format(old="v_lo", new="v_hi") if sa.seq <= sb.seq else _DIFF_SQL.format(old="v_hi", new="v_lo")
             results.append(("diff", con.execute(
-                _DIFF_SQL, {"pks": both, "lo": min(sa.seq, sb.seq), "hi": max(sa.seq, sb.seq), "a": sa.seq, "b": sb.seq},
-            ).to_arrow_table()))
+                sql, {"pks": both, "lo": min(sa.seq, sb.seq), "hi": max(sa.seq, sb.seq)}).to_arrow_table()))
         if one_a:
             results.append(("removed", con.execute(_MEMBERS_SQL, {"pks": one_a, "s": sa.seq}).to_arrow_table()))
         if one_b:
@@ -647,21 +590,28 @@ def diff_snapshots(
                                      note=f"not captured in {s.id}: {m.get('reason') or 'skipped'}"))
 
     schema_changes: list[SchemaChange] = []
-    for bid in sorted(base_ok):
+    for bid in sorted(b for b in base_ok if _schema_hash(sa, b) != _schema_hash(sb, b)):
         schema_changes += _schema_diff(sa, sb, bid, base_names[bid], schemas, tables)
     if fields:
-        _add_field_changes(store, sa, sb, out, schemas, read_located(store, blob_rows))
+        _add_field_changes(store, sa, sb, out, schemas, store.read_located(blob_rows))
     return Diff(sa, sb, out, schema_changes, fields, len(keys))
 
 
 def _add_field_changes(store: Store, sa: SnapshotInfo, sb: SnapshotInfo, tables: list[TableDiff],
                        schemas: _Schemas, blobs: dict[bytes, bytes]) -> None:
-    recs = {h.hex(): loads(data) for h, data in blobs.items()}
+    gc_was = gc.isenabled()
+    gc.disable()  # bulk decode of many small dicts: the cyclic GC triples its cost
+    try:
+        recs = {h.hex(): loads(data) for h, data in blobs.items()}
+    finally:
+        if gc_was:
+            gc.enable()
     att_ids: list[str] = []
     for td in tables:
         for rc in td.changed:
-            att_ids += attachment_ids(recs[rc.old_hash].get("fields") or {})
-            att_ids += attachment_ids(recs[rc.new_hash].get("fields") or {})
+            old, new = recs[rc.old_hash].get("fields") or {}, recs[rc.new_hash].get("fields") or {}
+            for fid in changed_field_ids(old, new):
+                att_ids += attachment_ids({0: old.get(fid), 1: new.get(fid)})
     infos = _attachment_infos(store, att_ids)
     for td in tables:
         ta = schemas.table(sa, td.base_id, td.table_id)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import mimetypes
 import os
@@ -102,23 +101,17 @@ class SnapshotSource:
     def records(self, base_id: str, table_id: str) -> Iterator[dict]:
         return self.store.records(self.snap, base_id, table_id)
 
-    def _atts(self) -> dict[str, dict]:
+    def _atts(self):
         # one catalog query for every attachment (a DuckDB connection per lookup costs ~20 ms)
-        if getattr(self, "_att_cache", None) is None:
-            with self.store.catalog.read() as con:
-                rows = con.execute("SELECT att_id, content_hash, size, mime, filename FROM attachment").fetchall()
-            self._att_cache = {a: {"att_id": a, "content_hash": bytes(h).hex(), "size": n, "mime": m, "filename": fn}
-                               for a, h, n, m, fn in rows}
-        return self._att_cache
+        if getattr(self, "_att_index", None) is None:
+            self._att_index = self.store.attachment_index()
+        return self._att_index
 
     def att_info(self, att_id: str) -> dict | None:
         return self._atts().get(att_id)
 
     def open_att(self, att_id: str) -> BinaryIO:
-        info = self.att_info(att_id)
-        if info is None or (info.get("size") or 0) > 512 * 1024:
-            return self.store.open_attachment(att_id)  # streams large files; raises the store's message
-        return io.BytesIO(self.store.read_blob(bytes.fromhex(info["content_hash"])))
+        return self._atts().open(att_id)
 
     def att_path(self, att_id: str) -> str | None:
         return None
@@ -159,9 +152,13 @@ class FolderSource:
         path = self.layout.data_files.get((base_id, table_id))
         if path is None:
             return iter(())
-        schema = self.schema(base_id)
-        table = next(t for t in schema["tables"] if t["id"] == table_id)
-        return iter([_record_from_export(r, table, self) for r in _load_json_records(path)])
+        cache = self.__dict__.setdefault("_cache", {})
+        if (base_id, table_id) not in cache:  # parsed once per run (a folder is read whole anyway)
+            schema = self.schema(base_id)
+            table = next(t for t in schema["tables"] if t["id"] == table_id)
+            cache.clear()
+            cache[(base_id, table_id)] = [_record_from_export(r, table, self) for r in _load_json_records(path)]
+        return iter(cache[(base_id, table_id)])
 
     def _note_att(self, att: dict, path: str | None) -> None:
         if path and att.get("id"):
@@ -662,6 +659,7 @@ class Journal:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.con = sqlite3.connect(str(path), isolation_level=None)
+        self.con.execute("PRAGMA journal_mode=WAL")  # one fsync per commit (of the log), not three
         self.con.execute("PRAGMA synchronous=FULL")
         self.con.executescript(self.SCHEMA)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import duckdb
+import pyarrow as pa
 import zstandard
 
 from snapstore.canonical import CANON_VERSION, loads
@@ -114,7 +115,7 @@ def _info_from_doc(seq: int, full_id: str, doc: dict) -> SnapshotInfo:
     )
 
 
-class _BlobReader:
+class BlobReader:
     """Reads blobs out of packs, keeping the last few packs in memory (a pack is ~16 MiB)."""
 
     def __init__(self, store: Store, cache_packs: int = 2) -> None:
@@ -148,7 +149,10 @@ class _BlobReader:
         return d
 
     def read(self, h: bytes, pack: str, off: int, clen: int, rlen: int, dict_hash: bytes | None) -> bytes:
-        frame = self._pack(pack)[off : off + clen]
+        return self.decode(h, pack, self._pack(pack)[off : off + clen], rlen, dict_hash)
+
+    def decode(self, h: bytes, pack: str, frame: bytes, rlen: int, dict_hash: bytes | None) -> bytes:
+        """Decompress one frame and check it is the blob it claims to be."""
         try:
             raw = self.decompressor(dict_hash).decompress(frame, max_output_size=rlen)
         except zstandard.ZstdError as e:
@@ -156,6 +160,82 @@ class _BlobReader:
         if hashlib.sha256(raw).digest() != h:
             raise StoreError(f"blob {h.hex()[:12]} in pack {pack[:12]} is damaged (hash mismatch)")
         return raw
+
+
+_BlobReader = BlobReader  # the name exporters and restore used first
+
+
+def locate_blobs(con: duckdb.DuckDBPyConnection, hashes) -> list[tuple]:
+    """Where blobs are, in one query on an open catalog connection: rows of
+    (hash, pack name, offset, clen, rlen, dict_hash, standalone) in pack order.
+    Raises StoreError naming the first hash the catalog does not know."""
+    arr = hashes if isinstance(hashes, pa.Array | pa.ChunkedArray) else pa.array(list(set(hashes)), pa.binary())
+    if len(arr) == 0:
+        return []
+    con.register("want_blobs", pa.table({"hash": arr}))
+    try:
+        found_rows = con.execute(
+            """SELECT b.hash, p.name, b.off, b.clen, b.rlen, b.dict_hash, b.pack_seq IS NULL
+               FROM (SELECT DISTINCT hash FROM want_blobs) w JOIN blob b ON w.hash = b.hash
+               LEFT JOIN pack p ON p.pack_seq = b.pack_seq"""
+        ).fetchall()
+    finally:
+        con.unregister("want_blobs")
+    rows = sorted(found_rows, key=lambda r: (r[1] or "", r[2]))
+    found = {r[0] for r in rows}
+    wanted = set(arr.to_pylist()) - {None}
+    if len(found) < len(wanted):
+        missing = next(h for h in wanted if h not in found)
+        raise StoreError(f"blob {missing.hex()[:12]} is not in the store")
+    return rows
+
+
+class AttachmentIndex:
+    """Every stored attachment with its content's location, from one catalog query, so callers
+    that touch many attachments (export, restore, diff) make no catalog trip per file."""
+
+    def __init__(self, store: Store, att_ids=None) -> None:
+        self.store = store
+        self._reader: BlobReader | None = None
+        sql = """SELECT a.att_id, a.content_hash, a.size, a.mime, a.filename,
+                        p.name, b.off, b.clen, b.rlen, b.dict_hash, b.hash IS NOT NULL
+                 FROM attachment a LEFT JOIN blob b ON b.hash = a.content_hash
+                 LEFT JOIN pack p ON p.pack_seq = b.pack_seq"""
+        with store.catalog.read() as con:
+            if att_ids is None:
+                rows = con.execute(sql).fetchall()
+            else:
+                con.register("want_atts", pa.table({"att_id": pa.array(sorted(set(att_ids)), pa.string())}))
+                try:
+                    rows = con.execute(sql + " WHERE a.att_id IN (SELECT att_id FROM want_atts)").fetchall()
+                finally:
+                    con.unregister("want_atts")
+        self._rows = {r[0]: r for r in rows}
+
+    def __contains__(self, att_id: str) -> bool:
+        return att_id in self._rows
+
+    def get(self, att_id: str) -> dict | None:
+        r = self._rows.get(att_id)
+        if r is None:
+            return None
+        return {"att_id": r[0], "content_hash": r[1].hex(), "size": r[2], "mime": r[3], "filename": r[4]}
+
+    def open(self, att_id: str) -> BinaryIO:
+        r = self._rows.get(att_id)
+        if r is None:
+            raise StoreError(f"attachment {att_id} is not in the store")
+        h, pack, off, clen, rlen, dh, stored = r[1], r[5], r[6], r[7], r[8], r[9], r[10]
+        if not stored:
+            raise StoreError(f"attachment {att_id}: its content {h.hex()[:12]} is not in the store")
+        if pack is None:  # a large attachment: a standalone object, streamed
+            try:
+                return self.store.backend.open(objects.object_key(h.hex()))
+            except ObjectMissing as e:
+                raise StoreError(f"attachment {att_id}: object {h.hex()[:12]} is missing from the store") from e
+        if self._reader is None:
+            self._reader = BlobReader(self.store)
+        return io.BytesIO(self._reader.read(h, pack, off, clen, rlen, dh))
 
 
 class Store:
@@ -460,7 +540,7 @@ class Store:
         if snap.table(base_id, table_id) is None:
             raise StoreError(f"table {table_id} of base {base_id} is not in snapshot {snap.id}")
         locs = self.catalog.record_locations(snap.seq, base_id, table_id)
-        reader = _BlobReader(self)
+        reader = BlobReader(self)
         for batch in locs.to_batches(max_chunksize=8192):
             cols = batch.to_pydict()
             for rid, h, pack, off, clen, rlen, dh in zip(
@@ -476,17 +556,59 @@ class Store:
         snap = self.resolve(snap)
         return self.catalog.record_locations(snap.seq, base_id, table_id).select(["record_id", "hash"])
 
+    def read_blobs(self, hashes) -> dict[bytes, bytes]:
+        """Many blobs at once: one short catalog read for their locations, then ranged reads."""
+        hashes = list(hashes)
+        if not hashes:
+            return {}
+        with self.catalog.read() as con:
+            rows = locate_blobs(con, hashes)
+        return self.read_located(rows)
+
+    def read_located(self, rows: list[tuple]) -> dict[bytes, bytes]:
+        """The blobs ``locate_blobs`` found: one open per pack and a ranged read per blob, each
+        verified against its hash. No catalog connection is held meanwhile."""
+        out: dict[bytes, bytes] = {}
+        dctx = BlobReader(self)
+        by_pack: dict[str, list] = {}
+        for h, pack, off, clen, rlen, dh, standalone in rows:
+            if standalone:
+                out[h] = self._read_standalone(h)
+            elif pack is None:
+                raise StoreError(f"blob {h.hex()[:12]} is not in the store")
+            else:
+                by_pack.setdefault(pack, []).append((h, off, clen, rlen, dh))
+        for pack, entries in by_pack.items():
+            try:
+                f = self.backend.open(pack_key(pack))
+            except ObjectMissing as e:
+                raise StoreError(f"pack {pack[:12]} is missing from the store") from e
+            with f:
+                for h, off, clen, rlen, dh in entries:
+                    f.seek(off)
+                    out[h] = dctx.decode(h, pack, f.read(clen), rlen, dh)
+        return out
+
+    def attachment_index(self, att_ids=None) -> AttachmentIndex:
+        return AttachmentIndex(self, att_ids)
+
+    def _read_standalone(self, h: bytes) -> bytes:
+        try:
+            data = self.backend.get(objects.object_key(h.hex()))
+        except ObjectMissing as e:
+            raise StoreError(f"object {h.hex()[:12]} is missing from the store") from e
+        if hashlib.sha256(data).digest() != h:
+            raise StoreError(f"object {h.hex()[:12]} is damaged (hash mismatch)")
+        return data
+
     def read_blob(self, h: bytes) -> bytes:
         loc = self.catalog.blob_location(h)
         if loc is None:
             raise StoreError(f"blob {h.hex()[:12]} is not in the store")
         pack, off, clen, rlen, dh, _kind = loc
         if pack is None:
-            data = self.backend.get(objects.object_key(h.hex()))
-            if hashlib.sha256(data).digest() != h:
-                raise StoreError(f"object {h.hex()[:12]} is damaged (hash mismatch)")
-            return data
-        return _BlobReader(self, cache_packs=1).read(h, pack, off, clen, rlen, dh)
+            return self._read_standalone(h)
+        return BlobReader(self).decode(h, pack, self.backend.get_range(pack_key(pack), off, clen), rlen, dh)
 
     def _read_json_blob(self, h: bytes):
         return loads(self.read_blob(h))

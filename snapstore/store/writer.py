@@ -237,6 +237,7 @@ class SnapshotWriter:
         self._tables: dict[tuple[str, str], TableChange] = {}
         self._writers: dict[tuple[str, str], TableWriter] = {}
         self._missing: list[dict] = []
+        store.catalog.pin()  # many small lookups follow (tables, blobs, attachments); released at the end
         self._known_atts = store.catalog.known_attachments()
         self._new_atts: list[tuple[str, bytes, int, str | None, str | None]] = []
         self._standalone: list[tuple[bytes, int]] = []
@@ -408,6 +409,7 @@ class SnapshotWriter:
         if self.closed:
             return
         self.closed = True
+        self.store.catalog.unpin()
         self._lock.release()
 
     def commit(self) -> SnapshotInfo:
@@ -449,6 +451,7 @@ class SnapshotWriter:
             return self.info
         finally:
             self.closed = True
+            self.store.catalog.unpin()
             self._lock.release()
 
     def _commit_doc(self, sealed: list, att_index: str | None, bytes_added: int) -> dict:
