@@ -124,8 +124,26 @@ def child(store_path: str, fmt: str, out: str) -> None:
         n = res.records
     secs = time.perf_counter() - t0
     cpu = time.process_time() - c0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     print(json.dumps({"format": fmt, "records": n, "seconds": secs, "cpu_seconds": cpu, "peak_rss_mb": rss_mb}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM (Linux) is per address space, so unlike ru_maxrss it does not
+    inherit the parent's peak across fork+exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build_in_child(path: Path, n: int) -> float:
+    """Build a store in a subprocess, so this process stays small."""
+    cp = subprocess.run([sys.executable, __file__, "--build", str(path), str(n)], capture_output=True, text=True, check=True)
+    return float(cp.stdout.strip().splitlines()[-1])
 
 
 def run_child(store: Path, fmt: str, out: Path) -> dict:
@@ -140,14 +158,18 @@ def main() -> None:
     ap.add_argument("--memory-records", type=int, default=1_000_000, help="0 to skip the large memory run")
     ap.add_argument("--formats", default="read,ndjson,json,csv,parquet,sqlite,yaml,all")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--build", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(*args.child)
         return
+    if args.build:
+        print(build_store(Path(args.build[0]), int(args.build[1])))
+        return
     work = Path(tempfile.mkdtemp(prefix="bench-export-"))
     try:
         store = work / "store"
-        secs = build_store(store, args.records)
+        secs = build_in_child(store, args.records)
         print(f"store: {args.records:,} records written in {secs:.1f}s")
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (records/s by wall and by CPU time)")
         print(f"{'format':8} {'seconds':>8} {'records/s':>10} {'cpu s':>7} {'rec/cpu-s':>10} {'peak RSS MB':>12}")
@@ -159,12 +181,12 @@ def main() -> None:
             shutil.rmtree(work / f"out-{fmt}", ignore_errors=True)
         if args.memory_records:
             big = work / "store-big"
-            secs = build_store(big, args.memory_records)
+            secs = build_in_child(big, args.memory_records)
             print(f"store: {args.memory_records:,} records written in {secs:.1f}s")
-            small = run_child(store, "ndjson", work / "mem-small")
-            large = run_child(big, "ndjson", work / "mem-large")
-            for n, r in ((args.records, small), (args.memory_records, large)):
-                print(f"ndjson {n:>9,} records: {r['seconds']:.1f}s ({r['records'] / r['seconds']:,.0f}/s wall, "
+            runs = [(args.records, run_child(store, fmt, work / f"mem-small-{fmt}")) for fmt in ("read", "ndjson")]
+            runs += [(args.memory_records, run_child(big, fmt, work / f"mem-large-{fmt}")) for fmt in ("read", "ndjson")]
+            for n, r in runs:
+                print(f"{r['format']:6} {n:>9,} records: {r['seconds']:.1f}s ({r['records'] / r['seconds']:,.0f}/s wall, "
                       f"{r['records'] / r['cpu_seconds']:,.0f}/cpu-s), peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

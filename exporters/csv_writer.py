@@ -10,6 +10,7 @@ with ``=``, ``+``, ``-``, ``@``, tab or carriage return; number cells are never 
 from __future__ import annotations
 
 import csv
+import re
 
 from exporters import values as V
 from exporters.base import BUFFER, BatchWriter
@@ -25,6 +26,27 @@ def _general(v, guard: bool) -> str:
     return "'" + text if guard and not is_number and text[:1] in _GUARD else text
 
 
+_PLAIN_ITEM = re.compile(r'[^\s",](?:[^",]*[^\s",])?').fullmatch
+
+
+def _str_list(v, guard: bool) -> str:
+    """A list of strings (selects, links) joined per the rules; anything else via the general path."""
+    if type(v) is not list:
+        return _general(v, guard)
+    try:
+        text = V.LIST_SEP.join([x if _PLAIN_ITEM(x) else V.dumps_json(x) for x in v])
+    except TypeError:  # not all strings
+        return _general(v, guard)
+    return "'" + text if guard and text[:1] in _GUARD else text
+
+
+def _collaborator(v, guard: bool) -> str:
+    if type(v) is dict and V.is_collaborator(v):
+        text = V.collaborator_text(v)
+        return "'" + text if guard and text[:1] in _GUARD else text
+    return _general(v, guard)
+
+
 def csv_column(kind: str, raw: list, guard: bool) -> list[str]:
     """One column's cells; fast paths for plain text and numbers, :func:`values.csv_cell` otherwise."""
     if kind == V.TEXT:
@@ -35,6 +57,10 @@ def csv_column(kind: str, raw: list, guard: bool) -> list[str]:
         return [str(v) if type(v) in (int, float) else _general(v, guard) for v in raw]
     if kind in (V.DATE, V.DATETIME):
         return [v if type(v) is str and v[:1] not in _GUARD else _general(v, guard) for v in raw]
+    if kind == V.STR_LIST:
+        return ["" if v is None else _str_list(v, guard) for v in raw]
+    if kind == V.COLLABORATOR:
+        return ["" if v is None else _collaborator(v, guard) for v in raw]
     return [_general(v, guard) for v in raw]
 
 

@@ -192,8 +192,7 @@ def export_snapshot(
         _detach(loggers, old_levels, handler)
         handler = None
         files, nbytes = write_manifest(tmp, snap)
-        final = _final_path(out, folder_name(snap))
-        os.rename(tmp, final)
+        final = _rename_final(tmp, out, folder_name(snap))
     except BaseException:
         for w in writers:
             w.abort()
@@ -212,13 +211,21 @@ def _detach(loggers, levels, handler) -> None:
     handler.close()
 
 
-def _final_path(out: Path, name: str) -> Path:
-    final = out / name
-    n = 2
-    while final.exists():
-        final = out / f"{name}_{n}"
+def _rename_final(tmp: Path, out: Path, name: str) -> Path:
+    """Rename the finished folder to ``name`` (``name_2``, ``name_3``... when taken). A rename never
+    lands on an existing export: those are never empty, and renaming onto a non-empty folder fails."""
+    n = 1
+    while True:
+        final = out / (name if n == 1 else f"{name}_{n}")
         n += 1
-    return final
+        if final.exists():
+            continue
+        try:
+            os.rename(tmp, final)
+            return final
+        except OSError:
+            if not final.exists() or n > 1000:
+                raise
 
 
 def _table_file(fmt: str, base: stream.BaseMeta, t: stream.TableMeta) -> str:

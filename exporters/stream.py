@@ -10,19 +10,14 @@ store does not hold the file.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-
 from exporters.naming import NameAllocator, inside, split_ext
 from exporters.values import column_names, is_attachment
-from snapstore.store import SnapshotInfo, Store, StoreError, TableInfo, objects
-from snapstore.store.store import _BlobReader
+from snapstore.store import SnapshotInfo, Store, StoreError, TableInfo
 
 log = logging.getLogger("snapstore.export")
 
@@ -91,6 +86,8 @@ def plan(store: Store, snap: SnapshotInfo, bases: list[str] | None = None,
                 stem=table_alloc.take(ts.get("name") or tid, fallback=tid), schema=ts, fields=fields,
                 columns=column_names(fields), info=stored[tid],
             ))
+        if wanted_tables and not bm.tables:
+            continue
         out.append(bm)
     unknown = (wanted_bases - seen_b) | (wanted_tables - seen_t)
     if unknown:
@@ -111,11 +108,12 @@ class AttachmentSink:
         self.bytes = 0
         self.missing: list[str] = []
         self.errors: list[str] = []
-        self._index: dict[str, tuple] | None = None
-        self._reader = None
+        self._index = None
         if root is not None:
             (root / ATTACHMENTS_DIR).mkdir(parents=True, exist_ok=True)
-            self._index = _attachment_index(store)
+            # one catalog query for every attachment (a catalog connection costs tens of milliseconds,
+            # so nothing here asks the catalog per file); memory grows with attachments, not records
+            self._index = store.attachment_index()
 
     def annotate(self, value):
         """A cell with ``path`` added to every attachment object in it."""
@@ -127,11 +125,7 @@ class AttachmentSink:
         att_id = att["id"]
         if att_id in self._paths:
             return self._paths[att_id]
-        if self._index is not None:
-            row = self._index.get(att_id)
-            info = None if row is None else {"content_hash": row[0].hex(), "filename": row[1]}
-        else:
-            info = self.store.attachment(att_id)
+        info = self._index.get(att_id)
         path = None
         if info is None:
             self.missing.append(att_id)
@@ -151,46 +145,15 @@ class AttachmentSink:
         self._paths[att_id] = path
         return path
 
-    def _open(self, att_id: str):
-        row = self._index.get(att_id) if self._index is not None else None
-        if row is None or row[3] is None:  # no blob row: let the store explain
-            return self.store.open_attachment(att_id)
-        h, _fn, pack, off, clen, rlen, dict_hash = row
-        if pack is None:  # a large attachment: a standalone object, streamed
-            return self.store.backend.open(objects.object_key(h.hex()))
-        if self._reader is None:
-            self._reader = _BlobReader(self.store)
-        return io.BytesIO(self._reader.read(h, pack, off, clen, rlen, dict_hash))
-
     def _copy(self, att_id: str, dest: Path, content_hash: str) -> None:
         sha = hashlib.sha256()
-        with self._open(att_id) as src, open(dest, "xb") as out:
+        with self._index.open(att_id) as src, open(dest, "xb") as out:
             while chunk := src.read(1 << 20):
                 sha.update(chunk)
                 out.write(chunk)
                 self.bytes += len(chunk)
         if sha.hexdigest() != content_hash:
             raise StoreError(f"content does not match its hash {content_hash[:12]} (damaged store object)")
-        os.utime(dest)
-
-
-def _attachment_index(store: Store) -> dict[str, tuple] | None:
-    """att_id -> (content hash, filename, pack, off, clen, rlen, dict hash) for every attachment in the
-    store, in one catalog query: a catalog connection costs tens of milliseconds, so asking the store
-    per attachment (three connections each) would dominate attachment-heavy exports. Memory grows
-    with the number of attachments (not records). None (use the per-attachment API) if the catalog
-    layout is not the one this was written against."""
-    try:
-        with store.catalog.read() as con:
-            rows = con.execute(
-                """SELECT a.att_id, a.content_hash, a.filename, p.name, b.off, b.clen, b.rlen, b.dict_hash
-                   FROM attachment a LEFT JOIN blob b ON b.hash = a.content_hash
-                   LEFT JOIN pack p ON p.pack_seq = b.pack_seq"""
-            ).fetchall()
-    except duckdb.Error as e:
-        log.warning("reading attachments one by one (catalog query failed: %s)", e)
-        return None
-    return {r[0]: (bytes(r[1]), r[2], r[3], r[4], r[5], r[6], bytes(r[7]) if r[7] is not None else None) for r in rows}
 
 
 def records(store: Store, snap: SnapshotInfo, table: TableMeta, sink: AttachmentSink | None) -> Iterator[dict]:
@@ -204,7 +167,7 @@ def records(store: Store, snap: SnapshotInfo, table: TableMeta, sink: Attachment
         cells = rec.get("fields") or {}
         out = {name: cells[fid] for fid, name in order if fid in cells}
         if annotate is not None:
-            for fid, name in att_order:
+            for _fid, name in att_order:
                 if name in out:
                     out[name] = annotate(out[name])
         if len(out) < len(cells):  # cells of fields the schema does not list: kept under their field id

@@ -206,10 +206,11 @@ def render_markdown(d: Diff, *, limit: int | None = 100) -> str:
         out += ["", "| Base | Table | Status | Added | Removed | Changed | Records |", "|---|---|---|--:|--:|--:|---|"]
         for td in d.tables:
             c = td.counts
-            recs = f"{td.records_a if td.records_a is not None else '–'} → {td.records_b if td.records_b is not None else '–'}"
+            ra = _n(td.records_a) if td.records_a is not None else "–"
+            rb = _n(td.records_b) if td.records_b is not None else "–"
             status = td.note if td.status == "not captured" else td.status
-            out.append(f"| {_md(td.base_name)} | {_md(td.name)} | {_md(status or '')} | {c['added']} | "
-                       f"{c['removed']} | {c['changed']} | {recs} |")
+            out.append(f"| {_md(td.base_name)} | {_md(td.name)} | {_md(status or '')} | {_n(c['added'])} | "
+                       f"{_n(c['removed'])} | {_n(c['changed'])} | {ra} → {rb} |")
     if d.schema:
         out += ["", "### Schema", ""]
         for c in d.schema:
@@ -223,7 +224,7 @@ def render_markdown(d: Diff, *, limit: int | None = 100) -> str:
             recs, more = _listed(getattr(td, kind), limit)
             if not recs:
                 continue
-            out.append(f"**{kind.capitalize()}** ({len(getattr(td, kind))}):")
+            out.append(f"**{kind.capitalize()}** ({_n(len(getattr(td, kind)))}):")
             out.append("")
             for rc in recs:
                 out.append(f"- `{rc.record_id}`" + (f" {rc.label}" if rc.label else ""))

@@ -19,7 +19,7 @@ Shape of a run:
    each selected base's raw schema. A named base the token cannot see is an error; nothing has been
    written yet.
 2. **Read** (:func:`take_snapshot`): bases in parallel (enough threads to approach the token's limit:
-   ``rate_token / rate_base`` = 10), the tables of one base one after another (they share the base's
+   ``2 x rate_token / rate_base`` = 20, the token throttle caps their sum), the tables of one base one after another (they share the base's
    5 requests/s). A table is listed page after page straight into its table writer; nothing slow
    happens between two pages (attachments and comments come after the listing), and an expired
    iterator restarts the table (``tw.reset()``). A table that still fails after the retries is marked
@@ -290,7 +290,7 @@ class SnapshotOptions:
     comments: bool = False
     note: str | None = None
     tags: tuple[str, ...] = ()
-    base_workers: int | None = None  # default: rate_token / rate_base (10), at most one per base
+    base_workers: int | None = None  # default: 2 x rate_token / rate_base (20), at most one per base
     download_workers: int = 8
     max_restarts: int = 5  # expired-iterator restarts per table
     download_attempts: int = 5  # per attachment (expired URL refreshes and transient failures)
@@ -575,8 +575,11 @@ class _Run:
                     continue
                 self._att_seen.add(r.att_id)
                 todo.append(r)
+        new = {r.att_id for r in todo if not self.snap.known_attachment(r.att_id)}
+        if new:
+            self.event("attachments_scheduled", base_id=res.base_id, table_id=res.table_id, count=len(new))
         for r in todo:
-            if self.snap.known_attachment(r.att_id):
+            if r.att_id not in new:
                 with self._lock:
                     self.att_reused += 1
                 res.attachments_reused += 1
@@ -669,8 +672,11 @@ def take_snapshot(store, source, plan: Plan, opts: SnapshotOptions | None = None
     req0 = source.stats.snapshot()
     snap = store.begin_snapshot(note=opts.note, tags=opts.tags, command="snapshot")
     run = _Run(store, source, plan, opts, snap)
+    # Twice the token/base ratio (2 x 50/5): against the real API a listing's pages are latency-bound
+    # (one request after the other, 200-300 ms each), so a base rarely reaches its 5/s alone; the
+    # shared token throttle keeps the sum at 50/s whatever the number of threads.
     workers = opts.base_workers or max(
-        1, int(source.throttle.token_limit.count // max(1, source.throttle.base_limit.count))
+        1, 2 * int(source.throttle.token_limit.count // max(1, source.throttle.base_limit.count))
     )
     workers = max(1, min(workers, len(plan.bases) or 1))
     base_pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="base")
@@ -738,6 +744,7 @@ def take_snapshot(store, source, plan: Plan, opts: SnapshotOptions | None = None
         if not committed:
             _join_quietly(base_pool, run.dl_pool, timeout=10.0)
             snap.abandon()
+        source.cancel.clear()  # the source stays usable by the caller
 
 
 def _wait_all(futures: Iterable[cf.Future]) -> None:

@@ -89,7 +89,7 @@ def _pick(names: list[str], subset) -> list[str]:
         return names
     if isinstance(subset, tuple):
         n, t = subset
-        return [x for x in names if int(x[:2], 16) % t == n - 1]
+        return [x for x in names if int(x.rsplit("/", 1)[-1][:2], 16) % t == n - 1]
     k = max(1, round(len(names) * subset)) if names else 0
     return sorted(random.sample(names, k))
 
@@ -193,8 +193,7 @@ def verify(store: Store, *, read_data: bool = False, subset: str | None = None) 
     rep.checked["blobs"] = len(needed)
 
     # manifests: chains present and folding to the catalog's records
-    _check_manifests(store, rep, tables)
-    rep.checked["manifests"] = len(manifests)
+    rep.checked["manifests"] = _check_manifests(store, rep, tables)
     for cid, doc in present.items():
         ai = doc.get("attachment_index")
         if ai and not store.backend.exists(objects.object_key(ai)):
@@ -216,26 +215,66 @@ def verify(store: Store, *, read_data: bool = False, subset: str | None = None) 
     return rep
 
 
-def _check_manifests(store: Store, rep: Report, tables) -> None:
-    seen: dict[tuple[int, str], int] = {}
+def _check_manifests(store: Store, rep: Report, tables) -> int:
+    """Every manifest a kept table reaches through ``parent`` links is present and intact (each
+    read once); the newest and oldest snapshot of each table fold to exactly the catalog's records."""
+    todo = {manifest for _seq, _pk, _b, _t, manifest, *_ in tables}
+    users: dict[str, list] = defaultdict(list)
     for seq, pk, _b, _t, manifest, *_ in tables:
-        seen.setdefault((pk, manifest), seq)
+        users[manifest].append((seq, pk))
+    seen: set[str] = set()
     bad: set[str] = set()
-    for (pk, manifest), seq in seen.items():
-        try:
-            ids, hashes = store._fold_manifest(manifest)
-        except StoreError as e:
-            bad.add(manifest)
-            rep.add("manifest", manifest, str(e)).affects.append({"snapshot_seq": seq, "table_pk": pk})
+    parent_of: dict[str, str | None] = {}
+    while todo:
+        name = todo.pop()
+        if name in seen:
             continue
-        with store.catalog.read() as con:
+        seen.add(name)
+        try:
+            m = store._manifest(name)
+        except StoreError as e:
+            bad.add(name)
+            rep.add("manifest", name, str(e))
+            continue
+        parent_of[name] = None if m["full"] else m.get("parent")
+        if parent_of[name]:
+            todo.add(parent_of[name])
+    if bad:  # name the snapshots whose tables reach a bad manifest
+        for manifest, us in users.items():
+            chain, cur = [], manifest
+            while cur is not None and cur not in chain:
+                chain.append(cur)
+                cur = parent_of.get(cur)
+            hit = next((b for b in chain if b in bad), None)
+            if hit:
+                d = next(d for d in rep.damage if d.kind == "manifest" and d.object == hit)
+                d.affects.extend({"snapshot_seq": seq, "table_pk": pk} for seq, pk in us)
+    ends: dict[int, list] = defaultdict(list)
+    for seq, pk, _b, _t, manifest, *_ in tables:
+        ends[pk].append((seq, manifest))
+    picks = {(pk, *x) for pk, v in ends.items() for x in (min(v), max(v))}
+    with store.catalog.read() as con:
+        for pk, seq, manifest in sorted(picks):
+            if manifest in bad or any(m in bad for m in _chain(manifest, parent_of)):
+                continue
+            ids, hashes = store._fold_manifest(manifest)
             rows = con.execute(
                 """SELECT rv.record_id, rv.hash FROM record_version rv WHERE rv.table_pk = ?
                    AND rv.begin_seq <= ? AND (rv.end_seq IS NULL OR rv.end_seq > ?) ORDER BY record_id""",
                 [pk, seq, seq]).fetchall()
-        if [r[0] for r in rows] != ids or [r[1] for r in rows] != hashes:
-            rep.add("catalog", manifest, f"manifest {manifest[:12]} and the catalog disagree on the records of a "
-                    "table (run `snapstore rebuild-catalog`)").affects.append({"snapshot_seq": seq, "table_pk": pk})
+            if [r[0] for r in rows] != ids or [r[1] for r in rows] != hashes:
+                rep.add("catalog", manifest, f"manifest {manifest[:12]} and the catalog disagree on the records "
+                        "of a table (run `snapstore rebuild-catalog`)").affects.append(
+                            {"snapshot_seq": seq, "table_pk": pk})
+    return len(seen)
+
+
+def _chain(name: str, parent_of: dict) -> list[str]:
+    out = []
+    while name is not None and name not in out:
+        out.append(name)
+        name = parent_of.get(name)
+    return out
 
 
 def _read_data(store: Store, rep: Report, sub, packs, blobs, pack_ok, on_disk) -> None:

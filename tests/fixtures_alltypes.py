@@ -117,6 +117,7 @@ ATTACHMENTS = {
     "attLONG0000000001": (LONG, b"long" * 10, "image/png"),
     "attUNI00000000001": (unicodedata.normalize("NFD", "naïve résumé 日本.pdf"), b"unicode", "application/pdf"),
     "attcat00000000001": ("cat.png", b"lower-case id, same name", "image/png"),
+    "attBIG00000000001": ("big.bin", bytes(range(256)) * 2400, "application/octet-stream"),  # > 512 KiB: standalone
 }
 
 

@@ -114,11 +114,26 @@ def history_store(tmp_path_factory, tmp_path: Path) -> tuple[Store, list]:
 
 
 def contents(store: Store, snap) -> list:
-    """Everything a snapshot exports: its records, schema, and each named attachment's bytes."""
+    """Everything a snapshot exports: its records, schema, and each named attachment's bytes (hashed)."""
+    import hashlib
+
+    from snapstore.store import objects
+    from snapstore.store.store import _BlobReader
+
     recs = sorted(store.records(snap, BASE, TABLE), key=lambda r: r["id"])
+    ids = sorted({a["id"] for r in recs for a in r["fields"].get(FILES, [])})
+    with store.catalog.read() as con:
+        rows = con.execute(
+            """SELECT a.att_id, a.content_hash, p.name, b.off, b.clen, b.rlen, b.dict_hash FROM attachment a
+               LEFT JOIN blob b ON b.hash = a.content_hash LEFT JOIN pack p ON p.pack_seq = b.pack_seq
+               WHERE list_contains(?, a.att_id)""", [ids]).fetchall()
+    reader = _BlobReader(store)
     atts = {}
-    for r in recs:
-        for a in r["fields"].get(FILES, []):
-            with store.open_attachment(a["id"]) as f:
-                atts[a["id"]] = f.read()
+    for att_id, h, pack, off, clen, rlen, dh in rows:
+        if pack is None:
+            data = store.backend.get(objects.object_key(h.hex()))
+        else:
+            data = reader.read(h, pack, off, clen, rlen, dh)
+        atts[att_id] = hashlib.sha256(data).hexdigest()
+    assert sorted(atts) == ids, "an attachment a record names is not in the store"
     return [recs, store.schema(snap, BASE), atts]

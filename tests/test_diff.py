@@ -329,6 +329,19 @@ def test_cli_history(world):
 def test_cli_bad_store(tmp_path):
     res = CliRunner().invoke(diff_cmd, ["--store", str(tmp_path / "none")])
     assert res.exit_code != 0 and res.output.startswith("Error: no store at")
+    store = Store.open(tmp_path / "one", create=True)
+    commit(store, initial_state())
+    res = CliRunner().invoke(diff_cmd, ["--store", str(tmp_path / "one")])
+    assert res.exit_code == 1 and res.output.startswith("Error: diff needs two snapshots; the store has 1")
+
+
+def test_base_filter(world):
+    store, s = world["store"], world["s"]
+    full = diff_snapshots(store, s[1], s[2])
+    by_name = diff_snapshots(store, s[1], s[2], bases=["sales"])
+    assert full.to_dict() == by_name.to_dict()
+    with pytest.raises(StoreError, match="no base matching"):
+        diff_snapshots(store, s[1], s[2], bases=["appNope"])
 
 
 def test_attachment_same_content_is_not_a_field_change(tmp_path):

@@ -417,3 +417,25 @@ def test_cli_export(plain, tmp_path):
     assert verify_manifest(doc["path"]) == []
     r = CliRunner().invoke(export, ["nope", "--store", str(tmp_path / "store")])
     assert r.exit_code == 1 and "no snapshot named" in r.output
+
+
+def test_same_snapshot_twice_gets_a_suffix(plain, tmp_path):
+    store, info = _copy(plain, tmp_path / "store")
+    a = export_snapshot(store, info.id, tmp_path / "out", formats="ndjson", attachments=False)
+    b = export_snapshot(store, info.id, tmp_path / "out", formats="ndjson", attachments=False)
+    assert b.path.name == a.path.name + "_2" and verify_manifest(a.path) == verify_manifest(b.path) == []
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [a.path.name, b.path.name]
+
+
+def test_unreadable_attachment_is_reported_not_fatal(plain, tmp_path):
+    import hashlib
+
+    store, info = _copy(plain, tmp_path / "store")
+    h = hashlib.sha256(F.ATTACHMENTS["attBIG00000000001"][1]).hexdigest()
+    (tmp_path / "store" / "objects" / h[:2] / h).unlink()  # the large attachment's standalone object
+    res = export_snapshot(store, info, tmp_path / "out", formats="json", tables=["Projects"])
+    recs = {r["id"]: r for r in json.loads(_file(res, "json").read_text())}
+    pics = {a["id"]: a["path"] for a in recs[F.R1]["fields"]["Pictures"]}
+    assert pics["attBIG00000000001"] is None and pics["attCAT00000000001"].startswith("attachments/")
+    assert any("attBIG00000000001" in e for e in res.errors)
+    assert verify_manifest(res.path) == []

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 from retgen import Clock, contents, history_store, take
-from storegen import BASE, TABLE
+from storegen import BASE, TABLE, make_records
 
 from snapstore.commands.retention import forget as forget_cmd
 from snapstore.commands.retention import tag as tag_cmd
 from snapstore.retention import Candidate, Duration, Policy, apply_policy, forget, plan, tag
-from snapstore.store import StoreError
+from snapstore.store import Store, StoreError
 from snapstore.verify import verify
 
 # ---- an independent statement of restic's documented rules ------------------------------------------
@@ -27,7 +27,7 @@ def _period(kind, t):
     return {
         "hour": lambda: t.strftime("%Y-%m-%d %H"),
         "day": lambda: t.strftime("%Y-%m-%d"),
-        "week": lambda: "%04d-W%02d" % t.isocalendar()[:2],
+        "week": lambda: "{:04d}-W{:02d}".format(*t.isocalendar()[:2]),
         "month": lambda: t.strftime("%Y-%m"),
         "year": lambda: t.strftime("%Y"),
     }[kind]()
@@ -217,4 +217,27 @@ def test_tag_command_pins_and_survives_rebuild(tmp_path_factory, tmp_path):
     res = forget(store, Policy(last=1, tags=[["keep"]]))
     assert {s.full_id for s in store.list_snapshots()} == {snaps[1].full_id, snaps[-1].full_id}
     assert len(res.removed) == 6
+    assert verify(store).ok
+
+
+def test_forget_on_a_store_with_an_accelerated_clock_keeps_restics_set(tmp_path):
+    """24 snapshots over two months (a patched clock; several per hour, some days, some months
+    apart): the store's forget keeps exactly the independently computed set, per group of bases."""
+    store = Store.init(tmp_path / "s", pack_size=64 * 1024)
+    store.backend.fsync = False
+    rng = random.Random(5)
+    recs = make_records(5)
+    t = datetime(2025, 1, 30, 22, 10, tzinfo=UTC)
+    clock = Clock(t)
+    for i in range(24):
+        clock.t += rng.choice([timedelta(minutes=20), timedelta(minutes=50), timedelta(hours=5),
+                               timedelta(days=1, hours=3), timedelta(days=9)])
+        recs[i % 5] = dict(recs[i % 5], fields=dict(recs[i % 5]["fields"], fldNOTES000000001=f"v{i}"))
+        take(store, recs, clock)
+    times = {s.full_id: s.time for s in store.list_snapshots()}
+    assert len(times) == 24
+    want = expected_keep(times, hour=4, day=3, week=2, month=2)
+    res = forget(store, Policy(hourly=4, daily=3, weekly=2, monthly=2))
+    assert {s.full_id for s in store.list_snapshots()} == want
+    assert set(res.removed) == set(times) - want and res.removed
     assert verify(store).ok

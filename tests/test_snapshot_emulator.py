@@ -1,7 +1,9 @@
-"""Snapshots against the HTTP emulator with rate limits ON and its clock accelerated 50x.
+"""Snapshots against the HTTP emulator with rate limits ON and its clock accelerated.
 
-The client's throttle is configured to match (5*50 requests/s per base, 50*50 per token, a 30/50 s
-penalty), so nothing waits for real and the shapes of Airtable's limits are kept.
+The client's throttle is configured to match (5*k requests/s per base, 50*k per token, a 30/k s
+penalty for a clock running k times real time), so nothing waits for real and the shapes of
+Airtable's limits are kept. k=10 where the limit must bind (the emulator answers faster than 50
+requests/s per base), k=50 where penalties are expected (0.6 s each).
 """
 
 from __future__ import annotations
@@ -16,20 +18,24 @@ from snapstore.snapshot import EXIT_OK, EXIT_PARTIAL, SnapshotOptions, plan_snap
 from snapstore.source import AirtableSource, RetryPolicy
 from snapstore.store import Store
 
-SCALE = 50
+SCALE = 50  # fault runs: a 429 costs 0.6 s
+BINDING_SCALE = 10  # the throttle binds: the emulator answers faster than 50 requests/s per base
 FAST_RETRY = RetryPolicy(max_retries=8, max_429=10, backoff=0.005, backoff_max=0.05)
 # small on purpose: the store spends ~35 ms per new attachment (a catalog lookup), so keep them few
-WS = dict(seed=0, bases=3, tables_per_base=2, records_per_table=150, attachment_share=0.05, comment_share=0.1)
+WS = dict(seed=0, bases=3, tables_per_base=2, records_per_table=120, attachment_share=0.04, comment_share=0.1)
 
 #: field types whose values may change in a record nobody edited (links, lookups, formulas…)
 DERIVED = {"multipleRecordLinks", "multipleLookupValues", "rollup", "count", "formula", "lastModifiedTime",
            "lastModifiedBy", "aiText"}
 
 
-def make_source(emu: Emulator, *, factor: float = 1.0, token: str | None = None, **kw) -> AirtableSource:
+def make_source(emu: Emulator, *, factor: float = 1.0, **kw) -> AirtableSource:
+    """A source whose throttle matches the emulator's accelerated limits (times ``factor``)."""
+    scale = emu.clock.scale
     return AirtableSource(
-        token or emu.token, emu.url, rate_base=5 * SCALE * factor, rate_token=50 * SCALE * factor,
-        penalty=30 / SCALE, policy=kw.pop("policy", FAST_RETRY), timeout=(5, 10), **kw,
+        emu.token, emu.url, rate_base=emu.limiter.per_base * scale * factor,
+        rate_token=emu.limiter.per_token * scale * factor, penalty=emu.limiter.penalty / scale,
+        policy=kw.pop("policy", FAST_RETRY), timeout=(5, 10), **kw,
     )
 
 
@@ -124,7 +130,7 @@ def reference(tmp_path_factory):
 def test_three_runs_requests_no_429_and_exact_churn(tmp_path):
     ws = generate_workspace(**WS)
     store = Store.open(tmp_path / "store", create=True)
-    with Emulator(ws, clock=ScaledClock(SCALE)) as emu, make_source(emu) as src:
+    with Emulator(ws, clock=ScaledClock(BINDING_SCALE)) as emu, make_source(emu) as src:
         sizes = {t.id: len(t.records) for b in ws.bases for t in b.tables}
         # -- run 1: everything is new
         r1 = snap(store, src, comments=True)
@@ -136,6 +142,7 @@ def test_three_runs_requests_no_429_and_exact_churn(tmp_path):
         assert c["routes"]["get_schema"]["requests"] == 3  # one schema call per base
         assert c["total"]["429s"] == 0  # the throttle matches the server: never a 429
         assert r1.requests["rate_limited_429"] == 0
+        assert r1.info.stats["throttle_wait_seconds"] > 0  # ... and it did hold requests back
         n_att = len(workspace_attachments(ws))
         assert r1.attachments["new"] == n_att == c["routes"]["content"]["requests"]
         n_commented = sum(1 for b in ws.bases for t in b.tables for r in t.records.values() if r.comments)
@@ -245,12 +252,15 @@ def test_faults_still_give_a_complete_snapshot_equal_to_a_fault_free_one(tmp_pat
 
 
 def test_429_storm_from_a_too_fast_client_still_completes(tmp_path, reference):
+    """A client 4x faster than the server allows: real 429s with their penalty, and the snapshot
+    is still complete and identical."""
     ws = generate_workspace(**WS)
     store = Store.open(tmp_path / "store", create=True)
-    with Emulator(ws, clock=ScaledClock(SCALE)) as emu, make_source(emu, factor=4.0) as src:
+    # a 5x clock with a 3 s penalty: the server allows 25 requests/s per base, a 429 costs 0.6 s
+    with Emulator(ws, clock=ScaledClock(5), penalty=3.0) as emu, make_source(emu, factor=4.0) as src:
         r = snap(store, src, comments=True)
         c = emu.counters.snapshot()
-    assert c["total"]["429s"] > 0 and r.requests["rate_limited_429"] > 0
+    assert c["total"]["429s"] >= 3 and r.requests["rate_limited_429"] == c["total"]["429s"]
     assert r.exit_code == EXIT_OK
     assert content(store, r.info) == reference
 
@@ -268,4 +278,4 @@ def test_permanently_failing_table_gives_partial_snapshot(tmp_path):
     assert missing == {(bad_base.id, t.id) for t in bad_base.tables}
     assert all("503" in m["reason"] for m in r.info.missing)
     ok = [t for t in r.tables if t.status == "done"]
-    assert len(ok) == 4 and all(t.records == 150 for t in ok)
+    assert len(ok) == 4 and all(t.records == 120 for t in ok)

@@ -77,6 +77,8 @@ def source(url: str, **kw) -> AirtableSource:
     kw.setdefault("policy", FAST)
     kw.setdefault("penalty", 0.05)
     kw.setdefault("timeout", (2, 5))
+    kw.setdefault("rate_base", 500)  # the stub has no limits: a 10 ms window (and cold start)
+    kw.setdefault("rate_token", 5000)
     return AirtableSource(TOKEN, url, **kw)
 
 

@@ -27,7 +27,15 @@ class FakeClock:
 def make(**kw) -> tuple[Throttle, FakeClock]:
     clock = FakeClock()
     kw.setdefault("margin", 0.0)
+    kw.setdefault("cold_start", False)
     return Throttle(clock=clock, sleep=clock.sleep, **kw), clock
+
+
+def hit(th: Throttle, base: str | None) -> float:
+    """One request answered instantly; returns the seconds it waited."""
+    before = sum(th.waited.values())
+    th.acquire(base).done()
+    return sum(th.waited.values()) - before
 
 
 def starts_in_window(starts: list[float], window: float) -> int:
@@ -58,7 +66,7 @@ def test_base_limit_is_a_sliding_window_burst_then_wait():
     th, clock = make()
     starts = []
     for _ in range(23):
-        th.acquire("appA")
+        hit(th, "appA")
         starts.append(clock())
     # first five immediately, then one window later, etc.
     assert starts[:5] == [1000.0] * 5
@@ -72,7 +80,7 @@ def test_margin_widens_the_window():
     th, clock = make(margin=0.05)
     starts = []
     for _ in range(11):
-        th.acquire("appA")
+        hit(th, "appA")
         starts.append(clock())
     assert starts[5] - starts[0] == pytest.approx(1.05)
     assert starts_in_window(starts, 1.05) == 5
@@ -83,7 +91,7 @@ def test_bases_are_independent_but_share_the_token_limit():
     starts = {"a": [], "b": [], "c": []}
     for _ in range(10):
         for key in starts:
-            th.acquire("app" + key)
+            hit(th, "app" + key)
             starts[key].append(clock())
     allstarts = [t for v in starts.values() for t in v]
     assert starts_in_window(allstarts, 1.0) <= 12
@@ -96,31 +104,31 @@ def test_bases_are_independent_but_share_the_token_limit():
 def test_two_bases_in_parallel_each_get_the_full_base_rate():
     th, clock = make(rate_base=5, rate_token=50)
     for _ in range(5):
-        th.acquire("appA")
-        th.acquire("appB")
+        hit(th, "appA")
+        hit(th, "appB")
     assert clock() == 1000.0  # 10 requests, no waiting: each base has its own 5
 
 
 def test_token_wide_routes_only_count_against_the_token():
     th, clock = make(rate_base=5, rate_token=50)
     for _ in range(20):
-        th.acquire(None)  # whoami / list bases
+        hit(th, None)  # whoami / list bases
     assert clock() == 1000.0
-    th.acquire("appA")
+    hit(th, "appA")
     assert clock() == 1000.0
 
 
 def test_429_pauses_the_base_for_the_penalty():
     th, clock = make(penalty=30.0)
-    th.acquire("appA")
+    hit(th, "appA")
     th.penalize("appA")
     assert th.paused_for("appA") == pytest.approx(30.0)
-    waited = th.acquire("appA")
+    waited = hit(th, "appA")
     assert waited == pytest.approx(30.0)
     assert clock() == pytest.approx(1030.0)
     # other bases are not paused
     before = clock()
-    th.acquire("appB")
+    hit(th, "appB")
     assert clock() == before
     assert th.penalties == {"appA": 1}
 
@@ -128,7 +136,7 @@ def test_429_pauses_the_base_for_the_penalty():
 def test_429_on_token_route_pauses_everything():
     th, clock = make(penalty=2.0)
     th.penalize(None)
-    th.acquire("appB")
+    hit(th, "appB")
     assert clock() == pytest.approx(1002.0)
     assert th.penalties == {TOKEN_KEY: 1}
 
@@ -136,7 +144,7 @@ def test_429_on_token_route_pauses_everything():
 def test_retry_after_overrides_the_penalty():
     th, clock = make(penalty=30.0)
     th.penalize("appA", 1.5)
-    th.acquire("appA")
+    hit(th, "appA")
     assert clock() == pytest.approx(1001.5)
 
 
@@ -149,7 +157,7 @@ def test_a_shorter_penalty_never_shortens_a_longer_one():
 
 def test_cancel_interrupts_waiting():
     cancel = threading.Event()
-    th = Throttle(rate_base=5, rate_token=50, penalty=30.0, cancel=cancel)
+    th = Throttle(rate_base=5, rate_token=50, penalty=30.0, cancel=cancel, cold_start=False)
     th.penalize("appA")
     cancel.set()
     with pytest.raises(Cancelled):
@@ -158,16 +166,16 @@ def test_cancel_interrupts_waiting():
 
 def test_thread_safety_under_real_concurrency():
     """Many threads, one fake-free tiny window: starts per window never exceed the quota."""
-    th = Throttle(rate_base=500, rate_token=2000, window=0.01, margin=0.0)  # 5 per 10 ms per base
+    th = Throttle(rate_base=500, rate_token=2000, window=0.01, margin=0.0, cold_start=False)  # 5 per 10 ms per base
     starts: dict[str, list[float]] = {"appA": [], "appB": []}
     lock = threading.Lock()
     import time
 
     def worker(base: str) -> None:
         for _ in range(15):
-            th.acquire(base)
-            with lock:
-                starts[base].append(time.monotonic())
+            with th.acquire(base):
+                with lock:
+                    starts[base].append(time.monotonic())
 
     threads = [threading.Thread(target=worker, args=(b,)) for b in ("appA", "appB") for _ in range(3)]
     for t in threads:
@@ -178,3 +186,50 @@ def test_thread_safety_under_real_concurrency():
         assert len(v) == 45
         # recorded after acquire returns, so allow a hair of scheduling slack
         assert starts_in_window(v, 0.0095) <= 5
+
+
+def test_a_request_counts_until_a_window_after_its_response():
+    """The server counts a request when it arrives, up to when we get the response: a slow
+    response keeps its place in the window longer."""
+    th, clock = make()
+    slow = th.acquire("appA")  # in flight
+    for _ in range(4):
+        hit(th, "appA")
+    clock.sleep(0.5)
+    slow.done()  # answered at t+0.5: the server may have counted it as late as that
+    hit(th, "appA")  # 6th request: must wait for the oldest *answered* one, at t+1.0
+    assert clock() == pytest.approx(1001.0)
+    hit(th, "appA")
+    hit(th, "appA")
+    hit(th, "appA")
+    hit(th, "appA")  # the slow one leaves the window only at t+1.5
+    assert clock() == pytest.approx(1001.5)
+
+
+def test_a_window_full_of_requests_in_flight_waits_for_responses():
+    th, clock = make()
+    tickets = [th.acquire("appA") for _ in range(5)]
+    done_at = {}
+
+    def answer_later():
+        # answer one request when the waiter has polled a few times
+        while clock() < 1000.05:
+            pass
+        done_at["t"] = clock()
+        tickets[0].done()
+
+    t = threading.Thread(target=answer_later)
+    t.start()
+    th.acquire("appA").done()
+    t.join()
+    assert clock() >= done_at["t"] + 1.0 - 1e-9
+
+
+def test_cold_start_waits_one_window_for_a_predecessor():
+    """A run killed a moment ago may have used the current window: the first request waits it out."""
+    th, clock = make(cold_start=True, margin=0.02)
+    hit(th, "appA")
+    assert clock() == pytest.approx(1001.02)
+    for _ in range(4):
+        hit(th, "appA")
+    assert clock() == pytest.approx(1001.02)

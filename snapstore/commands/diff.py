@@ -39,15 +39,15 @@ def diff(a, b, store, bases, tables, fmt, fields, limit, exit_code):
 
     With no arguments: the two latest snapshots. With one: A against the latest. A and B are any
     name `snapstore log` shows: an id or prefix, latest, latest~N, a date or an ISO time. A may be
-    newer than B: the diff is then read backwards (B's additions show as removals).
+    the newer one: the diff then shows going back from A to B (records created after B show as removed).
     """
     s = open_store(store)
     try:
         if a is None:
             a, b = "latest~1", "latest"
-            if len(s.list_snapshots()) < 2:
-                raise StoreError("diff needs two snapshots; the store has "
-                                 f"{len(s.list_snapshots())} (name them: snapstore diff A B)")
+            n = len(s.list_snapshots())
+            if n < 2:
+                raise StoreError(f"diff needs two snapshots; the store has {n}")
         elif b is None:
             b = "latest"
         d = diff_snapshots(s, a, b, bases=bases or None, tables=tables or None, fields=fields)

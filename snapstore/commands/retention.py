@@ -193,7 +193,7 @@ def stats(store, last, as_json) -> None:
 @click.argument("tags", nargs=-1, required=True)
 @click.option("--remove", is_flag=True, help="Remove the tags instead of adding them.")
 def tag(store, snapshot, tags, remove) -> None:
-    """Add TAGS to SNAPSHOT (e.g. to pin it: `forget --keep-tag keep`), or --remove them."""
+    """Add TAGS to SNAPSHOT, or --remove them; a tag pins a snapshot under `forget --keep-tag TAG`."""
     from snapstore.retention import tag as do_tag
 
     s = open_store(store)

@@ -82,7 +82,15 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     flat = {k: v for k, v in doc.items() if not isinstance(v, dict)}
     section = doc.get(cmd) if isinstance(doc.get(cmd), dict) else {}
     merged = {**flat, **section}
-    names = {p.name for p in ctx.command.params if p.name} - {"config", "help"}
+    # keys may be the parameter names or the long option names: "tags" or "tag", "as_json" or "json"
+    names: dict[str, str] = {}
+    for p in ctx.command.params:
+        if not p.name or p.name in ("config", "help"):
+            continue
+        names[p.name] = p.name
+        for opt in getattr(p, "opts", []):
+            if opt.startswith("--"):
+                names.setdefault(opt[2:].replace("-", "_"), p.name)
     out = {}
     for key, v in merged.items():
         k = key.replace("-", "_")
@@ -95,6 +103,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
             if key in section:
                 raise click.BadParameter(f"{path}: unknown key {key!r} in [{cmd}]", ctx=ctx, param=_param)
             continue
+        k = names[k]
         if isinstance(v, str) and k in ("token_file", "store"):
             v = str(Path(v).expanduser())
         out[k] = v
@@ -240,7 +249,9 @@ class Progress:
         self.tables: dict[tuple[str, str], dict] = {}
         self.bases: dict[str, str] = {}
         self.att_new = 0
+        self.att_scheduled = 0
         self.att_bytes = 0
+        self.total = 0
         self.t0 = time.monotonic()
         self._lines = 0
         self._stop = threading.Event()
@@ -248,7 +259,9 @@ class Progress:
 
     def __call__(self, kind: str, info: dict) -> None:
         with self.lock:
-            if kind == "base_start":
+            if kind == "start":
+                self.total = info.get("tables", 0)
+            elif kind == "base_start":
                 self.bases[info["base_id"]] = info["name"]
             elif kind == "table_start":
                 self.tables[(info["base_id"], info["table_id"])] = {
@@ -262,6 +275,8 @@ class Progress:
                 self.tables[(info["base_id"], info["table_id"])].update(status="done", records=r.records)
             elif kind == "table_failed":
                 self.tables[(info["base_id"], info["table_id"])].update(status="FAILED")
+            elif kind == "attachments_scheduled":
+                self.att_scheduled += info.get("count", 0)
             elif kind == "attachment":
                 self.att_new += 1
                 self.att_bytes += info.get("bytes") or 0
@@ -294,9 +309,9 @@ class Progress:
             done = sum(1 for t in self.tables.values() if t["status"] != "listing")
             records = sum(t["records"] for t in self.tables.values())
             out = [
-                f"snapshot: {done}/{len(self.tables)} tables started done, {records:,} records, "
+                f"snapshot: {done}/{self.total or len(self.tables)} tables, {records:,} records, "
                 f"{s['requests']:,} requests ({s['requests'] / dt:.1f}/s), {s['rate_limited_429']} x 429, "
-                f"attachments {self.att_new} new ({_fmt_bytes(self.att_bytes)}), {dt:.0f}s"
+                f"attachments {self.att_new}/{self.att_scheduled} new ({_fmt_bytes(self.att_bytes)}), {dt:.0f}s"
             ]
             for (base_id, _tid), t in self.tables.items():
                 if t["status"] == "listing":
@@ -399,7 +414,7 @@ def _selection(base, table, exclude_base, exclude_table) -> Selection:
 @click.option("--note", default=None, help="A note stored with the snapshot.")
 @click.option("--tag", "tags", multiple=True, help="A tag stored with the snapshot (repeatable).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Bases read in parallel (default: token rate / base rate = 10).")
+              help="Bases read in parallel (default: 2 x token rate / base rate = 20).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress display (default: on when stderr is a terminal).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug lines on stderr.")
@@ -420,7 +435,7 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
     store_path = Path(store)
     with source, _logging(token, to_stderr=not show_progress and not as_json or verbose,
                           verbose=verbose) as logstate, _interrupts(cancel):
-        log.info("snapstore snapshot: api %s, store %s", source.api_url, store_path)
+        log.debug("snapstore snapshot: api %s, store %s", source.api_url, store_path)
         # 1. plan: network only, the store is untouched until every check passed
         previous = None
         if dry_run and (store_path / "config.json").exists():
@@ -434,6 +449,7 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
         except SourceError as e:
             raise SnapshotCommandError(str(e)) from None
         except KeyboardInterrupt:
+            click.echo("interrupted: nothing was written", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         if dry_run:
             _dry_run_output(plan, source, kw, workers, previous, as_json)
@@ -445,6 +461,9 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
             st = Store.open(store_path, create=True)
         except (StoreError, LockError, OSError) as e:
             raise SnapshotCommandError(f"store {store_path}: {e}") from None
+        holder = st.lock_holder()
+        if holder is not None and not holder.is_stale():  # say so before writing even a log file
+            raise SnapshotCommandError(f"the store is busy: locked by {holder.describe()}")
         log_path = _start_file_log(logstate, st.root, token)
         opts = SnapshotOptions(attachments=attachments, comments=comments, note=note, tags=tuple(tags),
                                base_workers=workers)
@@ -482,7 +501,7 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
 
 def _dry_run_output(plan, source, kw, workers, previous, as_json) -> None:
     est = estimate(plan, rate_base=kw["rate_limit_base"], rate_token=kw["rate_limit_token"],
-                   workers=workers or max(1, int(kw["rate_limit_token"] // kw["rate_limit_base"])),
+                   workers=workers or max(1, 2 * int(kw["rate_limit_token"] // kw["rate_limit_base"])),
                    margin=source.throttle.margin)
     est["previous_snapshot"] = previous.id if previous is not None else None
     est["plan_requests"] = plan.requests

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
@@ -199,6 +200,11 @@ class ThrottledRetryAdapter(HTTPAdapter):
         with self._rng_lock:
             return self._rng.uniform(cap / 2, cap)  # "equal jitter": never zero, never a stampede
 
+    def build_response(self, req, resp):
+        response = super().build_response(req, resp)
+        response.__class__ = _OrjsonResponse
+        return response
+
     def _note(self, msg: str) -> None:
         if self._log is not None:
             self._log(msg)
@@ -211,8 +217,7 @@ class ThrottledRetryAdapter(HTTPAdapter):
         while True:
             if self.cancel is not None and self.cancel.is_set():
                 raise Cancelled("interrupted")
-            if self.throttle is not None:
-                self.throttle.acquire(base)
+            ticket = self.throttle.acquire(base) if self.throttle is not None else None
             try:
                 resp = super().send(
                     request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
@@ -220,6 +225,8 @@ class ThrottledRetryAdapter(HTTPAdapter):
                 if not stream:
                     _ = resp.content  # read the body here, so a connection dropped mid-body is retried
             except _NETWORK_ERRORS as exc:
+                if ticket is not None:
+                    ticket.done()
                 self.stats.count(route, base, None)
                 # a request that never reached the server may always be retried
                 sent = not isinstance(exc, (requests.exceptions.ConnectTimeout,))
@@ -231,6 +238,9 @@ class ThrottledRetryAdapter(HTTPAdapter):
                 self._note(f"{route} {base or ''}: {type(exc).__name__}, retry {attempts} in {delay:.2f}s")
                 self._sleep(delay)
                 continue
+            finally:
+                if ticket is not None:
+                    ticket.done()
             status = resp.status_code
             self.stats.count(route, base, status, len(resp.content) if not stream else 0)
             if status == 429 and n429 < self.policy.max_429:
@@ -257,6 +267,18 @@ class ThrottledRetryAdapter(HTTPAdapter):
                 self._sleep(delay)
                 continue
             return resp
+
+
+class _OrjsonResponse(requests.Response):
+    """``.json()`` with orjson: list pages are decoded about twice as fast as with the stdlib."""
+
+    def json(self, **kwargs):
+        if not kwargs and self.content:
+            try:
+                return orjson.loads(self.content)
+            except orjson.JSONDecodeError:
+                pass  # let requests raise its usual error (or decode what orjson refuses)
+        return super().json(**kwargs)
 
 
 def _retry_after(resp: requests.Response) -> float | None:

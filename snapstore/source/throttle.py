@@ -5,11 +5,13 @@ anyone can tell, and as the emulator does) over a sliding one-second window; goi
 and a 30-second penalty for the whole base. pyairtable does no throttling, so every request passes
 through :meth:`Throttle.acquire` first.
 
-Model: for each key (a base id, and the token) at most ``count`` requests may *start* within any
-window of ``window × (1 + margin)`` seconds. The margin absorbs jitter between the moment we send
-a request and the moment the server counts it. A sliding window with the server's own window length
+Model: for each key (a base id, and the token) at most ``count`` requests may be in flight or have
+finished within the last ``window × (1 + margin)`` seconds. A sliding window with the server's own window length
 and quota is the only shape that both reaches the limit (bursts of ``count``) and never exceeds it;
 a shorter window with a smaller quota does not compose with the server's window.
+
+A request occupies its place in the window from its start until ``window`` after its *response*
+(see :class:`Throttle`), which absorbs any delay between our clock and the server's counting.
 
 A 429 pauses the key for the penalty (:meth:`Throttle.penalize`): nothing for that base is sent
 until it is over, so we never extend the penalty by knocking on the door.
@@ -23,7 +25,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -67,12 +68,42 @@ def limits_for(rate_base: float, rate_token: float, window: float | None = None)
     return base, token
 
 
+class Ticket:
+    """One request's place in the windows of its keys, from ``acquire`` to ``done``."""
+
+    __slots__ = ("_throttle", "finished", "keys")
+
+    def __init__(self, throttle: Throttle, keys: tuple[str, ...]) -> None:
+        self._throttle = throttle
+        self.keys = keys
+        #: when the response arrived (None while in flight)
+        self.finished: float | None = None
+
+    def done(self) -> None:
+        """The response (or the error) is back: from now on the request ages out of the window."""
+        self._throttle._done(self)
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done()
+
+
 class Throttle:
     """Thread-safe sliding-window limiter per base and per token, with 429 penalties.
 
     ``acquire(base_id)`` blocks until a request for that base (``None`` for token-wide routes such as
-    ``meta/whoami`` and ``meta/bases``) may start without exceeding either limit, records it, and
-    returns the seconds it waited.
+    ``meta/whoami`` and ``meta/bases``) may start without exceeding either limit, and returns a
+    :class:`Ticket`; call ``ticket.done()`` when the response is back.
+
+    Why the ticket: the server counts a request when it *arrives*, somewhere between our send and
+    our receipt of the response, and that delay varies (network, a busy server, the GIL). Timing a
+    request by its start would let an old request that arrived late and a new one that arrives early
+    land in the same server window (observed as 429s with a 20 % margin). So a request stays in our
+    window from its start until ``span`` after its response: the server has certainly counted it by
+    then. The cost is one latency per window (≈2 % against a local emulator, more across the
+    internet, where a listing's pages are latency-bound anyway).
     """
 
     def __init__(
@@ -82,10 +113,11 @@ class Throttle:
         rate_token: float = AIRTABLE_TOKEN_QUOTA,
         penalty: float = AIRTABLE_PENALTY,
         window: float | None = None,
-        margin: float = 0.03,
+        margin: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
         cancel: threading.Event | None = None,
+        cold_start: bool = True,
     ) -> None:
         self.base_limit, self.token_limit = limits_for(rate_base, rate_token, window)
         self.penalty = float(penalty)
@@ -94,11 +126,15 @@ class Throttle:
         self._cancel = cancel
         self._sleep = sleep or self._default_sleep
         self._lock = threading.Lock()
-        self._starts: dict[str, deque[float]] = {}
+        self._tickets: dict[str, list[Ticket]] = {}
         self._paused_until: dict[str, float] = {}
         #: seconds spent waiting, per key (for the run's statistics)
         self.waited: dict[str, float] = {}
         self.penalties: dict[str, int] = {}
+        if cold_start:
+            # Start as if the last window had been used up: a run killed a moment ago (or started
+            # just before us) may have spent it, and one window of waiting is cheaper than a penalty.
+            self._paused_until[TOKEN_KEY] = clock() + self._span(self.token_limit)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -114,23 +150,34 @@ class Throttle:
 
     def _wait_for(self, key: str, limit: Limit, now: float) -> float:
         paused = self._paused_until.get(key, 0.0) - now
-        starts = self._starts.get(key)
-        if not starts or len(starts) < limit.count:
+        tickets = self._tickets.get(key)
+        if not tickets:
             return max(paused, 0.0)
         span = self._span(limit)
-        # only the newest `count` starts matter; the oldest of them must leave the window
-        return max(paused, starts[-limit.count] + span - now, 0.0)
+        # forget requests whose response is older than the window
+        live = [t for t in tickets if t.finished is None or t.finished > now - span]
+        if len(live) != len(tickets):
+            self._tickets[key] = live
+        if len(live) < limit.count:
+            return max(paused, 0.0)
+        finished = sorted(t.finished for t in live if t.finished is not None)
+        excess = len(live) - limit.count  # this many must age out before one more may start
+        if excess < len(finished):
+            wait = finished[excess] + span - now
+        else:  # the window is full of requests still in flight: look again shortly
+            wait = min(span / 20.0, 0.01)
+        return max(paused, wait, 1e-6)
 
-    def _record(self, key: str, limit: Limit, now: float) -> None:
-        starts = self._starts.setdefault(key, deque())
-        starts.append(now)
-        while len(starts) > limit.count:
-            starts.popleft()
+    def _done(self, ticket: Ticket) -> None:
+        with self._lock:
+            if ticket.finished is None:
+                ticket.finished = self._clock()
 
     # -- public ----------------------------------------------------------------------------
 
-    def acquire(self, base_id: str | None) -> float:
+    def acquire(self, base_id: str | None) -> Ticket:
         waited = 0.0
+        keys = (TOKEN_KEY,) if base_id is None else (TOKEN_KEY, base_id)
         while True:
             if self._cancel is not None and self._cancel.is_set():
                 raise Cancelled("interrupted")
@@ -140,13 +187,13 @@ class Throttle:
                 if base_id is not None:
                     wait = max(wait, self._wait_for(base_id, self.base_limit, now))
                 if wait <= 0:
-                    self._record(TOKEN_KEY, self.token_limit, now)
-                    if base_id is not None:
-                        self._record(base_id, self.base_limit, now)
+                    ticket = Ticket(self, keys)
+                    for k in keys:
+                        self._tickets.setdefault(k, []).append(ticket)
                     if waited:
                         key = base_id or TOKEN_KEY
                         self.waited[key] = self.waited.get(key, 0.0) + waited
-                    return waited
+                    return ticket
             self._sleep(wait)
             waited += wait
 

@@ -380,18 +380,41 @@ class Catalog:
         with self.read() as con:
             return {r[0] for r in con.execute("SELECT name FROM pack").fetchall()}
 
-    def record_locations(self, seq: int, base_id: str, table_id: str) -> pa.Table:
-        """The snapshot's records of one table with their blob locations, in pack order."""
+    def record_locations(self, seq: int, base_id: str, table_id: str) -> tuple[pa.Table, dict, dict]:
+        """The snapshot's record blobs of one table, in pack order, as a compact Arrow table
+        (hash, pack_seq, off, clen, rlen, dict_seq) plus the maps pack_seq -> pack name and
+        dict_seq -> dictionary hash. About 60 bytes a record: record ids are in the blobs."""
+        with self.read() as con:
+            dict_hashes = [r[0] for r in con.execute(
+                "SELECT DISTINCT dict_hash FROM blob WHERE dict_hash IS NOT NULL").fetchall()]
+            con.register("d", pa.table({"dict_seq": pa.array(range(len(dict_hashes)), pa.int32()),
+                                        "dict_hash": pa.array(dict_hashes, pa.binary())}))
+            try:
+                locs = con.execute(
+                    """SELECT rv.hash, b.pack_seq, b.off, b.clen, b.rlen, d.dict_seq
+                       FROM snapshot_table st
+                       JOIN record_version rv ON rv.table_pk = st.table_pk
+                       LEFT JOIN blob b ON b.hash = rv.hash
+                       LEFT JOIN d ON d.dict_hash = b.dict_hash
+                       WHERE st.seq = ? AND st.base_id = ? AND st.table_id = ?
+                         AND rv.begin_seq <= ? AND (rv.end_seq IS NULL OR rv.end_seq > ?)
+                       ORDER BY b.pack_seq, b.off""",
+                    [seq, base_id, table_id, seq, seq],
+                ).to_arrow_table()
+            finally:
+                con.unregister("d")
+            packs = dict(con.execute("SELECT pack_seq, name FROM pack").fetchall())
+        dicts = dict(enumerate(dict_hashes))
+        return locs, packs, dicts
+
+    def record_hashes(self, seq: int, base_id: str, table_id: str) -> pa.Table:
         with self.read() as con:
             return con.execute(
-                """SELECT rv.record_id, rv.hash, p.name AS pack, b.off, b.clen, b.rlen, b.dict_hash
-                   FROM snapshot_table st
+                """SELECT rv.record_id, rv.hash FROM snapshot_table st
                    JOIN record_version rv ON rv.table_pk = st.table_pk
-                   LEFT JOIN blob b ON b.hash = rv.hash
-                   LEFT JOIN pack p ON p.pack_seq = b.pack_seq
                    WHERE st.seq = ? AND st.base_id = ? AND st.table_id = ?
                      AND rv.begin_seq <= ? AND (rv.end_seq IS NULL OR rv.end_seq > ?)
-                   ORDER BY b.pack_seq, b.off""",
+                   ORDER BY rv.record_id""",
                 [seq, base_id, table_id, seq, seq],
             ).to_arrow_table()
 

@@ -539,22 +539,21 @@ class Store:
         snap = self.resolve(snap)
         if snap.table(base_id, table_id) is None:
             raise StoreError(f"table {table_id} of base {base_id} is not in snapshot {snap.id}")
-        locs = self.catalog.record_locations(snap.seq, base_id, table_id)
+        locs, packs, dicts = self.catalog.record_locations(snap.seq, base_id, table_id)
         reader = BlobReader(self)
         for batch in locs.to_batches(max_chunksize=8192):
             cols = batch.to_pydict()
-            for rid, h, pack, off, clen, rlen, dh in zip(
-                cols["record_id"], cols["hash"], cols["pack"], cols["off"], cols["clen"], cols["rlen"],
-                cols["dict_hash"], strict=True,
+            for h, pseq, off, clen, rlen, dseq in zip(
+                cols["hash"], cols["pack_seq"], cols["off"], cols["clen"], cols["rlen"], cols["dict_seq"], strict=True,
             ):
-                if pack is None:
-                    raise StoreError(f"record {rid}: its blob {h.hex()[:12]} is not in any pack")
-                yield loads(reader.read(h, pack, off, clen, rlen, dh))
+                if pseq is None:
+                    raise StoreError(f"a record blob {h.hex()[:12]} of table {table_id} is not in any pack")
+                yield loads(reader.read(h, packs[pseq], off, clen, rlen, dicts.get(dseq)))
 
     def record_hashes(self, snap: SnapshotInfo | str, base_id: str, table_id: str):
-        """(record_id, hash) of one table in a snapshot, as an Arrow table."""
+        """(record_id, hash) of one table in a snapshot, as an Arrow table sorted by record id."""
         snap = self.resolve(snap)
-        return self.catalog.record_locations(snap.seq, base_id, table_id).select(["record_id", "hash"])
+        return self.catalog.record_hashes(snap.seq, base_id, table_id)
 
     def read_blobs(self, hashes) -> dict[bytes, bytes]:
         """Many blobs at once: one short catalog read for their locations, then ranged reads."""
