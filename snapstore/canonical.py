@@ -68,6 +68,14 @@ def loads(data: bytes | str) -> Any:
 
 
 def record_bytes(record: dict) -> bytes:
+    """``dumps(canonical_record(record))``, with a fast path: a record whose serialization holds
+    no ``"att`` has no attachment object, so there is nothing volatile to strip."""
+    data = orjson.dumps(
+        {"id": record["id"], "createdTime": record.get("createdTime"), "fields": record.get("fields") or {}},
+        option=_OPTS,
+    )
+    if b'"att' not in data:
+        return data
     return dumps(canonical_record(record))
 
 

@@ -451,6 +451,8 @@ def _schema_hash(snap: SnapshotInfo, base_id: str) -> str | None:
 
 def _missing(snap: SnapshotInfo, base_id: str, table_id: str) -> str | None:
     for m in snap.missing:
+        if m.get("records_kept"):  # an attachment or comments failed; the records are all there
+            continue
         if m.get("base_id") == base_id and m.get("table_id") in (None, table_id):
             return m.get("reason") or "not captured"
     return None

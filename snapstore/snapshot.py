@@ -417,7 +417,7 @@ class _Run:
         with self._lock:
             self.errors.append(msg)
         log.error("%s", msg)
-        self.snap.mark_missing(base_id, table_id if drop_table else None, reason if drop_table else msg)
+        self.snap.mark_missing(base_id, table_id, reason, drop_table=drop_table)
 
     # -- bases and tables -------------------------------------------------------------------
 

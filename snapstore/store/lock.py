@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import socket
+import threading
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,3 +118,141 @@ def break_lock(root: Path) -> LockInfo | None:
     holder = read_lock(root)
     (root / LOCK_NAME).unlink(missing_ok=True)
     return holder
+
+
+# ---- locks in a bucket (S3 stores) ---------------------------------------------------------------
+
+#: A lock object not refreshed for this long is stale (its holder crashed or lost the network).
+REMOTE_STALE_AFTER = 30 * 60
+#: Holders rewrite their lock object this often.
+REMOTE_REFRESH_EVERY = 5 * 60
+REMOTE_LOCKS = "locks"
+
+
+@dataclass
+class RemoteLockInfo(LockInfo):
+    exclusive: bool = False
+    refreshed: str = "?"
+    key: str = ""
+
+    def describe(self) -> str:
+        kind = "exclusive" if self.exclusive else "shared"
+        return f"{self.command!r} (pid {self.pid} on {self.host}, since {self.time}, {kind} lock {self.key})"
+
+    def is_stale(self) -> bool:
+        try:
+            refreshed = datetime.fromisoformat(self.refreshed)
+        except ValueError:
+            return True
+        if (datetime.now(UTC) - refreshed).total_seconds() > REMOTE_STALE_AFTER:
+            return True
+        return super().is_stale()
+
+
+def read_remote_locks(backend) -> list[RemoteLockInfo]:
+    """Every lock object in the bucket (``locks/<uuid>.json``)."""
+    from snapstore.store.backend import ObjectMissing
+
+    out = []
+    for key, _size in backend.list(REMOTE_LOCKS):
+        if not key.endswith(".json"):
+            continue
+        try:
+            doc = json.loads(backend.get(key))
+            out.append(RemoteLockInfo(doc["host"], int(doc["pid"]), doc.get("command", "?"), doc.get("time", "?"),
+                                      bool(doc.get("exclusive")), doc.get("refreshed", "?"), key))
+        except ObjectMissing:
+            continue  # released meanwhile
+        except (ValueError, KeyError):
+            out.append(RemoteLockInfo("?", -1, "unreadable lock object", "?", True, "?", key))
+    return out
+
+
+class RemoteLock:
+    """A restic-style lock object in the bucket: ``locks/<uuid>.json`` naming its holder, shared
+    (snapshot writers: several may run, each on its own bases) or exclusive (prune, forget, tag).
+
+    Taking it: create our object, then list the others; if one conflicts (an exclusive lock, or any
+    lock when we want an exclusive one) and is not stale, remove ours and raise. Two takers racing
+    may both back off; neither ever proceeds with a conflict. A thread refreshes the object every
+    5 minutes; one not refreshed for 30 minutes (or whose process is gone, on this host) is stale
+    and removed. The local cache folder's lock (``local``) is taken first: one writer per cache."""
+
+    def __init__(self, backend, command: str, *, exclusive: bool, local: WriterLock | None = None,
+                 label: str = "") -> None:
+        self.backend = backend
+        self.command = command
+        self.exclusive = exclusive
+        self.local = local
+        self.label = label or getattr(backend, "url", "the store")
+        self.key = f"{REMOTE_LOCKS}/{uuid.uuid4().hex}.json"
+        self.held = False
+        self.broke_stale: LockInfo | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._doc: dict = {}
+
+    def _body(self) -> bytes:
+        self._doc["refreshed"] = datetime.now(UTC).isoformat(timespec="seconds")
+        return json.dumps(self._doc).encode()
+
+    def acquire(self) -> RemoteLock:
+        if self.local is not None:
+            self.local.acquire()
+        try:
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            self._doc = {"host": socket.gethostname(), "pid": os.getpid(), "command": self.command,
+                         "time": now, "exclusive": self.exclusive}
+            self.backend.put(self.key, self._body())
+            try:
+                for other in read_remote_locks(self.backend):
+                    if other.key == self.key:
+                        continue
+                    if other.is_stale():
+                        log.warning("removing stale lock object held by %s", other.describe())
+                        self.broke_stale = other
+                        self.backend.delete(other.key)
+                        continue
+                    if self.exclusive or other.exclusive:
+                        raise LockError(
+                            f"the store {self.label} is locked by {other.describe()}; wait for it to finish, "
+                            "or if that process is gone, run `snapstore unlock` (locks expire after 30 minutes)"
+                        )
+            except BaseException:
+                self.backend.delete(self.key)
+                raise
+        except BaseException:
+            if self.local is not None:
+                self.local.release()
+            raise
+        self.held = True
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._refresh, name="snapstore-lock-refresh", daemon=True)
+        self._thread.start()
+        return self
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(REMOTE_REFRESH_EVERY):
+            try:
+                self.backend.overwrite(self.key, self._body())
+            except Exception as e:  # noqa: BLE001 - retried at the next tick; staleness is 6 ticks away
+                log.warning("could not refresh the lock object %s: %s", self.key, e)
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            self.backend.delete(self.key)
+        finally:
+            self.held = False
+            if self.local is not None:
+                self.local.release()
+
+    def __enter__(self) -> RemoteLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -61,6 +61,17 @@ class PackWriter:
         if len(self._buf) >= self.target_size:
             self.seal()
 
+    def add_many(self, items: list[tuple[bytes, bytes, int]], kind: str, dict_hash: bytes | None) -> None:
+        """Append a batch of (hash, frame, raw length); the pack may pass its target by one batch."""
+        off = len(self._buf)
+        entries = self._entries
+        for h, frame, rlen in items:
+            entries.append(BlobEntry(h, off, len(frame), rlen, kind, dict_hash))
+            off += len(frame)
+        self._buf += b"".join([f for _h, f, _r in items])
+        if len(self._buf) >= self.target_size:
+            self.seal()
+
     def __len__(self) -> int:
         return len(self._entries)
 

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import secrets
 from collections import OrderedDict
@@ -26,8 +27,16 @@ from snapstore.canonical import CANON_VERSION, loads
 from snapstore.store import inventory, objects
 from snapstore.store.backend import Backend, BackendError, LocalBackend, ObjectMissing
 from snapstore.store.catalog import Catalog, IngestBatch, TableChange
-from snapstore.store.lock import LockError, WriterLock, break_lock, read_lock
+from snapstore.store.lock import (
+    LockError,
+    RemoteLock,
+    WriterLock,
+    break_lock,
+    read_lock,
+    read_remote_locks,
+)
 from snapstore.store.packs import PackError, pack_key, read_trailer
+from snapstore.store.s3 import parse_s3_url
 from snapstore.store.writer import SnapshotWriter, StoreError
 
 log = logging.getLogger("snapstore.store")
@@ -238,11 +247,69 @@ class AttachmentIndex:
         return io.BytesIO(self._reader.read(h, pack, off, clen, rlen, dh))
 
 
-class Store:
-    """A snapstore repository in a local folder."""
+#: Commands that take a shared lock on an S3 store: several may run at once (each writes only new
+#: objects and its own commit). Every other command (prune, forget, tag...) takes it exclusively.
+SHARED_LOCK_COMMANDS = frozenset({"snapshot", "import", "rebuild-catalog"})
 
-    def __init__(self, root: Path, backend: Backend, config: dict, catalog: Catalog) -> None:
+
+def cache_root() -> Path:
+    """Where S3 stores keep their local cache: ``$SNAPSTORE_CACHE``, else
+    ``$XDG_CACHE_HOME/snapstore``, else ``~/.cache/snapstore``; one folder per store id."""
+    env = os.environ.get("SNAPSTORE_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "snapstore"
+
+
+def _check_config(config: dict, where: str) -> None:
+    if config.get("format") != FORMAT:
+        raise StoreError(f"{where} is not a snapstore store")
+    if config.get("version") != FORMAT_VERSION:
+        raise StoreError(f"store format version {config.get('version')} is not supported by this snapstore")
+    if config.get("canon") != CANON_VERSION:
+        raise StoreError(f"store uses record serializer {config.get('canon')!r}, this snapstore has {CANON_VERSION!r}")
+
+
+def _new_config(pack_size: int) -> dict:
+    return {
+        "format": FORMAT, "version": FORMAT_VERSION, "store_id": secrets.token_hex(16),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"), "canon": CANON_VERSION,
+        "hash": "sha256", "compression": "zstd", "pack_size": pack_size,
+        "duckdb_version": duckdb.__version__,
+    }
+
+
+class _RemoteStoreLock(RemoteLock):
+    """An S3 store's lock; an exclusive holder (prune, forget, tag) kept the cache in step with
+    what it changed in the bucket, so on a clean exit the cache records the bucket's new state."""
+
+    def __init__(self, store: Store, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.store = store
+
+    def __exit__(self, exc_type, *rest) -> None:
+        try:
+            if self.held and self.exclusive:
+                self.store._remember_remote_state(ok=exc_type is None)
+        finally:
+            self.release()
+
+
+class Store:
+    """A snapstore repository: a local folder, or an S3 bucket/prefix with a local cache folder.
+
+    ``root`` is the store folder for a local store; for an S3 store it is the cache folder
+    (``local_dir``), so code that keeps working files next to the catalog (tmp, logs, restore
+    journals) works unchanged. ``location`` is what to show and to pass to ``Store.open``."""
+
+    def __init__(self, root: Path, backend: Backend, config: dict, catalog: Catalog, *,
+                 location: str | Path | None = None) -> None:
         self.root = root
+        #: the local folder for working files: the store folder, or an S3 store's cache folder
+        self.local_dir = root
+        self.location = location if location is not None else root
+        self.remote = location is not None and str(location).startswith("s3:")
         self.backend = backend
         self.config = config
         self.catalog = catalog
@@ -253,18 +320,15 @@ class Store:
 
     @classmethod
     def init(cls, path: str | Path, *, pack_size: int = DEFAULT_PACK_SIZE) -> Store:
+        if parse_s3_url(path) is not None:
+            return cls._init_s3(path, pack_size=pack_size)
         root = Path(path)
         if (root / "config.json").exists():
             raise StoreError(f"{root} already holds a store")
         if root.exists() and any(root.iterdir()):
             raise StoreError(f"{root} exists and is not empty; choose an empty or new folder for a store")
         root.mkdir(parents=True, exist_ok=True)
-        config = {
-            "format": FORMAT, "version": FORMAT_VERSION, "store_id": secrets.token_hex(16),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"), "canon": CANON_VERSION,
-            "hash": "sha256", "compression": "zstd", "pack_size": pack_size,
-            "duckdb_version": duckdb.__version__,
-        }
+        config = _new_config(pack_size)
         for d in ("packs", "objects", "snapshots", "locks", "tmp", "logs"):
             (root / d).mkdir(exist_ok=True)
         LocalBackend(root).put("config.json", json.dumps(config, indent=1).encode() + b"\n")
@@ -272,7 +336,57 @@ class Store:
         return store
 
     @classmethod
+    def _init_s3(cls, url, *, pack_size: int) -> Store:
+        from snapstore.store.s3 import S3Backend
+
+        backend = S3Backend.from_url(os.fspath(url))
+        try:
+            backend.ensure_bucket()
+            if backend.exists("config.json"):
+                raise StoreError(f"{backend.url} already holds a store")
+            if not backend.is_empty():
+                raise StoreError(f"{backend.url} is not empty; choose an empty or new prefix for a store")
+            config = _new_config(pack_size)
+            if not backend.create("config.json", json.dumps(config, indent=1).encode() + b"\n"):
+                raise StoreError(f"{backend.url} already holds a store")
+        except BackendError as e:
+            raise StoreError(str(e)) from e
+        return cls._open_s3(url, backend=backend)
+
+    @classmethod
+    def _open_s3(cls, url, *, create: bool = False, pack_size: int | None = None, backend=None) -> Store:
+        from snapstore.store.s3 import S3Backend
+
+        backend = backend or S3Backend.from_url(os.fspath(url))
+        try:
+            raw = backend.get("config.json")
+        except ObjectMissing:
+            if create:
+                return cls._init_s3(url, pack_size=pack_size or DEFAULT_PACK_SIZE)
+            raise StoreError(f"no store at {backend.url} (no config.json); create one with "
+                             f"`snapstore init --store {backend.url}`") from None
+        except BackendError as e:
+            raise StoreError(f"store {backend.url}: {e}") from e
+        try:
+            config = json.loads(raw)
+        except ValueError as e:
+            raise StoreError(f"{backend.url}/config.json is not valid JSON: {e}") from e
+        _check_config(config, backend.url)
+        local = cache_root() / config["store_id"]
+        for d in ("tmp", "logs", "locks"):
+            (local / d).mkdir(parents=True, exist_ok=True)
+        store = cls(local, backend, config, Catalog(local / "catalog.duckdb"), location=backend.url)
+        store._ensure_catalog()
+        store.sync()
+        return store
+
+    @classmethod
     def open(cls, path: str | Path, *, create: bool = False, pack_size: int | None = None) -> Store:
+        """Open a store: a folder, or ``s3://bucket/prefix`` (endpoint and credentials from the
+        standard AWS variables). An S3 store's catalog is a cache (``cache_root()/<store id>``),
+        brought up to date with the bucket on every open."""
+        if parse_s3_url(path) is not None:
+            return cls._open_s3(path, create=create, pack_size=pack_size)
         root = Path(path)
         cfg_path = root / "config.json"
         if not cfg_path.exists():
@@ -283,12 +397,7 @@ class Store:
             config = json.loads(cfg_path.read_text())
         except ValueError as e:
             raise StoreError(f"{cfg_path} is not valid JSON: {e}") from e
-        if config.get("format") != FORMAT:
-            raise StoreError(f"{root} is not a snapstore store")
-        if config.get("version") != FORMAT_VERSION:
-            raise StoreError(f"store format version {config.get('version')} is not supported by this snapstore")
-        if config.get("canon") != CANON_VERSION:
-            raise StoreError(f"store uses record serializer {config.get('canon')!r}, this snapstore has {CANON_VERSION!r}")
+        _check_config(config, str(root))
         store = cls(root, LocalBackend(root), config, Catalog(root / "catalog.duckdb"))
         store._ensure_catalog()
         return store
@@ -311,11 +420,20 @@ class Store:
 
     # ---- writing -------------------------------------------------------------------------
 
-    def lock(self, command: str) -> WriterLock:
-        return WriterLock(self.root, command)
+    def lock(self, command: str, *, shared: bool | None = None) -> WriterLock | RemoteLock:
+        """The store's lock. Local: one holder at a time. S3: the cache folder's lock plus a lock
+        object in the bucket, shared for ``SHARED_LOCK_COMMANDS`` (or ``shared=True``) and
+        exclusive otherwise."""
+        local = WriterLock(self.local_dir, command)
+        if not self.remote:
+            return local
+        if shared is None:
+            shared = command.split()[0] in SHARED_LOCK_COMMANDS if command.strip() else False
+        return _RemoteStoreLock(self, self.backend, command, exclusive=not shared, local=local,
+                                label=str(self.location))
 
     def begin_snapshot(self, *, note: str | None = None, tags=(), command: str = "snapshot") -> SnapshotWriter:
-        lock = self.lock(command).acquire()
+        lock = self.lock(command, shared=True).acquire()
         try:
             self.sync()
             return SnapshotWriter(self, lock, note=note, tags=tags, command=command)
@@ -324,14 +442,84 @@ class Store:
             raise
 
     def unlock(self):
-        return break_lock(self.root)
+        """Remove the lock whoever holds it (S3: every lock object in the bucket too); returns
+        what the (first) lock named."""
+        holder = break_lock(self.local_dir)
+        if self.remote:
+            for info in read_remote_locks(self.backend):
+                self.backend.delete(info.key)
+                holder = holder or info
+        return holder
 
     def lock_holder(self):
-        return read_lock(self.root)
+        """Who holds the lock a snapshot writer would need (S3: the cache's lock, or an exclusive
+        lock object; other writers' shared locks do not stop a writer)."""
+        holder = read_lock(self.local_dir)
+        if holder is None and self.remote:
+            holder = next((i for i in read_remote_locks(self.backend) if i.exclusive and not i.is_stale()), None)
+        return holder
+
+    # ---- the S3 cache ----------------------------------------------------------------------
+
+    def _remote_fingerprint(self) -> str:
+        """What, besides new commit objects, changes a cache's content: store indexes (forget,
+        prune) and tag events. Their names, hashed."""
+        keys = sorted(k for prefix in ("index", "tags") for k, _s in self.backend.list(prefix))
+        return hashlib.sha256("\n".join(keys).encode()).hexdigest()
+
+    def _meta(self, key: str) -> str | None:
+        with self.catalog.read() as con:
+            row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        with self.catalog.write() as con:
+            con.execute("DELETE FROM meta WHERE key = ?", [key])
+            con.execute("INSERT INTO meta VALUES (?, ?)", [key, value])
+
+    def _remember_remote_state(self, *, ok: bool) -> None:
+        try:
+            self._set_meta("remote_fp", self._remote_fingerprint() if ok else "")
+        except Exception as e:  # noqa: BLE001 - the next open rebuilds instead
+            log.warning("could not record the bucket state in the cache: %s", e)
+
+    def _sync_remote(self) -> int:
+        """Bring an S3 store's cache up to date. New commit objects newer than the cache's latest
+        are replayed in (time, name) order, each getting the next local seq. Anything else the
+        cache cannot apply in order — a commit older than its latest (another machine's writer
+        committed meanwhile), a commit gone (forget), a new store index (prune) or tag event —
+        rebuilds the cache from the bucket: simple, and intervals stay in commit-time order."""
+        fp = self._remote_fingerprint()
+        listed = {key.rsplit("/", 1)[-1] for key, _size in self.backend.list("snapshots")}
+        known = self.catalog.snapshot_ids()
+        reason = None
+        if known - listed:
+            reason = "snapshots were removed from the bucket"
+        elif fp != self._meta("remote_fp"):
+            reason = "store indexes or tags changed in the bucket"
+        pending = []
+        if reason is None:
+            pending = sorted(((cid, self._read_commit(cid)) for cid in listed - known),
+                             key=lambda x: (x[1]["time"], x[0]))
+            docs = self.catalog.snapshot_docs()
+            if pending and docs:
+                last = json.loads(docs[-1][2])["time"], docs[-1][1]
+                if (pending[0][1]["time"], pending[0][0]) < last:
+                    reason = "another writer committed a snapshot older than the cache's latest"
+        if reason is not None:
+            log.info("rebuilding the catalog cache of %s: %s", self.location, reason)
+            return self.rebuild_catalog()
+        for cid, doc in pending:
+            log.info("catalog cache: adding snapshot %s from the bucket", cid[:8])
+            self.catalog.ingest(self._batch_from_objects(cid, doc))
+        return len(pending)
 
     def sync(self) -> int:
         """Bring the catalog up to date with commit objects it has not seen (a writer that died
-        between its commit object and its catalog transaction). Returns how many were added."""
+        between its commit object and its catalog transaction; on S3, other machines' writers).
+        Returns how many were added (or, when an S3 cache was rebuilt, the snapshot count)."""
+        if self.remote:
+            return self._sync_remote()
         known = self.catalog.snapshot_ids()
         pending = []
         for key, _size in self.backend.list("snapshots"):
@@ -375,7 +563,10 @@ class Store:
         are the commit's tags with its tag events (``tags/``) applied."""
         tmp = self.catalog.path.with_name(f"catalog.rebuild-{secrets.token_hex(4)}.duckdb")
         cat = Catalog(tmp)
-        cat.create({"store_id": self.config["store_id"]})
+        meta = {"store_id": self.config["store_id"]}
+        if self.remote:  # taken before reading: a change meanwhile shows at the next sync
+            meta["remote_fp"] = self._remote_fingerprint()
+        cat.create(meta)
         docs = []
         for key, _size in self.backend.list("snapshots"):
             cid = key.rsplit("/", 1)[-1]

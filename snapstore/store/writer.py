@@ -14,6 +14,7 @@ import os
 import secrets
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,6 +80,8 @@ class TableWriter:
         self._compressor: zstandard.ZstdCompressor | None = None
         self._sampling: list[tuple[bytes, bytes]] | None = None
         self._pending: list[tuple[bytes, bytes]] = []
+        self._futures: list = []
+        self._frame_bytes = 0
         self.bytes_added = 0
         self.finished: TableCounts | None = None
         if self._dict_hash is not None:
@@ -135,28 +138,43 @@ class TableWriter:
             self._flush()
 
     def _flush(self) -> None:
-        """Compress a batch of new blobs (on all cores where zstandard can) and pack them."""
+        """Hand a batch of new blobs to the snapshot's compression thread, which compresses them
+        (on all cores where zstandard can) and packs them while this thread canonicalizes more."""
         if not self._pending:
             return
-        datas = [d for _h, d in self._pending]
+        batch, self._pending = self._pending, []
+        self._futures.append(self.snap._compress_pool.submit(self._compress_and_pack, batch))
+        if len(self._futures) > 4:  # bound the memory held by batches waiting for compression
+            self._futures.pop(0).result()
+
+    def _compress_and_pack(self, batch: list[tuple[bytes, bytes]]) -> None:
+        datas = [d for _h, d in batch]
         if _MULTI and len(datas) > 64:
             frames = [bytes(f) for f in self._compressor.multi_compress_to_buffer(datas, threads=-1)]
         else:
             frames = [self._compressor.compress(d) for d in datas]
-        self.bytes_added += sum(len(f) for f in frames)
-        self.snap._add_blobs(
-            [(h, f, len(d)) for (h, d), f in zip(self._pending, frames, strict=True)], KIND_RECORD, self._dict_hash
-        )
-        self._pending = []
+        self._frame_bytes += sum(map(len, frames))
+        self.snap._add_blobs([(h, f, len(d)) for (h, d), f in zip(batch, frames, strict=True)], KIND_RECORD,
+                             self._dict_hash)
+
+    def _drain(self) -> None:
+        self._flush()
+        futures, self._futures = self._futures, []
+        for f in futures:
+            f.result()
+        self.bytes_added += self._frame_bytes
+        self._frame_bytes = 0
 
     def finish(self) -> TableCounts:
         if self.finished is not None:
             return self.finished
         if self._sampling is not None:
             self._end_sampling()
-        self._flush()
+        self._drain()
         run = pa.table({"record_id": pa.array(self._ids, pa.string()), "hash": pa.array(self._hashes, pa.binary())})
         old = self.state.open_versions
+        if old.num_rows == 0:  # a table's first snapshot: every record is new (no join needed)
+            return self._finish_counts(run.sort_by("record_id"))
         con = duckdb.connect()
         try:
             con.register("r", run)
@@ -171,11 +189,22 @@ class TableWriter:
             ).to_arrow_table()
         finally:
             con.close()
+        return self._finish_counts(delta)
+
+    def _finish_counts(self, delta: pa.Table) -> TableCounts:
+        """``delta``: (record_id, new_hash[, old_hash]) sorted by id; no old_hash = all new."""
         ids = delta.column("record_id").to_pylist()
-        new_h = delta.column("new_hash").to_pylist()
-        old_h = delta.column("old_hash").to_pylist()
-        n_new = sum(1 for o in old_h if o is None)
-        n_deleted = sum(1 for n in new_h if n is None)
+        if "old_hash" in delta.column_names:
+            new_h = delta.column("new_hash").to_pylist()
+            old_h = delta.column("old_hash").to_pylist()
+            n_new = sum(1 for o in old_h if o is None)
+            n_deleted = sum(1 for n in new_h if n is None)
+        else:
+            if len(set(ids)) != len(ids):
+                dup = next(i for i, j in zip(ids, ids[1:]) if i == j)
+                raise StoreError(f"record {dup} was listed twice in table {self.table_id}")
+            new_h = delta.column("hash").to_pylist()
+            n_new, n_deleted = len(ids), 0
         n_changed = len(ids) - n_new - n_deleted
         n_records = len(self._ids)
         manifest, depth, chain, extra = self._write_manifest(ids, new_h, n_records)
@@ -232,6 +261,7 @@ class SnapshotWriter:
         self._t0 = time.monotonic()
         self._mutex = threading.Lock()
         self._packs = PackWriter(store.backend.put, store.pack_size)
+        self._compress_pool = ThreadPoolExecutor(1, thread_name_prefix="compress")
         self._att_packs = PackWriter(store.backend.put, store.pack_size)
         self._bases: dict[str, dict] = {}
         self._tables: dict[tuple[str, str], TableChange] = {}
@@ -288,10 +318,15 @@ class SnapshotWriter:
         with self._mutex:
             self._tables[(tw.base_id, tw.table_id)] = change
 
-    def mark_missing(self, base_id: str, table_id: str | None, reason: str) -> None:
+    def mark_missing(self, base_id: str, table_id: str | None, reason: str, *, drop_table: bool = True) -> None:
+        """Something could not be read; the snapshot commits as partial. ``drop_table=False``: the
+        table's records are complete and kept (an attachment or its comments failed)."""
         with self._mutex:
-            self._missing.append({"base_id": base_id, "table_id": table_id, "reason": reason})
-            if table_id is not None:
+            entry = {"base_id": base_id, "table_id": table_id, "reason": reason}
+            if not drop_table:
+                entry["records_kept"] = True
+            self._missing.append(entry)
+            if table_id is not None and drop_table:
                 self._writers.pop((base_id, table_id), None)
                 self._tables.pop((base_id, table_id), None)
 
@@ -324,7 +359,7 @@ class SnapshotWriter:
     def add_attachment(self, att_id: str, fileobj: BinaryIO, *, size: int | None = None,
                        filename: str | None = None, mime: str | None = None) -> str:
         """Stream a file into the store; returns its content hash (hex)."""
-        tmpdir = self.store.root / "tmp"
+        tmpdir = self.store.local_dir / "tmp"
         tmpdir.mkdir(exist_ok=True)
         sha = hashlib.sha256()
         n = 0
@@ -379,10 +414,8 @@ class SnapshotWriter:
 
     def _add_blobs(self, blobs: list[tuple[bytes, bytes, int]], kind: str, dict_hash: bytes | None) -> None:
         with self._mutex:
-            packs = self._att_packs if kind == KIND_ATTACHMENT else self._packs
-            for h, frame, rlen in blobs:
-                self._run_blobs.add(h)
-                packs.add(h, frame, rlen, kind, dict_hash)
+            self._run_blobs.update(h for h, _f, _r in blobs)
+            (self._att_packs if kind == KIND_ATTACHMENT else self._packs).add_many(blobs, kind, dict_hash)
 
     def _add_small_blob(self, h: bytes, data: bytes, kind: str) -> None:
         with self._mutex:
@@ -409,6 +442,7 @@ class SnapshotWriter:
         if self.closed:
             return
         self.closed = True
+        self._compress_pool.shutdown(wait=True, cancel_futures=True)
         self.store.catalog.unpin()
         self._lock.release()
 
@@ -420,6 +454,7 @@ class SnapshotWriter:
                 unfinished = [k for k, w in self._writers.items() if w.finished is None]
             for k in unfinished:
                 self._writers[k].finish()
+            self._compress_pool.shutdown(wait=True)  # every batch handed over is packed before sealing
             with self._mutex:
                 self._packs.seal()
                 self._att_packs.seal()
@@ -451,6 +486,7 @@ class SnapshotWriter:
             return self.info
         finally:
             self.closed = True
+            self._compress_pool.shutdown(wait=True, cancel_futures=True)
             self.store.catalog.unpin()
             self._lock.release()
 
