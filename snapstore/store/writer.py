@@ -14,8 +14,8 @@ import os
 import secrets
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, BinaryIO
@@ -201,7 +201,7 @@ class TableWriter:
             n_deleted = sum(1 for n in new_h if n is None)
         else:
             if len(set(ids)) != len(ids):
-                dup = next(i for i, j in zip(ids, ids[1:]) if i == j)
+                dup = next(i for i, j in zip(ids, ids[1:], strict=False) if i == j)
                 raise StoreError(f"record {dup} was listed twice in table {self.table_id}")
             new_h = delta.column("hash").to_pylist()
             n_new, n_deleted = len(ids), 0
