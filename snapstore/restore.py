@@ -37,23 +37,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from snapstore.canonical import canonical_record
+from snapstore.fieldtypes import COMPUTED_TYPES, CREATABLE_TYPES
+from snapstore.fieldtypes import CREATABLE_PRIMARY_TYPES as PRIMARY_TYPES
 
-#: Cell values of these types cannot be written, and the fields cannot be created, through the API.
-COMPUTED_TYPES = frozenset({
-    "formula", "rollup", "multipleLookupValues", "count", "autoNumber", "createdTime", "lastModifiedTime",
-    "createdBy", "lastModifiedBy", "button", "aiText", "externalSyncSource", "manualSort",
-})
-#: Field types the metadata API can create (links are created in a later step).
-CREATABLE_TYPES = frozenset({
-    "singleLineText", "multilineText", "richText", "email", "url", "phoneNumber", "number", "percent",
-    "currency", "duration", "rating", "checkbox", "singleSelect", "multipleSelects", "singleCollaborator",
-    "multipleCollaborators", "date", "dateTime", "multipleAttachments", "multipleRecordLinks", "barcode",
-})
-#: Types Airtable accepts as a table's primary field (of the creatable ones).
-PRIMARY_TYPES = frozenset({
-    "singleLineText", "multilineText", "email", "url", "phoneNumber", "number", "percent", "currency",
-    "duration", "date", "dateTime", "barcode", "richText",
-})
 #: Which option keys each type accepts when a field is created (the read format carries more).
 WRITE_OPTIONS: dict[str, tuple[str, ...]] = {
     "number": ("precision",), "percent": ("precision",), "currency": ("precision", "symbol"),

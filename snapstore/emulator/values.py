@@ -9,24 +9,12 @@ import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
+from snapstore.fieldtypes import COMPUTED_TYPES as READ_ONLY_TYPES  # noqa: F401 (re-exported)
+from snapstore.fieldtypes import CREATABLE_TYPES, PRIMARY_TYPES  # noqa: F401 (re-exported)
+
 from . import formula as fm
 from .state import Base, Record, Table, Workspace
 
-#: Cell values of these types cannot be written through the API.
-READ_ONLY_TYPES = frozenset({
-    "formula", "rollup", "multipleLookupValues", "count", "autoNumber", "createdTime", "lastModifiedTime",
-    "createdBy", "lastModifiedBy", "button", "aiText", "externalSyncSource", "manualSort",
-})
-#: Field types the metadata API can create.
-CREATABLE_TYPES = frozenset({
-    "singleLineText", "multilineText", "richText", "email", "url", "phoneNumber", "number", "percent",
-    "currency", "duration", "rating", "checkbox", "singleSelect", "multipleSelects", "singleCollaborator",
-    "multipleCollaborators", "date", "dateTime", "multipleAttachments", "multipleRecordLinks", "barcode",
-})
-PRIMARY_TYPES = frozenset({
-    "singleLineText", "multilineText", "email", "url", "phoneNumber", "number", "percent", "currency",
-    "duration", "date", "dateTime", "barcode", "richText", "autoNumber", "formula",
-})
 NUMERIC_TYPES = frozenset({"number", "percent", "currency", "duration", "rating", "autoNumber", "count"})
 TEXT_TYPES = frozenset({"singleLineText", "multilineText", "richText", "email", "url", "phoneNumber"})
 COLORS = [f"{c}{s}" for s in ("Light2", "Light1", "Bright", "Dark1")

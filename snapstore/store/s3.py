@@ -73,6 +73,8 @@ class S3Backend:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.requests = 0
+        #: keys per ListObjectsV2 page (1000 is S3's maximum)
+        self.page_size = 1000
         self._count_lock = threading.Lock()
         if client is None:
             import boto3
@@ -270,7 +272,8 @@ class S3Backend:
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
         base = self._key(prefix.strip("/")) + "/"
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base)
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=base, PaginationConfig={"PageSize": self.page_size})
         for page in pages:
             for obj in page.get("Contents", []) or []:
                 rel = self._rel(obj["Key"])

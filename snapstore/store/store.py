@@ -830,22 +830,12 @@ class Store:
         return self._read_json_blob(row[0])
 
     def attachment(self, att_id: str) -> dict | None:
-        row = self.catalog.attachment(att_id)
-        if row is None:
-            return None
-        return {"att_id": row[0], "content_hash": row[1].hex(), "size": row[2], "mime": row[3], "filename": row[4]}
+        """{att_id, content_hash, size, mime, filename}, or None if the store does not hold it.
+        For many attachments, use ``attachment_index`` (one catalog query for all)."""
+        return self.attachment_index([att_id]).get(att_id)
 
     def open_attachment(self, att_id: str) -> BinaryIO:
-        info = self.attachment(att_id)
-        if info is None:
-            raise StoreError(f"attachment {att_id} is not in the store")
-        h = bytes.fromhex(info["content_hash"])
-        loc = self.catalog.blob_location(h)
-        if loc is None:
-            raise StoreError(f"attachment {att_id}: its content {h.hex()[:12]} is not in the store")
-        if loc[0] is None:
-            return self.backend.open(objects.object_key(h.hex()))
-        return io.BytesIO(self.read_blob(h))
+        return self.attachment_index([att_id]).open(att_id)
 
 
 def _parse_when(name: str) -> datetime | None:
