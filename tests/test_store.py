@@ -1,4 +1,7 @@
-"""The store keeps what it was given, writes only what changed, and survives crashes."""
+"""The store keeps what it was given, writes only what changed, and survives crashes.
+
+Every test that takes ``store`` runs on both backends (a local folder and an S3 prefix on the
+SeaweedFS server tests/conftest.py starts)."""
 
 from __future__ import annotations
 
@@ -15,8 +18,19 @@ from snapstore.canonical import canonical_record
 from snapstore.store import LockError, Store, StoreError
 
 
-def pack_files(root: Path) -> set[str]:
-    return {p.name for p in (root / "packs").rglob("*") if p.is_file()}
+def pack_files(store) -> set[str]:
+    return {key.rsplit("/", 1)[-1] for key, _size in store.backend.list("packs")}
+
+
+def replace_object(store, key: str, data: bytes) -> None:
+    """Overwrite an object in place (to damage it): objects are create-only, so remove it first."""
+    if store.remote:
+        store.backend.delete(key)
+        store.backend.put(key, data)
+    else:
+        path = Path(store.root) / key
+        os.chmod(path, 0o644)
+        path.write_bytes(data)
 
 
 def files(root: Path) -> set[str]:
@@ -24,8 +38,8 @@ def files(root: Path) -> set[str]:
 
 
 @pytest.fixture
-def store(tmp_path):
-    return Store.init(tmp_path / "store", pack_size=256 * 1024)
+def store(store_factory):
+    return store_factory.init("store", pack_size=256 * 1024)
 
 
 def test_round_trip_field_for_field(store):
@@ -42,9 +56,9 @@ def test_round_trip_field_for_field(store):
 def test_same_records_twice_add_no_pack(store):
     recs = make_records(800)
     snapshot(store, recs)
-    before = pack_files(store.root)
+    before = pack_files(store)
     info = snapshot(store, recs)
-    assert pack_files(store.root) == before
+    assert pack_files(store) == before
     t = info.table(BASE, TABLE)
     assert (t.new, t.changed, t.deleted, t.unchanged) == (0, 0, 0, 800)
 
@@ -91,8 +105,8 @@ def test_rebuild_after_deleting_catalog(store):
     snapshot(store, churn(recs, 0.05, seed=7)[:350])
     before = [(s.full_id, s.records, s.status) for s in store.list_snapshots()]
     contents = {s.full_id: sorted(r["id"] + str(r) for r in store.records(s, BASE, TABLE)) for s in store.list_snapshots()}
-    os.remove(store.root / "catalog.duckdb")
-    again = Store.open(store.root)
+    os.remove(store.local_dir / "catalog.duckdb")
+    again = Store.open(store.location)
     assert [(s.full_id, s.records, s.status) for s in again.list_snapshots()] == before
     for s in again.list_snapshots():
         assert sorted(r["id"] + str(r) for r in again.records(s, BASE, TABLE)) == contents[s.full_id]
@@ -103,18 +117,17 @@ def test_rebuild_after_deleting_catalog(store):
 
 def test_corrupt_catalog_is_rebuilt(store):
     snapshot(store, make_records(100))
-    (store.root / "catalog.duckdb").write_bytes(b"this is not a duckdb file" * 100)
-    again = Store.open(store.root)
+    (store.local_dir / "catalog.duckdb").write_bytes(b"this is not a duckdb file" * 100)
+    again = Store.open(store.location)
     assert [s.records for s in again.list_snapshots()] == [100]
 
 
 def test_flipped_byte_in_pack_is_detected(store):
     info = snapshot(store, make_records(300))
-    pack = max((p for p in (store.root / "packs").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
-    data = bytearray(pack.read_bytes())
+    key = max(store.backend.list("packs"), key=lambda kv: kv[1])[0]
+    data = bytearray(store.backend.get(key))
     data[len(data) // 3] ^= 0x40
-    os.chmod(pack, 0o644)
-    pack.write_bytes(bytes(data))
+    replace_object(store, key, bytes(data))
     with pytest.raises(StoreError, match="damaged"):
         list(store.records(info, BASE, TABLE))
 
@@ -123,7 +136,7 @@ def test_second_writer_is_told_who_holds_the_lock(store):
     snap = store.begin_snapshot(command="snapshot --base X")
     try:
         with pytest.raises(LockError, match=r"snapshot --base X.*pid"):
-            Store.open(store.root).begin_snapshot()
+            Store.open(store.location).begin_snapshot()
     finally:
         snap.abandon()
     store.begin_snapshot().abandon()  # released
@@ -132,7 +145,7 @@ def test_second_writer_is_told_who_holds_the_lock(store):
 def test_stale_lock_of_dead_process_is_broken(store):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)
-    lock = store.root / "locks" / "writer.json"
+    lock = store.local_dir / "locks" / "writer.json"
     import json
     import socket
 
@@ -167,10 +180,10 @@ def test_abandoned_snapshot_is_invisible_and_its_packs_reused(store):
     snap._packs.seal()
     snap.abandon()
     assert store.list_snapshots() == []
-    left = pack_files(store.root)
+    left = pack_files(store)
     assert left
     info = snapshot(store, recs)
-    assert pack_files(store.root) == left  # every blob was found in the adopted packs
+    assert pack_files(store) == left  # every blob was found in the adopted packs
     assert sum(1 for _ in store.records(info, BASE, TABLE)) == 2000
 
 
@@ -216,10 +229,10 @@ def test_killed_snapshot_leaves_store_intact(store, point):
     recs = make_records(3000)
     first = snapshot(store, recs)
     expected = sorted(map(str, store.records(first, BASE, TABLE)))
-    script = CHILD.format(tests=str(Path(__file__).parent), root=str(store.root))
+    script = CHILD.format(tests=str(Path(__file__).parent), root=str(store.location))
     proc = subprocess.run([sys.executable, "-c", script, point], capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr
-    again = Store.open(store.root)
+    again = Store.open(store.location)
     snaps = again.list_snapshots()
     if point == "ingest":
         # the commit object was written: the next open of a writer replays it into the catalog
@@ -251,8 +264,8 @@ def test_attachments_small_and_large(store, tmp_path):
     assert store.open_attachment("attSMALL000000001").read() == small
     assert store.open_attachment("attLARGE000000001").read() == large
     assert store.attachment("attLARGE000000001")["content_hash"] == h2 and h1 != h2
-    os.remove(store.root / "catalog.duckdb")
-    again = Store.open(store.root)
+    os.remove(store.local_dir / "catalog.duckdb")
+    again = Store.open(store.location)
     assert again.open_attachment("attLARGE000000001").read() == large
     assert again.open_attachment("attSMALL000000001").read() == small
 
@@ -264,3 +277,18 @@ def test_not_a_store(tmp_path):
     (tmp_path / "full" / "x").write_text("x")
     with pytest.raises(StoreError, match="not empty"):
         Store.init(tmp_path / "full")
+
+
+def test_full_manifest_checkpoint_after_heavy_churn_rebuilds_identically(store):
+    recs = make_records(1200)
+    snapshot(store, recs)
+    for i in range(3):  # 60% churn each time: the delta chain outgrows the table, forcing a full manifest
+        recs = churn(recs, 0.6, seed=20 + i)[:1200 - 10 * (i + 1)] + make_records(5, seed=40 + i)
+        snapshot(store, recs)
+    with store.catalog.read() as con:
+        depths = [r[0] for r in con.execute("SELECT manifest_depth FROM snapshot_table ORDER BY seq").fetchall()]
+    assert 0 in depths[1:], depths  # a checkpoint was written after the first snapshot
+    before = {s.full_id: sorted(map(str, store.records(s, BASE, TABLE))) for s in store.list_snapshots()}
+    os.remove(store.local_dir / "catalog.duckdb")
+    again = Store.open(store.location)
+    assert {s.full_id: sorted(map(str, again.records(s, BASE, TABLE))) for s in again.list_snapshots()} == before

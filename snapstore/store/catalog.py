@@ -19,6 +19,9 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
+
+from snapstore.store.packs import entries_table
 
 CATALOG_VERSION = "1"
 
@@ -201,44 +204,29 @@ class Catalog:
         seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM snapshot").fetchone()[0]
         pack_seq = con.execute("SELECT coalesce(max(pack_seq), 0) FROM pack").fetchone()[0]
         known_packs = {r[0] for r in con.execute("SELECT name FROM pack").fetchall()}
-        hashes, pseqs, offs, clens, rlens, kinds, dicts = [], [], [], [], [], [], []
+        parts: list[pa.Table] = []
         for name, size, entries in batch.packs:
             if name in known_packs:
                 continue
             known_packs.add(name)
             pack_seq += 1
             con.execute("INSERT INTO pack VALUES (?, ?, ?, ?, ?)", [pack_seq, name, size, len(entries), seq])
-            for e in entries:
-                hashes.append(e.hash)
-                pseqs.append(pack_seq)
-                offs.append(e.offset)
-                clens.append(e.clen)
-                rlens.append(e.rlen)
-                kinds.append(e.kind)
-                dicts.append(e.dict_hash)
-        for h, size in batch.standalone:
-            hashes.append(h)
-            pseqs.append(None)
-            offs.append(0)
-            clens.append(size)
-            rlens.append(size)
-            kinds.append("A")
-            dicts.append(None)
-        if hashes:
-            new_blobs = pa.table(
-                {
-                    "hash": pa.array(hashes, pa.binary()),
-                    "pack_seq": pa.array(pseqs, pa.int32()),
-                    "off": pa.array(offs, pa.int64()),
-                    "clen": pa.array(clens, pa.int64()),
-                    "rlen": pa.array(rlens, pa.int64()),
-                    "kind": pa.array(kinds, pa.string()),
-                    "dict_hash": pa.array(dicts, pa.binary()),
-                }
-            )
+            tbl = entries if isinstance(entries, pa.Table) else entries_table(entries)
+            parts.append(tbl.append_column("pack_seq", pa.array([pack_seq] * tbl.num_rows, pa.int32())))
+        if batch.standalone:
+            n = len(batch.standalone)
+            sizes = pa.array([size for _h, size in batch.standalone], pa.int64())
+            parts.append(pa.table({
+                "hash": pa.array([h for h, _s in batch.standalone], pa.binary()),
+                "off": pa.array([0] * n, pa.int64()), "clen": sizes, "rlen": sizes,
+                "kind": pa.array(["A"] * n, pa.string()), "dict_hash": pa.array([None] * n, pa.binary()),
+                "pack_seq": pa.array([None] * n, pa.int32()),
+            }))
+        if parts:
+            new_blobs = pa.concat_tables(parts)
             con.register("new_blobs", new_blobs)
             # one row per hash: the first location wins (a blob stored twice wastes bytes, never breaks reads)
-            unique = len(set(hashes)) == len(hashes)
+            unique = pa.compute.count_distinct(new_blobs.column("hash")).as_py() == new_blobs.num_rows
             source = "new_blobs" if unique else (
                 "(SELECT * FROM new_blobs QUALIFY row_number() OVER (PARTITION BY hash ORDER BY pack_seq NULLS LAST, off) = 1)"
             )
@@ -247,6 +235,7 @@ class Catalog:
                     FROM {source} n ANTI JOIN blob b ON b.hash = n.hash"""
             )
             con.unregister("new_blobs")
+            del new_blobs, parts
         if batch.attachments:
             atts = pa.table(
                 {
@@ -296,9 +285,11 @@ class Catalog:
 
     @staticmethod
     def _apply_change(con: duckdb.DuckDBPyConnection, pk: int, seq: int, t: TableChange) -> None:
-        if not t.ids and not t.full:
+        if len(t.ids) == 0 and not t.full:
             return
-        rows = pa.table({"record_id": pa.array(t.ids, pa.string()), "hash": pa.array(t.hashes, pa.binary())})
+        ids = t.ids if isinstance(t.ids, pa.Array | pa.ChunkedArray) else pa.array(t.ids, pa.string())
+        hashes = t.hashes if isinstance(t.hashes, pa.Array | pa.ChunkedArray) else pa.array(t.hashes, pa.binary())
+        rows = pa.table({"record_id": ids, "hash": hashes})
         con.register("chg", rows)
         try:
             if t.full:

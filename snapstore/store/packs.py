@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgpack
+import pyarrow as pa
 import zstandard
 
 MAGIC = b"SSPK"
@@ -40,6 +41,18 @@ class BlobEntry:
     dict_hash: bytes | None
 
 
+def entries_table(entries: list[BlobEntry]) -> pa.Table:
+    """Pack entries as columns: what the catalog ingests (hash, off, clen, rlen, kind, dict_hash)."""
+    return pa.table({
+        "hash": pa.array([e.hash for e in entries], pa.binary()),
+        "off": pa.array([e.offset for e in entries], pa.int64()),
+        "clen": pa.array([e.clen for e in entries], pa.int64()),
+        "rlen": pa.array([e.rlen for e in entries], pa.int64()),
+        "kind": pa.array([e.kind for e in entries], pa.string()),
+        "dict_hash": pa.array([e.dict_hash for e in entries], pa.binary()),
+    })
+
+
 def pack_key(name_hex: str) -> str:
     return f"packs/{name_hex[:2]}/{name_hex}"
 
@@ -48,9 +61,12 @@ class PackWriter:
     """Accumulates compressed frames; ``seal`` writes the pack through ``put`` and returns its
     name and entries. One writer per run and pack family (records or attachments)."""
 
-    def __init__(self, put: Callable[[str, bytes], None], target_size: int) -> None:
+    def __init__(self, put: Callable[[str, bytes], None], target_size: int, *, columnar: bool = False) -> None:
         self._put = put
         self.target_size = target_size
+        #: keep sealed packs' entries as one compact Arrow table each (a snapshot of millions of
+        #: records would otherwise hold a Python object per blob until its commit)
+        self.columnar = columnar
         self._buf = bytearray()
         self._entries: list[BlobEntry] = []
         self.sealed: list[tuple[str, int, list[BlobEntry]]] = []
@@ -94,7 +110,7 @@ class PackWriter:
         data = bytes(self._buf) + trailer + _TAIL.pack(len(trailer), zlib.crc32(trailer), MAGIC, PACK_VERSION)
         name = hashlib.sha256(data).hexdigest()
         self._put(pack_key(name), data)
-        self.sealed.append((name, len(data), self._entries))
+        self.sealed.append((name, len(data), entries_table(self._entries) if self.columnar else self._entries))
         self._buf = bytearray()
         self._entries = []
 

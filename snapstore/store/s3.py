@@ -184,19 +184,18 @@ class S3Backend:
         parts = []
         n = 0
         try:
-            buf = memoryview(first)
-            chunk = bytes(buf[:MULTIPART_PART])
-            buf = buf[MULTIPART_PART:]
-            while chunk:
+            pending = bytearray(first)
+            while True:
+                if len(pending) < MULTIPART_PART:
+                    pending += _read_full(fileobj, MULTIPART_PART - len(pending))
+                if not pending:
+                    break
+                chunk = bytes(pending[:MULTIPART_PART])
+                del pending[:MULTIPART_PART]
                 resp = self.client.upload_part(Bucket=self.bucket, Key=full, UploadId=upload,
                                                PartNumber=len(parts) + 1, Body=chunk)
                 parts.append({"ETag": resp["ETag"], "PartNumber": len(parts) + 1})
                 n += len(chunk)
-                if len(buf):
-                    chunk = bytes(buf[:MULTIPART_PART])
-                    buf = buf[MULTIPART_PART:]
-                else:
-                    chunk = _read_full(fileobj, MULTIPART_PART)
             try:
                 self.client.complete_multipart_upload(
                     Bucket=self.bucket, Key=full, UploadId=upload, MultipartUpload={"Parts": parts}, IfNoneMatch="*",

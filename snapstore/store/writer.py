@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import zstandard
 
 from snapstore import __version__
@@ -192,22 +193,24 @@ class TableWriter:
         return self._finish_counts(delta)
 
     def _finish_counts(self, delta: pa.Table) -> TableCounts:
-        """``delta``: (record_id, new_hash[, old_hash]) sorted by id; no old_hash = all new."""
-        ids = delta.column("record_id").to_pylist()
+        """``delta``: (record_id, new_hash[, old_hash]) sorted by id; no old_hash = all new.
+        Kept as Arrow columns until the catalog ingests them (compact for millions of records)."""
+        ids = delta.column("record_id")
+        n_records = len(self._ids)
+        self._ids = []
+        self._hashes = []
         if "old_hash" in delta.column_names:
-            new_h = delta.column("new_hash").to_pylist()
-            old_h = delta.column("old_hash").to_pylist()
-            n_new = sum(1 for o in old_h if o is None)
-            n_deleted = sum(1 for n in new_h if n is None)
+            new_h = delta.column("new_hash")
+            n_new = int(delta.column("old_hash").null_count)
+            n_deleted = int(new_h.null_count)
         else:
-            if len(set(ids)) != len(ids):
-                dup = next(i for i, j in zip(ids, ids[1:], strict=False) if i == j)
-                raise StoreError(f"record {dup} was listed twice in table {self.table_id}")
-            new_h = delta.column("hash").to_pylist()
+            if pc.count_distinct(ids).as_py() != len(ids):
+                dup = pc.value_counts(ids).filter(pc.greater(pc.struct_field(pc.value_counts(ids), "counts"), 1))[0]
+                raise StoreError(f"record {dup['values']} was listed twice in table {self.table_id}")
+            new_h = delta.column("hash")
             n_new, n_deleted = len(ids), 0
         n_changed = len(ids) - n_new - n_deleted
-        n_records = len(self._ids)
-        manifest, depth, chain, extra = self._write_manifest(ids, new_h, n_records)
+        manifest, depth, chain, extra = self._write_manifest(ids, new_h, n_records, all_new="old_hash" not in delta.column_names)
         self.bytes_added += extra
         change = TableChange(
             base_id=self.base_id, table_id=self.table_id, name=self.name, manifest=manifest, full=False,
@@ -216,31 +219,31 @@ class TableWriter:
         )
         self.snap._table_done(self, change)
         self.finished = TableCounts(n_records, n_new, n_changed, n_deleted, n_records - n_new - n_changed, self.bytes_added)
-        self._ids = []
-        self._hashes = []
         return self.finished
 
-    def _write_manifest(self, ids: list[str], hashes: list, n_records: int) -> tuple[str, int, int, int]:
+    def _write_manifest(self, ids: pa.ChunkedArray, hashes: pa.ChunkedArray, n_records: int, *,
+                        all_new: bool) -> tuple[str, int, int, int]:
         parent = self.state.manifest
-        if parent is not None and not ids:
+        if parent is not None and len(ids) == 0:
             return parent, self.state.depth, self.state.chain_entries, 0
         full = (
             parent is None
             or self.state.depth + 1 >= MAX_CHAIN_DEPTH
             or self.state.chain_entries + len(ids) > max(n_records, 1000)
         )
-        if full:
-            run = pa.table({"record_id": pa.array(self._ids, pa.string()), "hash": pa.array(self._hashes, pa.binary())})
-            run = run.sort_by("record_id")
-            doc = {"type": objects.MANIFEST, "v": 1, "base_id": self.base_id, "table_id": self.table_id,
-                   "full": True, "parent": None, "ids": run.column("record_id").to_pylist(),
-                   "hashes": run.column("hash").to_pylist()}
-            depth, chain = 0, 0
-        else:
-            doc = {"type": objects.MANIFEST, "v": 1, "base_id": self.base_id, "table_id": self.table_id,
-                   "full": False, "parent": parent, "ids": ids, "hashes": hashes}
-            depth, chain = self.state.depth + 1, self.state.chain_entries + len(ids)
+        if full and not all_new:
+            # the table's whole state: its open versions with this delta applied
+            old = self.state.open_versions
+            keep = old.filter(pc.invert(pc.is_in(old.column("record_id"), value_set=ids.combine_chunks())))
+            upd = pa.table({"record_id": ids, "hash": hashes}).filter(pc.is_valid(hashes))
+            state = pa.concat_tables([keep.select(["record_id", "hash"]), upd]).sort_by("record_id")
+            ids, hashes = state.column("record_id"), state.column("hash")
+        doc = {"type": objects.MANIFEST, "v": 1, "base_id": self.base_id, "table_id": self.table_id,
+               "full": full, "parent": None if full else parent,
+               "ids": ids.to_pylist(), "hashes": hashes.to_pylist()}
+        depth, chain = (0, 0) if full else (self.state.depth + 1, self.state.chain_entries + len(ids))
         name, data = objects.encode(doc)
+        del doc
         self.snap.store.backend.put(objects.object_key(name), data)
         with self.snap._mutex:
             self.snap._objects_written.append(name)
@@ -260,9 +263,9 @@ class SnapshotWriter:
         self.started = datetime.now(UTC)
         self._t0 = time.monotonic()
         self._mutex = threading.Lock()
-        self._packs = PackWriter(store.backend.put, store.pack_size)
+        self._packs = PackWriter(store.backend.put, store.pack_size, columnar=True)
         self._compress_pool = ThreadPoolExecutor(1, thread_name_prefix="compress")
-        self._att_packs = PackWriter(store.backend.put, store.pack_size)
+        self._att_packs = PackWriter(store.backend.put, store.pack_size, columnar=True)
         self._bases: dict[str, dict] = {}
         self._tables: dict[tuple[str, str], TableChange] = {}
         self._writers: dict[tuple[str, str], TableWriter] = {}
@@ -414,7 +417,8 @@ class SnapshotWriter:
 
     def _add_blobs(self, blobs: list[tuple[bytes, bytes, int]], kind: str, dict_hash: bytes | None) -> None:
         with self._mutex:
-            self._run_blobs.update(h for h, _f, _r in blobs)
+            if kind != KIND_RECORD:  # a record's bytes hold its id: no other table can share them
+                self._run_blobs.update(h for h, _f, _r in blobs)
             (self._att_packs if kind == KIND_ATTACHMENT else self._packs).add_many(blobs, kind, dict_hash)
 
     def _add_small_blob(self, h: bytes, data: bytes, kind: str) -> None:
