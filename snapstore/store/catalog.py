@@ -21,9 +21,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401 (pa.compute)
 
+from snapstore.store.hashset import HashSet
 from snapstore.store.packs import entries_table
 
 CATALOG_VERSION = "1"
+#: DuckDB's own memory (buffer cache and query state) per connection; larger work spills to disk.
+#: Without a limit it caches up to 80% of RAM, which is most of a snapshot's peak memory.
+MEMORY_LIMIT = "384MB"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR);
@@ -85,7 +89,7 @@ class TableChange:
 @dataclass
 class TableState:
     open_versions: pa.Table
-    known_hashes: set[bytes]
+    known_hashes: HashSet
     dict_hash: bytes | None
     manifest: str | None
     depth: int
@@ -132,7 +136,8 @@ class Catalog:
                 return duckdb.connect(
                     str(self.path),
                     read_only=read_only,
-                    config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+                    config={"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+                            "memory_limit": MEMORY_LIMIT},
                 )
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower():
@@ -342,14 +347,13 @@ class Catalog:
             ).fetchone()
             if not row:
                 empty = pa.table({"record_id": pa.array([], pa.string()), "hash": pa.array([], pa.binary())})
-                return TableState(empty, set(), None, None, 0, 0, None)
+                return TableState(empty, HashSet(), None, None, 0, 0, None)
             pk = row[0]
             open_v = con.execute(
                 "SELECT record_id, hash FROM record_version WHERE table_pk = ? AND end_seq IS NULL", [pk]
             ).to_arrow_table()
-            known = {
-                r[0] for r in con.execute("SELECT DISTINCT hash FROM record_version WHERE table_pk = ?", [pk]).fetchall()
-            }
+            known = HashSet.from_arrow(con.execute(
+                "SELECT DISTINCT hash FROM record_version WHERE table_pk = ?", [pk]).to_arrow_table().column(0))
             last = con.execute(
                 """SELECT dict_hash, manifest, manifest_depth, chain_entries, comments_hash FROM snapshot_table
                    WHERE table_pk = ? ORDER BY seq DESC LIMIT 1""",

@@ -11,6 +11,7 @@ import hashlib
 import json
 
 import msgpack
+import pyarrow as pa
 import zstandard
 
 MANIFEST = "table-manifest"
@@ -32,6 +33,23 @@ def encode(doc: dict) -> tuple[str, bytes]:
 
 def decode(data: bytes) -> dict:
     return msgpack.unpackb(zstandard.ZstdDecompressor().decompress(data), raw=False)
+
+
+def arrow_bytes(table: pa.Table) -> bytes:
+    """A table as an Arrow IPC stream (uncompressed: the object around it is zstd already)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def manifest_columns(doc: dict) -> tuple[list[str], list[bytes | None]]:
+    """A manifest's (record ids, hashes), from either encoding: v2 holds an Arrow IPC stream
+    (``arrow``: columns record_id, hash), v1 two msgpack lists (``ids``, ``hashes``)."""
+    if "arrow" in doc:
+        table = pa.ipc.open_stream(doc["arrow"]).read_all()
+        return table.column("record_id").to_pylist(), table.column("hash").to_pylist()
+    return doc["ids"], [bytes(h) if h is not None else None for h in doc["hashes"]]
 
 
 def encode_commit(doc: dict) -> tuple[str, bytes]:

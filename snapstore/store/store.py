@@ -660,7 +660,10 @@ class Store:
             raise StoreError(f"manifest {name[:12]} is missing from the store") from e
         if hashlib.sha256(data).hexdigest() != name:
             raise StoreError(f"manifest {name[:12]} is damaged (hash mismatch)")
-        return objects.decode(data)
+        doc = objects.decode(data)
+        doc["ids"], doc["hashes"] = objects.manifest_columns(doc)
+        doc.pop("arrow", None)
+        return doc
 
     def _fold_manifest(self, name: str) -> tuple[list[str], list[bytes]]:
         chain = []

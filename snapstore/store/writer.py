@@ -46,6 +46,8 @@ SMALL_ATTACHMENT = 512 * 1024
 #: A table's manifest chain is checkpointed (a full manifest) after this many deltas...
 MAX_CHAIN_DEPTH = 64
 ZSTD_LEVEL = 3
+#: Record ids and hashes move from Python lists to Arrow every this many records.
+SPILL = 8192
 #: New blobs are compressed in batches of this many, in parallel threads.
 COMPRESS_BATCH = 2048
 _MULTI = hasattr(zstandard.ZstdCompressor, "multi_compress_to_buffer")
@@ -75,12 +77,17 @@ class TableWriter:
         self.name = name
         self.state = state
         self._known = state.known_hashes
+        # (record id, hash) in listing order: a short Python list, moved to Arrow chunks every
+        # SPILL records so that millions of records hold no Python object each (fragmentation)
         self._ids: list[str] = []
         self._hashes: list[bytes] = []
+        self._id_chunks: list[pa.Array] = []
+        self._hash_chunks: list[pa.Array] = []
         self._dict_hash = state.dict_hash
         self._compressor: zstandard.ZstdCompressor | None = None
         self._sampling: list[tuple[bytes, bytes]] | None = None
         self._pending: list[tuple[bytes, bytes]] = []
+        self._new = bytearray()  # hashes this writer packed, 32 bytes each (known to it after a restart)
         self._futures: list = []
         self._frame_bytes = 0
         self.bytes_added = 0
@@ -96,9 +103,8 @@ class TableWriter:
         h = hashlib.sha256(data).digest()
         self._ids.append(record["id"])
         self._hashes.append(h)
-        if h in self._known:
-            return
-        self._known.add(h)
+        if len(self._ids) >= SPILL:
+            self._spill()
         if self._sampling is not None:
             self._sampling.append((h, data))
             if len(self._sampling) >= DICT_SAMPLES:
@@ -112,8 +118,18 @@ class TableWriter:
 
     def reset(self) -> None:
         """The listing restarted: drop the ids seen so far; blobs already packed stay (and dedup)."""
-        self._ids = []
-        self._hashes = []
+        if self._sampling is not None:
+            self._end_sampling()
+        self._flush()
+        self._known = self._known.union_buffer(bytes(self._new))
+        self._new = bytearray()
+        self._ids, self._hashes, self._id_chunks, self._hash_chunks = [], [], [], []
+
+    def _spill(self) -> None:
+        if self._ids:
+            self._id_chunks.append(pa.array(self._ids, pa.string()))
+            self._hash_chunks.append(pa.array(self._hashes, pa.binary()))
+            self._ids, self._hashes = [], []
 
     def _end_sampling(self) -> None:
         samples = self._sampling or []
@@ -144,6 +160,13 @@ class TableWriter:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
+        # blobs the store (or this run, before a restart) already holds are not packed again
+        known = self._known.contains_many([h for h, _d in batch])
+        if known.any():
+            batch = [b for b, k in zip(batch, known.tolist(), strict=True) if not k]
+            if not batch:
+                return
+        self._new += b"".join([h for h, _d in batch])
         self._futures.append(self.snap._compress_pool.submit(self._compress_and_pack, batch))
         if len(self._futures) > 4:  # bound the memory held by batches waiting for compression
             self._futures.pop(0).result()
@@ -172,7 +195,11 @@ class TableWriter:
         if self._sampling is not None:
             self._end_sampling()
         self._drain()
-        run = pa.table({"record_id": pa.array(self._ids, pa.string()), "hash": pa.array(self._hashes, pa.binary())})
+        self._spill()
+        run = pa.table({"record_id": pa.chunked_array(self._id_chunks, pa.string()),
+                        "hash": pa.chunked_array(self._hash_chunks, pa.binary())})
+        self._n_records = run.num_rows
+        self._id_chunks, self._hash_chunks = [], []
         old = self.state.open_versions
         if old.num_rows == 0:  # a table's first snapshot: every record is new (no join needed)
             return self._finish_counts(run.sort_by("record_id"))
@@ -196,9 +223,8 @@ class TableWriter:
         """``delta``: (record_id, new_hash[, old_hash]) sorted by id; no old_hash = all new.
         Kept as Arrow columns until the catalog ingests them (compact for millions of records)."""
         ids = delta.column("record_id")
-        n_records = len(self._ids)
-        self._ids = []
-        self._hashes = []
+        n_records = self._n_records
+        self._new = bytearray()
         if "old_hash" in delta.column_names:
             new_h = delta.column("new_hash")
             n_new = int(delta.column("old_hash").null_count)
@@ -238,9 +264,9 @@ class TableWriter:
             upd = pa.table({"record_id": ids, "hash": hashes}).filter(pc.is_valid(hashes))
             state = pa.concat_tables([keep.select(["record_id", "hash"]), upd]).sort_by("record_id")
             ids, hashes = state.column("record_id"), state.column("hash")
-        doc = {"type": objects.MANIFEST, "v": 1, "base_id": self.base_id, "table_id": self.table_id,
+        doc = {"type": objects.MANIFEST, "v": 2, "base_id": self.base_id, "table_id": self.table_id,
                "full": full, "parent": None if full else parent,
-               "ids": ids.to_pylist(), "hashes": hashes.to_pylist()}
+               "arrow": objects.arrow_bytes(pa.table({"record_id": ids, "hash": hashes}))}
         depth, chain = (0, 0) if full else (self.state.depth + 1, self.state.chain_entries + len(ids))
         name, data = objects.encode(doc)
         del doc
@@ -314,7 +340,8 @@ class SnapshotWriter:
             if (base_id, table_id) in self._writers:
                 raise StoreError(f"table {table_id} was already added to this snapshot")
             self._writers[(base_id, table_id)] = tw
-        tw._known |= self._run_blobs
+        if self._run_blobs:  # adopted leftover packs (and this run's small blobs)
+            tw._known = tw._known.union(list(self._run_blobs))
         return tw
 
     def _table_done(self, tw: TableWriter, change: TableChange) -> None:
