@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import secrets
+import struct
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ import zstandard
 from snapstore.canonical import CANON_VERSION, loads
 from snapstore.store import inventory, objects
 from snapstore.store.backend import Backend, BackendError, LocalBackend, ObjectMissing
-from snapstore.store.catalog import Catalog, IngestBatch, TableChange
+from snapstore.store.catalog import Catalog, CatalogBusy, IngestBatch, TableChange
 from snapstore.store.lock import (
     LockError,
     RemoteLock,
@@ -124,6 +125,9 @@ def _info_from_doc(seq: int, full_id: str, doc: dict) -> SnapshotInfo:
     )
 
 
+_MULTI_D = hasattr(zstandard.ZstdDecompressor, "multi_decompress_to_buffer")
+
+
 class BlobReader:
     """Reads blobs out of packs, keeping the last few packs in memory (a pack is ~16 MiB)."""
 
@@ -159,6 +163,35 @@ class BlobReader:
 
     def read(self, h: bytes, pack: str, off: int, clen: int, rlen: int, dict_hash: bytes | None) -> bytes:
         return self.decode(h, pack, self._pack(pack)[off : off + clen], rlen, dict_hash)
+
+    def read_many(self, hashes: list[bytes], packs: list[str], offs: list[int], clens: list[int],
+                  rlens: list[int], dict_hashes: list[bytes | None]) -> list[bytes]:
+        """A batch of blobs, decompressed on all cores where zstandard can (one call per run of
+        blobs sharing a pack and a dictionary), each checked against its hash."""
+        out: list[bytes] = []
+        i, n = 0, len(hashes)
+        while i < n:
+            j = i + 1
+            while j < n and packs[j] == packs[i] and dict_hashes[j] == dict_hashes[i]:
+                j += 1
+            data = memoryview(self._pack(packs[i]))
+            frames = [data[offs[k] : offs[k] + clens[k]] for k in range(i, j)]
+            dctx = self.decompressor(dict_hashes[i])
+            if _MULTI_D and j - i > 64:
+                try:
+                    raws = [bytes(b) for b in dctx.multi_decompress_to_buffer(
+                        frames, decompressed_sizes=struct.pack(f"={j - i}Q", *rlens[i:j]), threads=-1)]
+                except zstandard.ZstdError:  # find and name the damaged blob
+                    raws = [self.decode(hashes[k], packs[k], bytes(frames[k - i]), rlens[k], dict_hashes[k])
+                            for k in range(i, j)]
+            else:
+                raws = [dctx.decompress(f, max_output_size=rlens[k]) for k, f in zip(range(i, j), frames, strict=True)]
+            for k, raw in zip(range(i, j), raws, strict=True):
+                if hashlib.sha256(raw).digest() != hashes[k]:
+                    raise StoreError(f"blob {hashes[k].hex()[:12]} in pack {packs[k][:12]} is damaged (hash mismatch)")
+            out.extend(raws)
+            i = j
+        return out
 
     def decode(self, h: bytes, pack: str, frame: bytes, rlen: int, dict_hash: bytes | None) -> bytes:
         """Decompress one frame and check it is the blob it claims to be."""
@@ -377,7 +410,10 @@ class Store:
             (local / d).mkdir(parents=True, exist_ok=True)
         store = cls(local, backend, config, Catalog(local / "catalog.duckdb"), location=backend.url)
         store._ensure_catalog()
-        store.sync()
+        try:
+            store.sync()
+        except CatalogBusy as e:  # another process of this machine writes the cache: read it as it is
+            log.warning("the catalog cache is busy (%s); showing it as of its last update", e)
         return store
 
     @classmethod
@@ -735,14 +771,14 @@ class Store:
             raise StoreError(f"table {table_id} of base {base_id} is not in snapshot {snap.id}")
         locs, packs, dicts = self.catalog.record_locations(snap.seq, base_id, table_id)
         reader = BlobReader(self)
-        for batch in locs.to_batches(max_chunksize=8192):
+        for batch in locs.to_batches(max_chunksize=4096):
             cols = batch.to_pydict()
-            for h, pseq, off, clen, rlen, dseq in zip(
-                cols["hash"], cols["pack_seq"], cols["off"], cols["clen"], cols["rlen"], cols["dict_seq"], strict=True,
-            ):
-                if pseq is None:
-                    raise StoreError(f"a record blob {h.hex()[:12]} of table {table_id} is not in any pack")
-                yield loads(reader.read(h, packs[pseq], off, clen, rlen, dicts.get(dseq)))
+            if None in cols["pack_seq"]:
+                h = cols["hash"][cols["pack_seq"].index(None)]
+                raise StoreError(f"a record blob {h.hex()[:12]} of table {table_id} is not in any pack")
+            for raw in reader.read_many(cols["hash"], [packs[p] for p in cols["pack_seq"]], cols["off"],
+                                        cols["clen"], cols["rlen"], [dicts.get(d) for d in cols["dict_seq"]]):
+                yield loads(raw)
 
     def record_hashes(self, snap: SnapshotInfo | str, base_id: str, table_id: str):
         """(record_id, hash) of one table in a snapshot, as an Arrow table sorted by record id."""
