@@ -27,7 +27,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from storegen import BASE, SCHEMA, TABLE, make_record  # noqa: E402
+from storegen import make_record, snapshot  # noqa: E402
 
 from snapstore.prune import prune  # noqa: E402
 from snapstore.retention import Policy, forget  # noqa: E402
@@ -59,15 +59,6 @@ def breakdown(store: Store) -> dict[str, int]:
 def mib(n: float) -> str:
     return f"{n / 2**20:.2f} MiB"
 
-
-def snapshot(store: Store, records: list[dict]):
-    snap = store.begin_snapshot()
-    snap.add_base(BASE, "Bench base", SCHEMA)
-    tw = snap.table(BASE, TABLE)
-    for r in records:
-        tw.add(r)
-    tw.finish()
-    return snap.commit()
 
 
 def main() -> None:

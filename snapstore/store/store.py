@@ -821,13 +821,14 @@ class Store:
     def attachment_index(self, att_ids=None) -> AttachmentIndex:
         return AttachmentIndex(self, att_ids)
 
-    def _read_standalone(self, h: bytes) -> bytes:
+    def _read_standalone(self, h: bytes, what: str = "object") -> bytes:
+        """A standalone object, checked against its name."""
         try:
             data = self.backend.get(objects.object_key(h.hex()))
         except ObjectMissing as e:
-            raise StoreError(f"object {h.hex()[:12]} is missing from the store") from e
+            raise StoreError(f"{what} {h.hex()[:12]} is missing from the store") from e
         if hashlib.sha256(data).digest() != h:
-            raise StoreError(f"object {h.hex()[:12]} is damaged (hash mismatch)")
+            raise StoreError(f"{what} {h.hex()[:12]} is damaged (hash mismatch)")
         return data
 
     def read_blob(self, h: bytes) -> bytes:
@@ -848,13 +849,7 @@ class Store:
     def _dict_bytes(self, h: bytes) -> bytes:
         d = self._dicts.get(h)
         if d is None:
-            try:
-                d = self.backend.get(objects.object_key(h.hex()))
-            except ObjectMissing as e:
-                raise StoreError(f"compression dictionary {h.hex()[:12]} is missing from the store") from e
-            if hashlib.sha256(d).digest() != h:
-                raise StoreError(f"compression dictionary {h.hex()[:12]} is damaged")
-            self._dicts[h] = d
+            d = self._dicts[h] = self._read_standalone(h, "compression dictionary")
         return d
 
     def comments(self, snap: SnapshotInfo | str, base_id: str, table_id: str) -> dict:
