@@ -97,7 +97,7 @@ def stats(store: Store) -> dict:
                             "added_bytes": added})
         prev[base] = n
     return {
-        "store": str(store.root), "snapshots": len(snaps), "stored_bytes": stored, "disk": disk,
+        "store": str(store.location), "snapshots": len(snaps), "stored_bytes": stored, "disk": disk,
         "catalog_bytes": catalog, "logical_bytes": logical,
         "dedup_ratio": round(logical / stored, 2) if stored else None, "counts": counts,
         "bytes_added_per_snapshot": [{"id": s[1][:8], "bytes_added": s[2]} for s in snaps],

@@ -18,7 +18,8 @@ def default_store() -> str:
 
 store_option = click.option(
     "--store", "-s", default=default_store, show_default=f"$SNAPSTORE_STORE or ./{DEFAULT_STORE}",
-    help="The store folder.", type=click.Path(file_okay=False),
+    help="The store: a folder, or s3://bucket/prefix (endpoint and credentials from AWS_ENDPOINT_URL, "
+         "AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).",
 )
 
 

