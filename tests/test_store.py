@@ -292,3 +292,15 @@ def test_full_manifest_checkpoint_after_heavy_churn_rebuilds_identically(store):
     os.remove(store.local_dir / "catalog.duckdb")
     again = Store.open(store.location)
     assert {s.full_id: sorted(map(str, again.records(s, BASE, TABLE))) for s in again.list_snapshots()} == before
+
+
+def test_records_are_read_in_chunks_of_whole_packs(store, monkeypatch):
+    from snapstore.store.catalog import Catalog
+
+    info = snapshot(store, make_records(8000))
+    chunks = list(store.catalog.record_locations(info.seq, BASE, TABLE, chunk=500))
+    assert len(chunks) > 1 and sum(c[0].num_rows for c in chunks) == 8000
+    whole = {r["id"] for r in store.records(info, BASE, TABLE)}
+    real = Catalog.record_locations
+    monkeypatch.setattr(Catalog, "record_locations", lambda self, *a, **k: real(self, *a, chunk=500))
+    assert [r["id"] for r in store.records(info, BASE, TABLE)] and {r["id"] for r in store.records(info, BASE, TABLE)} == whole
