@@ -377,56 +377,56 @@ class Catalog:
 
     _MEMBERS = """FROM snapshot_table st
                   JOIN record_version rv ON rv.table_pk = st.table_pk
-                  LEFT JOIN blob b ON b.hash = rv.hash
                   WHERE st.seq = $seq AND st.base_id = $base AND st.table_id = $table
                     AND rv.begin_seq <= $seq AND (rv.end_seq IS NULL OR rv.end_seq > $seq)"""
 
     def record_locations(self, seq: int, base_id: str, table_id: str,
                          chunk: int = 100_000) -> Iterator[tuple[pa.Table, dict, dict]]:
-        """The snapshot's record blobs of one table, in pack order, in chunks of about ``chunk``
-        records (whole packs), each a compact Arrow table (hash, pack_seq, off, clen, rlen,
-        dict_seq) with the maps pack_seq -> pack name and dict_seq -> dictionary hash. Memory
-        stays flat however large the table: each chunk is one short query on a range of packs."""
-        params = {"seq": seq, "base": base_id, "table": table_id}
+        """The snapshot's record blobs of one table, in pack order, in chunks of whole packs
+        (about ``chunk`` blobs of any table each), each a compact Arrow table (hash, pack_seq,
+        off, clen, rlen, dict_seq) with the maps pack_seq -> pack name and dict_seq -> dictionary
+        hash. Memory stays flat however large the table: each chunk is one short query whose
+        join is built on that range of packs. Records whose blob is in no pack are not yielded
+        (``missing_locations`` names them)."""
         with self.read() as con:
-            counts = con.execute(
-                f"SELECT b.pack_seq, count(*) {self._MEMBERS} GROUP BY 1 ORDER BY 1 NULLS FIRST", params
-            ).fetchall()
+            pack_rows = con.execute("SELECT pack_seq, name, n_blobs FROM pack ORDER BY pack_seq").fetchall()
             dict_hashes = [r[0] for r in con.execute(
                 "SELECT DISTINCT dict_hash FROM blob WHERE dict_hash IS NOT NULL").fetchall()]
-            packs = dict(con.execute("SELECT pack_seq, name FROM pack").fetchall())
+        packs = {p: name for p, name, _n in pack_rows}
         dicts = dict(enumerate(dict_hashes))
-        ranges: list[tuple[int | None, int | None]] = []
+        ranges: list[tuple[int, int]] = []
         lo, n = None, 0
-        for pseq, cnt in counts:
-            if pseq is None:
-                ranges.append((None, None))  # blobs the catalog cannot place: the reader reports them
-                continue
+        for pseq, _name, nb in pack_rows:
             lo = pseq if lo is None else lo
-            n += cnt
+            n += nb
             if n >= chunk:
                 ranges.append((lo, pseq))
                 lo, n = None, 0
         if lo is not None:
-            ranges.append((lo, counts[-1][0]))
+            ranges.append((lo, pack_rows[-1][0]))
         dtable = pa.table({"dict_seq": pa.array(range(len(dict_hashes)), pa.int32()),
                            "dict_hash": pa.array(dict_hashes, pa.binary())})
-        located = self._MEMBERS.replace(
-            "LEFT JOIN blob b ON b.hash = rv.hash",
-            "LEFT JOIN blob b ON b.hash = rv.hash LEFT JOIN d ON d.dict_hash = b.dict_hash")
+        sql = f"""SELECT rv.hash, b.pack_seq, b.off, b.clen, b.rlen, d.dict_seq
+                  {self._MEMBERS.replace("WHERE", "JOIN blob b ON b.hash = rv.hash AND b.pack_seq BETWEEN $lo AND $hi "
+                                         "LEFT JOIN d ON d.dict_hash = b.dict_hash WHERE", 1)}
+                  ORDER BY b.pack_seq, b.off"""
         for lo, hi in ranges:
-            where = "b.pack_seq IS NULL" if lo is None else "b.pack_seq BETWEEN $lo AND $hi"
             with self.read() as con:
                 con.register("d", dtable)
                 try:
-                    locs = con.execute(
-                        f"""SELECT rv.hash, b.pack_seq, b.off, b.clen, b.rlen, d.dict_seq
-                            {located} AND {where} ORDER BY b.pack_seq, b.off""",
-                        {**params, **({} if lo is None else {"lo": lo, "hi": hi})},
-                    ).to_arrow_table()
+                    locs = con.execute(sql, {"seq": seq, "base": base_id, "table": table_id, "lo": lo, "hi": hi}
+                                       ).to_arrow_table()
                 finally:
                     con.unregister("d")
             yield locs, packs, dicts
+
+    def missing_locations(self, seq: int, base_id: str, table_id: str) -> list[bytes]:
+        """Hashes of the snapshot's records of one table whose blob is in no pack."""
+        with self.read() as con:
+            return [r[0] for r in con.execute(
+                f"""SELECT rv.hash {self._MEMBERS.replace("WHERE", "LEFT JOIN blob b ON b.hash = rv.hash WHERE", 1)}
+                    AND b.pack_seq IS NULL LIMIT 10""",
+                {"seq": seq, "base": base_id, "table": table_id}).fetchall()]
 
     def record_hashes(self, seq: int, base_id: str, table_id: str) -> pa.Table:
         with self.read() as con:

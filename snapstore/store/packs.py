@@ -68,51 +68,56 @@ class PackWriter:
         #: records would otherwise hold a Python object per blob until its commit)
         self.columnar = columnar
         self._buf = bytearray()
-        self._entries: list[BlobEntry] = []
-        self.sealed: list[tuple[str, int, list[BlobEntry]]] = []
+        self._cols: tuple[list, list, list, list, list, list] = ([], [], [], [], [], [])
+        self.sealed: list[tuple[str, int, list[BlobEntry] | pa.Table]] = []
 
     def add(self, h: bytes, frame: bytes, rlen: int, kind: str, dict_hash: bytes | None) -> None:
-        self._entries.append(BlobEntry(h, len(self._buf), len(frame), rlen, kind, dict_hash))
-        self._buf += frame
-        if len(self._buf) >= self.target_size:
-            self.seal()
+        self.add_many([(h, frame, rlen)], kind, dict_hash)
 
     def add_many(self, items: list[tuple[bytes, bytes, int]], kind: str, dict_hash: bytes | None) -> None:
         """Append a batch of (hash, frame, raw length); the pack may pass its target by one batch."""
+        hashes, offs, clens, rlens, kinds, dicts = self._cols
         off = len(self._buf)
-        entries = self._entries
         for h, frame, rlen in items:
-            entries.append(BlobEntry(h, off, len(frame), rlen, kind, dict_hash))
+            hashes.append(h)
+            offs.append(off)
+            clens.append(len(frame))
+            rlens.append(rlen)
             off += len(frame)
+        kinds.extend([kind] * len(items))
+        dicts.extend([dict_hash] * len(items))
         self._buf += b"".join([f for _h, f, _r in items])
         if len(self._buf) >= self.target_size:
             self.seal()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._cols[0])
 
     def seal(self) -> None:
-        if not self._entries:
+        hashes, offs, clens, rlens, kinds, dhs = self._cols
+        if not hashes:
             return
-        dicts: list[bytes] = []
-        dict_index: dict[bytes, int] = {}
-        rows = []
-        for e in self._entries:
-            di = -1
-            if e.dict_hash is not None:
-                di = dict_index.setdefault(e.dict_hash, len(dicts))
-                if di == len(dicts):
-                    dicts.append(e.dict_hash)
-            rows.append([e.hash, e.offset, e.clen, e.rlen, e.kind, di])
+        dicts = [d for d in dict.fromkeys(dhs) if d is not None]
+        index = {d: i for i, d in enumerate(dicts)}
+        index[None] = -1
+        rows = [list(r) for r in zip(hashes, offs, clens, rlens, kinds, [index[d] for d in dhs], strict=True)]
         trailer = zstandard.ZstdCompressor(level=3).compress(
             msgpack.packb({"dicts": dicts, "blobs": rows}, use_bin_type=True)
         )
         data = bytes(self._buf) + trailer + _TAIL.pack(len(trailer), zlib.crc32(trailer), MAGIC, PACK_VERSION)
         name = hashlib.sha256(data).hexdigest()
         self._put(pack_key(name), data)
-        self.sealed.append((name, len(data), entries_table(self._entries) if self.columnar else self._entries))
+        if self.columnar:
+            entries = pa.table({
+                "hash": pa.array(hashes, pa.binary()), "off": pa.array(offs, pa.int64()),
+                "clen": pa.array(clens, pa.int64()), "rlen": pa.array(rlens, pa.int64()),
+                "kind": pa.array(kinds, pa.string()), "dict_hash": pa.array(dhs, pa.binary()),
+            })
+        else:
+            entries = [BlobEntry(*r) for r in zip(hashes, offs, clens, rlens, kinds, dhs, strict=True)]
+        self.sealed.append((name, len(data), entries))
         self._buf = bytearray()
-        self._entries = []
+        self._cols = ([], [], [], [], [], [])
 
 
 def parse_trailer(tail_and_trailer: bytes) -> list[BlobEntry]:

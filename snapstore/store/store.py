@@ -775,14 +775,15 @@ class Store:
         for locs, packs, dicts in self.catalog.record_locations(snap.seq, base_id, table_id):
             for batch in locs.to_batches(max_chunksize=4096):
                 cols = batch.to_pydict()
-                if None in cols["pack_seq"]:
-                    h = cols["hash"][cols["pack_seq"].index(None)]
-                    raise StoreError(f"a record blob {h.hex()[:12]} of table {table_id} is not in any pack")
                 seen += len(cols["hash"])
                 for raw in reader.read_many(cols["hash"], [packs[p] for p in cols["pack_seq"]], cols["off"],
                                             cols["clen"], cols["rlen"], [dicts.get(d) for d in cols["dict_seq"]]):
                     yield loads(raw)
-        if seen != expected:  # read in chunks: a prune between two of them moved blobs
+        if seen != expected:
+            lost = self.catalog.missing_locations(snap.seq, base_id, table_id)
+            if lost:
+                raise StoreError(f"a record blob {lost[0].hex()[:12]} of table {table_id} is not in any pack")
+            # read in chunks: a prune between two of them moved blobs
             raise StoreError(f"table {table_id} of snapshot {snap.id}: read {seen} records, expected {expected} "
                              "(the store changed while reading, e.g. a prune); run the command again")
 
