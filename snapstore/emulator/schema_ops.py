@@ -23,20 +23,21 @@ def _bad(message: str, type_: str = "INVALID_REQUEST_UNKNOWN") -> WriteError:
     return WriteError(422, type_, message)
 
 
-def _date_format(o: Any) -> dict:
+def _named_format(o: Any, formats: dict[str, str], default: str, what: str) -> dict:
+    """A date or time format option: ``{"name"}`` with ``format`` filled in from the name."""
     o = o if isinstance(o, dict) else {}
-    name = o.get("name", "local")
-    if name not in DATE_FORMATS:
-        raise _bad(f"Invalid date format name {name!r}", "INVALID_FIELD_OPTIONS")
-    return {"format": o.get("format", DATE_FORMATS[name]), "name": name}
+    name = o.get("name", default)
+    if name not in formats:
+        raise _bad(f"Invalid {what} format name {name!r}", "INVALID_FIELD_OPTIONS")
+    return {"format": o.get("format", formats[name]), "name": name}
+
+
+def _date_format(o: Any) -> dict:
+    return _named_format(o, DATE_FORMATS, "local", "date")
 
 
 def _time_format(o: Any) -> dict:
-    o = o if isinstance(o, dict) else {}
-    name = o.get("name", "12hour")
-    if name not in TIME_FORMATS:
-        raise _bad(f"Invalid time format name {name!r}", "INVALID_FIELD_OPTIONS")
-    return {"format": o.get("format", TIME_FORMATS[name]), "name": name}
+    return _named_format(o, TIME_FORMATS, "12hour", "time")
 
 
 def _options(ws: Workspace, type_: str, opts: Any) -> dict | None:
