@@ -3,6 +3,7 @@ sizes to show it stays flat.
 
     python bench/bench_export.py                      # 100,000 records per format; memory at 100k and 1M
     python bench/bench_export.py --records 20000 --memory-records 0   # quick
+    python bench/bench_export.py --workers 1,2,auto                  # compare worker counts
 
 Records are generated (realistic mix: text, numbers, selects, dates, collaborators, links, attachment
 metadata, lookups, formulas; ~600 B canonical) and written through the store's writer API. Each
@@ -103,8 +104,9 @@ def build_store(path: Path, n: int) -> float:
     return time.perf_counter() - t0
 
 
-def child(store_path: str, fmt: str, out: str) -> None:
-    """Run one export in this (fresh) process; print seconds and peak RSS as JSON."""
+def child(store_path: str, fmt: str, out: str, workers: int | None = None) -> None:
+    """Run one export in this (fresh) process; print seconds, CPU seconds (this process and its
+    workers) and peak RSS (this process, and the largest worker) as JSON."""
     from exporters import stream
     from exporters.export import export_snapshot
     from snapstore.store import Store
@@ -120,12 +122,14 @@ def child(store_path: str, fmt: str, out: str) -> None:
                 for _r in stream.records(store, snap, t, None):
                     n += 1
     else:
-        res = export_snapshot(store, "latest", out, formats=fmt, attachments=False)
+        res = export_snapshot(store, "latest", out, formats=fmt, attachments=False, workers=workers)
         n = res.records
     secs = time.perf_counter() - t0
-    cpu = time.process_time() - c0
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - c0 + kids.ru_utime + kids.ru_stime
     rss_mb = peak_rss_mb()
-    print(json.dumps({"format": fmt, "records": n, "seconds": secs, "cpu_seconds": cpu, "peak_rss_mb": rss_mb}))
+    print(json.dumps({"format": fmt, "records": n, "seconds": secs, "cpu_seconds": cpu, "peak_rss_mb": rss_mb,
+                      "worker_peak_rss_mb": kids.ru_maxrss / 1024}))
 
 
 def peak_rss_mb() -> float:
@@ -146,8 +150,8 @@ def build_in_child(path: Path, n: int) -> float:
     return float(cp.stdout.strip().splitlines()[-1])
 
 
-def run_child(store: Path, fmt: str, out: Path) -> dict:
-    cp = subprocess.run([sys.executable, __file__, "--child", str(store), fmt, str(out)],
+def run_child(store: Path, fmt: str, out: Path, workers: int | None = None) -> dict:
+    cp = subprocess.run([sys.executable, __file__, "--child", str(store), fmt, str(out), str(workers or 0)],
                         capture_output=True, text=True, check=True)
     return json.loads(cp.stdout.strip().splitlines()[-1])
 
@@ -157,11 +161,13 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--memory-records", type=int, default=1_000_000, help="0 to skip the large memory run")
     ap.add_argument("--formats", default="read,ndjson,json,csv,parquet,sqlite,yaml,all")
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--workers", default="1,auto",
+                    help="worker counts to compare, e.g. 1,2 ('auto': one per core, what export picks)")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     ap.add_argument("--build", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(*args.child)
+        child(*args.child[:3], workers=int(args.child[3]) or None)
         return
     if args.build:
         print(build_store(Path(args.build[0]), int(args.build[1])))
@@ -172,13 +178,19 @@ def main() -> None:
         secs = build_in_child(store, args.records)
         print(f"store: {args.records:,} records written in {secs:.1f}s")
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (records/s by wall and by CPU time)")
-        print(f"{'format':8} {'seconds':>8} {'records/s':>10} {'cpu s':>7} {'rec/cpu-s':>10} {'peak RSS MB':>12}")
+        counts = [None if w == "auto" else int(w) for w in args.workers.split(",")]
+        print(f"{'format':8} {'workers':>7} {'seconds':>8} {'records/s':>10} {'cpu s':>7} {'rec/cpu-s':>10} "
+              f"{'peak RSS MB':>12}")
         for fmt in args.formats.split(","):
             fmts = "json,yaml,ndjson,csv,sqlite,parquet" if fmt == "all" else fmt
-            r = run_child(store, fmts if fmt != "read" else "read", work / f"out-{fmt}")
-            print(f"{fmt:8} {r['seconds']:8.2f} {r['records'] / r['seconds']:10,.0f} {r['cpu_seconds']:7.2f} "
-                  f"{r['records'] / r['cpu_seconds']:10,.0f} {r['peak_rss_mb']:12.0f}", flush=True)
-            shutil.rmtree(work / f"out-{fmt}", ignore_errors=True)
+            for w in counts if fmt != "read" else [1]:
+                r = run_child(store, fmts if fmt != "read" else "read", work / f"out-{fmt}", w)
+                label = "auto" if w is None else str(w)
+                print(f"{fmt:8} {label:>7} {r['seconds']:8.2f} {r['records'] / r['seconds']:10,.0f} "
+                      f"{r['cpu_seconds']:7.2f} {r['records'] / r['cpu_seconds']:10,.0f} {r['peak_rss_mb']:12.0f}"
+                      + (f" (+ workers {r['worker_peak_rss_mb']:.0f} each)" if r["worker_peak_rss_mb"] > 50 else ""),
+                      flush=True)
+                shutil.rmtree(work / f"out-{fmt}", ignore_errors=True)
         if args.memory_records:
             big = work / "store-big"
             secs = build_in_child(big, args.memory_records)
@@ -187,7 +199,8 @@ def main() -> None:
             runs += [(args.memory_records, run_child(big, fmt, work / f"mem-large-{fmt}")) for fmt in ("read", "ndjson")]
             for n, r in runs:
                 print(f"{r['format']:6} {n:>9,} records: {r['seconds']:.1f}s ({r['records'] / r['seconds']:,.0f}/s wall, "
-                      f"{r['records'] / r['cpu_seconds']:,.0f}/cpu-s), peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+                      f"{r['records'] / r['cpu_seconds']:,.0f}/cpu-s), peak RSS {r['peak_rss_mb']:.0f} MB"
+                      f" (largest worker {r['worker_peak_rss_mb']:.0f} MB)", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

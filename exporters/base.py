@@ -1,8 +1,8 @@
 """What every format writer shares: the export context and the four-call writer protocol.
 
-The orchestrator makes one pass over the snapshot; for each table it calls ``open_table(table)`` on every
-selected writer, then ``write(record)`` for each record (Airtable's shape, fields by name), then
-``close_table()``; ``close()`` once at the end (``abort()`` instead when the export fails).
+The orchestrator makes one pass over the snapshot, a chunk of records at a time: workers call each
+selected writer's ``encode(batch)``, the main process feeds the payloads to the writer instances in
+chunk order (see :class:`Writer`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporters.naming import inside
-from exporters.stream import TableMeta
+from exporters.stream import Batch, TableMeta
 from snapstore.store import SnapshotInfo
 
 log = logging.getLogger("snapstore.export")
@@ -49,7 +49,14 @@ class ExportContext:
 
 
 class Writer:
-    """Base class: one instance per format per export."""
+    """One format of one export, in two halves.
+
+    ``encode(batch)`` (a static method, run in worker processes) turns a chunk of records into this
+    format's payload: bytes, an Arrow table, rows. It is pure: it sees only the :class:`Batch` and
+    reports unconvertible values with ``batch.warn``. The instance (main process) owns the files:
+    ``open_table(table)``, ``write(payload)`` per chunk in order, ``close_table()``, ``close()`` at the
+    end, ``abort()`` instead when the export fails.
+    """
 
     format = ""
     ext = ""
@@ -58,6 +65,10 @@ class Writer:
         self.ctx = ctx
         self.table: TableMeta | None = None
         self.files: list[Path] = []
+
+    @staticmethod
+    def encode(batch: Batch):
+        raise NotImplementedError
 
     def table_path(self, table: TableMeta, ext: str | None = None) -> Path:
         path = inside(self.ctx.data_dir(self.format, table.base.stem), table.stem + (self.ext if ext is None else ext))
@@ -70,7 +81,7 @@ class Writer:
     def open_table(self, table: TableMeta) -> None:
         self.table = table
 
-    def write(self, record: dict) -> None:
+    def write(self, payload) -> None:
         raise NotImplementedError
 
     def close_table(self) -> None:
@@ -88,18 +99,39 @@ class Writer:
 
 
 class StreamWriter(Writer):
-    """A writer with one open binary file per table."""
+    """A format that is one byte stream per table: a prefix, each chunk's bytes, a suffix."""
 
     def __init__(self, ctx: ExportContext) -> None:
         super().__init__(ctx)
         self.f: io.BufferedWriter | None = None
+        self.chunks = 0
+
+    def prefix(self, table: TableMeta) -> bytes:
+        return b""
+
+    def separator(self) -> bytes:
+        """Written between two non-empty chunks."""
+        return b""
+
+    def suffix(self) -> bytes:
+        return b""
 
     def open_table(self, table: TableMeta) -> None:
         super().open_table(table)
         self.f = self.open_binary(self.table_path(table))
+        self.f.write(self.prefix(table))
+        self.chunks = 0
+
+    def write(self, payload: bytes) -> None:
+        if payload:
+            if self.chunks:
+                self.f.write(self.separator())
+            self.f.write(payload)
+            self.chunks += 1
 
     def close_table(self) -> None:
         if self.f is not None:
+            self.f.write(self.suffix())
             self.f.close()
             self.f = None
         super().close_table()
@@ -108,40 +140,3 @@ class StreamWriter(Writer):
         if self.f is not None:
             self.f.close()
             self.f = None
-
-
-class BatchWriter(Writer):
-    """A writer that converts column-wise: records are buffered (``batch`` at a time, so memory stays
-    bounded) and ``flush(records)`` turns each field into a column with one comprehension per field."""
-
-    batch = 10_000
-
-    def open_table(self, table: TableMeta) -> None:
-        super().open_table(table)
-        self.buf: list[dict] = []
-        self.count = 0
-        self.names = [f.get("name") or f["id"] for f in table.fields]
-
-    def write(self, record: dict) -> None:
-        self.buf.append(record)
-        if len(self.buf) >= self.batch:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.buf:
-            recs, self.buf = self.buf, []
-            self.count += len(recs)
-            self.flush(recs)
-
-    def flush(self, records: list[dict]) -> None:
-        raise NotImplementedError
-
-    def columns_of(self, records: list[dict]):
-        """(record ids, createdTimes, then (field index, name, raw values) per field)."""
-        cells = [r["fields"] for r in records]
-        return ([r["id"] for r in records], [r.get("createdTime") for r in records],
-                [(i, name, [c.get(name) for c in cells]) for i, name in enumerate(self.names)])
-
-    def close_table(self) -> None:
-        self._flush()
-        super().close_table()

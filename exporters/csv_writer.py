@@ -9,12 +9,11 @@ with ``=``, ``+``, ``-``, ``@``, tab or carriage return; number cells are never 
 
 from __future__ import annotations
 
-import csv
 import re
 
 from exporters import values as V
-from exporters.base import BUFFER, BatchWriter
-from exporters.stream import TableMeta
+from exporters.base import Writer
+from exporters.stream import Batch, TableMeta
 
 _GUARD = frozenset(V.FORMULA_START)
 
@@ -61,32 +60,65 @@ def csv_column(kind: str, raw: list, guard: bool) -> list[str]:
         return ["" if v is None else _str_list(v, guard) for v in raw]
     if kind == V.COLLABORATOR:
         return ["" if v is None else _collaborator(v, guard) for v in raw]
-    return [_general(v, guard) for v in raw]
+    if kind == V.BOOL:
+        return ["" if v is None else "true" if v is True else _general(v, guard) for v in raw]
+    return ["" if v is None else _any(v, guard) for v in raw]
 
 
-class CsvWriter(BatchWriter):
+def _any(v, guard: bool) -> str:
+    """A cell of a column whose values can take any shape (formula, rollup, lookup...)."""
+    t = type(v)
+    if t is str:
+        return "'" + v if guard and v[:1] in _GUARD else v
+    if t is int or t is float:
+        return str(v)
+    if t is list:
+        return _str_list(v, guard)
+    return _general(v, guard)
+
+
+_NEEDS_QUOTES = re.compile(r'[",\r\n]').search
+
+
+def quoted(cells: list[str]) -> list[str]:
+    """RFC 4180 minimal quoting: a cell with a comma, a double quote or a line break is quoted."""
+    if not _NEEDS_QUOTES("".join(cells)):  # one C-speed scan settles most columns
+        return cells
+    return [('"' + c.replace('"', '""') + '"') if _NEEDS_QUOTES(c) else c for c in cells]
+
+
+def csv_rows(columns: list[list[str]]) -> str:
+    """Rows of already quoted cells, CRLF after each."""
+    if not columns or not columns[0]:
+        return ""
+    return "\r\n".join(map(",".join, zip(*columns, strict=True))) + "\r\n"
+
+
+class CsvWriter(Writer):
     format = "csv"
     ext = ".csv"
-    batch = 5000
+
+    @staticmethod
+    def encode(batch: Batch) -> bytes:
+        spec = batch.spec
+        guard = spec.csv_guard
+        cols = [batch.ids, [c or "" for c in batch.created]]  # record ids and times never need quotes
+        cols += [quoted(csv_column(kind, raw, guard)) for kind, raw in zip(spec.kinds, batch.columns(), strict=True)]
+        return csv_rows(cols).encode("utf-8")
 
     def open_table(self, table: TableMeta) -> None:
         super().open_table(table)
-        self.f = open(self.table_path(table), "x", encoding="utf-8-sig", newline="", buffering=BUFFER)
-        self.w = csv.writer(self.f, lineterminator="\r\n")
-        self.guard = self.ctx.csv_guard
-        self.kinds = [V.column_kind(f) for f in table.fields]
-        header = list(table.columns)
-        self.w.writerow([V.guard_formula(h) for h in header] if self.guard else header)
+        self.f = self.open_binary(self.table_path(table))
+        header = [V.guard_formula(h) for h in table.columns] if self.ctx.csv_guard else list(table.columns)
+        self.f.write(("\ufeff" + csv_rows([[h] for h in quoted(header)])).encode("utf-8"))
 
-    def flush(self, records: list[dict]) -> None:
-        ids, created, fields = self.columns_of(records)
-        cols = [ids, [c or "" for c in created]]
-        cols += [csv_column(self.kinds[i], raw, self.guard) for i, _name, raw in fields]
-        self.w.writerows(zip(*cols, strict=True))
+    def write(self, payload: bytes) -> None:
+        self.f.write(payload)
 
     def close_table(self) -> None:
-        super().close_table()
         self.f.close()
+        self.f = None
+        super().close_table()
 
     def abort(self) -> None:
         f = getattr(self, "f", None)

@@ -6,23 +6,28 @@ from __future__ import annotations
 import orjson
 
 from exporters.base import StreamWriter
-from exporters.stream import TableMeta
+from exporters.stream import Batch, TableMeta
 
 
 class JsonWriter(StreamWriter):
     format = "json"
     ext = ".json"
 
-    def open_table(self, table: TableMeta) -> None:
-        super().open_table(table)
-        self.f.write(b"[")
-        self._sep = b"\n"
+    @staticmethod
+    def encode(batch: Batch) -> bytes:
+        dumps = orjson.dumps
+        return b",\n".join([dumps(r) for r in batch.shaped()])
 
-    def write(self, record: dict) -> None:
-        self.f.write(self._sep + orjson.dumps(record))
-        self._sep = b",\n"
+    def prefix(self, table: TableMeta) -> bytes:
+        return b"["
 
-    def close_table(self) -> None:
-        if self.f is not None:
-            self.f.write(b"\n]\n" if self._sep != b"\n" else b"]\n")
-        super().close_table()
+    def write(self, payload: bytes) -> None:
+        if payload and not self.chunks:
+            self.f.write(b"\n")
+        super().write(payload)
+
+    def separator(self) -> bytes:
+        return b",\n"
+
+    def suffix(self) -> bytes:
+        return b"\n]\n" if self.chunks else b"]\n"

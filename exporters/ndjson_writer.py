@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from exporters.base import StreamWriter
+from exporters.stream import Batch
 
 _OPT = orjson.OPT_APPEND_NEWLINE
 
@@ -13,5 +14,7 @@ class NdjsonWriter(StreamWriter):
     format = "ndjson"
     ext = ".ndjson"
 
-    def write(self, record: dict) -> None:
-        self.f.write(orjson.dumps(record, option=_OPT))
+    @staticmethod
+    def encode(batch: Batch) -> bytes:
+        dumps = orjson.dumps
+        return b"".join([dumps(r, option=_OPT) for r in batch.shaped()])

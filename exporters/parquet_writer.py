@@ -17,10 +17,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from exporters import values as V
-from exporters.base import BatchWriter
-from exporters.stream import TableMeta
+from exporters.base import Writer
+from exporters.stream import Batch, TableMeta, TableSpec
 
-ROW_GROUP = 10_000
+ROW_GROUP = 32_768
 
 _COLLAB = pa.struct([("id", pa.string()), ("email", pa.string()), ("name", pa.string())])
 _ATTACH = pa.struct([
@@ -117,44 +117,55 @@ def _time_array(strings: list, typ: pa.DataType) -> pa.Array:
     return pa.array(strings, pa.string()).cast(typ)
 
 
-class ParquetWriter(BatchWriter):
-    format = "parquet"
-    ext = ".parquet"
+def arrow_schema(spec: TableSpec) -> pa.Schema:
+    """The table's Parquet schema: typed columns, Airtable ids and types in the field metadata."""
+    fields = [
+        pa.field(spec.columns[0], pa.string(), nullable=False, metadata={"airtable": "record id"}),
+        pa.field(spec.columns[1], _TS, metadata={"airtable": "record createdTime"}),
+    ]
+    for fid, name, typ, col, kind in zip(spec.field_ids, spec.names, spec.types, spec.columns[2:], spec.kinds,
+                                         strict=True):
+        fields.append(pa.field(col, ARROW_TYPES[kind], metadata={
+            "airtable_field_id": fid, "airtable_name": name, "airtable_type": typ,
+            "encoding": "json" if kind == V.JSON else kind,
+        }))
+    return pa.schema(fields, metadata={
+        "airtable_base_id": spec.base_id, "airtable_table_id": spec.table_id,
+        "airtable_table_name": spec.name, "snapshot": spec.snapshot_id,
+    })
 
-    def open_table(self, table: TableMeta) -> None:
-        super().open_table(table)
-        self.kinds = [V.column_kind(f) for f in table.fields]
-        fields = [
-            pa.field(table.columns[0], pa.string(), nullable=False, metadata={"airtable": "record id"}),
-            pa.field(table.columns[1], _TS, metadata={"airtable": "record createdTime"}),
-        ]
-        for f, col, kind in zip(table.fields, table.field_columns, self.kinds, strict=True):
-            fields.append(pa.field(col, ARROW_TYPES[kind], metadata={
-                "airtable_field_id": f["id"], "airtable_name": f.get("name") or f["id"],
-                "airtable_type": str(f.get("type")), "encoding": "json" if kind == V.JSON else kind,
-            }))
-        self.schema = pa.schema(fields, metadata={
-            "airtable_base_id": table.base.base_id, "airtable_table_id": table.table_id,
-            "airtable_table_name": table.name, "snapshot": self.ctx.snapshot.full_id,
-        })
-        self.pw = pq.ParquetWriter(self.table_path(table), self.schema, compression="zstd")
 
-    def flush(self, records: list[dict]) -> None:
-        ids, created, fields = self.columns_of(records)
-        arrays = [pa.array(ids, pa.string()), self._times(1, created, _TS, ids)]
-        for i, _name, raw in fields:
-            arrays.append(self._column(i + 2, self.kinds[i], raw, ids))
-        self.pw.write_table(pa.Table.from_arrays(arrays, schema=self.schema), row_group_size=ROW_GROUP)
+_SCHEMAS: dict[tuple, pa.Schema] = {}
+
+
+def _schema_of(spec: TableSpec) -> pa.Schema:
+    """arrow_schema, once per table per process (a spec arrives with every chunk)."""
+    key = (spec.snapshot_id, spec.base_id, spec.table_id, spec.columns, spec.kinds)
+    schema = _SCHEMAS.get(key)
+    if schema is None:
+        if len(_SCHEMAS) > 64:
+            _SCHEMAS.clear()
+        schema = _SCHEMAS[key] = arrow_schema(spec)
+    return schema
+
+
+class _Columns:
+    """Builds one chunk's Arrow columns, reporting values the typed column cannot hold."""
+
+    def __init__(self, batch: Batch, schema: pa.Schema) -> None:
+        self.batch = batch
+        self.schema = schema
+        self.ids = batch.ids
 
     def _bad(self, col: int, rid: str, e) -> None:
-        self.ctx.warn(self.format, self.table, self.table.columns[col], f"{rid}: {e}; stored null")
+        self.batch.warn("parquet", self.schema.field(col).name, f"{rid}: {e}; stored null")
 
-    def _times(self, col: int, raw: list, typ: pa.DataType, ids: list) -> pa.Array:
+    def times(self, col: int, raw: list, typ: pa.DataType) -> pa.Array:
         try:
             return _time_array(raw, typ)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             out = []
-            for rid, v in zip(ids, raw, strict=True):  # cast one by one, null the bad ones
+            for rid, v in zip(self.ids, raw, strict=True):  # cast one by one, null the bad ones
                 try:
                     out.append(_time_array([v], typ)[0].as_py())
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
@@ -162,10 +173,10 @@ class ParquetWriter(BatchWriter):
                     out.append(None)
             return pa.array(out, typ)
 
-    def _column(self, col: int, kind: str, raw: list, ids: list) -> pa.Array:
+    def column(self, col: int, kind: str, raw: list) -> pa.Array:
         typ = self.schema.field(col).type
         if kind in _PARSED_LATER:
-            return self._times(col, raw, typ, ids)
+            return self.times(col, raw, typ)
         if kind == V.JSON:
             dumps = V.dumps_json
             return pa.array([None if v is None else dumps(v) for v in raw], typ)
@@ -175,7 +186,7 @@ class ParquetWriter(BatchWriter):
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
                 pass
         out = []
-        for rid, v in zip(ids, raw, strict=True):
+        for rid, v in zip(self.ids, raw, strict=True):
             if v is not None:
                 try:
                     v = convert(kind, v)
@@ -184,6 +195,40 @@ class ParquetWriter(BatchWriter):
                     v = None
             out.append(v)
         return pa.array(out, typ)
+
+
+class ParquetWriter(Writer):
+    format = "parquet"
+    ext = ".parquet"
+
+    @staticmethod
+    def encode(batch: Batch) -> pa.Table:
+        spec = batch.spec
+        schema = _schema_of(spec)
+        c = _Columns(batch, schema)
+        arrays = [pa.array(c.ids, pa.string()), c.times(1, batch.created, _TS)]
+        for i, (kind, raw) in enumerate(zip(spec.kinds, batch.columns(), strict=True)):
+            arrays.append(c.column(i + 2, kind, raw))
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def open_table(self, table: TableMeta) -> None:
+        super().open_table(table)
+        self.schema = arrow_schema(TableSpec.of(table, self.ctx.snapshot.full_id))
+        self.pw = pq.ParquetWriter(self.table_path(table), self.schema, compression="zstd")
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+
+    def write(self, payload: pa.Table) -> None:
+        self.pending.append(payload)
+        self.pending_rows += payload.num_rows
+        if self.pending_rows >= ROW_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Chunks are gathered into row groups of about ROW_GROUP rows (fewer, larger groups read faster)."""
+        if self.pending:
+            self.pw.write_table(pa.concat_tables(self.pending), row_group_size=max(ROW_GROUP, self.pending_rows))
+            self.pending, self.pending_rows = [], 0
 
     def close_table(self) -> None:
         self._flush()

@@ -16,9 +16,9 @@ from __future__ import annotations
 import sqlite3
 
 from exporters import values as V
-from exporters.base import BatchWriter
+from exporters.base import Writer
 from exporters.naming import NameAllocator, inside
-from exporters.stream import BaseMeta, TableMeta
+from exporters.stream import BaseMeta, Batch, TableMeta
 
 SQL_TYPES = {V.TEXT: "TEXT", V.FLOAT: "REAL", V.INT: "INTEGER", V.BOOL: "INTEGER", V.DATE: "TEXT",
              V.DATETIME: "TEXT"}
@@ -55,7 +55,7 @@ def sql_column(kind: str, raw: list) -> list:
     return [None if v is None else dumps(v) for v in raw]
 
 
-class SqliteWriter(BatchWriter):
+class SqliteWriter(Writer):
     format = "sqlite"
     ext = ".sqlite"
 
@@ -72,6 +72,7 @@ class SqliteWriter(BatchWriter):
         self.con = sqlite3.connect(path, isolation_level=None)
         self.con.execute("PRAGMA journal_mode=OFF")
         self.con.execute("PRAGMA synchronous=OFF")
+        self.con.execute("PRAGMA cache_size=-65536")  # 64 MiB: large tables insert without re-reading pages
         self.con.execute("BEGIN")
         for stmt in _META_SQL.split(";"):
             if stmt.strip():
@@ -117,6 +118,8 @@ class SqliteWriter(BatchWriter):
     # ---- per table
     def open_table(self, table: TableMeta) -> None:
         super().open_table(table)
+        self.count = 0
+        names = [f.get("name") or f["id"] for f in table.fields]
         if self.base is not table.base:
             self._open_base(table.base)
         con = self.con
@@ -128,12 +131,13 @@ class SqliteWriter(BatchWriter):
             sql_type = SQL_TYPES.get(kind, "TEXT")
             cols.append(f"{q(col)} {sql_type}")
             con.execute("INSERT INTO _airtable_fields VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
-                table.table_id, f["id"], i, self.names[i], f.get("type"), col, sql_type,
+                table.table_id, f["id"], i, names[i], f.get("type"), col, sql_type,
                 ENCODING.get(kind, "json" if kind not in SQL_TYPES else "text"), f.get("description"),
                 V.dumps_json(f.get("options")) if f.get("options") is not None else None))
         con.execute(f"CREATE TABLE {q(sql_table)} ({', '.join(cols)})")
         self.insert = f"INSERT INTO {q(sql_table)} VALUES ({', '.join('?' * len(cols))})"
         self.links: list[tuple[int, str]] = []  # (field index, link insert sql)
+        self.link_indexes: list[str] = []
         for i, f in enumerate(table.fields):
             if f.get("type") != "multipleRecordLinks":
                 continue
@@ -145,25 +149,39 @@ class SqliteWriter(BatchWriter):
                 f"CREATE TABLE {q(lt)} (record_id TEXT NOT NULL REFERENCES {q(sql_table)}({q(self.id_col)}), "
                 f"position INTEGER NOT NULL, linked_record_id TEXT NOT NULL{ref}, PRIMARY KEY (record_id, position))"
             )
-            con.execute(f"CREATE INDEX {q(lt + '__linked')} ON {q(lt)} (linked_record_id)")
             con.execute("INSERT INTO _airtable_links VALUES (?, ?, ?, ?, ?)",
                         (lt, table.table_id, f["id"], target_id, target))
             self.links.append((i, f"INSERT INTO {q(lt)} VALUES (?, ?, ?)"))
+            # built after the rows are in: one sort instead of a b-tree insert per link
+            self.link_indexes.append(f"CREATE INDEX {q(lt + '__linked')} ON {q(lt)} (linked_record_id)")
         self.sql_table = sql_table
 
-    def flush(self, records: list[dict]) -> None:
-        ids, created, fields = self.columns_of(records)
-        cols = [ids, created] + [sql_column(self.kinds[i], raw) for i, _name, raw in fields]
-        self.con.executemany(self.insert, zip(*cols, strict=True))
-        for i, sql in self.links:
-            raw = fields[i][2]
-            rows = [(rid, pos, other) for rid, linked in zip(ids, raw, strict=True) if type(linked) is list
-                    for pos, other in enumerate(linked) if type(other) is str]
-            if rows:
-                self.con.executemany(sql, rows)
+    @staticmethod
+    def encode(batch: Batch) -> tuple[list[tuple], list[list[tuple]]]:
+        """(rows of the table, rows of each link table in link-field order)."""
+        spec = batch.spec
+        ids = batch.ids
+        raws = batch.columns()
+        cols = [ids, batch.created] + [sql_column(kind, raw) for kind, raw in zip(spec.kinds, raws, strict=True)]
+        rows = list(zip(*cols, strict=True))
+        links = []
+        for i, typ in enumerate(spec.types):
+            if typ == "multipleRecordLinks":
+                links.append([(rid, pos, other) for rid, linked in zip(ids, raws[i], strict=True)
+                              if type(linked) is list for pos, other in enumerate(linked) if type(other) is str])
+        return rows, links
+
+    def write(self, payload: tuple[list[tuple], list[list[tuple]]]) -> None:
+        rows, links = payload
+        self.count += len(rows)
+        self.con.executemany(self.insert, rows)
+        for (_i, sql), link_rows in zip(self.links, links, strict=True):
+            if link_rows:
+                self.con.executemany(sql, link_rows)
 
     def close_table(self) -> None:
-        self._flush()
+        for sql in self.link_indexes:
+            self.con.execute(sql)
         self.con.execute("UPDATE _airtable_tables SET records = ? WHERE table_id = ?", (self.count, self.table.table_id))
         super().close_table()
 

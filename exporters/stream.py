@@ -1,28 +1,40 @@
-"""The one record stream every writer is fed from.
+"""The one record stream every writer is fed from, a chunk of records at a time.
 
-For each selected table of a snapshot it reads the records from the store once and turns them into
-Airtable's record shape, ``{"id", "createdTime", "fields": {name: value}}``, with field names from *that
-snapshot's* schema (in schema order). Attachment objects get a ``path`` beside their metadata: where the
-file was copied inside the export folder (``attachments/<attId>_<filename>``), or ``null`` when the
-store does not hold the file.
+For each selected table of a snapshot the store's record blobs are read once, a chunk (a few thousand
+records) at a time, and each chunk is handed to every selected format's encoder as one :class:`Batch`.
+A batch holds the canonical records (fields keyed by field id, in storage order) and, computed once and
+shared by the encoders that want it, Airtable's record shape ``{"id", "createdTime", "fields": {name:
+value}}`` with field names from *that snapshot's* schema, in schema order, and single columns by field.
+
+Chunks are independent, so :mod:`exporters.parallel` encodes them on all cores; the functions a worker
+runs (:func:`scan_chunk`, :func:`encode_chunk`) touch only packs, never the catalog, and return plain
+data. Attachment objects get a ``path`` beside their metadata: where the file was copied inside the
+export folder (``attachments/<attId>_<filename>``), or ``null`` when the store does not hold it. Names are
+given in the main process, in order of first appearance, so the output does not depend on how chunks
+were spread over workers.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from exporters.naming import NameAllocator, inside, split_ext
-from exporters.values import column_names, is_attachment
-from snapstore.store import SnapshotInfo, Store, StoreError, TableInfo
+from exporters.values import column_kind, column_names, is_attachment
+from snapstore.canonical import loads
+from snapstore.store import BlobReader, LocatedChunk, SnapshotInfo, Store, StoreError, TableInfo
 
 log = logging.getLogger("snapstore.export")
 
 #: Folder names inside the export for the stream's own output.
 ATTACHMENTS_DIR = "attachments"
+#: Field types whose cells can hold attachment objects.
+ATTACHMENT_TYPES = ("multipleAttachments", "multipleLookupValues")
 
 
 @dataclass
@@ -33,12 +45,6 @@ class BaseMeta:
     schema: dict  # the raw meta-API schema of the snapshot
     tables: list[TableMeta] = field(default_factory=list)  # the selected tables, schema order
 
-    def table_schema(self, table_id: str) -> dict | None:
-        for t in self.schema.get("tables", []):
-            if t.get("id") == table_id:
-                return t
-        return None
-
 
 @dataclass
 class TableMeta:
@@ -48,12 +54,41 @@ class TableMeta:
     stem: str  # unique safe file stem within its base folder
     schema: dict
     fields: list[dict]
-    columns: list[str]  # "id", "createdTime", then one per field (unique, case-insensitively)
+    columns: list[str]  # "_id", "_createdTime", then one per field (unique, case-insensitively)
     info: TableInfo | None
 
     @property
     def field_columns(self) -> list[str]:
         return self.columns[2:]
+
+
+@dataclass(frozen=True, eq=False)
+class TableSpec:
+    """What an encoder needs to know about a table: small and picklable (sent with every chunk)."""
+
+    base_id: str
+    base_name: str
+    table_id: str
+    name: str
+    snapshot_id: str
+    field_ids: tuple[str, ...]
+    names: tuple[str, ...]  # field names, schema order
+    types: tuple[str, ...]
+    kinds: tuple[str, ...]  # exporters.values column kinds
+    columns: tuple[str, ...]  # output columns: record id, createdTime, then one per field
+    attachment_fields: tuple[str, ...]  # ids of fields whose cells can hold attachments
+    csv_guard: bool = True
+
+    @classmethod
+    def of(cls, table: TableMeta, snapshot_id: str, csv_guard: bool = True) -> TableSpec:
+        f = table.fields
+        return cls(
+            base_id=table.base.base_id, base_name=table.base.name, table_id=table.table_id, name=table.name,
+            snapshot_id=snapshot_id, field_ids=tuple(x["id"] for x in f),
+            names=tuple(x.get("name") or x["id"] for x in f), types=tuple(str(x.get("type")) for x in f),
+            kinds=tuple(column_kind(x) for x in f), columns=tuple(table.columns),
+            attachment_fields=tuple(x["id"] for x in f if x.get("type") in ATTACHMENT_TYPES), csv_guard=csv_guard,
+        )
 
 
 def plan(store: Store, snap: SnapshotInfo, bases: list[str] | None = None,
@@ -97,7 +132,10 @@ def plan(store: Store, snap: SnapshotInfo, bases: list[str] | None = None,
 
 
 class AttachmentSink:
-    """Copies each attachment a record references into ``attachments/`` once, and says where."""
+    """Copies each attachment the records reference into ``attachments/`` once, and says where.
+
+    Runs in the main process only: names are handed out in the order references are reported, so the
+    folder's content does not depend on the number of workers."""
 
     def __init__(self, store: Store, root: Path | None) -> None:
         self.store = store
@@ -115,23 +153,24 @@ class AttachmentSink:
             # so nothing here asks the catalog per file); memory grows with attachments, not records
             self._index = store.attachment_index()
 
-    def annotate(self, value):
-        """A cell with ``path`` added to every attachment object in it."""
-        if self.root is None or type(value) is not list:
-            return value
-        return [dict(v, path=self.path_for(v)) if is_attachment(v) else v for v in value]
+    @property
+    def enabled(self) -> bool:
+        return self.root is not None
 
-    def path_for(self, att: dict) -> str | None:
-        att_id = att["id"]
+    def paths(self, refs: list[tuple[str, str | None]]) -> dict[str, str | None]:
+        """The export path (or None) of each referenced attachment, copying the new ones."""
+        return {att_id: self.path_for(att_id, filename) for att_id, filename in refs}
+
+    def path_for(self, att_id: str, filename: str | None) -> str | None:
         if att_id in self._paths:
             return self._paths[att_id]
         info = self._index.get(att_id)
         path = None
         if info is None:
             self.missing.append(att_id)
-            log.warning("attachment %s (%r) is not in the store; exported without a file", att_id, att.get("filename"))
+            log.warning("attachment %s (%r) is not in the store; exported without a file", att_id, filename)
         else:
-            stem, ext = split_ext(f"{att_id}_{att.get('filename') or info.get('filename') or ''}")
+            stem, ext = split_ext(f"{att_id}_{filename or info.get('filename') or ''}")
             name = self._names.take(stem, ext, fallback=att_id)
             dest = inside(self.root / ATTACHMENTS_DIR, name)
             try:
@@ -156,22 +195,135 @@ class AttachmentSink:
             raise StoreError(f"content does not match its hash {content_hash[:12]} (damaged store object)")
 
 
-def records(store: Store, snap: SnapshotInfo, table: TableMeta, sink: AttachmentSink | None) -> Iterator[dict]:
-    """The table's records in Airtable's shape (fields by name, schema order); memory flat."""
-    order = [(f["id"], f.get("name") or f["id"]) for f in table.fields]
-    known = {fid for fid, _ in order}
-    att_order = [(f["id"], f.get("name") or f["id"]) for f in table.fields
-                 if f.get("type") in ("multipleAttachments", "multipleLookupValues")]
-    annotate = sink.annotate if sink is not None and sink.root is not None else None
-    for rec in store.records(snap, table.base.base_id, table.table_id):
-        cells = rec.get("fields") or {}
-        out = {name: cells[fid] for fid, name in order if fid in cells}
-        if annotate is not None:
-            for _fid, name in att_order:
-                if name in out:
-                    out[name] = annotate(out[name])
-        if len(out) < len(cells):  # cells of fields the schema does not list: kept under their field id
-            for fid, v in cells.items():
-                if fid not in known:
-                    out[fid] = v
-        yield {"id": rec["id"], "createdTime": rec.get("createdTime"), "fields": out}
+class Batch:
+    """One chunk of a table's records, as every encoder sees it. The record shape by name and the
+    columns are built on first use and shared, so a multi-format export converts each record once."""
+
+    def __init__(self, spec: TableSpec, records: list[dict]) -> None:
+        self.spec = spec
+        self.records = records  # canonical: {"id", "createdTime", "fields": {field id: value}}
+        self._shaped: list[dict] | None = None
+        self._columns: dict[str, list] = {}
+        self._cells: list[dict] | None = None
+        self.warnings: list[tuple[str, str, str]] = []  # (format, column, message)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def ids(self) -> list[str]:
+        return [r["id"] for r in self.records]
+
+    @property
+    def created(self) -> list[str | None]:
+        return [r.get("createdTime") for r in self.records]
+
+    def column(self, field_id: str) -> list:
+        """One field's cells (None where empty), in record order."""
+        col = self._columns.get(field_id)
+        if col is None:
+            if self._cells is None:
+                self._cells = [r["fields"] for r in self.records]
+            col = self._columns[field_id] = [c.get(field_id) for c in self._cells]
+        return col
+
+    def columns(self) -> list[list]:
+        return [self.column(fid) for fid in self.spec.field_ids]
+
+    def shaped(self) -> list[dict]:
+        """Airtable's record shape: fields by name, schema order; cells of fields the schema does not
+        list are kept under their field id."""
+        if self._shaped is None:
+            order = list(zip(self.spec.field_ids, self.spec.names, strict=True))
+            n = len(order)
+            known = frozenset(self.spec.field_ids)
+            out = []
+            for rec in self.records:
+                cells = rec["fields"]
+                fields = {name: cells[fid] for fid, name in order if fid in cells}
+                if len(fields) < len(cells) or len(cells) > n:
+                    fields.update((fid, v) for fid, v in cells.items() if fid not in known)
+                out.append({"id": rec["id"], "createdTime": rec.get("createdTime"), "fields": fields})
+            self._shaped = out
+        return self._shaped
+
+    def warn(self, fmt: str, column: str, message: str) -> None:
+        self.warnings.append((fmt, column, message))
+
+
+# ---- what a worker runs (also run in-process when there is one worker) --------------------------
+
+#: Set in each worker (and in the main process for in-process runs): the store chunks are read from.
+_STORE: Store | None = None
+_READER: BlobReader | None = None
+#: The last chunks read in this process, so the encode that follows a scan of the same chunk
+#: (often in the same worker) does not read and check the packs again.
+_RECENT: dict[tuple[str, int, bytes], list[bytes]] = {}
+_RECENT_MAX = 6
+
+
+def use_store(store: Store) -> None:
+    """Point this process's chunk functions at ``store`` (a pool initializer, or in-process)."""
+    global _STORE, _READER
+    _STORE, _READER = store, BlobReader(store)
+    _RECENT.clear()
+
+
+def _raw(spec: TableSpec, chunk: LocatedChunk) -> list[bytes]:
+    key = (spec.table_id, chunk.index, chunk.hashes[0] if chunk.hashes else b"")
+    raws = _RECENT.get(key)
+    if raws is None:
+        raws = _READER.read_chunk(chunk)
+        if len(_RECENT) >= _RECENT_MAX:
+            _RECENT.pop(next(iter(_RECENT)))
+        _RECENT[key] = raws
+    return raws
+
+
+def scan_chunk(spec: TableSpec, chunk: LocatedChunk) -> list[tuple[str, str | None]]:
+    """The attachments a chunk's records reference, (id, filename) in order of first appearance.
+    Only records whose bytes mention an attachment id are parsed."""
+    seen: set[str] = set()
+    refs = []
+    for raw in _raw(spec, chunk):
+        if b'"att' not in raw:
+            continue
+        cells = loads(raw)["fields"]
+        for fid in spec.attachment_fields:
+            value = cells.get(fid)
+            if type(value) is list:
+                for v in value:
+                    if is_attachment(v) and v["id"] not in seen:
+                        seen.add(v["id"])
+                        refs.append((v["id"], v.get("filename")))
+    return refs
+
+
+def encode_chunk(spec: TableSpec, chunk: LocatedChunk, paths: dict[str, str | None] | None,
+                 encoders: tuple[Callable[[Batch], Any], ...]) -> tuple[int, list, list]:
+    """Read, parse and encode one chunk for every format: (records, payload per encoder, warnings).
+    ``paths`` (attachment id -> export path) is None when attachments are not exported."""
+    raws = _raw(spec, chunk)
+    _RECENT.pop((spec.table_id, chunk.index, chunk.hashes[0] if chunk.hashes else b""), None)
+    # A chunk makes ~20 containers per record and frees them all at the end: acyclic, so the cycle
+    # collector has nothing to find, yet its passes over the young objects cost as much as the parsing.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        records = [loads(r) for r in raws]
+        if paths is not None and spec.attachment_fields:
+            _annotate(records, spec.attachment_fields, paths)
+        batch = Batch(spec, records)
+        return len(records), [enc(batch) for enc in encoders], batch.warnings
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _annotate(records: list[dict], att_fields: tuple[str, ...], paths: dict[str, str | None]) -> None:
+    for rec in records:
+        cells = rec["fields"]
+        for fid in att_fields:
+            value = cells.get(fid)
+            if type(value) is list:
+                cells[fid] = [dict(v, path=paths.get(v["id"])) if is_attachment(v) else v for v in value]

@@ -1,8 +1,8 @@
 """YAML: one file per table, a YAML sequence of records (Airtable's shape), human-readable.
 
-Written with libyaml's C emitter (``yaml.CSafeDumper``) when PyYAML has it, one record at a time (each
-record is dumped as a one-item sequence, which concatenates into one sequence), so memory stays flat.
-PyYAML's Python representer is most of the cost, so scalars, lists and dicts are represented directly
+Written with libyaml's C emitter (``yaml.CSafeDumper``) when PyYAML has it, a chunk of records at a
+time (each chunk is dumped as a block sequence, and block sequences concatenate into one), so memory
+stays flat. PyYAML's Python representer is most of the cost, so scalars, lists and dicts are represented directly
 (no anchors/aliases ever) and the implicit-type resolver results are cached; everything it emits is
 plain safe YAML that ``yaml.safe_load`` reads back to the same values.
 """
@@ -13,7 +13,7 @@ import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from exporters.base import StreamWriter
-from exporters.stream import TableMeta
+from exporters.stream import Batch
 
 _Base = getattr(yaml, "CSafeDumper", None) or yaml.SafeDumper
 WITH_LIBYAML = _Base is not yaml.SafeDumper
@@ -54,23 +54,18 @@ class FastDumper(_Base):
         return tag
 
 
-def dump_record(record: dict) -> str:
-    return yaml.dump([record], Dumper=FastDumper, allow_unicode=True, sort_keys=False, width=1 << 16)
+def dump_records(records: list[dict]) -> str:
+    return yaml.dump(records, Dumper=FastDumper, allow_unicode=True, sort_keys=False, width=1 << 16)
 
 
 class YamlWriter(StreamWriter):
     format = "yaml"
     ext = ".yaml"
 
-    def open_table(self, table: TableMeta) -> None:
-        super().open_table(table)
-        self.n = 0
+    @staticmethod
+    def encode(batch: Batch) -> bytes:
+        records = batch.shaped()
+        return dump_records(records).encode("utf-8") if records else b""
 
-    def write(self, record: dict) -> None:
-        self.f.write(dump_record(record).encode("utf-8"))
-        self.n += 1
-
-    def close_table(self) -> None:
-        if self.f is not None and self.n == 0:
-            self.f.write(b"[]\n")
-        super().close_table()
+    def suffix(self) -> bytes:
+        return b"" if self.chunks else b"[]\n"

@@ -365,15 +365,15 @@ def test_failure_half_way_leaves_no_backup_folder(plain, tmp_path, monkeypatch):
     calls = {"n": 0}
     real = parquet_writer.ParquetWriter.write
 
-    def boom(self, record):
+    def boom(self, payload):
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("disk on fire")
-        return real(self, record)
+        return real(self, payload)
 
     monkeypatch.setattr(parquet_writer.ParquetWriter, "write", boom)
-    with pytest.raises(RuntimeError, match="disk on fire"):
-        export_snapshot(store, info, out)
+    with pytest.raises(RuntimeError, match="disk on fire"):  # chunks of 2 records: the third is mid-export
+        export_snapshot(store, info, out, chunk_records=2, workers=2)
     assert calls["n"] == 3
     assert list(out.iterdir()) == []  # no airtable_backup_*, and the temporary folder is gone too
 
@@ -439,3 +439,52 @@ def test_unreadable_attachment_is_reported_not_fatal(plain, tmp_path):
     assert pics["attBIG00000000001"] is None and pics["attCAT00000000001"].startswith("attachments/")
     assert any("attBIG00000000001" in e for e in res.errors)
     assert verify_manifest(res.path) == []
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file of an export folder but those that say when and how it was made."""
+    skip = {"metadata/snapshot.json", "metadata/manifest.json", "logs/export.log"}
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.relative_to(root).as_posix() not in skip}
+
+
+def test_workers_and_chunks_do_not_change_the_folder(plain, tmp_path):
+    """Chunks of one record spread over two worker processes give the folder one process gives:
+    same records in the same order, same attachment names, same reports."""
+    store, info = _copy(plain, tmp_path / "store")
+    one = export_snapshot(store, info, tmp_path / "one", workers=1)
+    many = export_snapshot(store, info, tmp_path / "many", workers=2, chunk_records=1)
+    a, b = _tree(one.path), _tree(many.path)
+    assert sorted(a) == sorted(b)
+    binary = {k for k in a if k.endswith((".parquet", ".sqlite"))}
+    assert {k: a[k] for k in a if k not in binary} == {k: b[k] for k in b if k not in binary}
+    assert any(k.startswith("attachments/") for k in a) and one.attachments == many.attachments
+    for k in binary:  # the same content; the bytes may differ with how rows were batched
+        if k.endswith(".parquet"):
+            assert pq.read_table(one.path / k).equals(pq.read_table(many.path / k)), k
+        else:
+            dumps = []
+            for root in (one.path, many.path):
+                con = sqlite3.connect(root / k)
+                dumps.append(list(con.iterdump()))
+                con.close()
+            assert dumps[0] == dumps[1], k
+    assert verify_manifest(many.path) == [] and many.records == one.records == info.records
+
+
+def test_damaged_blob_fails_the_export_in_a_worker(plain, tmp_path):
+    """A record blob that no longer matches its hash stops the export with a clear error, whether
+    the chunk was read in this process or in a worker, and leaves no backup folder."""
+    store, info = _copy(plain, tmp_path / "store")
+    chunk = next(store.record_chunks(info, F.BASE, F.T_DIST))  # a record of the last table exported
+    pack = next(p for p in (tmp_path / "store" / "packs").rglob("*") if p.name == chunk.packs[-1])
+    data = bytearray(pack.read_bytes())
+    data[chunk.offs[-1] + chunk.clens[-1] // 2] ^= 0xFF  # inside that record's compressed bytes
+    pack.chmod(0o644)
+    pack.write_bytes(bytes(data))
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        with pytest.raises(Exception, match="damaged"):
+            export_snapshot(store, info, out, formats="ndjson", workers=workers, chunk_records=1,
+                            attachments=False)
+        assert list(out.iterdir()) == []

@@ -2,10 +2,10 @@
 
 from snapstore.store.catalog import CatalogBusy
 from snapstore.store.lock import LockError
-from snapstore.store.store import BaseInfo, SnapshotInfo, Store, TableInfo
+from snapstore.store.store import BaseInfo, BlobReader, LocatedChunk, SnapshotInfo, Store, TableInfo
 from snapstore.store.writer import SnapshotWriter, StoreError, TableCounts, TableWriter
 
 __all__ = [
-    "BaseInfo", "CatalogBusy", "LockError", "SnapshotInfo", "SnapshotWriter", "Store", "StoreError",
+    "BaseInfo", "BlobReader", "CatalogBusy", "LocatedChunk", "LockError", "SnapshotInfo", "SnapshotWriter", "Store", "StoreError",
     "TableCounts", "TableInfo", "TableWriter",
 ]

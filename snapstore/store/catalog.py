@@ -396,12 +396,14 @@ class Catalog:
         dicts = dict(enumerate(dict_hashes))
         ranges: list[tuple[int, int]] = []
         lo, n = None, 0
+        step = min(chunk, 8192)  # the first ranges are small, so a reader can start at once
         for pseq, _name, nb in pack_rows:
             lo = pseq if lo is None else lo
             n += nb
-            if n >= chunk:
+            if n >= step:
                 ranges.append((lo, pseq))
                 lo, n = None, 0
+                step = min(chunk, step * 4)
         if lo is not None:
             ranges.append((lo, pack_rows[-1][0]))
         dtable = pa.table({"dict_seq": pa.array(range(len(dict_hashes)), pa.int32()),

@@ -128,6 +128,24 @@ def _info_from_doc(seq: int, full_id: str, doc: dict) -> SnapshotInfo:
 _MULTI_D = hasattr(zstandard.ZstdDecompressor, "multi_decompress_to_buffer")
 
 
+@dataclass
+class LocatedChunk:
+    """Consecutive record blobs of one table and where each one is (pack, offset, lengths,
+    compression dictionary): what :meth:`Store.record_chunks` yields and :meth:`BlobReader.read_chunk`
+    reads. Plain lists, so it pickles cheaply to a worker process."""
+
+    index: int
+    hashes: list[bytes]
+    packs: list[str]
+    offs: list[int]
+    clens: list[int]
+    rlens: list[int]
+    dict_hashes: list[bytes | None]
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+
 class BlobReader:
     """Reads blobs out of packs, keeping the last few packs in memory (a pack is ~16 MiB)."""
 
@@ -192,6 +210,10 @@ class BlobReader:
             out.extend(raws)
             i = j
         return out
+
+    def read_chunk(self, chunk: LocatedChunk) -> list[bytes]:
+        """The raw (canonical JSON) blobs of a chunk, in order, each checked against its hash."""
+        return self.read_many(chunk.hashes, chunk.packs, chunk.offs, chunk.clens, chunk.rlens, chunk.dict_hashes)
 
     def decode(self, h: bytes, pack: str, frame: bytes, rlen: int, dict_hash: bytes | None) -> bytes:
         """Decompress one frame and check it is the blob it claims to be."""
@@ -766,25 +788,38 @@ class Store:
 
     def records(self, snap: SnapshotInfo | str, base_id: str, table_id: str) -> Iterator[dict]:
         """The snapshot's records of one table, canonical form, in storage order; memory flat."""
-        snap = self.resolve(snap)
-        if snap.table(base_id, table_id) is None:
-            raise StoreError(f"table {table_id} of base {base_id} is not in snapshot {snap.id}")
         reader = BlobReader(self)
-        expected = snap.table(base_id, table_id).records
+        for chunk in self.record_chunks(snap, base_id, table_id):
+            for raw in reader.read_chunk(chunk):
+                yield loads(raw)
+
+    def record_chunks(self, snap: SnapshotInfo | str, base_id: str, table_id: str,
+                      size: int = 4096) -> Iterator[LocatedChunk]:
+        """Where the snapshot's records of one table are, ``size`` blobs at a time, in storage order.
+
+        A chunk is plain data (picklable), so another process can read it with its own
+        :class:`BlobReader` without touching the catalog: this is how export spreads a table over
+        cores. Raises StoreError after the last chunk if the locations found do not add up to the
+        table's record count (a blob in no pack, or a prune between two catalog reads)."""
+        snap = self.resolve(snap)
+        info = snap.table(base_id, table_id)
+        if info is None:
+            raise StoreError(f"table {table_id} of base {base_id} is not in snapshot {snap.id}")
         seen = 0
+        index = 0
         for locs, packs, dicts in self.catalog.record_locations(snap.seq, base_id, table_id):
-            for batch in locs.to_batches(max_chunksize=4096):
+            for batch in locs.to_batches(max_chunksize=size):
                 cols = batch.to_pydict()
                 seen += len(cols["hash"])
-                for raw in reader.read_many(cols["hash"], [packs[p] for p in cols["pack_seq"]], cols["off"],
-                                            cols["clen"], cols["rlen"], [dicts.get(d) for d in cols["dict_seq"]]):
-                    yield loads(raw)
-        if seen != expected:
+                yield LocatedChunk(index, cols["hash"], [packs[p] for p in cols["pack_seq"]], cols["off"],
+                                   cols["clen"], cols["rlen"], [dicts.get(d) for d in cols["dict_seq"]])
+                index += 1
+        if seen != info.records:
             lost = self.catalog.missing_locations(snap.seq, base_id, table_id)
             if lost:
                 raise StoreError(f"a record blob {lost[0].hex()[:12]} of table {table_id} is not in any pack")
             # read in chunks: a prune between two of them moved blobs
-            raise StoreError(f"table {table_id} of snapshot {snap.id}: read {seen} records, expected {expected} "
+            raise StoreError(f"table {table_id} of snapshot {snap.id}: read {seen} records, expected {info.records} "
                              "(the store changed while reading, e.g. a prune); run the command again")
 
     def record_hashes(self, snap: SnapshotInfo | str, base_id: str, table_id: str):
