@@ -114,13 +114,15 @@ def child(store_path: str, fmt: str, out: str, workers: int | None = None) -> No
     store = Store.open(store_path)
     t0 = time.perf_counter()
     c0 = time.process_time()
-    if fmt == "read":  # the stream alone: store read + conversion to Airtable's shape, no writer
+    if fmt == "read":  # the stream alone, in-process: store read + parse + Airtable's shape, no writer
         snap = store.resolve("latest")
         n = 0
         for base in stream.plan(store, snap):
             for t in base.tables:
-                for _r in stream.records(store, snap, t, None):
-                    n += 1
+                spec = stream.TableSpec.of(t, snap.full_id)
+                stream.use_store(store)
+                for chunk in store.record_chunks(snap, base.base_id, t.table_id, size=2048):
+                    n += stream.encode_chunk(spec, chunk, None, (stream.Batch.shaped,))[0]
     else:
         res = export_snapshot(store, "latest", out, formats=fmt, attachments=False, workers=workers)
         n = res.records

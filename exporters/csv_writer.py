@@ -16,6 +16,7 @@ from exporters.base import Writer
 from exporters.stream import Batch, TableMeta
 
 _GUARD = frozenset(V.FORMULA_START)
+_NEEDS_QUOTES = re.compile(r'[",\r\n]').search
 
 
 def _general(v, guard: bool) -> str:
@@ -25,35 +26,74 @@ def _general(v, guard: bool) -> str:
     return "'" + text if guard and not is_number and text[:1] in _GUARD else text
 
 
-_PLAIN_ITEM = re.compile(r'[^\s",](?:[^",]*[^\s",])?').fullmatch
+_ITEM = r'[^\s",](?:[^",]*[^\s",])?'
+_PLAIN_ITEM = re.compile(_ITEM).fullmatch
+#: A joined list whose every item is plain (no comma, quote or edge space; not empty): one regex call
+#: per cell instead of one per item.
+_PLAIN_LIST = re.compile(f"{_ITEM}(?:, {_ITEM})*").fullmatch
 
 
 def _str_list(v, guard: bool) -> str:
-    """A list of strings (selects, links) joined per the rules; anything else via the general path."""
+    """A list of strings (selects, links) joined per the rules, quoted when it needs to be;
+    anything else via the general path."""
     if type(v) is not list:
-        return _general(v, guard)
+        return _quoted_general(v, guard)
+    if not v:
+        return ""
     try:
-        text = V.LIST_SEP.join([x if _PLAIN_ITEM(x) else V.dumps_json(x) for x in v])
+        text = V.LIST_SEP.join(v)
     except TypeError:  # not all strings
-        return _general(v, guard)
-    return "'" + text if guard and text[:1] in _GUARD else text
+        return _quoted_general(v, guard)
+    if _PLAIN_LIST(text) and text.count(",") == len(v) - 1:  # every item plain: no quote in the text,
+        # and a comma only between items (so only when there are two or more)
+        if guard and text[:1] in _GUARD:
+            text = "'" + text
+        return '"' + text + '"' if len(v) > 1 or "\n" in text or "\r" in text else text
+    text = V.LIST_SEP.join([x if _PLAIN_ITEM(x) else V.dumps_json(x) for x in v])
+    return _quote("'" + text if guard and text[:1] in _GUARD else text)
 
 
 def _collaborator(v, guard: bool) -> str:
     if type(v) is dict and V.is_collaborator(v):
         text = V.collaborator_text(v)
-        return "'" + text if guard and text[:1] in _GUARD else text
-    return _general(v, guard)
+        return _quote("'" + text if guard and text[:1] in _GUARD else text)
+    return _quoted_general(v, guard)
+
+
+def _any(v, guard: bool) -> str:
+    """A cell of a column whose values can take any shape (formula, rollup, lookup...), quoted."""
+    t = type(v)
+    if t is str:
+        return _quote("'" + v if guard and v[:1] in _GUARD else v)
+    if t is int or t is float:
+        return str(v)
+    if t is list:
+        return _str_list(v, guard)
+    return _quoted_general(v, guard)
+
+
+def _quoted_general(v, guard: bool) -> str:
+    return _quote(_general(v, guard))
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"' if _NEEDS_QUOTES(text) else text
+
+
+#: Kinds whose column is checked for quoting as a whole (plain text cells, fast when none needs it);
+#: every other kind's cells come out of csv_column already quoted.
+_CHECKED = frozenset({V.TEXT, V.DATE, V.DATETIME})
 
 
 def csv_column(kind: str, raw: list, guard: bool) -> list[str]:
-    """One column's cells; fast paths for plain text and numbers, :func:`values.csv_cell` otherwise."""
+    """One column's cells (quoted, but for _CHECKED kinds); fast paths for plain text, numbers and
+    lists of strings, :func:`values.csv_cell` otherwise."""
     if kind == V.TEXT:
         if guard:
             return [("'" + v if v[:1] in _GUARD else v) if type(v) is str else _general(v, guard) for v in raw]
         return [v if type(v) is str else _general(v, guard) for v in raw]
     if kind in (V.FLOAT, V.INT):
-        return [str(v) if type(v) in (int, float) else _general(v, guard) for v in raw]
+        return ["" if v is None else str(v) if type(v) in (int, float) else _quoted_general(v, guard) for v in raw]
     if kind in (V.DATE, V.DATETIME):
         return [v if type(v) is str and v[:1] not in _GUARD else _general(v, guard) for v in raw]
     if kind == V.STR_LIST:
@@ -61,23 +101,8 @@ def csv_column(kind: str, raw: list, guard: bool) -> list[str]:
     if kind == V.COLLABORATOR:
         return ["" if v is None else _collaborator(v, guard) for v in raw]
     if kind == V.BOOL:
-        return ["" if v is None else "true" if v is True else _general(v, guard) for v in raw]
+        return ["" if v is None else "true" if v is True else _quoted_general(v, guard) for v in raw]
     return ["" if v is None else _any(v, guard) for v in raw]
-
-
-def _any(v, guard: bool) -> str:
-    """A cell of a column whose values can take any shape (formula, rollup, lookup...)."""
-    t = type(v)
-    if t is str:
-        return "'" + v if guard and v[:1] in _GUARD else v
-    if t is int or t is float:
-        return str(v)
-    if t is list:
-        return _str_list(v, guard)
-    return _general(v, guard)
-
-
-_NEEDS_QUOTES = re.compile(r'[",\r\n]').search
 
 
 def quoted(cells: list[str]) -> list[str]:
@@ -103,7 +128,9 @@ class CsvWriter(Writer):
         spec = batch.spec
         guard = spec.csv_guard
         cols = [batch.ids, [c or "" for c in batch.created]]  # record ids and times never need quotes
-        cols += [quoted(csv_column(kind, raw, guard)) for kind, raw in zip(spec.kinds, batch.columns(), strict=True)]
+        for kind, raw in zip(spec.kinds, batch.columns(), strict=True):
+            col = csv_column(kind, raw, guard)
+            cols.append(quoted(col) if kind in _CHECKED else col)
         return csv_rows(cols).encode("utf-8")
 
     def open_table(self, table: TableMeta) -> None:
