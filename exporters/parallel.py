@@ -33,14 +33,21 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _init_worker(initializer: Callable[..., None], initargs: tuple) -> None:
+    initializer(*initargs, worker=True)
+
+
 class Executor:
     """``map`` over task tuples, in order: in a fork pool when ``workers > 1``, else in-process."""
 
     def __init__(self, workers: int, initializer: Callable[..., None], initargs: tuple = ()) -> None:
+        """``initializer(*initargs, worker=...)`` prepares a process to run tasks: this one (in-process,
+        ``worker=False``) or each pool worker (``worker=True``)."""
         self.workers = workers
         self._init = (initializer, initargs)
         self._pool = None
-        initializer(*initargs)  # the main process runs chunks itself when in-process
+        if not self.parallel:
+            initializer(*initargs, worker=False)
         if self.parallel:  # fork now, before this process starts any thread of its own
             self._get_pool()
 
@@ -51,7 +58,7 @@ class Executor:
     def _get_pool(self):
         if self._pool is None:
             ctx = multiprocessing.get_context("fork")
-            self._pool = ctx.Pool(self.workers, initializer=self._init[0], initargs=self._init[1])
+            self._pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=self._init)
         return self._pool
 
     def map(self, fn: Callable[..., Any], tasks: Iterable[tuple], window: int | None = None

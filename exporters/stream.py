@@ -262,10 +262,10 @@ _RECENT: dict[tuple[str, int, bytes], list[bytes]] = {}
 _RECENT_MAX = 6
 
 
-def use_store(store: Store) -> None:
+def use_store(store: Store, worker: bool = False) -> None:
     """Point this process's chunk functions at ``store`` (a pool initializer, or in-process)."""
     global _STORE, _READER
-    _STORE, _READER = store, BlobReader(store)
+    _STORE, _READER = store, BlobReader(store, threads=0 if worker else -1)
     _RECENT.clear()
 
 

@@ -149,8 +149,11 @@ class LocatedChunk:
 class BlobReader:
     """Reads blobs out of packs, keeping the last few packs in memory (a pack is ~16 MiB)."""
 
-    def __init__(self, store: Store, cache_packs: int = 2) -> None:
+    def __init__(self, store: Store, cache_packs: int = 2, threads: int = -1) -> None:
         self.store = store
+        #: zstd threads for a batch (-1: one per core). A reader in a worker process, one of a pool
+        #: already using every core, passes 0: extra threads there only add switching.
+        self.threads = threads
         self._packs: OrderedDict[str, bytes] = OrderedDict()
         self._cache = cache_packs
         self._dctx: dict[bytes | None, zstandard.ZstdDecompressor] = {}
@@ -198,7 +201,7 @@ class BlobReader:
             if _MULTI_D and j - i > 64:
                 try:
                     raws = [bytes(b) for b in dctx.multi_decompress_to_buffer(
-                        frames, decompressed_sizes=struct.pack(f"={j - i}Q", *rlens[i:j]), threads=-1)]
+                        frames, decompressed_sizes=struct.pack(f"={j - i}Q", *rlens[i:j]), threads=self.threads)]
                 except zstandard.ZstdError:  # find and name the damaged blob
                     raws = [self.decode(hashes[k], packs[k], bytes(frames[k - i]), rlens[k], dict_hashes[k])
                             for k in range(i, j)]
