@@ -32,6 +32,13 @@ class ExportContext:
     warnings: list[str] = field(default_factory=list)
     warning_counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
+    @property
+    def scratch(self) -> Path:
+        """Where workers leave part files for the main process; removed before the manifest."""
+        d = self.root / ".parts"
+        d.mkdir(exist_ok=True)
+        return d
+
     def data_dir(self, fmt: str, *parts: str) -> Path:
         d = inside(self.root, "data", fmt, *parts)
         d.mkdir(parents=True, exist_ok=True)

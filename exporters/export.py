@@ -186,6 +186,7 @@ def export_snapshot(
                     log.info("%s/%s: %d records", base.name, t.name, n)
         for w in writers:
             w.close()
+        shutil.rmtree(ctx.scratch, ignore_errors=True)
         errors = [f"table {m.get('table_id') or '(all)'} of base {m.get('base_id')} missing from the snapshot: "
                   f"{m.get('reason')}" for m in snap.missing]
         errors += sink.errors
@@ -227,7 +228,7 @@ def _encoded(ex: Executor, store: Store, snap: SnapshotInfo, t: stream.TableMeta
     """(records, payload per writer, warnings) for each chunk of the table, in order. When the table can
     hold attachments, each chunk is scanned first and its attachments are copied and named here, in
     order, so the encoders get the paths."""
-    spec = stream.TableSpec.of(t, snap.full_id, ctx.csv_guard)
+    spec = stream.TableSpec.of(t, snap.full_id, ctx.csv_guard, scratch=str(ctx.scratch) if ex.parallel else None)
     chunks = ex.prefetch(store.record_chunks(snap, t.base.base_id, t.table_id, size=chunk_records))
     if sink.enabled and spec.attachment_fields:
         scanned = ex.map(stream.scan_chunk, ((spec, c) for c in chunks))

@@ -78,9 +78,10 @@ class TableSpec:
     columns: tuple[str, ...]  # output columns: record id, createdTime, then one per field
     attachment_fields: tuple[str, ...]  # ids of fields whose cells can hold attachments
     csv_guard: bool = True
+    scratch: str | None = None  # a folder inside the export where workers may leave part files
 
     @classmethod
-    def of(cls, table: TableMeta, snapshot_id: str, csv_guard: bool = True) -> TableSpec:
+    def of(cls, table: TableMeta, snapshot_id: str, csv_guard: bool = True, scratch: str | None = None) -> TableSpec:
         f = table.fields
         return cls(
             base_id=table.base.base_id, base_name=table.base.name, table_id=table.table_id, name=table.name,
@@ -88,6 +89,7 @@ class TableSpec:
             names=tuple(x.get("name") or x["id"] for x in f), types=tuple(str(x.get("type")) for x in f),
             kinds=tuple(column_kind(x) for x in f), columns=tuple(table.columns),
             attachment_fields=tuple(x["id"] for x in f if x.get("type") in ATTACHMENT_TYPES), csv_guard=csv_guard,
+            scratch=scratch,
         )
 
 
@@ -199,8 +201,9 @@ class Batch:
     """One chunk of a table's records, as every encoder sees it. The record shape by name and the
     columns are built on first use and shared, so a multi-format export converts each record once."""
 
-    def __init__(self, spec: TableSpec, records: list[dict]) -> None:
+    def __init__(self, spec: TableSpec, records: list[dict], index: int = 0) -> None:
         self.spec = spec
+        self.index = index  # the chunk's position in its table
         self.records = records  # canonical: {"id", "createdTime", "fields": {field id: value}}
         self._shaped: list[dict] | None = None
         self._columns: dict[str, list] = {}
@@ -256,6 +259,7 @@ class Batch:
 #: Set in each worker (and in the main process for in-process runs): the store chunks are read from.
 _STORE: Store | None = None
 _READER: BlobReader | None = None
+_WORKER = False
 #: The last chunks read in this process, so the encode that follows a scan of the same chunk
 #: (often in the same worker) does not read and check the packs again.
 _RECENT: dict[tuple[str, int, bytes], list[bytes]] = {}
@@ -264,9 +268,15 @@ _RECENT_MAX = 6
 
 def use_store(store: Store, worker: bool = False) -> None:
     """Point this process's chunk functions at ``store`` (a pool initializer, or in-process)."""
-    global _STORE, _READER
-    _STORE, _READER = store, BlobReader(store, threads=0 if worker else -1)
+    global _STORE, _READER, _WORKER
+    _STORE, _READER, _WORKER = store, BlobReader(store, threads=0 if worker else -1), worker
     _RECENT.clear()
+
+
+def in_worker() -> bool:
+    """Whether this process is a pool worker (encoders may then hand work to the main process
+    differently, e.g. SQLite part files)."""
+    return _WORKER
 
 
 def _raw(spec: TableSpec, chunk: LocatedChunk) -> list[bytes]:
@@ -313,7 +323,7 @@ def encode_chunk(spec: TableSpec, chunk: LocatedChunk, paths: dict[str, str | No
         records = [loads(r) for r in raws]
         if paths is not None and spec.attachment_fields:
             _annotate(records, spec.attachment_fields, paths)
-        batch = Batch(spec, records)
+        batch = Batch(spec, records, chunk.index)
         return len(records), [enc(batch) for enc in encoders], batch.warnings
     finally:
         if enabled:
