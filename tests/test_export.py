@@ -417,6 +417,13 @@ def test_cli_export(plain, tmp_path):
     assert verify_manifest(doc["path"]) == []
     r = CliRunner().invoke(export, ["nope", "--store", str(tmp_path / "store")])
     assert r.exit_code == 1 and "no snapshot named" in r.output
+    r = CliRunner().invoke(export, ["latest", "--store", str(tmp_path / "store"), "--workers", "0"])
+    assert r.exit_code == 2 and "--workers" in r.output and not (tmp_path / "o2").exists()
+    r = CliRunner().invoke(export, ["latest", "--store", str(tmp_path / "store"), "--out", str(tmp_path / "o2"),
+                                    "--format", "ndjson", "--workers", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["records"] == 6 and "2 worker process(es)" in next(
+        (tmp_path / "o2").glob("airtable_backup_*/logs/export.log")).read_text()
 
 
 def test_same_snapshot_twice_gets_a_suffix(plain, tmp_path):

@@ -28,16 +28,18 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--no-attachments", is_flag=True, help="Do not copy attachment files (records keep their metadata).")
 @click.option("--no-csv-guard", is_flag=True,
               help="Do not prefix ' to CSV cells starting with = + - @ (spreadsheet formula injection guard).")
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
+              help="Processes encoding records [default: one per core for a local store and 20,000+ records].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[str, ...], tables: tuple[str, ...],
-           no_attachments: bool, no_csv_guard: bool, as_json: bool) -> None:
+           no_attachments: bool, no_csv_guard: bool, workers: int | None, as_json: bool) -> None:
     """Export SNAPSHOT (id, latest, latest~N, a date or ISO time; default latest) as a backup folder."""
     from exporters.export import export_snapshot
 
     s = open_store(store)
     try:
         res = export_snapshot(s, snapshot, out_dir, formats=formats, bases=_split(bases), tables=_split(tables),
-                              attachments=not no_attachments, csv_guard=not no_csv_guard)
+                              attachments=not no_attachments, csv_guard=not no_csv_guard, workers=workers)
     except (StoreError, LockError) as e:
         raise click.ClickException(str(e)) from e
     if as_json:
