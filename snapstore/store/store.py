@@ -191,12 +191,11 @@ class BlobReader:
         blobs sharing a pack and a dictionary), each checked against its hash."""
         out: list[bytes] = []
         i, n = 0, len(hashes)
+        sha256 = hashlib.sha256
         while i < n:
-            j = i + 1
-            while j < n and packs[j] == packs[i] and dict_hashes[j] == dict_hashes[i]:
-                j += 1
+            j = self._run_end(packs, dict_hashes, i, n)
             data = memoryview(self._pack(packs[i]))
-            frames = [data[offs[k] : offs[k] + clens[k]] for k in range(i, j)]
+            frames = [data[o : o + c] for o, c in zip(offs[i:j], clens[i:j], strict=True)]
             dctx = self.decompressor(dict_hashes[i])
             if _MULTI_D and j - i > 64:
                 try:
@@ -206,13 +205,27 @@ class BlobReader:
                     raws = [self.decode(hashes[k], packs[k], bytes(frames[k - i]), rlens[k], dict_hashes[k])
                             for k in range(i, j)]
             else:
-                raws = [dctx.decompress(f, max_output_size=rlens[k]) for k, f in zip(range(i, j), frames, strict=True)]
-            for k, raw in zip(range(i, j), raws, strict=True):
-                if hashlib.sha256(raw).digest() != hashes[k]:
-                    raise StoreError(f"blob {hashes[k].hex()[:12]} in pack {packs[k][:12]} is damaged (hash mismatch)")
+                raws = [dctx.decompress(f, max_output_size=r) for f, r in zip(frames, rlens[i:j], strict=True)]
+            if [sha256(raw).digest() for raw in raws] != hashes[i:j]:
+                for k, raw in zip(range(i, j), raws, strict=True):
+                    if sha256(raw).digest() != hashes[k]:
+                        raise StoreError(f"blob {hashes[k].hex()[:12]} in pack {packs[k][:12]} is damaged "
+                                         "(hash mismatch)")
             out.extend(raws)
             i = j
         return out
+
+    @staticmethod
+    def _run_end(packs: list[str], dict_hashes: list, i: int, n: int) -> int:
+        """End of the run of blobs from ``i`` sharing a pack and a dictionary (usually all of them:
+        a chunk rarely spans two packs, so that case is settled by two C-speed counts)."""
+        p, d = packs[i], dict_hashes[i]
+        if packs[n - 1] == p and packs[i:].count(p) == n - i and dict_hashes[i:].count(d) == n - i:
+            return n
+        j = i + 1
+        while j < n and packs[j] == p and dict_hashes[j] == d:
+            j += 1
+        return j
 
     def read_chunk(self, chunk: LocatedChunk) -> list[bytes]:
         """The raw (canonical JSON) blobs of a chunk, in order, each checked against its hash."""
