@@ -22,7 +22,11 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
+
+from snapstore.store import StoreError
 
 
 def default_workers() -> int:
@@ -37,39 +41,48 @@ def _init_worker(initializer: Callable[..., None], initargs: tuple) -> None:
     initializer(*initargs, worker=True)
 
 
+def _ready() -> int:
+    return os.getpid()
+
+
+class WorkerDied(StoreError):
+    """A worker process ended without finishing its task (killed, out of memory, crashed); the CLI
+    reports it like any other error that stops a command."""
+
+
 class Executor:
-    """``map`` over task tuples, in order: in a fork pool when ``workers > 1``, else in-process."""
+    """``map`` over task tuples, in order: in a fork pool when ``workers > 1``, else in-process.
+
+    A ``ProcessPoolExecutor`` rather than ``multiprocessing.Pool``: when a worker is killed (the
+    out-of-memory killer, a signal), its futures fail at once instead of waiting forever."""
 
     def __init__(self, workers: int, initializer: Callable[..., None], initargs: tuple = ()) -> None:
         """``initializer(*initargs, worker=...)`` prepares a process to run tasks: this one (in-process,
         ``worker=False``) or each pool worker (``worker=True``)."""
         self.workers = workers
-        self._init = (initializer, initargs)
-        self._pool = None
+        self._pool: ProcessPoolExecutor | None = None
         if not self.parallel:
             initializer(*initargs, worker=False)
-        if self.parallel:  # fork now, before this process starts any thread of its own
-            self._get_pool()
+            return
+        # fork now, before this process starts any thread of its own (a fork pool starts all its
+        # workers at the first task, so one no-op task per worker makes sure they exist)
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                         initializer=_init_worker, initargs=(initializer, initargs))
+        for f in [self._pool.submit(_ready) for _ in range(workers)]:
+            f.result()
 
     @property
     def parallel(self) -> bool:
         return self.workers > 1
 
-    def _get_pool(self):
-        if self._pool is None:
-            ctx = multiprocessing.get_context("fork")
-            self._pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=self._init)
-        return self._pool
-
     def map(self, fn: Callable[..., Any], tasks: Iterable[tuple], window: int | None = None
             ) -> Iterator[tuple[tuple, Any]]:
         """(task, fn(*task)) for each task, in task order. Tasks are pulled lazily: at most ``window``
         (default twice the workers) are submitted and not yet yielded."""
-        if not self.parallel:
+        if self._pool is None:
             for task in tasks:
                 yield task, fn(*task)
             return
-        pool = self._get_pool()
         window = window or 2 * self.workers
         pending: deque = deque()
         it = iter(tasks)
@@ -81,11 +94,16 @@ class Executor:
                 except StopIteration:
                     exhausted = True
                     break
-                pending.append((task, pool.apply_async(fn, task)))
+                pending.append((task, self._pool.submit(fn, *task)))
             if not pending:
                 return
-            task, res = pending.popleft()
-            yield task, res.get()
+            task, fut = pending.popleft()
+            try:
+                result = fut.result()
+            except BrokenProcessPool as e:
+                raise WorkerDied("an export worker process died before finishing its chunk (killed, or out "
+                                 "of memory?); nothing was written; run again, or with --workers 1") from e
+            yield task, result
 
     def prefetch(self, items: Iterable, depth: int = 2) -> Iterator:
         """``items``, produced by a background thread up to ``depth`` ahead: the catalog query that
@@ -128,14 +146,19 @@ class Executor:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.close()
-            self._pool.join()
+            self._pool.shutdown(wait=True)
             self._pool = None
 
     def terminate(self) -> None:
+        """Stop now: pending chunks are dropped and running workers killed (the export is failing)."""
         if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
+            procs = list((getattr(self._pool, "_processes", None) or {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
+            for proc in procs:
+                proc.join(5)
             self._pool = None
 
     def __enter__(self) -> Executor:

@@ -495,3 +495,24 @@ def test_damaged_blob_fails_the_export_in_a_worker(plain, tmp_path):
             export_snapshot(store, info, out, formats="ndjson", workers=workers, chunk_records=1,
                             attachments=False)
         assert list(out.iterdir()) == []
+
+
+def _die_in_worker(batch):
+    """An encoder that kills its worker process on the second chunk, as the out-of-memory killer would."""
+    from exporters import stream
+
+    if stream.in_worker() and batch.index == 1:
+        os._exit(9)
+    return b""
+
+
+def test_killed_worker_fails_the_export_instead_of_hanging(plain, tmp_path, monkeypatch):
+    from exporters.ndjson_writer import NdjsonWriter
+    from exporters.parallel import WorkerDied
+
+    store, info = _copy(plain, tmp_path / "store")
+    monkeypatch.setattr(NdjsonWriter, "encode", staticmethod(_die_in_worker))
+    out = tmp_path / "out"
+    with pytest.raises(WorkerDied, match="worker process died"):
+        export_snapshot(store, info, out, formats="ndjson", workers=2, chunk_records=1, attachments=False)
+    assert list(out.iterdir()) == []
