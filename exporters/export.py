@@ -36,7 +36,7 @@ from exporters.csv_writer import CsvWriter
 from exporters.json_writer import JsonWriter
 from exporters.naming import inside
 from exporters.ndjson_writer import NdjsonWriter
-from exporters.parallel import Executor, default_workers
+from exporters.parallel import Executor, can_fork, default_workers
 from exporters.parquet_writer import ParquetWriter
 from exporters.sqlite_writer import SqliteWriter
 from exporters.yaml_writer import WITH_LIBYAML, YamlWriter
@@ -216,11 +216,11 @@ def export_snapshot(
 def _workers(store: Store, workers: int | None, records: int) -> int:
     """Worker processes for this export: one per core for a local store with enough records to pay
     for starting them (two forks cost about what 5,000 records take to export), else in-process."""
-    if workers is not None:
-        return max(1, workers) if isinstance(store.backend, LocalBackend) else 1
-    if not isinstance(store.backend, LocalBackend) or records < PARALLEL_MIN_RECORDS:
+    if not isinstance(store.backend, LocalBackend) or not can_fork():
         return 1
-    return default_workers()
+    if workers is not None:
+        return max(1, workers)
+    return default_workers() if records >= PARALLEL_MIN_RECORDS else 1
 
 
 def _encoded(ex: Executor, store: Store, snap: SnapshotInfo, t: stream.TableMeta, sink: stream.AttachmentSink,

@@ -29,6 +29,11 @@ from typing import Any
 from snapstore.store import StoreError
 
 
+def can_fork() -> bool:
+    """Whether worker processes are available here (fork: Linux and macOS; not Windows)."""
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 def default_workers() -> int:
     """One worker per core the process may use."""
     try:

@@ -28,6 +28,8 @@ CATALOG_VERSION = "1"
 #: DuckDB's own memory (buffer cache and query state) per connection; larger work spills to disk.
 #: Without a limit it caches up to 80% of RAM, which is most of a snapshot's peak memory.
 MEMORY_LIMIT = "384MB"
+#: For the queries that locate a table's records a pack range at a time (export, reads).
+LOCATE_MEMORY_LIMIT = "96MB"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR);
@@ -128,7 +130,7 @@ class Catalog:
                 self._pinned.close()
                 self._pinned = None
 
-    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+    def _open(self, read_only: bool, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.timeout
         delay = 0.02
         while True:
@@ -137,7 +139,7 @@ class Catalog:
                     str(self.path),
                     read_only=read_only,
                     config={"autoinstall_known_extensions": False, "autoload_known_extensions": False,
-                            "memory_limit": MEMORY_LIMIT},
+                            "memory_limit": memory_limit},
                 )
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower():
@@ -148,7 +150,7 @@ class Catalog:
                 delay = min(delay * 2, 0.5)
 
     @contextlib.contextmanager
-    def _connect(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _connect(self, read_only: bool, memory_limit: str = MEMORY_LIMIT) -> Iterator[duckdb.DuckDBPyConnection]:
         with self._lock:
             if read_only and self._pinned is not None:
                 cur = self._pinned.cursor()
@@ -159,7 +161,7 @@ class Catalog:
                 return
             if not read_only:
                 self.unpin()
-            con = self._open(read_only)
+            con = self._open(read_only, memory_limit)
             try:
                 yield con
             finally:
@@ -408,17 +410,33 @@ class Catalog:
             ranges.append((lo, pack_rows[-1][0]))
         dtable = pa.table({"dict_seq": pa.array(range(len(dict_hashes)), pa.int32()),
                            "dict_hash": pa.array(dict_hashes, pa.binary())})
-        sql = f"""SELECT rv.hash, b.pack_seq, b.off, b.clen, b.rlen, d.dict_seq
-                  {self._MEMBERS.replace("WHERE", "JOIN blob b ON b.hash = rv.hash AND b.pack_seq BETWEEN $lo AND $hi "
-                                         "LEFT JOIN d ON d.dict_hash = b.dict_hash WHERE", 1)}
-                  ORDER BY b.pack_seq, b.off"""
+        # The blobs of the pack range are the hash join's build side (bounded by the range), the
+        # table's record versions stream past them: written in that order, with the join-order
+        # optimizer off, because DuckDB would otherwise build on the record versions (memory and
+        # time growing with the table, once per range).
+        sql = """SELECT rv.hash, b.pack_seq, b.off, b.clen, b.rlen, d.dict_seq
+                 FROM record_version rv
+                 JOIN (SELECT hash, pack_seq, off, clen, rlen, dict_hash FROM blob
+                       WHERE pack_seq BETWEEN $lo AND $hi) b ON b.hash = rv.hash
+                 LEFT JOIN d ON d.dict_hash = b.dict_hash
+                 WHERE rv.table_pk = $pk AND rv.begin_seq <= $seq AND (rv.end_seq IS NULL OR rv.end_seq > $seq)
+                 ORDER BY b.pack_seq, b.off"""
+        with self.read() as con:
+            row = con.execute("SELECT table_pk FROM snapshot_table WHERE seq = ? AND base_id = ? AND table_id = ?",
+                              [seq, base_id, table_id]).fetchone()
+        if row is None:
+            return
         for lo, hi in ranges:
-            with self.read() as con:
+            # a connection per range, so a long export never keeps writers out for long; a small
+            # memory limit, as a range needs little and DuckDB would otherwise cache the tables it
+            # scanned up to the limit (the reader's memory growing with the catalog)
+            with self._connect(True, memory_limit=LOCATE_MEMORY_LIMIT) as con:
                 con.register("d", dtable)
                 try:
-                    locs = con.execute(sql, {"seq": seq, "base": base_id, "table": table_id, "lo": lo, "hi": hi}
-                                       ).to_arrow_table()
+                    con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
+                    locs = con.execute(sql, {"seq": seq, "pk": row[0], "lo": lo, "hi": hi}).to_arrow_table()
                 finally:
+                    con.execute("RESET disabled_optimizers")
                     con.unregister("d")
             yield locs, packs, dicts
 
