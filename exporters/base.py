@@ -7,7 +7,7 @@ chunk order (see :class:`Writer`).
 
 from __future__ import annotations
 
-import io
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,30 @@ BUFFER = 1 << 20
 MAX_WARNINGS = 5
 
 
+class HashingFile:
+    """A new file that computes its SHA-256 as it is written, so the manifest need not read it back
+    (the main process hashes each chunk as it arrives, while the workers encode the next ones)."""
+
+    def __init__(self, path: Path, digests: dict[str, tuple[int, str]]) -> None:
+        self.path = path
+        self._f = open(path, "xb", buffering=BUFFER)
+        self._sha = hashlib.sha256()
+        self._size = 0
+        self._digests = digests
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self._sha.update(data)
+        self._size += len(data)
+        return self._f.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._f.close()
+            self.closed = True
+            self._digests[str(self.path)] = (self._size, self._sha.hexdigest())
+
+
 @dataclass
 class ExportContext:
     root: Path  # the export folder being written (still under its temporary name)
@@ -31,6 +55,7 @@ class ExportContext:
     csv_guard: bool = True
     warnings: list[str] = field(default_factory=list)
     warning_counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    digests: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (size, sha256) of files written
 
     @property
     def scratch(self) -> Path:
@@ -82,8 +107,8 @@ class Writer:
         self.files.append(path)
         return path
 
-    def open_binary(self, path: Path) -> io.BufferedWriter:
-        return open(path, "xb", buffering=BUFFER)
+    def open_binary(self, path: Path) -> HashingFile:
+        return HashingFile(path, self.ctx.digests)
 
     def open_table(self, table: TableMeta) -> None:
         self.table = table
@@ -110,7 +135,7 @@ class StreamWriter(Writer):
 
     def __init__(self, ctx: ExportContext) -> None:
         super().__init__(ctx)
-        self.f: io.BufferedWriter | None = None
+        self.f: HashingFile | None = None
         self.chunks = 0
 
     def prefix(self, table: TableMeta) -> bytes:

@@ -200,7 +200,7 @@ def export_snapshot(
                  len(table_rows), summary["totals"]["records"], sink.copied, len(errors), len(ctx.warnings))
         _detach(loggers, old_levels, handler)
         handler = None
-        files, nbytes = write_manifest(tmp, snap)
+        files, nbytes = write_manifest(tmp, snap, ctx.digests)
         final = _rename_final(tmp, out, folder_name(snap))
     except BaseException:
         for w in writers:
@@ -368,8 +368,12 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_manifest(root: Path, snap: SnapshotInfo) -> tuple[int, int]:
-    """``metadata/manifest.json``: every other file in the folder with its SHA-256 and size."""
+def write_manifest(root: Path, snap: SnapshotInfo, digests: dict[str, tuple[int, str]] | None = None
+                   ) -> tuple[int, int]:
+    """``metadata/manifest.json``: every other file in the folder with its SHA-256 and size.
+    ``digests`` (path -> size, SHA-256) are those computed while the files were written; a file of
+    another size is hashed again."""
+    digests = digests or {}
     entries = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -378,7 +382,10 @@ def write_manifest(root: Path, snap: SnapshotInfo) -> tuple[int, int]:
             rel = p.relative_to(root).as_posix()
             if rel == MANIFEST:
                 continue
-            entries.append({"path": rel, "size": p.stat().st_size, "sha256": _sha256_file(p)})
+            size = p.stat().st_size
+            known = digests.get(str(p))
+            sha = known[1] if known is not None and known[0] == size else _sha256_file(p)
+            entries.append({"path": rel, "size": size, "sha256": sha})
     total = sum(e["size"] for e in entries)
     _dump(root / MANIFEST, {"snapshot": snap.full_id, "algorithm": "sha256", "files": len(entries),
                             "bytes": total, "entries": entries})

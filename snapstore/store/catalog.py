@@ -385,29 +385,35 @@ class Catalog:
     def record_locations(self, seq: int, base_id: str, table_id: str,
                          chunk: int = 100_000) -> Iterator[tuple[pa.Table, dict, dict]]:
         """The snapshot's record blobs of one table, in pack order, in chunks of whole packs
-        (about ``chunk`` blobs of any table each), each a compact Arrow table (hash, pack_seq,
-        off, clen, rlen, dict_seq) with the maps pack_seq -> pack name and dict_seq -> dictionary
-        hash. Memory stays flat however large the table: each chunk is one short query whose
-        join is built on that range of packs. Records whose blob is in no pack are not yielded
+        (about ``chunk`` blobs of any table each; the first pack in two parts, so a reader can start
+        on a few thousand records at once), each a compact Arrow table (hash, pack_seq, off, clen,
+        rlen, dict_seq) with the maps pack_seq -> pack name and dict_seq -> dictionary hash.
+        Memory stays flat however large the table: each chunk is one short query whose join is
+        built on that range of packs. Records whose blob is in no pack are not yielded
         (``missing_locations`` names them)."""
         with self.read() as con:
-            pack_rows = con.execute("SELECT pack_seq, name, n_blobs FROM pack ORDER BY pack_seq").fetchall()
+            pack_rows = con.execute("SELECT pack_seq, name, n_blobs, size FROM pack ORDER BY pack_seq").fetchall()
             dict_hashes = [r[0] for r in con.execute(
                 "SELECT DISTINCT dict_hash FROM blob WHERE dict_hash IS NOT NULL").fetchall()]
-        packs = {p: name for p, name, _n in pack_rows}
+        packs = {p: name for p, name, _n, _size in pack_rows}
         dicts = dict(enumerate(dict_hashes))
-        ranges: list[tuple[int, int]] = []
+        everything = 1 << 62
+        ranges: list[tuple[int, int, int, int]] = []  # first pack, last pack, offsets from, to
+        if pack_rows and pack_rows[0][2] > 4 * 8192:
+            split = pack_rows[0][3] // 16
+            ranges += [(pack_rows[0][0], pack_rows[0][0], 0, split), (pack_rows[0][0], pack_rows[0][0], split, everything)]
+            pack_rows = pack_rows[1:]
         lo, n = None, 0
         step = min(chunk, 8192)  # the first ranges are small, so a reader can start at once
-        for pseq, _name, nb in pack_rows:
+        for pseq, _name, nb, _size in pack_rows:
             lo = pseq if lo is None else lo
             n += nb
             if n >= step:
-                ranges.append((lo, pseq))
+                ranges.append((lo, pseq, 0, everything))
                 lo, n = None, 0
                 step = min(chunk, step * 4)
         if lo is not None:
-            ranges.append((lo, pack_rows[-1][0]))
+            ranges.append((lo, pack_rows[-1][0], 0, everything))
         dtable = pa.table({"dict_seq": pa.array(range(len(dict_hashes)), pa.int32()),
                            "dict_hash": pa.array(dict_hashes, pa.binary())})
         # The blobs of the pack range are the hash join's build side (bounded by the range), the
@@ -417,7 +423,8 @@ class Catalog:
         sql = """SELECT rv.hash, b.pack_seq, b.off, b.clen, b.rlen, d.dict_seq
                  FROM record_version rv
                  JOIN (SELECT hash, pack_seq, off, clen, rlen, dict_hash FROM blob
-                       WHERE pack_seq BETWEEN $lo AND $hi) b ON b.hash = rv.hash
+                       WHERE pack_seq BETWEEN $lo AND $hi AND off >= $off_lo AND off < $off_hi) b
+                   ON b.hash = rv.hash
                  LEFT JOIN d ON d.dict_hash = b.dict_hash
                  WHERE rv.table_pk = $pk AND rv.begin_seq <= $seq AND (rv.end_seq IS NULL OR rv.end_seq > $seq)
                  ORDER BY b.pack_seq, b.off"""
@@ -426,7 +433,7 @@ class Catalog:
                               [seq, base_id, table_id]).fetchone()
         if row is None:
             return
-        for lo, hi in ranges:
+        for lo, hi, off_lo, off_hi in ranges:
             # a connection per range, so a long export never keeps writers out for long; a small
             # memory limit, as a range needs little and DuckDB would otherwise cache the tables it
             # scanned up to the limit (the reader's memory growing with the catalog)
@@ -434,7 +441,8 @@ class Catalog:
                 con.register("d", dtable)
                 try:
                     con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
-                    locs = con.execute(sql, {"seq": seq, "pk": row[0], "lo": lo, "hi": hi}).to_arrow_table()
+                    args = {"seq": seq, "pk": row[0], "lo": lo, "hi": hi, "off_lo": off_lo, "off_hi": off_hi}
+                    locs = con.execute(sql, args).to_arrow_table()
                 finally:
                     con.execute("RESET disabled_optimizers")
                     con.unregister("d")
