@@ -383,28 +383,45 @@ class Catalog:
                     AND rv.begin_seq <= $seq AND (rv.end_seq IS NULL OR rv.end_seq > $seq)"""
 
     def record_locations(self, seq: int, base_id: str, table_id: str,
-                         chunk: int = 100_000) -> Iterator[tuple[pa.Table, dict, dict]]:
+                         chunk: int = 100_000) -> Iterator[tuple[pa.Table, dict]]:
         """The snapshot's record blobs of one table, in pack order, in chunks of whole packs
         (about ``chunk`` blobs of any table each; the first pack in two parts, so a reader can start
-        on a few thousand records at once), each a compact Arrow table (hash, pack_seq, off, clen,
-        rlen, dict_seq) with the maps pack_seq -> pack name and dict_seq -> dictionary hash.
+        on a few thousand records at once), each an Arrow table (hash, pack_seq, off, clen, rlen,
+        dict_hash) with the map pack_seq -> pack name.
         Memory stays flat however large the table: each chunk is one short query whose join is
         built on that range of packs. Records whose blob is in no pack are not yielded
         (``missing_locations`` names them)."""
-        with self.read() as con:
+        # One connection per range, so a long export never keeps writers out for long; a small
+        # memory limit, as a range needs little and DuckDB would otherwise cache the tables it
+        # scanned up to the limit (the reader's memory growing with the catalog). The first range
+        # shares the connection that looks up the packs.
+        with self._connect(True, memory_limit=LOCATE_MEMORY_LIMIT) as con:
+            row = con.execute("SELECT table_pk FROM snapshot_table WHERE seq = ? AND base_id = ? AND table_id = ?",
+                              [seq, base_id, table_id]).fetchone()
+            if row is None:
+                return
             pack_rows = con.execute("SELECT pack_seq, name, n_blobs, size FROM pack ORDER BY pack_seq").fetchall()
-            dict_hashes = [r[0] for r in con.execute(
-                "SELECT DISTINCT dict_hash FROM blob WHERE dict_hash IS NOT NULL").fetchall()]
-        packs = {p: name for p, name, _n, _size in pack_rows}
-        dicts = dict(enumerate(dict_hashes))
+            packs = {p: name for p, name, _n, _size in pack_rows}
+            ranges = self._pack_ranges(pack_rows, chunk)
+            if not ranges:
+                return
+            yield self._locate(con, seq, row[0], ranges[0]), packs
+        for r in ranges[1:]:
+            with self._connect(True, memory_limit=LOCATE_MEMORY_LIMIT) as con:
+                locs = self._locate(con, seq, row[0], r)
+            yield locs, packs
+
+    @staticmethod
+    def _pack_ranges(pack_rows: list[tuple], chunk: int) -> list[tuple[int, int, int, int]]:
+        """(first pack, last pack, offsets from, to) ranges of about ``chunk`` blobs, small at first."""
         everything = 1 << 62
-        ranges: list[tuple[int, int, int, int]] = []  # first pack, last pack, offsets from, to
+        ranges: list[tuple[int, int, int, int]] = []
         if pack_rows and pack_rows[0][2] > 4 * 8192:
-            split = pack_rows[0][3] // 16
-            ranges += [(pack_rows[0][0], pack_rows[0][0], 0, split), (pack_rows[0][0], pack_rows[0][0], split, everything)]
+            first, split = pack_rows[0][0], pack_rows[0][3] // 16
+            ranges += [(first, first, 0, split), (first, first, split, everything)]
             pack_rows = pack_rows[1:]
         lo, n = None, 0
-        step = min(chunk, 8192)  # the first ranges are small, so a reader can start at once
+        step = min(chunk, 8192)
         for pseq, _name, nb, _size in pack_rows:
             lo = pseq if lo is None else lo
             n += nb
@@ -414,39 +431,29 @@ class Catalog:
                 step = min(chunk, step * 4)
         if lo is not None:
             ranges.append((lo, pack_rows[-1][0], 0, everything))
-        dtable = pa.table({"dict_seq": pa.array(range(len(dict_hashes)), pa.int32()),
-                           "dict_hash": pa.array(dict_hashes, pa.binary())})
-        # The blobs of the pack range are the hash join's build side (bounded by the range), the
-        # table's record versions stream past them: written in that order, with the join-order
-        # optimizer off, because DuckDB would otherwise build on the record versions (memory and
-        # time growing with the table, once per range).
-        sql = """SELECT rv.hash, b.pack_seq, b.off, b.clen, b.rlen, d.dict_seq
+        return ranges
+
+    #: The blobs of the pack range are the hash join's build side (bounded by the range), the
+    #: table's record versions stream past them: written in that order, with the join-order
+    #: optimizer off, because DuckDB would otherwise build on the record versions (memory and time
+    #: growing with the table, once per range).
+    _LOCATE = """SELECT rv.hash, b.pack_seq, b.off, b.clen, b.rlen, b.dict_hash
                  FROM record_version rv
                  JOIN (SELECT hash, pack_seq, off, clen, rlen, dict_hash FROM blob
                        WHERE pack_seq BETWEEN $lo AND $hi AND off >= $off_lo AND off < $off_hi) b
                    ON b.hash = rv.hash
-                 LEFT JOIN d ON d.dict_hash = b.dict_hash
                  WHERE rv.table_pk = $pk AND rv.begin_seq <= $seq AND (rv.end_seq IS NULL OR rv.end_seq > $seq)
                  ORDER BY b.pack_seq, b.off"""
-        with self.read() as con:
-            row = con.execute("SELECT table_pk FROM snapshot_table WHERE seq = ? AND base_id = ? AND table_id = ?",
-                              [seq, base_id, table_id]).fetchone()
-        if row is None:
-            return
-        for lo, hi, off_lo, off_hi in ranges:
-            # a connection per range, so a long export never keeps writers out for long; a small
-            # memory limit, as a range needs little and DuckDB would otherwise cache the tables it
-            # scanned up to the limit (the reader's memory growing with the catalog)
-            with self._connect(True, memory_limit=LOCATE_MEMORY_LIMIT) as con:
-                con.register("d", dtable)
-                try:
-                    con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
-                    args = {"seq": seq, "pk": row[0], "lo": lo, "hi": hi, "off_lo": off_lo, "off_hi": off_hi}
-                    locs = con.execute(sql, args).to_arrow_table()
-                finally:
-                    con.execute("RESET disabled_optimizers")
-                    con.unregister("d")
-            yield locs, packs, dicts
+
+    def _locate(self, con, seq: int, table_pk: int, r: tuple[int, int, int, int]) -> pa.Table:
+        """One range's rows, in pack order."""
+        con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
+        try:
+            locs = con.execute(self._LOCATE, {"seq": seq, "pk": table_pk, "lo": r[0], "hi": r[1],
+                                             "off_lo": r[2], "off_hi": r[3]}).to_arrow_table()
+        finally:
+            con.execute("RESET disabled_optimizers")
+        return locs
 
     def missing_locations(self, seq: int, base_id: str, table_id: str) -> list[bytes]:
         """Hashes of the snapshot's records of one table whose blob is in no pack."""

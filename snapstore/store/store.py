@@ -823,12 +823,12 @@ class Store:
             raise StoreError(f"table {table_id} of base {base_id} is not in snapshot {snap.id}")
         seen = 0
         index = 0
-        for locs, packs, dicts in self.catalog.record_locations(snap.seq, base_id, table_id):
+        for locs, packs in self.catalog.record_locations(snap.seq, base_id, table_id):
             for batch in locs.to_batches(max_chunksize=size):
                 cols = batch.to_pydict()
                 seen += len(cols["hash"])
                 yield LocatedChunk(index, cols["hash"], [packs[p] for p in cols["pack_seq"]], cols["off"],
-                                   cols["clen"], cols["rlen"], [dicts.get(d) for d in cols["dict_seq"]])
+                                   cols["clen"], cols["rlen"], cols["dict_hash"])
                 index += 1
         if seen != info.records:
             lost = self.catalog.missing_locations(snap.seq, base_id, table_id)
