@@ -28,7 +28,7 @@ CATALOG_VERSION = "1"
 #: DuckDB's own memory (buffer cache and query state) per connection; larger work spills to disk.
 #: Without a limit it caches up to 80% of RAM, which is most of a snapshot's peak memory.
 MEMORY_LIMIT = "384MB"
-#: For the queries that locate a table's records a pack range at a time (export, reads).
+#: For the queries that locate a table's records, a pack range at a time (export, restore, verify).
 LOCATE_MEMORY_LIMIT = "96MB"
 
 SCHEMA = """
@@ -130,7 +130,7 @@ class Catalog:
                 self._pinned.close()
                 self._pinned = None
 
-    def _open(self, read_only: bool, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.timeout
         delay = 0.02
         while True:
@@ -139,7 +139,7 @@ class Catalog:
                     str(self.path),
                     read_only=read_only,
                     config={"autoinstall_known_extensions": False, "autoload_known_extensions": False,
-                            "memory_limit": memory_limit},
+                            "memory_limit": MEMORY_LIMIT},
                 )
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower():
@@ -150,7 +150,7 @@ class Catalog:
                 delay = min(delay * 2, 0.5)
 
     @contextlib.contextmanager
-    def _connect(self, read_only: bool, memory_limit: str = MEMORY_LIMIT) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _connect(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         with self._lock:
             if read_only and self._pinned is not None:
                 cur = self._pinned.cursor()
@@ -161,7 +161,7 @@ class Catalog:
                 return
             if not read_only:
                 self.unpin()
-            con = self._open(read_only, memory_limit)
+            con = self._open(read_only)
             try:
                 yield con
             finally:
@@ -391,11 +391,9 @@ class Catalog:
         Memory stays flat however large the table: each chunk is one short query whose join is
         built on that range of packs. Records whose blob is in no pack are not yielded
         (``missing_locations`` names them)."""
-        # One connection per range, so a long export never keeps writers out for long; a small
-        # memory limit, as a range needs little and DuckDB would otherwise cache the tables it
-        # scanned up to the limit (the reader's memory growing with the catalog). The first range
-        # shares the connection that looks up the packs.
-        with self._connect(True, memory_limit=LOCATE_MEMORY_LIMIT) as con:
+        # One short connection per range, never held across a yield: a long export keeps writers
+        # out only for a query at a time, and the caller may use the catalog between two ranges.
+        with self.read() as con:
             row = con.execute("SELECT table_pk FROM snapshot_table WHERE seq = ? AND base_id = ? AND table_id = ?",
                               [seq, base_id, table_id]).fetchone()
             if row is None:
@@ -403,11 +401,12 @@ class Catalog:
             pack_rows = con.execute("SELECT pack_seq, name, n_blobs, size FROM pack ORDER BY pack_seq").fetchall()
             packs = {p: name for p, name, _n, _size in pack_rows}
             ranges = self._pack_ranges(pack_rows, chunk)
-            if not ranges:
-                return
-            yield self._locate(con, seq, row[0], ranges[0]), packs
+            first = self._locate(con, seq, row[0], ranges[0]) if ranges else None
+        if first is None:
+            return
+        yield first, packs
         for r in ranges[1:]:
-            with self._connect(True, memory_limit=LOCATE_MEMORY_LIMIT) as con:
+            with self.read() as con:
                 locs = self._locate(con, seq, row[0], r)
             yield locs, packs
 
@@ -446,14 +445,21 @@ class Catalog:
                  ORDER BY b.pack_seq, b.off"""
 
     def _locate(self, con, seq: int, table_pk: int, r: tuple[int, int, int, int]) -> pa.Table:
-        """One range's rows, in pack order."""
+        """One range's rows, in pack order. Unless the catalog is pinned (a writer's connection),
+        the query runs under a small memory limit: it needs little, and DuckDB would otherwise
+        keep the record versions it scanned cached up to the catalog's limit, so a reader's memory
+        would grow with the table."""
+        small = self._pinned is None
+        if small:
+            con.execute(f"SET memory_limit = '{LOCATE_MEMORY_LIMIT}'")
         con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
         try:
-            locs = con.execute(self._LOCATE, {"seq": seq, "pk": table_pk, "lo": r[0], "hi": r[1],
-                                             "off_lo": r[2], "off_hi": r[3]}).to_arrow_table()
+            return con.execute(self._LOCATE, {"seq": seq, "pk": table_pk, "lo": r[0], "hi": r[1],
+                                              "off_lo": r[2], "off_hi": r[3]}).to_arrow_table()
         finally:
             con.execute("RESET disabled_optimizers")
-        return locs
+            if small:
+                con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
 
     def missing_locations(self, seq: int, base_id: str, table_id: str) -> list[bytes]:
         """Hashes of the snapshot's records of one table whose blob is in no pack."""
