@@ -19,7 +19,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import signal
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -43,7 +45,37 @@ def default_workers() -> int:
 
 
 def _init_worker(initializer: Callable[..., None], initargs: tuple) -> None:
+    # The main process decides when to stop: Ctrl-C reaches the whole process group, and a worker
+    # would print a traceback per task; the main process ends workers with SIGTERM, which must not
+    # run a handler it installed before forking.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
     initializer(*initargs, worker=True)
+
+
+def _die_with_parent() -> None:
+    """A worker must not outlive its export: a main process killed outright cannot stop it, and the
+    worker, holding its own copy of the task pipe, would wait for work forever. Linux delivers
+    SIGKILL when the parent dies; elsewhere a thread watches the parent's pid."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # the parent died before the call
+                os._exit(1)
+            return
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="snapstore-parent-watch", daemon=True).start()
 
 
 def _ready() -> int:

@@ -516,3 +516,81 @@ def test_killed_worker_fails_the_export_instead_of_hanging(plain, tmp_path, monk
     with pytest.raises(WorkerDied, match="worker process died"):
         export_snapshot(store, info, out, formats="ndjson", workers=2, chunk_records=1, attachments=False)
     assert list(out.iterdir()) == []
+
+
+_SLOW_EXPORT = r"""
+import sys, time
+import exporters.export as E
+from exporters.ndjson_writer import NdjsonWriter
+
+def slow(batch):  # 6 chunks over 2 workers: about 3 s, time enough to stop it half-way
+    time.sleep(1)
+    return b""
+
+NdjsonWriter.encode = staticmethod(slow)
+real = E.export_snapshot
+E.export_snapshot = lambda *a, **k: real(*a, **{**k, "chunk_records": 1})
+from snapstore.cli import main
+sys.argv = ["snapstore", "export", "latest", "--store", sys.argv[1], "--out", sys.argv[2], "--format", "ndjson",
+            "--workers", "2", "--no-attachments"]
+main()
+"""
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()]
+
+
+def _gone(pids: list[int], seconds: float = 10.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alive = []
+        for p in pids:
+            try:
+                state = Path(f"/proc/{p}/stat").read_text().split(") ")[-1][:1]
+            except OSError:
+                continue
+            if state != "Z":
+                alive.append(p)
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc (Linux)")
+@pytest.mark.parametrize("sig", ["TERM", "KILL"])
+def test_stopped_export_leaves_no_workers_and_no_finished_folder(plain, tmp_path, sig):
+    """SIGTERM (a service stop, a job timeout) cleans up like Ctrl-C: exit 130, no folder, workers gone.
+    SIGKILL cannot clean up, but the workers still die with the main process, and the only trace is a
+    folder named ``.snapstore-export-*.partial``."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _copy(plain, tmp_path / "store")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_EXPORT, str(tmp_path / "store"), str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (len(_children(proc.pid)) < 2 or not list(out.glob(".snapstore-export-*"))):
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2, proc.communicate(timeout=30)
+    proc.send_signal(getattr(signal, f"SIG{sig}"))
+    _stdout, stderr = proc.communicate(timeout=60)
+    assert _gone(workers), f"workers {workers} outlived the export"
+    assert not list(out.glob("airtable_backup_*"))
+    if sig == "TERM":
+        assert proc.returncode == 130 and "interrupted" in stderr, stderr
+        assert list(out.iterdir()) == []
+    else:
+        assert proc.returncode == -signal.SIGKILL
+        assert all(p.name.endswith(".partial") for p in out.iterdir())

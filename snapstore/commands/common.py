@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -29,3 +33,27 @@ def open_store(path: str, *, create: bool = False) -> Store:
         return Store.open(path, create=create)
     except (StoreError, LockError) as e:
         raise click.ClickException(str(e)) from e
+
+
+@contextmanager
+def interrupts(cancel: threading.Event | None = None) -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C (a service manager's stop, a job's timeout): the main thread
+    raises KeyboardInterrupt, so the command cleans up as it does for Ctrl-C; ``cancel`` tells
+    worker threads."""
+    def on_term(signum, frame):
+        if cancel is not None:
+            cancel.set()
+        raise KeyboardInterrupt
+
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    except KeyboardInterrupt:
+        if cancel is not None:
+            cancel.set()
+        raise
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)

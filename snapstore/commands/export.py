@@ -7,7 +7,7 @@ import json
 
 import click
 
-from snapstore.commands.common import open_store, store_option
+from snapstore.commands.common import interrupts, open_store, store_option
 from snapstore.store import LockError, StoreError
 
 
@@ -38,10 +38,14 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
 
     s = open_store(store)
     try:
-        res = export_snapshot(s, snapshot, out_dir, formats=formats, bases=_split(bases), tables=_split(tables),
-                              attachments=not no_attachments, csv_guard=not no_csv_guard, workers=workers)
+        with interrupts():
+            res = export_snapshot(s, snapshot, out_dir, formats=formats, bases=_split(bases), tables=_split(tables),
+                                  attachments=not no_attachments, csv_guard=not no_csv_guard, workers=workers)
     except (StoreError, LockError) as e:
         raise click.ClickException(str(e)) from e
+    except KeyboardInterrupt:
+        click.echo("interrupted: no export folder was written", err=True)
+        raise SystemExit(130) from None
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=1, ensure_ascii=False))
         return

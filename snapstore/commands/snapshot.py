@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
 import threading
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import click
 
-from snapstore.commands.common import store_option
+from snapstore.commands.common import interrupts, store_option
 from snapstore.snapshot import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -330,26 +329,6 @@ class Progress:
         self._lines = len(text)
 
 
-@contextmanager
-def _interrupts(cancel: threading.Event):
-    """SIGTERM behaves like Ctrl-C: the main thread raises KeyboardInterrupt, workers see `cancel`."""
-    def on_term(signum, frame):
-        cancel.set()
-        raise KeyboardInterrupt
-
-    old = None
-    if threading.current_thread() is threading.main_thread():
-        old = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    except KeyboardInterrupt:
-        cancel.set()
-        raise
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
-
-
 # ---------------------------------------------------------------------------------------------
 # output
 
@@ -435,7 +414,7 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
     selection = _selection(base, table, exclude_base, exclude_table)
     store_path = Path(store)
     with source, _logging(token, to_stderr=not show_progress and not as_json or verbose,
-                          verbose=verbose) as logstate, _interrupts(cancel):
+                          verbose=verbose) as logstate, interrupts(cancel):
         log.debug("snapstore snapshot: api %s, store %s", source.api_url, store_path)
         # 1. plan: network only, the store is untouched until every check passed
         previous = None
