@@ -21,6 +21,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -213,11 +214,11 @@ class Batch:
     def __len__(self) -> int:
         return len(self.records)
 
-    @property
+    @cached_property
     def ids(self) -> list[str]:
         return [r["id"] for r in self.records]
 
-    @property
+    @cached_property
     def created(self) -> list[str | None]:
         return [r.get("createdTime") for r in self.records]
 
@@ -279,15 +280,14 @@ def in_worker() -> bool:
     return _WORKER
 
 
-def _raw(spec: TableSpec, chunk: LocatedChunk) -> list[bytes]:
-    key = (spec.table_id, chunk.index, chunk.hashes[0] if chunk.hashes else b"")
-    raws = _RECENT.get(key)
-    if raws is None:
-        raws = _READER.read_chunk(chunk)
-        if len(_RECENT) >= _RECENT_MAX:
-            _RECENT.pop(next(iter(_RECENT)))
-        _RECENT[key] = raws
-    return raws
+def _key(spec: TableSpec, chunk: LocatedChunk) -> tuple[str, int, bytes]:
+    return spec.table_id, chunk.index, chunk.hashes[0] if chunk.hashes else b""
+
+
+def _remember(spec: TableSpec, chunk: LocatedChunk, raws: list[bytes]) -> None:
+    if len(_RECENT) >= _RECENT_MAX:
+        _RECENT.pop(next(iter(_RECENT)))
+    _RECENT[_key(spec, chunk)] = raws
 
 
 def scan_chunk(spec: TableSpec, chunk: LocatedChunk) -> list[tuple[str, str | None]]:
@@ -295,7 +295,9 @@ def scan_chunk(spec: TableSpec, chunk: LocatedChunk) -> list[tuple[str, str | No
     Only records whose bytes mention an attachment id are parsed."""
     seen: set[str] = set()
     refs = []
-    for raw in _raw(spec, chunk):
+    raws = _READER.read_chunk(chunk)
+    _remember(spec, chunk, raws)  # for the encode of this chunk, if it comes to this worker
+    for raw in raws:
         if b'"att' not in raw:
             continue
         cells = loads(raw)["fields"]
@@ -313,8 +315,7 @@ def encode_chunk(spec: TableSpec, chunk: LocatedChunk, paths: dict[str, str | No
                  encoders: tuple[Callable[[Batch], Any], ...]) -> tuple[int, list, list]:
     """Read, parse and encode one chunk for every format: (records, payload per encoder, warnings).
     ``paths`` (attachment id -> export path) is None when attachments are not exported."""
-    raws = _raw(spec, chunk)
-    _RECENT.pop((spec.table_id, chunk.index, chunk.hashes[0] if chunk.hashes else b""), None)
+    raws = _RECENT.pop(_key(spec, chunk), None) or _READER.read_chunk(chunk)
     # A chunk makes ~20 containers per record and frees them all at the end: acyclic, so the cycle
     # collector has nothing to find, yet its passes over the young objects cost as much as the parsing.
     enabled = gc.isenabled()
