@@ -214,6 +214,12 @@ def test_parquet_round_trip(exported, table_id, name):
         assert str(schema.field("Owner").type) == "struct<id: string, email: string, name: string>"
         row = con.execute(f"SELECT sum(Qty), max(\"When\")::VARCHAR, max(Day)::VARCHAR FROM read_parquet('{path}')").fetchone()
         assert row == (-2, "2024-05-01 09:30:00+00", "2024-05-01")
+        # dictionary pages for the repeating kinds only, nested ones included
+        rg = pq.ParquetFile(path).metadata.row_group(0)
+        dict_cols = {rg.column(i).path_in_schema for i in range(rg.num_columns)
+                     if "RLE_DICTIONARY" in rg.column(i).encodings}
+        assert {"Status", "Stars", "Tags.list.element", "Owner.email", "Watchers.list.element.email"} <= dict_cols
+        assert not dict_cols & {"_id", "Name", "Notes", "Email", "District.list.element"}
 
 
 def test_sqlite_round_trip_and_joins(exported):
