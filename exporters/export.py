@@ -166,23 +166,26 @@ def export_snapshot(
         n_workers = _workers(store, workers, sum(t.info.records for b in plan for t in b.tables if t.info))
         log.info("%d worker process(es), %d records a chunk", n_workers, chunk_records)
         table_rows = []
+        order = [(base, t) for base in plan for t in base.tables]
         with Executor(n_workers, stream.use_store, (store,)) as ex:
-            for base in plan:
-                for t in base.tables:
-                    before = (sink.copied, len(sink.missing))
+            n = 0
+            for event, k, result in _table_events(ex, store, snap, order, sink, encoders, ctx, chunk_records):
+                base, t = order[k]
+                if event == "chunk":
+                    n_chunk, payloads, warnings = result
+                    for w, payload in zip(writers, payloads, strict=True):
+                        w.write(payload)
+                    for fmt, column, message in warnings:
+                        ctx.warn(fmt, t, column, message)
+                    n += n_chunk
+                elif event == "open":
+                    n = 0
                     for w in writers:
                         w.open_table(t)
-                    n = 0
-                    for n_chunk, payloads, warnings in _encoded(ex, store, snap, t, sink, encoders, ctx,
-                                                                chunk_records):
-                        for w, payload in zip(writers, payloads, strict=True):
-                            w.write(payload)
-                        for fmt, column, message in warnings:
-                            ctx.warn(fmt, t, column, message)
-                        n += n_chunk
+                else:
                     for w in writers:
                         w.close_table()
-                    table_rows.append(_table_row(base, t, n, sink, before, fmts, ctx))
+                    table_rows.append(_table_row(base, t, n, sink, k, fmts, ctx))
                     log.info("%s/%s: %d records", base.name, t.name, n)
         for w in writers:
             w.close()
@@ -223,24 +226,46 @@ def _workers(store: Store, workers: int | None, records: int) -> int:
     return default_workers() if records >= PARALLEL_MIN_RECORDS else 1
 
 
-def _encoded(ex: Executor, store: Store, snap: SnapshotInfo, t: stream.TableMeta, sink: stream.AttachmentSink,
-             encoders: tuple, ctx: ExportContext, chunk_records: int):
-    """(records, payload per writer, warnings) for each chunk of the table, in order. When the table can
-    hold attachments, each chunk is scanned first and its attachments are copied and named here, in
-    order, so the encoders get the paths."""
-    spec = stream.TableSpec.of(t, snap.full_id, ctx.csv_guard, scratch=str(ctx.scratch) if ex.parallel else None)
-    chunks = ex.prefetch(store.record_chunks(snap, t.base.base_id, t.table_id, size=chunk_records))
-    if sink.enabled and spec.attachment_fields:
-        scanned = ex.map(stream.scan_chunk, ((spec, c) for c in chunks))
-        tasks = ((spec, c, sink.paths(refs), encoders) for (_spec, c), refs in scanned)
+def _table_events(ex: Executor, store: Store, snap: SnapshotInfo, order: list[tuple[stream.BaseMeta, stream.TableMeta]],
+                  sink: stream.AttachmentSink, encoders: tuple, ctx: ExportContext, chunk_records: int):
+    """("open", k, None), ("chunk", k, (records, payload per writer, warnings))..., ("close", k, None)
+    for each table ``order[k]`` in turn, empty tables included.
+
+    One stream of chunks runs across all tables, so workers go on to the next table while the main
+    process writes the last chunks of this one, and small tables are located together: a workspace of
+    many small tables exports about as fast as one table of their total size. When attachments are
+    exported, chunks of tables that can hold them are scanned first and their attachments copied and
+    named here, in order, so the encoders get the paths."""
+    specs = [stream.TableSpec.of(t, snap.full_id, ctx.csv_guard, scratch=str(ctx.scratch) if ex.parallel else None)
+             for _base, t in order]
+    position = {id(spec): k for k, spec in enumerate(specs)}
+    located = ex.prefetch(store.table_chunks(snap, [(b.base_id, t.table_id) for b, t in order], size=chunk_records))
+    chunks = ((specs[k], c) for k, c in located)
+    if sink.enabled:
+        scanned = ex.map(stream.scan_chunk, chunks, skip=lambda task: not task[0].attachment_fields)
+        tasks = ((spec, c, None if refs is None else sink.paths(refs, position[id(spec)]), encoders)
+                 for (spec, c), refs in scanned)
     else:
-        tasks = ((spec, c, None, encoders) for c in chunks)
-    for _task, result in ex.map(stream.encode_chunk, tasks):
-        yield result
+        tasks = ((spec, c, None, encoders) for spec, c in chunks)
+    opened = -1
+    for (spec, *_rest), result in ex.map(stream.encode_chunk, tasks):
+        k = position[id(spec)]
+        while opened < k:
+            if opened >= 0:
+                yield "close", opened, None
+            opened += 1
+            yield "open", opened, None
+        yield "chunk", k, result
+    while opened < len(order):  # the last table with records, then any empty ones after it
+        if opened >= 0:
+            yield "close", opened, None
+        opened += 1
+        if opened < len(order):
+            yield "open", opened, None
 
 
 def _table_row(base: stream.BaseMeta, t: stream.TableMeta, n: int, sink: stream.AttachmentSink,
-               before: tuple[int, int], fmts: list[str], ctx: ExportContext) -> dict:
+               k: int, fmts: list[str], ctx: ExportContext) -> dict:
     info = t.info
     if info is not None and info.records != n:
         ctx.warnings.append(f"{base.name}/{t.name}: snapshot says {info.records} records, exported {n}")
@@ -249,7 +274,7 @@ def _table_row(base: stream.BaseMeta, t: stream.TableMeta, n: int, sink: stream.
         "records": n, "snapshot_records": info.records if info else None,
         "new": info.new if info else None, "changed": info.changed if info else None,
         "deleted": info.deleted if info else None, "unchanged": info.unchanged if info else None,
-        "attachments_copied": sink.copied - before[0], "attachments_missing": len(sink.missing) - before[1],
+        "attachments_copied": sink.copied_in.get(k, 0), "attachments_missing": sink.missing_in.get(k, 0),
         "files": {f: _table_file(f, base, t) for f in fmts},
     }
 

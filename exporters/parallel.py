@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -112,13 +112,14 @@ class Executor:
     def parallel(self) -> bool:
         return self.workers > 1
 
-    def map(self, fn: Callable[..., Any], tasks: Iterable[tuple], window: int | None = None
-            ) -> Iterator[tuple[tuple, Any]]:
-        """(task, fn(*task)) for each task, in task order. Tasks are pulled lazily: at most ``window``
-        (default twice the workers) are submitted and not yet yielded."""
+    def map(self, fn: Callable[..., Any], tasks: Iterable[tuple], window: int | None = None,
+            skip: Callable[[tuple], bool] | None = None) -> Iterator[tuple[tuple, Any]]:
+        """(task, fn(*task)) for each task, in task order; (task, None) for a task ``skip`` says needs
+        no work (it is not sent to a worker, and still comes in its place). Tasks are pulled lazily:
+        at most ``window`` (default twice the workers) are submitted and not yet yielded."""
         if self._pool is None:
             for task in tasks:
-                yield task, fn(*task)
+                yield task, None if skip is not None and skip(task) else fn(*task)
             return
         window = window or 2 * self.workers
         pending: deque = deque()
@@ -131,7 +132,12 @@ class Executor:
                 except StopIteration:
                     exhausted = True
                     break
-                pending.append((task, self._pool.submit(fn, *task)))
+                if skip is not None and skip(task):
+                    fut: Future = Future()
+                    fut.set_result(None)
+                else:
+                    fut = self._pool.submit(fn, *task)
+                pending.append((task, fut))
             if not pending:
                 return
             task, fut = pending.popleft()

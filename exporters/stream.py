@@ -148,6 +148,10 @@ class AttachmentSink:
         self.copied = 0
         self.bytes = 0
         self.missing: list[str] = []
+        #: per table (its position in the export): files copied and attachments missing, counted
+        #: where they first appear
+        self.copied_in: dict[int, int] = {}
+        self.missing_in: dict[int, int] = {}
         self.errors: list[str] = []
         self._index = None
         if root is not None:
@@ -160,9 +164,16 @@ class AttachmentSink:
     def enabled(self) -> bool:
         return self.root is not None
 
-    def paths(self, refs: list[tuple[str, str | None]]) -> dict[str, str | None]:
-        """The export path (or None) of each referenced attachment, copying the new ones."""
-        return {att_id: self.path_for(att_id, filename) for att_id, filename in refs}
+    def paths(self, refs: list[tuple[str, str | None]], table: int = 0) -> dict[str, str | None]:
+        """The export path (or None) of each attachment referenced by a chunk of table ``table``,
+        copying the new ones."""
+        copied, missing = self.copied, len(self.missing)
+        out = {att_id: self.path_for(att_id, filename) for att_id, filename in refs}
+        if self.copied > copied:
+            self.copied_in[table] = self.copied_in.get(table, 0) + self.copied - copied
+        if len(self.missing) > missing:
+            self.missing_in[table] = self.missing_in.get(table, 0) + len(self.missing) - missing
+        return out
 
     def path_for(self, att_id: str, filename: str | None) -> str | None:
         if att_id in self._paths:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from storegen import BASE, SCHEMA, TABLE, churn, make_records, snapshot
 
-from snapstore.canonical import canonical_record
-from snapstore.store import LockError, Store, StoreError
+from snapstore.canonical import canonical_record, loads
+from snapstore.store import BlobReader, LockError, Store, StoreError
 
 
 def pack_files(store) -> set[str]:
@@ -298,9 +298,56 @@ def test_records_are_read_in_chunks_of_whole_packs(store, monkeypatch):
     from snapstore.store.catalog import Catalog
 
     info = snapshot(store, make_records(8000))
-    chunks = list(store.catalog.record_locations(info.seq, BASE, TABLE, chunk=500))
-    assert len(chunks) > 1 and sum(c[0].num_rows for c in chunks) == 8000
+    pieces = list(store.catalog.table_locations(info.seq, [(BASE, TABLE, 8000)], chunk=500))
+    assert len(pieces) > 1 and sum(p[1].num_rows for p in pieces) == 8000 and {p[0] for p in pieces} == {0}
     whole = {r["id"] for r in store.records(info, BASE, TABLE)}
-    real = Catalog.record_locations
-    monkeypatch.setattr(Catalog, "record_locations", lambda self, *a, **k: real(self, *a, chunk=500))
+    real = Catalog.table_locations
+    monkeypatch.setattr(Catalog, "table_locations", lambda self, *a, **k: real(self, *a, chunk=500))
     assert [r["id"] for r in store.records(info, BASE, TABLE)] and {r["id"] for r in store.records(info, BASE, TABLE)} == whole
+
+
+def test_many_small_tables_are_located_together_each_in_its_own_chunks(store, monkeypatch):
+    """Small tables share one catalog query; every table still gets exactly its own records, in
+    the order asked, an empty table none, and a count that does not add up is an error."""
+    import copy
+
+    from snapstore.store.catalog import Catalog
+
+    sizes = [3, 0, 700, 1, 40]
+    tables = [f"tblSMALL{k:09d}" for k in range(len(sizes))]
+    schema = {"tables": []}
+    for tid in tables:
+        t = copy.deepcopy(SCHEMA["tables"][0])
+        t["id"], t["name"] = tid, tid
+        schema["tables"].append(t)
+    snap = store.begin_snapshot()
+    snap.add_base(BASE, "Test base", schema)
+    expected = {}
+    for k, (tid, n) in enumerate(zip(tables, sizes)):
+        recs = make_records(n, seed=100 + k)
+        recs = [dict(r, id=f"rec{k:02d}{r['id'][5:]}") for r in recs]
+        expected[tid] = sorted(r["id"] for r in recs)
+        tw = snap.table(BASE, tid)
+        for r in recs:
+            tw.add(r)
+        tw.finish()
+    info = snap.commit()
+
+    queries = []
+    real = Catalog._locate_small
+    monkeypatch.setattr(Catalog, "_locate_small", lambda self, con, seq, pks: queries.append(pks) or real(self, con, seq, pks))
+    order = [tables[4], tables[1], tables[0], tables[2], tables[3]]
+    got: dict[str, list[str]] = {t: [] for t in order}
+    positions = []
+    for k, chunk in store.table_chunks(info, [(BASE, t) for t in order], size=256):
+        positions.append(k)
+        got[order[k]] += [loads(raw)["id"] for raw in BlobReader(store).read_chunk(chunk)]
+    assert len(queries) == 1 and len(queries[0]) == 5  # one query for the five tables
+    assert positions == sorted(positions)  # table after table, in the order asked
+    assert {t: sorted(ids) for t, ids in got.items()} == expected
+    assert positions.count(3) == 3  # 700 records in chunks of 256
+
+    # a table whose locations fall short (as after a prune between two reads) is named
+    monkeypatch.setattr(Catalog, "_locate_small", lambda self, con, seq, pks: real(self, con, seq, pks).slice(1))
+    with pytest.raises(StoreError, match=r"read \d+ records, expected"):
+        list(store.table_chunks(info, [(BASE, t) for t in order]))

@@ -811,32 +811,58 @@ class Store:
 
     def record_chunks(self, snap: SnapshotInfo | str, base_id: str, table_id: str,
                       size: int = 4096) -> Iterator[LocatedChunk]:
-        """Where the snapshot's records of one table are, ``size`` blobs at a time, in storage order.
+        """Where the snapshot's records of one table are, ``size`` blobs at a time, in storage order
+        (see :meth:`table_chunks`)."""
+        for _k, chunk in self.table_chunks(snap, [(base_id, table_id)], size):
+            yield chunk
+
+    def table_chunks(self, snap: SnapshotInfo | str, tables: list[tuple[str, str]],
+                     size: int = 4096) -> Iterator[tuple[int, LocatedChunk]]:
+        """Where the snapshot's records of several tables are: ``(position in tables, chunk)``, table
+        after table in the order given, each table's records ``size`` blobs at a time in storage
+        order (chunk indexes count from 0 per table).
 
         A chunk is plain data (picklable), so another process can read it with its own
-        :class:`BlobReader` without touching the catalog: this is how export spreads a table over
-        cores. Raises StoreError after the last chunk if the locations found do not add up to the
-        table's record count (a blob in no pack, or a prune between two catalog reads)."""
+        :class:`BlobReader` without touching the catalog: this is how export spreads tables over
+        cores. Small tables are located together (one catalog query for many), so many small
+        tables cost about what one table of their total size does. Raises StoreError once a table's
+        locations do not add up to its record count (a blob in no pack, or a prune between two
+        catalog reads)."""
         snap = self.resolve(snap)
-        info = snap.table(base_id, table_id)
-        if info is None:
-            raise StoreError(f"table {table_id} of base {base_id} is not in snapshot {snap.id}")
-        seen = 0
-        index = 0
-        for locs, packs in self.catalog.record_locations(snap.seq, base_id, table_id):
+        infos = []
+        for base_id, table_id in tables:
+            info = snap.table(base_id, table_id)
+            if info is None:
+                raise StoreError(f"table {table_id} of base {base_id} is not in snapshot {snap.id}")
+            infos.append(info)
+        seen = [0] * len(tables)
+        index = [0] * len(tables)
+        checked = 0  # tables before this one are complete and checked
+        wanted = [(b, t, info.records) for (b, t), info in zip(tables, infos, strict=True)]
+        for k, locs, packs in self.catalog.table_locations(snap.seq, wanted):
+            while checked < k:
+                self._check_located(snap, tables[checked], seen[checked], infos[checked].records)
+                checked += 1
             for batch in locs.to_batches(max_chunksize=size):
                 cols = batch.to_pydict()
-                seen += len(cols["hash"])
-                yield LocatedChunk(index, cols["hash"], [packs[p] for p in cols["pack_seq"]], cols["off"],
-                                   cols["clen"], cols["rlen"], cols["dict_hash"])
-                index += 1
-        if seen != info.records:
-            lost = self.catalog.missing_locations(snap.seq, base_id, table_id)
-            if lost:
-                raise StoreError(f"a record blob {lost[0].hex()[:12]} of table {table_id} is not in any pack")
-            # read in chunks: a prune between two of them moved blobs
-            raise StoreError(f"table {table_id} of snapshot {snap.id}: read {seen} records, expected {info.records} "
-                             "(the store changed while reading, e.g. a prune); run the command again")
+                seen[k] += len(cols["hash"])
+                yield k, LocatedChunk(index[k], cols["hash"], [packs[p] for p in cols["pack_seq"]], cols["off"],
+                                      cols["clen"], cols["rlen"], cols["dict_hash"])
+                index[k] += 1
+        while checked < len(tables):
+            self._check_located(snap, tables[checked], seen[checked], infos[checked].records)
+            checked += 1
+
+    def _check_located(self, snap: SnapshotInfo, table: tuple[str, str], seen: int, records: int) -> None:
+        if seen == records:
+            return
+        base_id, table_id = table
+        lost = self.catalog.missing_locations(snap.seq, base_id, table_id)
+        if lost:
+            raise StoreError(f"a record blob {lost[0].hex()[:12]} of table {table_id} is not in any pack")
+        # read in chunks: a prune between two of them moved blobs
+        raise StoreError(f"table {table_id} of snapshot {snap.id}: read {seen} records, expected {records} "
+                         "(the store changed while reading, e.g. a prune); run the command again")
 
     def record_hashes(self, snap: SnapshotInfo | str, base_id: str, table_id: str):
         """(record_id, hash) of one table in a snapshot, as an Arrow table sorted by record id."""
