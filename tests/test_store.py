@@ -323,7 +323,7 @@ def test_many_small_tables_are_located_together_each_in_its_own_chunks(store, mo
     snap = store.begin_snapshot()
     snap.add_base(BASE, "Test base", schema)
     expected = {}
-    for k, (tid, n) in enumerate(zip(tables, sizes)):
+    for k, (tid, n) in enumerate(zip(tables, sizes, strict=True)):
         recs = make_records(n, seed=100 + k)
         recs = [dict(r, id=f"rec{k:02d}{r['id'][5:]}") for r in recs]
         expected[tid] = sorted(r["id"] for r in recs)
