@@ -4,6 +4,7 @@ sizes to show it stays flat.
     python bench/bench_export.py                      # 100,000 records per format; memory at 100k and 1M
     python bench/bench_export.py --records 20000 --memory-records 0   # quick
     python bench/bench_export.py --workers 1,2,auto                  # compare worker counts
+    python bench/bench_export.py --tables 50 --memory-records 0      # the same records over 50 tables
 
 Records are generated (realistic mix: text, numbers, selects, dates, collaborators, links, attachment
 metadata, lookups, formulas; ~600 B canonical) and written through the store's writer API. Each
@@ -88,18 +89,31 @@ def make_record(rng: random.Random, i: int, n: int) -> dict:
     return {"id": rec_id(i), "createdTime": "2024-01-01T00:00:00.000Z", "fields": {k: v for k, v in f.items() if v != []}}
 
 
-def build_store(path: Path, n: int) -> float:
+def schema(tables: int) -> dict:
+    """SCHEMA's table, ``tables`` times (ids tblBENCH000000001, tblBENCH000000002, ...)."""
+    out = []
+    for k in range(tables):
+        t = json.loads(json.dumps(SCHEMA["tables"][0]))
+        t["id"], t["name"] = f"tblBENCH{k + 1:09d}", f"Work items {k + 1}" if tables > 1 else t["name"]
+        out.append(t)
+    return {"tables": out}
+
+
+def build_store(path: Path, n: int, tables: int = 1) -> float:
+    """A store of one snapshot: ``n`` records spread evenly over ``tables`` tables."""
     from snapstore.store import Store
 
     t0 = time.perf_counter()
     store = Store.open(path, create=True)
     snap = store.begin_snapshot(note=f"bench {n}", command="bench")
-    snap.add_base(BASE, "Bench", SCHEMA)
-    tw = snap.table(BASE, TABLE)
+    sch = schema(tables)
+    snap.add_base(BASE, "Bench", sch)
     rng = random.Random(42)
-    for i in range(n):
-        tw.add(make_record(rng, i, n))
-    tw.finish()
+    for k, t in enumerate(sch["tables"]):
+        tw = snap.table(BASE, t["id"])
+        for i in range(n * k // tables, n * (k + 1) // tables):
+            tw.add(make_record(rng, i, n))
+        tw.finish()
     snap.commit()
     return time.perf_counter() - t0
 
@@ -117,12 +131,11 @@ def child(store_path: str, fmt: str, out: str, workers: int | None = None) -> No
     if fmt == "read":  # the stream alone, in-process: store read + parse + Airtable's shape, no writer
         snap = store.resolve("latest")
         n = 0
-        for base in stream.plan(store, snap):
-            for t in base.tables:
-                spec = stream.TableSpec.of(t, snap.full_id)
-                stream.use_store(store)
-                for chunk in store.record_chunks(snap, base.base_id, t.table_id, size=2048):
-                    n += stream.encode_chunk(spec, chunk, None, (stream.Batch.shaped,))[0]
+        tables = [t for base in stream.plan(store, snap) for t in base.tables]
+        specs = [stream.TableSpec.of(t, snap.full_id) for t in tables]
+        stream.use_store(store)
+        for k, chunk in store.table_chunks(snap, [(t.base.base_id, t.table_id) for t in tables], size=2048):
+            n += stream.encode_chunk(specs[k], chunk, None, (stream.Batch.shaped,))[0]
     else:
         res = export_snapshot(store, "latest", out, formats=fmt, attachments=False, workers=workers)
         n = res.records
@@ -146,9 +159,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def build_in_child(path: Path, n: int) -> float:
+def build_in_child(path: Path, n: int, tables: int = 1) -> float:
     """Build a store in a subprocess, so this process stays small."""
-    cp = subprocess.run([sys.executable, __file__, "--build", str(path), str(n)], capture_output=True, text=True, check=True)
+    cp = subprocess.run([sys.executable, __file__, "--build", str(path), str(n), str(tables)],
+                        capture_output=True, text=True, check=True)
     return float(cp.stdout.strip().splitlines()[-1])
 
 
@@ -165,20 +179,21 @@ def main() -> None:
     ap.add_argument("--formats", default="read,ndjson,json,csv,parquet,sqlite,yaml,all")
     ap.add_argument("--workers", default="1,auto",
                     help="worker counts to compare, e.g. 1,2 ('auto': one per core, what export picks)")
+    ap.add_argument("--tables", type=int, default=1, help="spread the records over this many tables")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
-    ap.add_argument("--build", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--build", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(*args.child[:3], workers=int(args.child[3]) or None)
         return
     if args.build:
-        print(build_store(Path(args.build[0]), int(args.build[1])))
+        print(build_store(Path(args.build[0]), int(args.build[1]), int((args.build[2:] or [1])[0])))
         return
     work = Path(tempfile.mkdtemp(prefix="bench-export-"))
     try:
         store = work / "store"
-        secs = build_in_child(store, args.records)
-        print(f"store: {args.records:,} records written in {secs:.1f}s")
+        secs = build_in_child(store, args.records, args.tables)
+        print(f"store: {args.records:,} records in {args.tables} table(s) written in {secs:.1f}s")
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (records/s by wall and by CPU time)")
         counts = [None if w == "auto" else int(w) for w in args.workers.split(",")]
         print(f"{'format':8} {'workers':>7} {'seconds':>8} {'records/s':>10} {'cpu s':>7} {'rec/cpu-s':>10} "
