@@ -103,11 +103,11 @@ def plan(store: Store, snap: SnapshotInfo, bases: list[str] | None = None,
     wanted_tables = set(tables or [])
     seen_b: set[str] = set()
     seen_t: set[str] = set()
-    for b in snap.bases:
-        if wanted_bases and not ({b.base_id, b.name} & wanted_bases):
-            continue
+    selected = [b for b in snap.bases if not wanted_bases or {b.base_id, b.name} & wanted_bases]
+    schemas = store.schemas(snap, [b.base_id for b in selected])
+    for b in selected:
         seen_b |= {b.base_id, b.name} & wanted_bases
-        schema = store.schema(snap, b.base_id)
+        schema = schemas[b.base_id]
         bm = BaseMeta(b.base_id, b.name, base_alloc.take(b.name or b.base_id, fallback=b.base_id), schema)
         table_alloc = NameAllocator()
         stored = {t.table_id: t for t in b.tables}
