@@ -73,3 +73,26 @@ def snapshot(store, records, *, schema=SCHEMA, base=BASE, table=TABLE):
         tw.add(r)
     tw.finish()
     return snap.commit()
+
+
+def many_tables_snapshot(store, sizes: list[int], seed: int = 100):
+    """One snapshot of a base with a table per entry of ``sizes`` (SCHEMA's fields), holding that many
+    records each. Returns (snapshot info, table ids, {table id: its records})."""
+    import copy
+
+    tables = [f"tblSMALL{k:09d}" for k in range(len(sizes))]
+    schema = {"tables": []}
+    for tid in tables:
+        t = copy.deepcopy(SCHEMA["tables"][0])
+        t["id"], t["name"] = tid, f"Small {tid[-2:]}"
+        schema["tables"].append(t)
+    snap = store.begin_snapshot()
+    snap.add_base(BASE, "Test base", schema)
+    records = {}
+    for k, (tid, n) in enumerate(zip(tables, sizes, strict=True)):
+        records[tid] = [dict(r, id=f"rec{k:02d}{r['id'][5:]}") for r in make_records(n, seed=seed + k)]
+        tw = snap.table(BASE, tid)
+        for r in records[tid]:
+            tw.add(r)
+        tw.finish()
+    return snap.commit(), tables, records

@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from storegen import BASE, SCHEMA, TABLE, churn, make_records, snapshot
+from storegen import BASE, SCHEMA, TABLE, churn, make_records, many_tables_snapshot, snapshot
 
 from snapstore.canonical import canonical_record, loads
 from snapstore.store import BlobReader, LockError, Store, StoreError
@@ -309,29 +309,10 @@ def test_records_are_read_in_chunks_of_whole_packs(store, monkeypatch):
 def test_many_small_tables_are_located_together_each_in_its_own_chunks(store, monkeypatch):
     """Small tables share one catalog query; every table still gets exactly its own records, in
     the order asked, an empty table none, and a count that does not add up is an error."""
-    import copy
-
     from snapstore.store.catalog import Catalog
 
-    sizes = [3, 0, 700, 1, 40]
-    tables = [f"tblSMALL{k:09d}" for k in range(len(sizes))]
-    schema = {"tables": []}
-    for tid in tables:
-        t = copy.deepcopy(SCHEMA["tables"][0])
-        t["id"], t["name"] = tid, tid
-        schema["tables"].append(t)
-    snap = store.begin_snapshot()
-    snap.add_base(BASE, "Test base", schema)
-    expected = {}
-    for k, (tid, n) in enumerate(zip(tables, sizes, strict=True)):
-        recs = make_records(n, seed=100 + k)
-        recs = [dict(r, id=f"rec{k:02d}{r['id'][5:]}") for r in recs]
-        expected[tid] = sorted(r["id"] for r in recs)
-        tw = snap.table(BASE, tid)
-        for r in recs:
-            tw.add(r)
-        tw.finish()
-    info = snap.commit()
+    info, tables, records = many_tables_snapshot(store, [3, 0, 700, 1, 40])
+    expected = {t: sorted(r["id"] for r in recs) for t, recs in records.items()}
 
     queries = []
     real = Catalog._locate_small
