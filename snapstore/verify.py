@@ -241,11 +241,7 @@ def _check_manifests(store: Store, rep: Report, tables) -> int:
             todo.add(parent_of[name])
     if bad:  # name the snapshots whose tables reach a bad manifest
         for manifest, us in users.items():
-            chain, cur = [], manifest
-            while cur is not None and cur not in chain:
-                chain.append(cur)
-                cur = parent_of.get(cur)
-            hit = next((b for b in chain if b in bad), None)
+            hit = next((b for b in _chain(manifest, parent_of) if b in bad), None)
             if hit:
                 d = next(d for d in rep.damage if d.kind == "manifest" and d.object == hit)
                 d.affects.extend({"snapshot_seq": seq, "table_pk": pk} for seq, pk in us)

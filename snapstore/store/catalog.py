@@ -443,10 +443,7 @@ class Catalog:
     def _locate_small(self, con, seq: int, table_pks: list[int]) -> pa.Table:
         """The located blobs of a few small tables in one query, sorted by table then pack order.
         The join is built on their record versions (DuckDB's own choice: the smaller side)."""
-        small = self._pinned is None
-        if small:
-            con.execute(f"SET memory_limit = '{LOCATE_MEMORY_LIMIT}'")
-        try:
+        with self._locate_memory(con):
             return con.execute(
                 f"""SELECT rv.table_pk, rv.hash, b.pack_seq, b.off, b.clen, b.rlen, b.dict_hash
                     FROM record_version rv JOIN blob b ON b.hash = rv.hash
@@ -454,6 +451,17 @@ class Catalog:
                       AND rv.begin_seq <= $seq AND (rv.end_seq IS NULL OR rv.end_seq > $seq)
                       AND b.pack_seq IS NOT NULL
                     ORDER BY rv.table_pk, b.pack_seq, b.off""", {"seq": seq}).to_arrow_table()
+
+    @contextlib.contextmanager
+    def _locate_memory(self, con) -> Iterator[None]:
+        """Locating queries run under a small memory limit, unless the catalog is pinned (a
+        writer's connection): they need little, and DuckDB would otherwise keep the record versions
+        it scanned cached up to the catalog's limit, so a reader's memory would grow with the table."""
+        small = self._pinned is None
+        if small:
+            con.execute(f"SET memory_limit = '{LOCATE_MEMORY_LIMIT}'")
+        try:
+            yield
         finally:
             if small:
                 con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
@@ -501,21 +509,14 @@ class Catalog:
                  ORDER BY b.pack_seq, b.off"""
 
     def _locate(self, con, seq: int, table_pk: int, r: tuple[int, int, int, int]) -> pa.Table:
-        """One range's rows, in pack order. Unless the catalog is pinned (a writer's connection),
-        the query runs under a small memory limit: it needs little, and DuckDB would otherwise
-        keep the record versions it scanned cached up to the catalog's limit, so a reader's memory
-        would grow with the table."""
-        small = self._pinned is None
-        if small:
-            con.execute(f"SET memory_limit = '{LOCATE_MEMORY_LIMIT}'")
-        con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
-        try:
-            return con.execute(self._LOCATE, {"seq": seq, "pk": table_pk, "lo": r[0], "hi": r[1],
-                                              "off_lo": r[2], "off_hi": r[3]}).to_arrow_table()
-        finally:
-            con.execute("RESET disabled_optimizers")
-            if small:
-                con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        """One range's rows, in pack order."""
+        with self._locate_memory(con):
+            con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
+            try:
+                return con.execute(self._LOCATE, {"seq": seq, "pk": table_pk, "lo": r[0], "hi": r[1],
+                                                  "off_lo": r[2], "off_hi": r[3]}).to_arrow_table()
+            finally:
+                con.execute("RESET disabled_optimizers")
 
     def missing_locations(self, seq: int, base_id: str, table_id: str) -> list[bytes]:
         """Hashes of the snapshot's records of one table whose blob is in no pack."""
@@ -527,14 +528,8 @@ class Catalog:
 
     def record_hashes(self, seq: int, base_id: str, table_id: str) -> pa.Table:
         with self.read() as con:
-            return con.execute(
-                """SELECT rv.record_id, rv.hash FROM snapshot_table st
-                   JOIN record_version rv ON rv.table_pk = st.table_pk
-                   WHERE st.seq = ? AND st.base_id = ? AND st.table_id = ?
-                     AND rv.begin_seq <= ? AND (rv.end_seq IS NULL OR rv.end_seq > ?)
-                   ORDER BY rv.record_id""",
-                [seq, base_id, table_id, seq, seq],
-            ).to_arrow_table()
+            return con.execute(f"SELECT rv.record_id, rv.hash {self._MEMBERS} ORDER BY rv.record_id",
+                               {"seq": seq, "base": base_id, "table": table_id}).to_arrow_table()
 
     def blob_location(self, h: bytes) -> tuple | None:
         with self.read() as con:

@@ -796,11 +796,7 @@ class Store:
         raise StoreError(f"no snapshot named {name!r} (try `snapstore log`)")
 
     def schema(self, snap: SnapshotInfo | str, base_id: str) -> dict:
-        snap = self.resolve(snap)
-        for b in snap.bases:
-            if b.base_id == base_id:
-                return self._read_json_blob(bytes.fromhex(b.schema_hash))
-        raise StoreError(f"base {base_id} is not in snapshot {snap.id}")
+        return self.schemas(snap, [base_id])[base_id]
 
     def schemas(self, snap: SnapshotInfo | str, base_ids: Iterable[str] | None = None) -> dict[str, dict]:
         """Several bases' schemas (all by default) with one catalog read: reading them one by one
