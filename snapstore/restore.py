@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from snapstore.canonical import canonical_record
+from snapstore.errors import SnapstoreError
 from snapstore.fieldtypes import COMPUTED_TYPES, CREATABLE_TYPES
 from snapstore.fieldtypes import CREATABLE_PRIMARY_TYPES as PRIMARY_TYPES
 
@@ -52,7 +53,7 @@ UPLOAD_LIMIT = 5 * 1024 * 1024
 BATCH = 10
 
 
-class RestoreError(Exception):
+class RestoreError(SnapstoreError):
     """A restore cannot go on; ``str(exc)`` is one line for the user."""
 
 

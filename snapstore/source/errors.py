@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import requests
 
+from snapstore.errors import SnapstoreError
 
-class SourceError(Exception):
+
+class SourceError(SnapstoreError):
     """Reading from Airtable failed. ``str(exc)`` is one line meant for the user."""
 
     #: HTTP status when the error came from a response.

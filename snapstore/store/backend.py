@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from snapstore.errors import StoreError
 
-class BackendError(Exception):
-    pass
+
+class BackendError(StoreError):
+    """A backend could not read or write an object."""
 
 
 class ObjectMissing(BackendError):

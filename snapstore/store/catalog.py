@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401 (pa.compute)
 
+from snapstore.errors import StoreError
 from snapstore.store.hashset import HashSet
 from snapstore.store.packs import entries_table
 
@@ -60,7 +61,7 @@ _LOCKS: dict[str, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
-class CatalogBusy(Exception):
+class CatalogBusy(StoreError):
     pass
 
 

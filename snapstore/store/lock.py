@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from snapstore.errors import Locked
+
 log = logging.getLogger("snapstore.lock")
 
 LOCK_NAME = "locks/writer.json"
 
 
-class LockError(Exception):
-    """Another process holds the store."""
+class LockError(Locked):
+    """Another process holds the store (exit 11)."""
 
 
 @dataclass

@@ -17,6 +17,8 @@ import msgpack
 import pyarrow as pa
 import zstandard
 
+from snapstore.errors import StoreError
+
 MAGIC = b"SSPK"
 PACK_VERSION = 1
 _TAIL = struct.Struct("<II4sB")  # trailer length, crc32(trailer), magic, version
@@ -27,7 +29,7 @@ KIND_COMMENTS = "C"
 KIND_ATTACHMENT = "A"
 
 
-class PackError(Exception):
+class PackError(StoreError):
     pass
 
 

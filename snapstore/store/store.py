@@ -25,6 +25,7 @@ import pyarrow as pa
 import zstandard
 
 from snapstore.canonical import CANON_VERSION, loads
+from snapstore.errors import NoStore
 from snapstore.store import inventory, objects
 from snapstore.store.backend import Backend, BackendError, LocalBackend, ObjectMissing
 from snapstore.store.catalog import Catalog, CatalogBusy, IngestBatch, TableChange
@@ -38,7 +39,7 @@ from snapstore.store.lock import (
 )
 from snapstore.store.packs import PackError, pack_key, read_trailer
 from snapstore.store.s3 import parse_s3_url
-from snapstore.store.writer import SnapshotWriter, StoreError
+from snapstore.store.writer import SnapshotWriter, StoreError  # noqa: F401 (re-exported)
 
 log = logging.getLogger("snapstore.store")
 
@@ -434,7 +435,7 @@ class Store:
         except ObjectMissing:
             if create:
                 return cls._init_s3(url, pack_size=pack_size or DEFAULT_PACK_SIZE)
-            raise StoreError(f"no store at {backend.url} (no config.json); create one with "
+            raise NoStore(f"no store at {backend.url} (no config.json); create one with "
                              f"`snapstore init --store {backend.url}`") from None
         except BackendError as e:
             raise StoreError(f"store {backend.url}: {e}") from e
@@ -466,7 +467,7 @@ class Store:
         if not cfg_path.exists():
             if create:
                 return cls.init(root, pack_size=pack_size or DEFAULT_PACK_SIZE)
-            raise StoreError(f"no store at {root} (no config.json); create one with `snapstore init {root}`")
+            raise NoStore(f"no store at {root} (no config.json); create one with `snapstore init {root}`")
         try:
             config = json.loads(cfg_path.read_text())
         except ValueError as e:

@@ -27,6 +27,7 @@ import zstandard
 
 from snapstore import __version__
 from snapstore.canonical import CANON_VERSION, dumps, record_bytes, strip_volatile
+from snapstore.errors import StoreError
 from snapstore.store import objects
 from snapstore.store.catalog import IngestBatch, TableChange, TableState
 from snapstore.store.packs import KIND_ATTACHMENT, KIND_COMMENTS, KIND_RECORD, KIND_SCHEMA, PackWriter
@@ -51,10 +52,6 @@ SPILL = 8192
 #: New blobs are compressed in batches of this many, in parallel threads.
 COMPRESS_BATCH = 2048
 _MULTI = hasattr(zstandard.ZstdCompressor, "multi_compress_to_buffer")
-
-
-class StoreError(Exception):
-    """A store operation failed in a way the user can act on."""
 
 
 @dataclass(frozen=True)
