@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Iterable
@@ -30,18 +29,19 @@ from pathlib import Path
 
 import orjson
 
-from exporters import stream
+from exporters import partial, stream
 from exporters.base import ExportContext, Writer
 from exporters.csv_writer import CsvWriter
 from exporters.json_writer import JsonWriter
 from exporters.naming import inside
 from exporters.ndjson_writer import NdjsonWriter
-from exporters.parallel import Executor, can_fork, default_workers
+from exporters.parallel import Executor, bounded_workers, can_fork, default_workers
 from exporters.parquet_writer import ParquetWriter
 from exporters.sqlite_writer import SqliteWriter
 from exporters.yaml_writer import WITH_LIBYAML, YamlWriter
 from snapstore import __version__
-from snapstore.store import SnapshotInfo, Store, StoreError
+from snapstore.errors import UsageError
+from snapstore.store import SnapshotInfo, Store
 from snapstore.store.backend import LocalBackend
 
 log = logging.getLogger("snapstore.export")
@@ -52,7 +52,7 @@ WRITERS: dict[str, type[Writer]] = {
     "sqlite": SqliteWriter, "parquet": ParquetWriter,
 }
 FOLDER_PREFIX = "airtable_backup_"
-TMP_PREFIX = ".snapstore-export-"
+TMP_PREFIX = partial.PREFIX
 MANIFEST = "metadata/manifest.json"
 SUBDIRS = ("data", "attachments", "metadata", "reports", "logs")
 #: Records a chunk: the unit a worker reads and encodes (a few MB of output per format).
@@ -101,9 +101,9 @@ def parse_formats(formats: str | Iterable[str] | None) -> list[str]:
         return list(FORMATS)
     unknown = [f for f in wanted if f not in WRITERS]
     if unknown:
-        raise StoreError(f"unknown export format(s): {', '.join(unknown)} (choose from {', '.join(FORMATS)})")
+        raise UsageError(f"unknown export format(s): {', '.join(unknown)} (choose from {', '.join(FORMATS)})")
     if not wanted:
-        raise StoreError("no export format chosen")
+        raise UsageError("no export format chosen")
     return [f for f in FORMATS if f in wanted]
 
 
@@ -139,11 +139,16 @@ def export_snapshot(
     fmts = parse_formats(formats)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f"{TMP_PREFIX}{snap.id}-{secrets.token_hex(4)}.partial"
-    tmp.mkdir()
-    for d in SUBDIRS:
-        (tmp / d).mkdir()
-    handler = logging.FileHandler(tmp / "logs" / "export.log", encoding="utf-8")
+    stale = partial.remove_stale(out)
+    folder = partial.PartialFolder(out, snap.id)
+    tmp = folder.path
+    try:
+        for d in SUBDIRS:
+            (tmp / d).mkdir()
+        handler = logging.FileHandler(tmp / "logs" / "export.log", encoding="utf-8")
+    except BaseException:
+        folder.discard()
+        raise
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     loggers = [logging.getLogger("snapstore.export"), logging.getLogger("snapstore.store")]
@@ -154,6 +159,8 @@ def export_snapshot(
             lg.setLevel(logging.INFO)
     writers: list[Writer] = []
     try:
+        if stale:
+            log.info("removed %d temporary folder(s) left by killed exports", len(stale))
         log.info("exporting snapshot %s (%s) to %s: formats %s, attachments %s, csv guard %s",
                  snap.id, _iso(snap.time), out, ",".join(fmts), attachments, csv_guard)
         plan = stream.plan(store, snap, bases, tables)
@@ -204,13 +211,13 @@ def export_snapshot(
         _detach(loggers, old_levels, handler)
         handler = None
         files, nbytes = write_manifest(tmp, snap, ctx.digests)
-        final = _rename_final(tmp, out, folder_name(snap))
+        final = folder.publish(out, folder_name(snap))
     except BaseException:
         for w in writers:
             w.abort()
         if handler is not None:
             _detach(loggers, old_levels, handler)
-        shutil.rmtree(tmp, ignore_errors=True)
+        folder.discard()
         raise
     return ExportResult(final, snap, fmts, table_rows, files, nbytes, att, errors, list(ctx.warnings),
                         time.monotonic() - t0)
@@ -222,7 +229,7 @@ def _workers(store: Store, workers: int | None, records: int) -> int:
     if not isinstance(store.backend, LocalBackend) or not can_fork():
         return 1
     if workers is not None:
-        return max(1, workers)
+        return bounded_workers(workers)
     return default_workers() if records >= PARALLEL_MIN_RECORDS else 1
 
 
@@ -284,23 +291,6 @@ def _detach(loggers, levels, handler) -> None:
         lg.removeHandler(handler)
         lg.setLevel(lvl)
     handler.close()
-
-
-def _rename_final(tmp: Path, out: Path, name: str) -> Path:
-    """Rename the finished folder to ``name`` (``name_2``, ``name_3``... when taken). A rename never
-    lands on an existing export: those are never empty, and renaming onto a non-empty folder fails."""
-    n = 1
-    while True:
-        final = out / (name if n == 1 else f"{name}_{n}")
-        n += 1
-        if final.exists():
-            continue
-        try:
-            os.rename(tmp, final)
-            return final
-        except OSError:
-            if not final.exists() or n > 1000:
-                raise
 
 
 def _table_file(fmt: str, base: stream.BaseMeta, t: stream.TableMeta) -> str:

@@ -16,6 +16,7 @@ even when the main process writes slower than the workers encode.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
@@ -42,6 +43,12 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def bounded_workers(requested: int) -> int:
+    """``--workers N`` as the machine can run it: at most one process per core (more only adds
+    memory and switching: every worker is busy all the time)."""
+    return max(1, min(int(requested), default_workers()))
 
 
 def _init_worker(initializer: Callable[..., None], initargs: tuple) -> None:
@@ -87,6 +94,16 @@ class WorkerDied(StoreError):
     reports it like any other error that stops a command."""
 
 
+def _worker_died() -> WorkerDied:
+    return WorkerDied("an export worker process died before finishing its chunk (killed, or out of memory?); "
+                      "nothing was written; run again, or with --workers 1")
+
+
+#: --workers above this is refused: a number nobody means (100,000 forked 4,500 processes and took
+#: 23.6 of 24 GiB before anything else ran out).
+MAX_WORKERS = 256
+
+
 class Executor:
     """``map`` over task tuples, in order: in a fork pool when ``workers > 1``, else in-process.
 
@@ -105,8 +122,15 @@ class Executor:
         # workers at the first task, so one no-op task per worker makes sure they exist)
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                          initializer=_init_worker, initargs=(initializer, initargs))
-        for f in [self._pool.submit(_ready) for _ in range(workers)]:
-            f.result()
+        try:
+            for f in [self._pool.submit(_ready) for _ in range(workers)]:
+                f.result()
+        except BrokenProcessPool as e:
+            self.terminate()
+            raise _worker_died() from e
+        except BaseException:  # interrupted while the workers start: no `with` will clean up
+            self.terminate()
+            raise
 
     @property
     def parallel(self) -> bool:
@@ -136,7 +160,10 @@ class Executor:
                     fut: Future = Future()
                     fut.set_result(None)
                 else:
-                    fut = self._pool.submit(fn, *task)
+                    try:  # a pool whose worker died refuses new work at once
+                        fut = self._pool.submit(fn, *task)
+                    except BrokenProcessPool as e:
+                        raise _worker_died() from e
                 pending.append((task, fut))
             if not pending:
                 return
@@ -144,8 +171,7 @@ class Executor:
             try:
                 result = fut.result()
             except BrokenProcessPool as e:
-                raise WorkerDied("an export worker process died before finishing its chunk (killed, or out "
-                                 "of memory?); nothing was written; run again, or with --workers 1") from e
+                raise _worker_died() from e
             yield task, result
 
     def prefetch(self, items: Iterable, depth: int = 2) -> Iterator:
@@ -193,16 +219,26 @@ class Executor:
             self._pool = None
 
     def terminate(self) -> None:
-        """Stop now: pending chunks are dropped and running workers killed (the export is failing)."""
-        if self._pool is not None:
-            procs = list((getattr(self._pool, "_processes", None) or {}).values())
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            for proc in procs:
-                if proc.is_alive():
-                    proc.terminate()
-            for proc in procs:
-                proc.join(5)
-            self._pool = None
+        """Stop now: pending chunks are dropped and the workers killed (the export is failing or was
+        interrupted). SIGKILL, not SIGTERM: a worker holds nothing that needs cleaning up (it only
+        reads packs and returns bytes), and a worker that must run a handler, or that is stopped
+        while the machine is loaded, is what kept stopped exports waiting. The pool's own threads
+        are not waited for: with every worker dead they end by themselves, and the CLI leaves an
+        interrupted or failed run with os._exit (snapstore/commands/base.py: run)."""
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        for proc in procs:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                if proc.pid is not None:
+                    os.kill(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + 5
+        for proc in procs:  # reap them, briefly: a SIGKILLed process ends at once
+            with contextlib.suppress(Exception):
+                proc.join(max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> Executor:
         return self

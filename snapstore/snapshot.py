@@ -62,12 +62,10 @@ from snapstore.store import StoreError
 
 log = logging.getLogger("snapstore.snapshot")
 
-#: Exit codes of ``snapstore snapshot`` (also used by ``check``).
-EXIT_OK = 0
-EXIT_ERROR = 1  # nothing was written (bad token, unreachable API, unknown base, store locked…)
-EXIT_USAGE = 2  # click's own code for bad options
-EXIT_PARTIAL = 3  # a snapshot was committed, but something could not be read (see `missing`)
-EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM: nothing committed, the store is consistent
+#: Exit codes of ``snapstore snapshot`` (also used by ``check``): snapstore.errors has them all;
+#: EXIT_PARTIAL is a snapshot committed with something unreadable (listed under ``missing``).
+from snapstore.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE  # noqa: E402, I001
+from snapstore.errors import EXIT_INCOMPLETE as EXIT_PARTIAL  # noqa: E402
 
 PAGE_SIZE = 100
 

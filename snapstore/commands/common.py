@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
 
-from snapstore.store import LockError, Store, StoreError
+from snapstore import interrupts as interrupts_
+from snapstore.store import Store
 
 #: Where the store lives when neither --store nor SNAPSTORE_STORE says otherwise.
 DEFAULT_STORE = "snapstore-data"
@@ -28,32 +28,23 @@ store_option = click.option(
 
 
 def open_store(path: str, *, create: bool = False) -> Store:
-    """Open a store or exit with one clear line."""
-    try:
-        return Store.open(path, create=create)
-    except (StoreError, LockError) as e:
-        raise click.ClickException(str(e)) from e
+    """Open a store; its errors (no store: exit 10, locked: 11, damaged: 1) reach the one place that
+    prints them (snapstore/commands/base.py)."""
+    return Store.open(path, create=create)
 
 
 @contextmanager
 def interrupts(cancel: threading.Event | None = None) -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C (a service manager's stop, a job's timeout): the main thread
-    raises KeyboardInterrupt, so the command cleans up as it does for Ctrl-C; ``cancel`` tells
-    worker threads."""
-    def on_term(signum, frame):
-        if cancel is not None:
-            cancel.set()
-        raise KeyboardInterrupt
-
-    old = None
-    if threading.current_thread() is threading.main_thread():
-        old = signal.signal(signal.SIGTERM, on_term)
-    try:
+    """Ctrl-C and SIGTERM stop the command the same way (a service manager's stop, a job's timeout):
+    the main thread raises KeyboardInterrupt once, and ``cancel`` tells worker threads
+    (snapstore/interrupts.py has the rules)."""
+    interrupts_.install()
+    if cancel is None:
         yield
-    except KeyboardInterrupt:
-        if cancel is not None:
+        return
+    with interrupts_.cancel_on_stop(cancel):
+        try:
+            yield
+        except KeyboardInterrupt:
             cancel.set()
-        raise
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
+            raise

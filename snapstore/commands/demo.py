@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from snapstore.commands.base import command
+
 
 def _run(args: list[str], env: dict[str, str]) -> None:
     from snapstore.cli import main
@@ -33,7 +35,7 @@ def _run(args: list[str], env: dict[str, str]) -> None:
                 os.environ[k] = v
 
 
-@click.command()
+@command()
 @click.option("--dir", "workdir", default="snapstore-demo", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the demo's store and export (emptied first if it holds a previous demo).")
 @click.option("--bases", type=click.IntRange(1, 20), default=2, show_default=True, help="Bases to generate.")

@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from snapstore.commands.base import command
 from snapstore.commands.common import open_store, store_option
 from snapstore.diff import diff_snapshots
 from snapstore.diff import history as record_history
@@ -22,7 +23,7 @@ def _color() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
-@click.command()
+@command()
 @click.argument("a", required=False)
 @click.argument("b", required=False)
 @store_option
@@ -59,7 +60,7 @@ def diff(a, b, store, bases, tables, fmt, fields, limit, exit_code):
         click.get_current_context().exit(1)
 
 
-@click.command()
+@command()
 @click.argument("record_id")
 @store_option
 @click.option("--field", "field", default=None, metavar="FIELD",

@@ -6,10 +6,12 @@ import os
 
 import click
 
+from snapstore.commands.base import command
+
 _SHARE = click.FloatRange(0.0, 1.0)
 
 
-@click.command("emulator")
+@command("emulator")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="TCP port; 0 lets the OS choose a free one.")

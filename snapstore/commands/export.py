@@ -7,8 +7,10 @@ import json
 
 import click
 
+from exporters.parallel import MAX_WORKERS
+from snapstore.commands.base import command
 from snapstore.commands.common import interrupts, open_store, store_option
-from snapstore.store import LockError, StoreError
+from snapstore.errors import Incomplete, Interrupted
 
 
 def _split(values: tuple[str, ...]) -> list[str] | None:
@@ -16,7 +18,7 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
     return out or None
 
 
-@click.command()
+@command()
 @click.argument("snapshot", default="latest")
 @store_option
 @click.option("--out", "-o", "out_dir", default=".", show_default=True, type=click.Path(file_okay=False),
@@ -28,8 +30,9 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--no-attachments", is_flag=True, help="Do not copy attachment files (records keep their metadata).")
 @click.option("--no-csv-guard", is_flag=True,
               help="Do not prefix ' to CSV cells starting with = + - @ (spreadsheet formula injection guard).")
-@click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
-              help="Processes encoding records [default: one per core for a local store and 20,000+ records].")
+@click.option("--workers", "-j", type=click.IntRange(min=1, max=MAX_WORKERS), default=None,
+              help="Processes encoding records, at most one per core [default: one per core for a local "
+                   "store and 20,000+ records].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[str, ...], tables: tuple[str, ...],
            no_attachments: bool, no_csv_guard: bool, workers: int | None, as_json: bool) -> None:
@@ -41,13 +44,14 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
         with interrupts():
             res = export_snapshot(s, snapshot, out_dir, formats=formats, bases=_split(bases), tables=_split(tables),
                                   attachments=not no_attachments, csv_guard=not no_csv_guard, workers=workers)
-    except (StoreError, LockError) as e:
-        raise click.ClickException(str(e)) from e
     except KeyboardInterrupt:
-        click.echo("interrupted: no export folder was written", err=True)
-        raise SystemExit(130) from None
+        raise Interrupted("no export folder was written") from None
+    incomplete = Incomplete(f"the export in {res.path} is incomplete: {len(res.errors)} error(s), listed in its "
+                            "reports/summary.md") if res.errors else None
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=1, ensure_ascii=False))
+        if incomplete:
+            raise click.exceptions.Exit(incomplete.exit_code)
         return
     click.echo(f"exported snapshot {res.snapshot.id} to {res.path}")
     click.echo(f"  {len(res.tables)} tables, {res.records} records, {res.attachments['copied']} attachments, "
@@ -56,6 +60,8 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
         click.echo(f"  error: {e}", err=True)
     for w in res.warnings:
         click.echo(f"  warning: {w}", err=True)
+    if incomplete:
+        raise incomplete
 
 
 commands = [export]

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
+from snapstore.commands.base import command
 from snapstore.commands.common import open_store, store_option
 from snapstore.commands.snapshot import _make_source, _source_options
+from snapstore.errors import UsageError
 from snapstore.restore import (
     FolderSource,
     RestoreError,
@@ -71,7 +73,7 @@ def _human(rep: dict) -> str:
     return "\n".join(lines)
 
 
-@click.command()
+@command()
 @click.argument("source")
 @store_option
 @_source_options
@@ -116,6 +118,9 @@ def restore(source, store, to_base, base, tables, keep_computed_values, revert, 
         st = None
         if p.is_dir() and (p / "data").is_dir():
             src = FolderSource(p, verify=not no_verify)
+        elif p.exists() or "/" in source or source.startswith("."):  # a path, not a snapshot name
+            what = "is not an exported folder (it has no data/ folder)" if p.exists() else "does not exist"
+            raise UsageError(f"{source} {what}; give an airtable_backup_* folder or a snapshot name")
         else:
             st = open_store(store)
             src = open_source(source, st)
@@ -144,7 +149,7 @@ def restore(source, store, to_base, base, tables, keep_computed_values, revert, 
         if client is not None:
             rep.requests = client.stats.snapshot()
     except _ERRORS as e:
-        raise _fail(e) from None
+        raise _fail(e) from e
     doc = rep.to_dict()
     if as_json:
         click.echo(json.dumps(doc, indent=1, default=str))
@@ -154,7 +159,7 @@ def restore(source, store, to_base, base, tables, keep_computed_values, revert, 
         click.get_current_context().exit(1)
 
 
-@click.command("import")
+@command("import")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @store_option
 @click.option("--note", default=None, help="A note stored with the snapshot.")
@@ -168,7 +173,7 @@ def import_(folder, store, note, tags, no_verify, as_json):
         st = open_store(store, create=True)
         info = import_folder(folder, st, note=note, tags=tags, verify=not no_verify)
     except _ERRORS as e:
-        raise _fail(e) from None
+        raise _fail(e) from e
     if as_json:
         click.echo(json.dumps(info.to_dict(), indent=1, default=str))
     else:

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from snapstore.commands.base import command
 from snapstore.commands.common import open_store, store_option
 from snapstore.store import LockError, StoreError
 
@@ -39,7 +40,7 @@ def _echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=1, default=str))
 
 
-@click.command()
+@command()
 @store_option
 @click.argument("snapshots", nargs=-1)
 @click.option("--keep-last", "-l", metavar="N", help="Keep the N newest snapshots ('unlimited' for all).")
@@ -118,7 +119,7 @@ def _echo_prune(r) -> None:
                f"{r.bytes_freed}); unused space left {r.bytes_unused_after} bytes")
 
 
-@click.command("prune")
+@command("prune")
 @store_option
 @click.option("--max-unused", default="5%", show_default=True,
               help="Unused space to tolerate in partly used packs: a percentage, a size (100M) or 'unlimited'.")
@@ -141,7 +142,7 @@ def prune_cmd(store, max_unused, repack_threshold, dry_run, as_json) -> None:
         _echo_prune(r)
 
 
-@click.command()
+@command()
 @store_option
 @click.option("--read-data", is_flag=True, help="Also read every pack and object and re-hash every blob.")
 @click.option("--read-data-subset", metavar="X%|n/t", help="Read a subset of the packs (10% at random, or 1/5).")
@@ -167,7 +168,7 @@ def verify(store, read_data, read_data_subset, as_json) -> None:
         raise SystemExit(1)
 
 
-@click.command()
+@command()
 @store_option
 @click.option("--last", default=20, show_default=True, help="Snapshots per base to list (text output).")
 @click.option("--json", "as_json", is_flag=True)
@@ -187,7 +188,7 @@ def stats(store, last, as_json) -> None:
         click.echo(format_stats(st, last))
 
 
-@click.command()
+@command()
 @store_option
 @click.argument("snapshot")
 @click.argument("tags", nargs=-1, required=True)

@@ -34,10 +34,11 @@ from pathlib import Path
 
 import click
 
+from snapstore.commands.base import command
 from snapstore.commands.common import interrupts, store_option
+from snapstore.errors import Interrupted, NoStore, SnapstoreError
 from snapstore.snapshot import (
     EXIT_ERROR,
-    EXIT_INTERRUPTED,
     EXIT_PARTIAL,
     RedactFilter,
     Selection,
@@ -48,13 +49,13 @@ from snapstore.snapshot import (
     take_snapshot,
 )
 from snapstore.source import DEFAULT_API_URL, AirtableSource, Cancelled, RetryPolicy, SourceError
-from snapstore.store import LockError, Store, StoreError
+from snapstore.store import LockError, Store
 from snapstore.store.s3 import parse_s3_url
 
 log = logging.getLogger("snapstore.cli")
 
 
-class SnapshotCommandError(click.ClickException):
+class SnapshotCommandError(SnapstoreError):
     """One clear line on stderr, exit code 1, nothing written."""
 
     exit_code = EXIT_ERROR
@@ -377,7 +378,7 @@ def _selection(base, table, exclude_base, exclude_table) -> Selection:
     return Selection(list(base), list(table), list(exclude_base), list(exclude_table))
 
 
-@click.command()
+@command()
 @_source_options
 @store_option
 @click.option("--base", "-b", multiple=True, help="Base id or name to read (repeatable; default: all).")
@@ -422,32 +423,24 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
             try:
                 previous = Store.open(store).list_snapshots()
                 previous = previous[0] if previous else None
-            except StoreError as e:
-                if parse_s3_url(str(store)) is None or "no store" not in str(e):
-                    raise SnapshotCommandError(str(e)) from None
+            except NoStore:
+                if parse_s3_url(str(store)) is None:
+                    raise
                 previous = None  # an empty bucket prefix: nothing taken yet
-            except LockError as e:
-                raise SnapshotCommandError(str(e)) from None
         try:
             plan = plan_snapshot(source, selection, previous=previous, workers=workers)
-        except SourceError as e:
-            raise SnapshotCommandError(str(e)) from None
         except KeyboardInterrupt:
-            click.echo("interrupted: nothing was written", err=True)
-            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+            raise Interrupted("nothing was written") from None
         if dry_run:
             _dry_run_output(plan, source, kw, workers, previous, as_json)
             return
         if not plan.tables and not any(bp.error for bp in plan.bases):
             raise SnapshotCommandError("nothing to snapshot: the selection matches no table")
         # 2. the store
-        try:
-            st = Store.open(store_path, create=True)
-        except (StoreError, LockError, OSError) as e:
-            raise SnapshotCommandError(f"store {store_path}: {e}") from None
+        st = Store.open(store_path, create=True)
         holder = st.lock_holder()
         if holder is not None and not holder.is_stale():  # say so before writing even a log file
-            raise SnapshotCommandError(f"the store is busy: locked by {holder.describe()}")
+            raise LockError(f"the store is busy: locked by {holder.describe()}")
         log_path = _start_file_log(logstate, st.root, token)
         opts = SnapshotOptions(attachments=attachments, comments=comments, note=note, tags=tuple(tags),
                                base_workers=workers)
@@ -457,19 +450,11 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
             opts.on_event = prog
         try:
             result = take_snapshot(st, source, plan, opts, log_file=str(log_path))
-        except LockError as e:
-            raise SnapshotCommandError(f"the store is busy: {e}") from None
         except (KeyboardInterrupt, Cancelled):
             if prog:
                 prog.stop()
             log.warning("interrupted: the snapshot was abandoned; nothing committed, the store is consistent")
-            click.echo("interrupted: nothing committed; the next run reuses what was already written",
-                       err=True)
-            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-        except (SourceError, StoreError) as e:
-            if prog:
-                prog.stop()
-            raise SnapshotCommandError(str(e)) from None
+            raise Interrupted("nothing committed; the next run reuses what was already written") from None
         finally:
             if prog:
                 prog.stop()
@@ -511,7 +496,7 @@ def _dry_run_output(plan, source, kw, workers, previous, as_json) -> None:
                    f"at {kw['rate_limit_base']:g}/s per base")
 
 
-@click.command()
+@command()
 @_source_options
 @click.option("--base", "-b", multiple=True, help="Only check these bases (ids or names).")
 @click.option("--comments", is_flag=True, help="Also check the comments scope (data.recordComments:read).")
@@ -580,11 +565,8 @@ def _store_exists(store: str | Path) -> bool:
 
 def _open_existing(store: str) -> Store:
     if not _store_exists(store):
-        raise SnapshotCommandError(f"no store at {store} (take a snapshot first, or pass --store)")
-    try:
-        return Store.open(store)
-    except (StoreError, LockError) as e:
-        raise SnapshotCommandError(str(e)) from None
+        raise NoStore(f"no store at {store} (take a snapshot first, or pass --store)")
+    return Store.open(store)
 
 
 def _counts(info) -> dict:
@@ -593,7 +575,7 @@ def _counts(info) -> dict:
         "bases": len(info.bases), "tables": len(tables)}
 
 
-@click.command("log")
+@command("log")
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable list.")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=None, help="Show at most N snapshots.")
@@ -621,17 +603,14 @@ def log_cmd(store, as_json, limit) -> None:
                    f"-{c['deleted']:,}  {_fmt_bytes(s.bytes_added)}{extra}")
 
 
-@click.command()
+@command()
 @store_option
 @click.argument("name", default="latest", metavar="SNAPSHOT")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable details.")
 def show(store, name, as_json) -> None:
     """Show one snapshot per base and table: SNAPSHOT is a short id, latest, latest~N or a date."""
     st = _open_existing(store)
-    try:
-        info = st.resolve(name)
-    except StoreError as e:
-        raise SnapshotCommandError(str(e)) from None
+    info = st.resolve(name)
     if as_json:
         _echo_json(info.to_dict())
         return

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from snapstore.commands.base import command
 from snapstore.commands.common import open_store, store_option
 from snapstore.store import Store, StoreError
 
 
-@click.command()
+@command()
 @store_option
 def init(store: str) -> None:
     """Create an empty store in STORE (a new or empty folder)."""
@@ -19,7 +20,7 @@ def init(store: str) -> None:
     click.echo(f"created store {s.config['store_id'][:8]} in {s.location}")
 
 
-@click.command()
+@command()
 @store_option
 def unlock(store: str) -> None:
     """Remove the store's writer lock (after a crash on another machine; same-host stale locks are
@@ -29,7 +30,7 @@ def unlock(store: str) -> None:
     click.echo(f"removed lock held by {holder.describe()}" if holder else "the store was not locked")
 
 
-@click.command("rebuild-catalog")
+@command("rebuild-catalog")
 @store_option
 def rebuild_catalog(store: str) -> None:
     """Recreate the DuckDB catalog from the store's objects alone."""

@@ -1,0 +1,178 @@
+"""Where every error becomes one line and an exit code: the click classes every verb uses.
+
+A command (or the group, for ``snapstore VERB``) runs through :func:`invoke_safely`, which turns
+whatever it raises into exactly one line on stderr (with ``--json`` also a JSON error object on stdout)
+and the exit code of :mod:`snapstore.errors`. A bug (an exception nobody meant to show) gets one line
+saying so and where its traceback went; ``SNAPSTORE_DEBUG=1`` prints the traceback too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from snapstore import interrupts
+from snapstore.errors import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    SnapstoreError,
+    find_os_error,
+    os_error_message,
+)
+
+#: Environment variables whose values must never appear in a crash report.
+SECRET_VARS = ("AIRTABLE_TOKEN", "SNAPSTORE_PASSWORD")
+
+
+def _wants_json(args: list[str]) -> bool:
+    for i, a in enumerate(args):
+        if a == "--json" or a in ("--format=json", "-fjson"):
+            return True
+        if a in ("--format", "-f") and i + 1 < len(args) and args[i + 1] == "json":
+            return True
+    return False
+
+
+def _redact(text: str) -> str:
+    for var in SECRET_VARS:
+        v = os.environ.get(var)
+        if v and len(v) >= 4:
+            text = text.replace(v, "[redacted]")
+    return text
+
+
+def crash_log_dir() -> Path:
+    """Where tracebacks of bugs go: the user's state folder, never the store or an export."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "snapstore" / "crashes"
+
+
+def _write_crash(exc: BaseException, argv: list[str]) -> str | None:
+    text = _redact("".join(traceback.format_exception(exc)))
+    try:
+        d = crash_log_dir()
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = d / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{os.getpid()}.log"
+        # the command line may hold a --token: the file gets the verb only
+        path.write_text(f"snapstore {argv[0] if argv else ''}\n{text}", encoding="utf-8")
+        return str(path)
+    except OSError:
+        return None
+
+
+def describe(exc: BaseException, argv: list[str]) -> tuple[str, int, str]:
+    """(one line, exit code, error type) for anything a command raised."""
+    if isinstance(exc, click.exceptions.Exit):
+        return "", exc.exit_code, ""
+    if isinstance(exc, click.UsageError):
+        cmd = exc.ctx.command_path if exc.ctx is not None else "snapstore"
+        return f"Error: {exc.format_message()} (see '{cmd} --help')", EXIT_USAGE, "usage"
+    if isinstance(exc, click.ClickException):
+        # a verb that wrapped a library error keeps the library error's exit code
+        cause = exc.__cause__
+        code = cause.exit_code if isinstance(cause, SnapstoreError) else exc.exit_code
+        return f"Error: {exc.format_message()}", code, type(cause or exc).__name__
+    if isinstance(exc, click.Abort | KeyboardInterrupt) or isinstance(exc, SnapstoreError) and \
+            exc.exit_code == EXIT_INTERRUPTED:
+        msg = str(exc) if isinstance(exc, SnapstoreError) and str(exc) else "nothing was left half-written"
+        return f"interrupted: {msg}", EXIT_INTERRUPTED, "interrupted"
+    if isinstance(exc, SnapstoreError):
+        os_err = find_os_error(exc)
+        msg = str(exc) or type(exc).__name__
+        if os_err is not None and _is_plain_os(os_err) and str(os_err) in msg:
+            msg = os_error_message(os_err)
+        return f"Error: {_one_line(msg)}", exc.exit_code, type(exc).__name__
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"Error: {os_error_message(exc)}", EXIT_ERROR, "OSError"
+    if isinstance(exc, MemoryError):
+        return "Error: out of memory; try fewer --workers, or a machine with more memory", EXIT_ERROR, "MemoryError"
+    where = _write_crash(exc, argv)
+    tail = f"; the traceback is in {where}" if where else ""
+    return (f"Error: unexpected {type(exc).__name__} (a bug in snapstore): {_one_line(_redact(str(exc)))}{tail}; "
+            "SNAPSTORE_DEBUG=1 prints it", EXIT_ERROR, "bug")
+
+
+def _is_plain_os(e: OSError) -> bool:
+    import errno
+
+    return e.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EDQUOT)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) if "\n" in text else text
+
+
+def invoke_safely(cmd: click.Command, args: list[str] | None, prog_name: str | None, **extra) -> int:
+    """Run ``cmd`` as click would, and return its exit code instead of raising anything."""
+    argv = list(sys.argv[1:] if args is None else args)
+    interrupts.install()
+    try:
+        with cmd.make_context(prog_name or "snapstore", argv, **extra) as ctx:
+            rv = cmd.invoke(ctx)
+        return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+    except SystemExit as e:  # a verb's own exit code
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_ERROR)
+    except BaseException as e:  # noqa: BLE001 - this is the one place that turns errors into lines
+        line, code, kind = describe(e, argv)
+        if os.environ.get("SNAPSTORE_DEBUG") and kind == "bug":
+            traceback.print_exception(e, file=sys.stderr)
+        if line:
+            if _wants_json(argv):
+                click.echo(json.dumps({"error": {"message": line.removeprefix("Error: "), "exit_code": code,
+                                                 "type": kind}}))
+            click.echo(line, err=True)
+        return code
+
+
+class SnapstoreCommand(click.Command):
+    """A verb: run standalone (``CliRunner().invoke(verb, ...)``) it handles errors like the group."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: D102
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        extra.pop("windows_expand_args", None)
+        sys.exit(invoke_safely(self, args, prog_name, **extra))
+
+
+class SnapstoreGroup(click.Group):
+    """The ``snapstore`` group: every verb's errors pass through :func:`invoke_safely` once."""
+
+    command_class = SnapstoreCommand
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: D102
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        extra.pop("windows_expand_args", None)
+        sys.exit(invoke_safely(self, args, prog_name, **extra))
+
+
+def command(*args, **kwargs):
+    """``click.command`` with :class:`SnapstoreCommand`: every verb is declared with this."""
+    kwargs.setdefault("cls", SnapstoreCommand)
+    return click.command(*args, **kwargs)
+
+
+def run() -> None:
+    """The console script. A failed or interrupted run ends with ``os._exit`` after flushing: an
+    interpreter shutting down joins a worker pool's threads and tears down C++ threads (DuckDB,
+    Arrow) that a signal left running, which is where stopped exports hung or aborted."""
+    from snapstore.cli import main
+
+    code = invoke_safely(main, None, "snapstore")
+    if code == 0:
+        sys.exit(0)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        import logging
+
+        logging.shutdown()
+    finally:
+        os._exit(code)
