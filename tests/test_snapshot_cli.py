@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from snapstore.cli import main
 from snapstore.commands.snapshot import Progress
 from snapstore.emulator import Emulator, ScaledClock, generate_workspace
+from snapstore.errors import EXIT_LOCKED
 from snapstore.snapshot import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, TableResult
 from snapstore.source import AirtableSource
 from snapstore.store import Store
@@ -276,7 +277,7 @@ def test_a_busy_store_is_reported_and_left_alone(emu, tmp_path):
     try:
         before = tree(store)
         r = invoke(["snapshot", *LIMITS], env)
-        assert r.exit_code == EXIT_ERROR and "the store is busy: locked by 'another snapshot'" in r.output
+        assert r.exit_code == EXIT_LOCKED and "the store is busy: locked by 'another snapshot'" in r.output
         assert tree(store) == before
     finally:
         holder.abandon()

@@ -109,13 +109,43 @@ def _one_line(text: str) -> str:
     return " ".join(text.split()) if "\n" in text else text
 
 
+def _corrupt_catalog(exc: BaseException):
+    from snapstore.store.catalog import CatalogCorrupt
+
+    cur: BaseException | None = exc
+    while cur is not None:
+        if isinstance(cur, CatalogCorrupt) and cur.path is not None:
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _invoke(cmd: click.Command, argv: list[str], prog_name: str | None, **extra):
+    with cmd.make_context(prog_name or "snapstore", list(argv), **extra) as ctx:
+        return cmd.invoke(ctx)
+
+
 def invoke_safely(cmd: click.Command, args: list[str] | None, prog_name: str | None, **extra) -> int:
-    """Run ``cmd`` as click would, and return its exit code instead of raising anything."""
+    """Run ``cmd`` as click would, and return its exit code instead of raising anything.
+
+    A damaged catalog found in the middle of a command (DuckDB checks a block only when it reads
+    it) is what the README promises to repair: the file is moved aside, and the command runs once
+    more, opening the store rebuilds the catalog from the objects (one line says so)."""
+    from snapstore.store.catalog import Catalog
+
     argv = list(sys.argv[1:] if args is None else args)
     interrupts.install()
     try:
-        with cmd.make_context(prog_name or "snapstore", argv, **extra) as ctx:
-            rv = cmd.invoke(ctx)
+        try:
+            rv = _invoke(cmd, argv, prog_name, **extra)
+        except Exception as e:
+            bad = _corrupt_catalog(e)
+            if bad is None:
+                raise
+            moved = Catalog(bad.path).quarantine()
+            click.echo(f"warning: the catalog {bad.path} was damaged; moved it to {moved.name} and rebuilding it "
+                       "from the store's objects", err=True)
+            rv = _invoke(cmd, argv, prog_name, **extra)
         return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
     except SystemExit as e:  # a verb's own exit code
         return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_ERROR)

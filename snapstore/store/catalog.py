@@ -61,6 +61,28 @@ _LOCKS: dict[str, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
+def is_lock_conflict(e: BaseException) -> bool:
+    """DuckDB's "Could not set lock on file ... Conflicting lock is held": another process has the
+    catalog. Not any message with "lock" in it: a checksum error names the damaged "block"."""
+    text = str(e).lower()
+    return "could not set lock" in text or "conflicting lock" in text
+
+
+def is_corruption(e: BaseException) -> bool:
+    """DuckDB found the catalog file damaged (a block's checksum, a truncated or foreign file)."""
+    text = str(e).lower()
+    return any(k in text for k in ("corrupt", "checksum", "not a valid duckdb", "invalid database",
+                                   "failed to read database header", "the file is not a valid"))
+
+
+class CatalogCorrupt(StoreError):
+    """The catalog file is damaged; it is an index, rebuilt from the store's objects."""
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class CatalogBusy(StoreError):
     pass
 
@@ -147,7 +169,7 @@ class Catalog:
                             "memory_limit": MEMORY_LIMIT},
                 )
             except duckdb.IOException as e:
-                if "lock" not in str(e).lower():
+                if not is_lock_conflict(e):
                     raise
                 if time.monotonic() > deadline:
                     raise CatalogBusy(f"the catalog {self.path} is held by another process: {e}") from e
@@ -156,6 +178,30 @@ class Catalog:
 
     @contextlib.contextmanager
     def _connect(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection; a damaged file (a checksum DuckDB finds only when it reads the block, which
+        may be long after the open) becomes :class:`CatalogCorrupt`, which the CLI repairs."""
+        try:
+            with self._connect_raw(read_only) as con:
+                yield con
+        except duckdb.Error as e:
+            if is_corruption(e):
+                raise CatalogCorrupt(f"the catalog {self.path} is damaged: {str(e).splitlines()[0]}",
+                                     path=self.path) from e
+            raise
+
+    def quarantine(self) -> Path:
+        """Move a damaged catalog file (and its WAL) aside, so the next open rebuilds it from the
+        objects; the damaged copy is kept for a post-mortem, never read again."""
+        self.unpin()
+        bad = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d%H%M%S')}")
+        self.path.rename(bad)
+        wal = self.path.with_name(self.path.name + ".wal")
+        if wal.exists():
+            wal.rename(bad.with_name(bad.name + ".wal"))
+        return bad
+
+    @contextlib.contextmanager
+    def _connect_raw(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         with self._lock:
             if read_only and self._pinned is not None:
                 cur = self._pinned.cursor()

@@ -28,7 +28,7 @@ from snapstore.canonical import CANON_VERSION, loads
 from snapstore.errors import NoStore
 from snapstore.store import inventory, objects
 from snapstore.store.backend import Backend, BackendError, LocalBackend, ObjectMissing
-from snapstore.store.catalog import Catalog, CatalogBusy, IngestBatch, TableChange
+from snapstore.store.catalog import Catalog, CatalogBusy, IngestBatch, TableChange, is_lock_conflict
 from snapstore.store.lock import (
     LockError,
     RemoteLock,
@@ -483,7 +483,7 @@ class Store:
                 self.catalog.check()
                 return
             except duckdb.Error as e:
-                if "lock" in str(e).lower():
+                if is_lock_conflict(e):
                     raise
                 bad = self.catalog.path.with_name(f"catalog.duckdb.corrupt-{datetime.now(UTC):%Y%m%d%H%M%S}")
                 log.warning("catalog unreadable (%s); moved to %s and rebuilding from the objects", e, bad.name)
