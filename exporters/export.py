@@ -17,6 +17,7 @@ named like a finished one (a failed export deletes its temporary folder).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -213,11 +214,15 @@ def export_snapshot(
         files, nbytes = write_manifest(tmp, snap, ctx.digests)
         final = folder.publish(out, folder_name(snap))
     except BaseException:
-        for w in writers:
-            w.abort()
-        if handler is not None:
-            _detach(loggers, old_levels, handler)
-        folder.discard()
+        try:
+            for w in writers:  # closing a file on a full disk fails too: the folder goes anyway
+                with contextlib.suppress(Exception):
+                    w.abort()
+            if handler is not None:
+                with contextlib.suppress(Exception):
+                    _detach(loggers, old_levels, handler)
+        finally:
+            folder.discard()
         raise
     return ExportResult(final, snap, fmts, table_rows, files, nbytes, att, errors, list(ctx.warnings),
                         time.monotonic() - t0)

@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -98,15 +99,16 @@ def parse_size_or_percent(text: str) -> tuple[str, float]:
     t = text.strip().lower()
     if t == "unlimited":
         return "unlimited", 0.0
-    if t.endswith("%"):
-        v = float(t[:-1])
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt%]?)b?", t)
+    if m is None:
+        raise ValueError(f"{text!r} is not a percentage (5%), a size (100M, 2G) or 'unlimited'")
+    v, unit = float(m.group(1)), m.group(2)
+    if unit == "%":
         if not 0 <= v < 100:
             raise ValueError(f"{text}: a percentage must be in [0, 100)")
         return "pct", v
-    mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    if t and t[-1] in mult:
-        return "bytes", float(t[:-1]) * mult[t[-1]]
-    return "bytes", float(t)
+    mult = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    return "bytes", v * mult[unit]
 
 
 # ---- marking -----------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ saying so and where its traceback went; ``SNAPSTORE_DEBUG=1`` prints the traceba
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import traceback
@@ -135,6 +136,9 @@ def invoke_safely(cmd: click.Command, args: list[str] | None, prog_name: str | N
 
     argv = list(sys.argv[1:] if args is None else args)
     interrupts.install()
+    # a log file on a full disk must not print a traceback per record: the error that stops the
+    # command says what happened, once
+    logging.raiseExceptions = False
     try:
         try:
             rv = _invoke(cmd, argv, prog_name, **extra)

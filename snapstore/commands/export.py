@@ -10,7 +10,7 @@ import click
 from exporters.parallel import MAX_WORKERS
 from snapstore.commands.base import command
 from snapstore.commands.common import interrupts, open_store, store_option
-from snapstore.errors import Incomplete, Interrupted
+from snapstore.errors import Incomplete, Interrupted, os_error
 
 
 def _split(values: tuple[str, ...]) -> list[str] | None:
@@ -46,6 +46,8 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
                                   attachments=not no_attachments, csv_guard=not no_csv_guard, workers=workers)
     except KeyboardInterrupt:
         raise Interrupted("no export folder was written") from None
+    except OSError as e:  # the output folder: full, read-only, not a folder...
+        raise os_error(e, f"exporting to {out_dir}") from e
     incomplete = Incomplete(f"the export in {res.path} is incomplete: {len(res.errors)} error(s), listed in its "
                             "reports/summary.md") if res.errors else None
     if as_json:

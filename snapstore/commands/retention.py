@@ -10,22 +10,27 @@ from snapstore.commands.base import command
 from snapstore.commands.common import open_store, store_option
 from snapstore.store import LockError, StoreError
 
+#: A --keep-* count above this is a typo, not a policy (a million hourly snapshots is 114 years).
+MAX_KEEP = 1_000_000
 
-def _count(value: str | None) -> int:
+
+def _count(_ctx, _param, value: str | None) -> int:
+    """--keep-* N: a count from 0 to MAX_KEEP, or 'unlimited' (stored as -1)."""
     if value is None:
         return 0
-    if value.strip().lower() in ("unlimited", "-1"):
+    if value.strip().lower() == "unlimited":
         return -1
     try:
         n = int(value)
-    except ValueError as e:
-        raise click.BadParameter(f"{value!r} is not a number or 'unlimited'") from e
-    if n < 0:
-        raise click.BadParameter("use a count >= 0 or 'unlimited'")
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a count: use a whole number from 0 to {MAX_KEEP:,} "
+                                 "or 'unlimited'") from None
+    if not 0 <= n <= MAX_KEEP:
+        raise click.BadParameter(f"{n} is out of range: use a whole number from 0 to {MAX_KEEP:,} or 'unlimited'")
     return n
 
 
-def _duration(value: str | None):
+def _duration(_ctx, _param, value: str | None):
     from snapstore.retention import Duration
 
     if not value:
@@ -33,7 +38,27 @@ def _duration(value: str | None):
     try:
         return Duration.parse(value)
     except ValueError as e:
-        raise click.BadParameter(str(e)) from e
+        raise click.BadParameter(str(e)) from None
+
+
+def _size_or_percent(_ctx, _param, value: str) -> str:
+    from snapstore.prune import parse_size_or_percent
+
+    try:
+        parse_size_or_percent(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    return value
+
+
+def _subset(_ctx, _param, value: str | None) -> str | None:
+    from snapstore.verify import parse_subset
+
+    try:
+        parse_subset(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    return value
 
 
 def _echo_json(obj) -> None:
@@ -43,22 +68,23 @@ def _echo_json(obj) -> None:
 @command()
 @store_option
 @click.argument("snapshots", nargs=-1)
-@click.option("--keep-last", "-l", metavar="N", help="Keep the N newest snapshots ('unlimited' for all).")
-@click.option("--keep-hourly", "-H", metavar="N", help="Keep the newest snapshot of each of the last N hours that have one.")
-@click.option("--keep-daily", "-d", metavar="N", help="... of each of the last N days that have one.")
-@click.option("--keep-weekly", "-w", metavar="N", help="... of each of the last N ISO weeks that have one.")
-@click.option("--keep-monthly", "-m", metavar="N", help="... of each of the last N months that have one.")
-@click.option("--keep-yearly", "-y", metavar="N", help="... of each of the last N years that have one.")
-@click.option("--keep-within", metavar="DURATION", help="Keep every snapshot newer than the newest minus DURATION (1y6m, 2d3h).")
-@click.option("--keep-within-hourly", metavar="DURATION", help="Keep hourly snapshots within DURATION.")
-@click.option("--keep-within-daily", metavar="DURATION", help="Keep daily snapshots within DURATION.")
-@click.option("--keep-within-weekly", metavar="DURATION", help="Keep weekly snapshots within DURATION.")
-@click.option("--keep-within-monthly", metavar="DURATION", help="Keep monthly snapshots within DURATION.")
-@click.option("--keep-within-yearly", metavar="DURATION", help="Keep yearly snapshots within DURATION.")
+@click.option("--keep-last", "-l", metavar="N", callback=_count, help="Keep the N newest snapshots ('unlimited' for all).")
+@click.option("--keep-hourly", "-H", metavar="N", callback=_count, help="Keep the newest snapshot of each of the last N hours that have one.")
+@click.option("--keep-daily", "-d", metavar="N", callback=_count, help="... of each of the last N days that have one.")
+@click.option("--keep-weekly", "-w", metavar="N", callback=_count, help="... of each of the last N ISO weeks that have one.")
+@click.option("--keep-monthly", "-m", metavar="N", callback=_count, help="... of each of the last N months that have one.")
+@click.option("--keep-yearly", "-y", metavar="N", callback=_count, help="... of each of the last N years that have one.")
+@click.option("--keep-within", metavar="DURATION", callback=_duration, help="Keep every snapshot newer than the newest minus DURATION (1y6m, 2d3h).")
+@click.option("--keep-within-hourly", metavar="DURATION", callback=_duration, help="Keep hourly snapshots within DURATION.")
+@click.option("--keep-within-daily", metavar="DURATION", callback=_duration, help="Keep daily snapshots within DURATION.")
+@click.option("--keep-within-weekly", metavar="DURATION", callback=_duration, help="Keep weekly snapshots within DURATION.")
+@click.option("--keep-within-monthly", metavar="DURATION", callback=_duration, help="Keep monthly snapshots within DURATION.")
+@click.option("--keep-within-yearly", metavar="DURATION", callback=_duration, help="Keep yearly snapshots within DURATION.")
 @click.option("--keep-tag", multiple=True, metavar="TAG[,TAG]", help="Keep snapshots carrying all these tags (repeatable).")
 @click.option("--dry-run", "-n", is_flag=True, help="Show what would be kept (and why) and forgotten; change nothing.")
 @click.option("--prune", "do_prune", is_flag=True, help="Prune afterwards.")
-@click.option("--max-unused", default="5%", show_default=True, help="With --prune: unused space to tolerate.")
+@click.option("--max-unused", default="5%", show_default=True, callback=_size_or_percent,
+              help="With --prune: unused space to tolerate.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def forget(store, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly,
            keep_within, keep_within_hourly, keep_within_daily, keep_within_weekly, keep_within_monthly,
@@ -68,12 +94,12 @@ def forget(store, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly, ke
     from snapstore.retention import Policy
     from snapstore.retention import forget as do_forget
 
-    within_p = {p: d for p, d in (("hourly", _duration(keep_within_hourly)), ("daily", _duration(keep_within_daily)),
-                                  ("weekly", _duration(keep_within_weekly)), ("monthly", _duration(keep_within_monthly)),
-                                  ("yearly", _duration(keep_within_yearly))) if d}
+    within_p = {p: d for p, d in (("hourly", keep_within_hourly), ("daily", keep_within_daily),
+                                  ("weekly", keep_within_weekly), ("monthly", keep_within_monthly),
+                                  ("yearly", keep_within_yearly)) if d}
     policy = Policy(
-        last=_count(keep_last), hourly=_count(keep_hourly), daily=_count(keep_daily), weekly=_count(keep_weekly),
-        monthly=_count(keep_monthly), yearly=_count(keep_yearly), within=_duration(keep_within),
+        last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
+        monthly=keep_monthly, yearly=keep_yearly, within=keep_within,
         within_periods=within_p, tags=[[t for t in spec.split(",") if t] for spec in keep_tag],
     )
     if policy.empty() and not snapshots:
@@ -121,7 +147,7 @@ def _echo_prune(r) -> None:
 
 @command("prune")
 @store_option
-@click.option("--max-unused", default="5%", show_default=True,
+@click.option("--max-unused", default="5%", show_default=True, callback=_size_or_percent,
               help="Unused space to tolerate in partly used packs: a percentage, a size (100M) or 'unlimited'.")
 @click.option("--repack-threshold", type=click.FloatRange(0, 1), default=None,
               help="Also repack every pack whose own unused share is at least this (0..1).")
@@ -145,7 +171,7 @@ def prune_cmd(store, max_unused, repack_threshold, dry_run, as_json) -> None:
 @command()
 @store_option
 @click.option("--read-data", is_flag=True, help="Also read every pack and object and re-hash every blob.")
-@click.option("--read-data-subset", metavar="X%|n/t", help="Read a subset of the packs (10% at random, or 1/5).")
+@click.option("--read-data-subset", metavar="X%|n/t", callback=_subset, help="Read a subset of the packs (10% at random, or 1/5).")
 @click.option("--json", "as_json", is_flag=True)
 def verify(store, read_data, read_data_subset, as_json) -> None:
     """Check the store is intact; name the snapshots, tables and records any damage reaches.
@@ -153,6 +179,8 @@ def verify(store, read_data, read_data_subset, as_json) -> None:
     from snapstore.verify import format_report
     from snapstore.verify import verify as do_verify
 
+    if read_data and read_data_subset:
+        raise click.UsageError("--read-data reads every pack and --read-data-subset only some: give one of them")
     s = open_store(store)
     try:
         rep = do_verify(s, read_data=read_data, subset=read_data_subset)
@@ -165,12 +193,12 @@ def verify(store, read_data, read_data_subset, as_json) -> None:
     else:
         click.echo(format_report(rep))
     if not rep.ok:
-        raise SystemExit(1)
+        raise click.exceptions.Exit(1)
 
 
 @command()
 @store_option
-@click.option("--last", default=20, show_default=True, help="Snapshots per base to list (text output).")
+@click.option("--last", type=click.IntRange(min=1), default=20, show_default=True, help="Snapshots per base to list (text output).")
 @click.option("--json", "as_json", is_flag=True)
 def stats(store, last, as_json) -> None:
     """Store size, deduplication ratio, and growth of each base per snapshot."""

@@ -394,7 +394,7 @@ def _selection(base, table, exclude_base, exclude_table) -> Selection:
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result on stdout.")
 @click.option("--note", default=None, help="A note stored with the snapshot.")
 @click.option("--tag", "tags", multiple=True, help="A tag stored with the snapshot (repeatable).")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
+@click.option("--workers", type=click.IntRange(min=1, max=100), default=None,
               help="Bases read in parallel (default: 2 x token rate / base rate = 20).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress display (default: on when stderr is a terminal).")
