@@ -399,8 +399,9 @@ def _selection(base, table, exclude_base, exclude_table) -> Selection:
 @click.option("--progress/--no-progress", default=None,
               help="Progress display (default: on when stderr is a terminal).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug lines on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="Nothing on success; one line on failure (cron).")
 def snapshot(store, base, table, exclude_base, exclude_table, attachments, comments, dry_run, as_json, note,
-             tags, workers, progress, verbose, **kw) -> None:
+             tags, workers, progress, verbose, quiet, **kw) -> None:
     """Take a complete snapshot of every base the token can read (or those named), storing only
     what changed since the last one.
 
@@ -411,10 +412,10 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
     cancel = threading.Event()
     source, token = _make_source(kw, cancel)
     tty = sys.stderr.isatty()
-    show_progress = tty and not as_json if progress is None else progress
+    show_progress = tty and not as_json and not quiet if progress is None else progress
     selection = _selection(base, table, exclude_base, exclude_table)
     store_path = Path(store)
-    with source, _logging(token, to_stderr=not show_progress and not as_json or verbose,
+    with source, _logging(token, to_stderr=not show_progress and not as_json and not quiet or verbose,
                           verbose=verbose) as logstate, interrupts(cancel):
         log.debug("snapstore snapshot: api %s, store %s", source.api_url, store_path)
         # 1. plan: network only, the store is untouched until every check passed
@@ -462,8 +463,9 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
             doc = result.to_dict()
             doc["plan"] = {"requests": plan.requests, "visible_bases": plan.visible_bases}
             _echo_json(doc)
-        else:
-            click.echo(_summary_text(result, plan))
+        elif not quiet or result.exit_code:
+            click.echo(_summary_text(result, plan) if not quiet else
+                       f"snapshot {result.info.id} PARTIAL: {len(result.info.missing)} missing", err=quiet)
         if result.exit_code:
             raise click.exceptions.Exit(result.exit_code)
 
