@@ -8,7 +8,7 @@ import click
 
 from snapstore import __version__
 from snapstore.commands import demo, diff, emulator, export, restore, retention, snapshot, store
-from snapstore.commands.base import SnapstoreCommand, SnapstoreGroup, run  # noqa: F401 (run: the console script)
+from snapstore.commands.base import SnapstoreCommand, SnapstoreGroup
 from snapstore.errors import SnapstoreError  # noqa: F401 (the error root, for library users of the CLI)
 
 #: The verb modules, each exposing ``commands`` (a list of click commands), in help order.

@@ -329,7 +329,7 @@ def test_a_bug_is_one_line_with_the_traceback_in_a_file(world, store, tmp_path, 
 
 
 def _cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    code = "from snapstore.cli import run; run()"
+    code = "from snapstore.entry import run; run()"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
 

@@ -536,7 +536,7 @@ def slow(batch):  # 6 chunks over 2 workers: about 3 s, time enough to stop it h
 NdjsonWriter.encode = staticmethod(slow)
 real = E.export_snapshot
 E.export_snapshot = lambda *a, **k: real(*a, **{**k, "chunk_records": 1})
-from snapstore.cli import run
+from snapstore.entry import run
 sys.argv = ["snapstore", "export", "latest", "--store", sys.argv[1], "--out", sys.argv[2], "--format", "ndjson",
             "--workers", "2", "--no-attachments"]
 run()
