@@ -60,6 +60,7 @@ class PartialFolder:
                         raise
             self.path = final
             self._release()
+            interrupts.finished()  # the export is complete: a signal now must not undo or hide it
         return final
 
     def discard(self) -> None:

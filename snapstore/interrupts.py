@@ -81,9 +81,10 @@ def install() -> None:
 def reset() -> None:
     """Forget a previous stop request (a library caller, or tests, running several commands in one
     process)."""
-    global _requested
+    global _requested, _shield
     with _lock:
         _requested = None
+        _shield = 0
 
 
 @contextmanager
@@ -113,6 +114,15 @@ def shielded() -> Iterator[None]:
         yield
     finally:
         _shield -= 1
+
+
+def finished() -> None:
+    """The command's result is committed (an export renamed into place) or reported: a signal from
+    now on changes nothing. It must not raise in what is left, reporting and the interpreter's exit
+    (a KeyboardInterrupt in an atexit hook killed a finished export with SIGINT's status), nor turn
+    a complete result into exit 130. :func:`reset` (the start of the next command) undoes it."""
+    global _shield
+    _shield += 1
 
 
 def check() -> None:

@@ -136,6 +136,7 @@ def invoke_safely(cmd: click.Command, args: list[str] | None, prog_name: str | N
 
     argv = list(sys.argv[1:] if args is None else args)
     interrupts.install()
+    interrupts.reset()
     # a log file on a full disk must not print a traceback per record: the error that stops the
     # command says what happened, once
     logging.raiseExceptions = False
@@ -154,6 +155,7 @@ def invoke_safely(cmd: click.Command, args: list[str] | None, prog_name: str | N
     except SystemExit as e:  # a verb's own exit code
         return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_ERROR)
     except BaseException as e:  # noqa: BLE001 - this is the one place that turns errors into lines
+        interrupts.finished()  # a second signal must not interrupt the report of the first error
         line, code, kind = describe(e, argv)
         if os.environ.get("SNAPSTORE_DEBUG") and kind == "bug":
             traceback.print_exception(e, file=sys.stderr)
@@ -200,6 +202,7 @@ def run() -> None:
     from snapstore.cli import main
 
     code = invoke_safely(main, None, "snapstore")
+    interrupts.finished()
     if code == 0:
         sys.exit(0)
     try:
