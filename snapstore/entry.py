@@ -14,6 +14,7 @@ def run() -> None:
 
     interrupts.install()
     try:
+        import snapstore.cli  # noqa: F401 - every verb: the heavy imports happen here
         from snapstore.commands.base import run as run_command
     except KeyboardInterrupt:
         sys.stderr.write("interrupted: nothing was started\n")
