@@ -232,7 +232,7 @@ def test_progress_display_redraws_per_table():
 
 def _cli_process(emu: Emulator, store: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "AIRTABLE_TOKEN": emu.token, "AIRTABLE_API_URL": emu.url, "SNAPSTORE_STORE": str(store)}
-    code = "import sys; from snapstore.cli import main; main(sys.argv[1:])"
+    code = "from snapstore.entry import run; run()"
     return subprocess.Popen([sys.executable, "-c", code, "snapshot", "--no-progress", *extra], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
