@@ -1,0 +1,106 @@
+"""Reading a hook's payloads from a cursor, and what they say changed.
+
+The payloads are read only for *which* records, fields and tables changed (reference §3.3: the
+cells in them use other shapes than list-records, so a backup never rebuilds records from them).
+Pieces of one transaction share a ``baseTransactionNumber``; applying the union of every piece is
+the same whatever the order, because a record id is never reused after its record is destroyed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from snapstore.source import webhooks
+
+#: Field attributes whose change leaves every stored cell as it was.
+_COSMETIC = {"name", "description"}
+
+
+class FeedBroken(Exception):
+    """An error payload: the hook cannot be trusted any more (INVALID_HOOK, INVALID_FILTERS, …)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class FeedRead:
+    payloads: list[dict]
+    cursor: int  # the next payload to read
+    requests: int
+    transactions: int
+
+
+def read_payloads(source, base_id: str, hook_id: str, cursor: int) -> FeedRead:
+    """Every payload from ``cursor`` on, 50 a request until ``mightHaveMore`` is false.
+
+    Raises :class:`FeedBroken` on an error payload, and the source's errors (404: hook gone)."""
+    out: list[dict] = []
+    requests = 0
+    for page in webhooks.iter_payload_pages(source, base_id, hook_id, cursor):
+        requests += 1
+        for p in page.get("payloads") or []:
+            if isinstance(p, dict) and p.get("error"):
+                raise FeedBroken(str(p.get("code") or "UNKNOWN_ERROR"))
+            out.append(p)
+        cursor = max(cursor, int(page.get("cursor") or cursor))
+    txns = {p.get("baseTransactionNumber") for p in out}
+    return FeedRead(out, cursor, requests, len(txns))
+
+
+@dataclass
+class Changes:
+    """What a run of payloads says, per table (ids only)."""
+
+    records: dict[str, set[str]] = field(default_factory=dict)  # created or changed: re-read
+    destroyed: dict[str, set[str]] = field(default_factory=dict)
+    full: dict[str, str] = field(default_factory=dict)  # tables to list in full, with why
+    schema: bool = False  # re-read the base's schema
+    created_tables: set[str] = field(default_factory=set)
+    destroyed_tables: set[str] = field(default_factory=set)
+    touched_fields: dict[str, set[str]] = field(default_factory=dict)  # created/destroyed/retyped fields
+
+    def direct(self) -> int:
+        return sum(len(v) for v in self.records.values())
+
+    def add_record(self, table_id: str, rid: str) -> None:
+        self.records.setdefault(table_id, set()).add(rid)
+
+
+def changes_from(payloads: list[dict]) -> Changes:
+    ch = Changes()
+    for p in payloads:
+        for tid, tc in (p.get("changedTablesById") or {}).items():
+            if not isinstance(tc, dict):
+                continue
+            for rid in (tc.get("createdRecordsById") or {}):
+                ch.add_record(tid, rid)
+            for rid in (tc.get("changedRecordsById") or {}):
+                ch.add_record(tid, rid)
+            for rid in tc.get("destroyedRecordIds") or []:
+                ch.destroyed.setdefault(tid, set()).add(rid)
+            if tc.get("changedMetadata"):
+                ch.schema = True
+            created = tc.get("createdFieldsById") or {}
+            destroyed = tc.get("destroyedFieldIds") or []
+            retyped = [f for f, c in (tc.get("changedFieldsById") or {}).items()
+                       if set((c or {}).get("current") or {}) - _COSMETIC]
+            if tc.get("changedFieldsById"):
+                ch.schema = True
+            if created or destroyed or retyped:
+                ch.schema = True
+                ch.touched_fields.setdefault(tid, set()).update([*created, *destroyed, *retyped])
+                what = "a field created" if created else "a field deleted" if destroyed else "a field's type changed"
+                ch.full.setdefault(tid, what)
+        for tid in p.get("createdTablesById") or {}:
+            ch.schema = True
+            ch.created_tables.add(tid)
+            ch.full.setdefault(tid, "a new table")
+        for tid in p.get("destroyedTableIds") or []:
+            ch.schema = True
+            ch.destroyed_tables.add(tid)
+    for tid, ids in ch.destroyed.items():
+        if tid in ch.records:
+            ch.records[tid] -= ids
+    return ch
