@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import itertools
 import json
 import math
-import os
 import re
 import secrets
 import socket
@@ -20,15 +17,15 @@ import threading
 import time
 import traceback
 import urllib.parse
-import weakref
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
 
-from . import files, ops, schema_ops
 from . import formula as fm
+from . import ops, schema_ops
 from .clock import SystemClock
+from .content import ContentSigner, resolve_content_url
 from .counters import Counters
 from .faults import Faults
 from .ratelimit import RateLimiter
@@ -62,7 +59,6 @@ ERR_INVALID = {"error": {"type": "INVALID_REQUEST_UNKNOWN",
                          "message": "Invalid request: parameter validation failed. Check your request data."}}
 FAULT_BODIES = {"500": (500, ERR_500), "502": (502, ERR_502), "503": (503, ERR_503), "429": (429, ERR_429)}
 
-_EMULATORS: weakref.WeakSet = weakref.WeakSet()
 _OFFSET_RE = re.compile(r"^(itr[0-9A-Za-z]{14})/(rec[0-9A-Za-z]{14})$")
 
 
@@ -76,20 +72,6 @@ def _invalid(message: str | None = None) -> HTTPFail:
     if message is None:
         return HTTPFail(422, ERR_INVALID)
     return HTTPFail(422, {"error": {"type": "INVALID_REQUEST_UNKNOWN", "message": message}})
-
-
-def resolve_content_url(url: str) -> tuple[Workspace, str, str] | None:
-    """(workspace, att id, variant) for a valid (signature-checked, expiry ignored) content URL of any
-    running emulator, else None."""
-    path = urllib.parse.urlsplit(url).path
-    parts = path.split("/")
-    if len(parts) < 3 or parts[1] != "__content":
-        return None
-    for emu in list(_EMULATORS):
-        parsed = emu._parse_content_token(parts[2])
-        if parsed is not None:
-            return emu.workspace, parsed[0], parsed[1]
-    return None
 
 
 class _Iterator:
@@ -129,10 +111,8 @@ class Emulator:
         self.host, self._port = host, port
         self.max_iterators = max_iterators
         self._iterators: dict[str, _Iterator] = {}
-        self._secret = os.urandom(16)
-        self._nonce = itertools.count(1)
         self._itr_seq = itertools.count(1)
-        self._thumb_cache: dict[tuple[str, str], bytes] = {}
+        self.content = ContentSigner(lambda: self.url, self.clock, attachment_ttl, lambda: self.workspace, self.lock)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -145,7 +125,7 @@ class Emulator:
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="airtable-emulator",
                                         daemon=True)
         self._thread.start()
-        _EMULATORS.add(self)
+        self.content.register()
         return self
 
     def stop(self) -> None:
@@ -155,7 +135,7 @@ class Emulator:
         self._server.server_close()
         self._server.close_all()
         self._server = None
-        _EMULATORS.discard(self)
+        self.content.unregister()
 
     def serve_forever(self) -> None:
         """Block until interrupted (the CLI)."""
@@ -197,73 +177,13 @@ class Emulator:
     def add_token(self, token: str, bases: list[str] | None = None) -> None:
         self.grants[token] = None if bases is None else set(bases)
 
-    # ------------------------------------------------------------------ attachments
-    def _sig(self, payload: str) -> str:
-        return hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()[:20]
-
+    # ------------------------------------------------------------------ attachments (content.py)
     def content_url(self, att_id: str, variant: str, filename: str) -> str:
-        exp = int((self.clock.now() + self.attachment_ttl) * 1000)
-        payload = f"{att_id}.{variant}.{exp}.{next(self._nonce)}"
-        return f"{self.url}/__content/{payload}.{self._sig(payload)}/{urllib.parse.quote(filename)}"
-
-    def _parse_content_token(self, token: str) -> tuple[str, str, int] | None:
-        parts = token.split(".")
-        if len(parts) != 5:
-            return None
-        payload, sig = ".".join(parts[:4]), parts[4]
-        if not hmac.compare_digest(self._sig(payload), sig):
-            return None
-        try:
-            return parts[0], parts[1], int(parts[2])
-        except ValueError:
-            return None
+        return self.content.content_url(att_id, variant, filename)
 
     def sign_attachment(self, att_id: str, cell: dict) -> dict:
         """The attachment object as the API returns it: fresh signed url (and thumbnails)."""
-        fname = cell.get("filename", "file")
-        out: dict[str, Any] = {"id": att_id, "width": cell.get("width"), "height": cell.get("height"),
-                               "url": self.content_url(att_id, "o", fname), "filename": fname,
-                               "size": cell.get("size"), "type": cell.get("type")}
-        if out["width"] is None:
-            del out["width"], out["height"]
-        thumbs = self._thumb_dims(cell)
-        if thumbs:
-            out["thumbnails"] = {k: {"url": self.content_url(att_id, k[0], fname), "width": w, "height": h}
-                                 for k, (w, h) in thumbs.items()}
-        return out
-
-    @staticmethod
-    def _thumb_dims(cell: dict) -> dict[str, tuple[int, int]] | None:
-        t = cell.get("type") or ""
-        if t.startswith("image/") and cell.get("width") and cell.get("height"):
-            return files.thumbnail_sizes(cell["width"], cell["height"])
-        if t == "application/pdf":
-            return files.thumbnail_sizes(612, 792)
-        return None
-
-    def _content(self, token: str) -> tuple[int, bytes, str]:
-        parsed = self._parse_content_token(token)
-        if parsed is None:
-            return 404, b"Not Found", "text/plain"
-        att_id, variant, exp = parsed
-        if self.clock.now() * 1000 >= exp:
-            return 410, b"This URL has expired", "text/plain"
-        with self.lock:
-            info = self.workspace.attachments.get(att_id)
-            data = self.workspace.attachment_bytes(att_id)
-        if info is None or data is None:
-            return 404, b"Not Found", "text/plain"
-        if variant == "o" or (variant == "f" and info["type"].startswith("image/")):
-            return 200, data, info["type"]
-        dims = self._thumb_dims(info)
-        key = {"s": "small", "l": "large", "f": "full"}.get(variant)
-        if not dims or key is None:
-            return 404, b"Not Found", "text/plain"
-        if (att_id, variant) not in self._thumb_cache:
-            w, h = dims[key]
-            seed = hashlib.sha256(att_id.encode()).digest()
-            self._thumb_cache[(att_id, variant)] = files.make_png(w, h, (seed[0], seed[1], seed[2]))
-        return 200, self._thumb_cache[(att_id, variant)], "image/png"
+        return self.content.sign_attachment(att_id, cell)
 
     # ------------------------------------------------------------------ helpers
     def now_iso(self) -> str:
@@ -591,7 +511,7 @@ class _Handler(BaseHTTPRequestHandler):
         if segs and segs[-1] == "":
             segs.pop()
         if segs and segs[0] == "__content":
-            status, data, ctype = emu._content(segs[1] if len(segs) > 1 else "")
+            status, data, ctype = emu.content.serve(segs[1] if len(segs) > 1 else "")
             self._send(status, data, ctype, count=("content", None))
             return
         if segs and segs[0] == "__admin":
