@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import itertools
 import json
 import math
@@ -17,6 +18,7 @@ import threading
 import time
 import traceback
 import urllib.parse
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -31,6 +33,7 @@ from .faults import Faults
 from .ratelimit import RateLimiter
 from .state import Base, Record, Table, Workspace, iso_from_epoch
 from .values import READ_ONLY_TYPES, WriteError, formula_value, make_context, render_record
+from .webhooks import DATA_SCOPES, Webhooks
 
 MAX_URL_LENGTH = 16000
 MAX_RECORDS_PER_REQUEST = 10
@@ -91,7 +94,8 @@ class Emulator:
                  tokens: dict[str, list[str] | None] | None = None, rate_limit_base: int = 5,
                  rate_limit_token: int = 50, penalty: float = 30.0, clock: Any = None, iterator_ttl: float = 300.0,
                  attachment_ttl: float = 7200.0, rate_limits: bool = True, host: str = "127.0.0.1",
-                 port: int = 0, max_iterators: int = 10000) -> None:
+                 port: int = 0, max_iterators: int = 10000, scopes: list[str] | None = None,
+                 webhook_computed_changes: bool = False) -> None:
         if workspace is None:
             from .generate import generate_workspace
 
@@ -99,6 +103,7 @@ class Emulator:
         self.workspace = workspace
         self.token = token or "pat" + secrets.token_hex(7) + "." + secrets.token_hex(32)
         self.grants: dict[str, set[str] | None] = {self.token: None}
+        self.scopes: dict[str, set[str]] = {} if scopes is None else {self.token: set(scopes)}  # absent: all
         for tok, bases in (tokens or {}).items():
             self.grants[tok] = None if bases is None else set(bases)
         self.clock = clock or SystemClock()
@@ -112,6 +117,8 @@ class Emulator:
         self.max_iterators = max_iterators
         self._iterators: dict[str, _Iterator] = {}
         self._itr_seq = itertools.count(1)
+        self.webhooks = Webhooks(self.clock, lambda prefix: self.workspace.new_id(prefix),
+                                 report_computed=webhook_computed_changes)
         self.content = ContentSigner(lambda: self.url, self.clock, attachment_ttl, lambda: self.workspace, self.lock)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -169,13 +176,72 @@ class Emulator:
             return n
 
     def churn(self, **kwargs: Any) -> dict:
+        """Simulated work in the UI (see churn.py); every change it makes is in the webhook payloads."""
         from .churn import churn
 
-        with self.lock:
+        with self.lock, self.action([b.id for b in self.workspace.bases], source="client"):
             return churn(self.workspace, **kwargs)
 
-    def add_token(self, token: str, bases: list[str] | None = None) -> None:
+    def add_token(self, token: str, bases: list[str] | None = None, scopes: list[str] | None = None) -> None:
+        """A token that sees ``bases`` (None = all) with ``scopes`` (None = all of SCOPES); a token without
+        "webhook:manage" gets 403 on every webhook route."""
         self.grants[token] = None if bases is None else set(bases)
+        if scopes is None:
+            self.scopes.pop(token, None)
+        else:
+            self.scopes[token] = set(scopes)
+
+    def token_scopes(self, token: str) -> list[str]:
+        granted = self.scopes.get(token)
+        return list(SCOPES) if granted is None else [s for s in SCOPES if s in granted]
+
+    @contextlib.contextmanager
+    def action(self, base_ids: list[str], source: str = "publicApi", user: dict | None = None) -> Iterator[None]:
+        """One user action on ``base_ids``: whatever it writes becomes one webhook transaction per base
+        (several payloads when large). Nests: an inner action joins the outer one."""
+        ws = self.workspace
+        if ws.journal is not None:
+            yield
+            return
+        journal = self.webhooks.begin(ws, base_ids)
+        ws.journal = journal
+        try:
+            yield
+        finally:
+            ws.journal = None
+            if journal is not None:
+                self.webhooks.record(ws, journal, source, user or ws.default_user)
+
+    def _schema_target(self, base_id: str, table_id: str, field_id: str | None = None) -> tuple[Base, Table, Any]:
+        base = self.workspace.base(base_id)
+        table = base.table(table_id) if base is not None else None
+        if table is None:
+            raise KeyError(f"no table {table_id} in base {base_id}")
+        field = None
+        if field_id is not None:
+            field = table.field(field_id)
+            if field is None:
+                raise KeyError(f"no field {field_id} in table {table.id}")
+        return base, table, field
+
+    def delete_field(self, base_id: str, table_id: str, field_id: str) -> list[str]:
+        """Delete a field as the UI does (Airtable's Web API cannot); returns the deleted field ids."""
+        with self.lock, self.action([base_id], source="client"):
+            base, table, field = self._schema_target(base_id, table_id, field_id)
+            return schema_ops.delete_field(self.workspace, base, table, field)
+
+    def delete_table(self, base_id: str, table_id: str) -> None:
+        """Delete a table as the UI does (Airtable's Web API cannot)."""
+        with self.lock, self.action([base_id], source="client"):
+            base, table, _f = self._schema_target(base_id, table_id)
+            schema_ops.delete_table(self.workspace, base, table)
+
+    def change_field_type(self, base_id: str, table_id: str, field_id: str, type: str,  # noqa: A002
+                          options: dict | None = None) -> dict:
+        """Change a field's type as the UI does (the Web API cannot); cells are converted."""
+        with self.lock, self.action([base_id], source="client"):
+            base, table, field = self._schema_target(base_id, table_id, field_id)
+            return schema_ops.change_field_type(self.workspace, base, table, field, type, options)
 
     # ------------------------------------------------------------------ attachments (content.py)
     def content_url(self, att_id: str, variant: str, filename: str) -> str:
@@ -560,7 +626,11 @@ class _Handler(BaseHTTPRequestHandler):
                                                    "message": "Could not parse the request body as JSON"}}) from None
             req = _Req(method, segs, q, body, token, base_id)
             with emu.lock:
-                status, obj = handler(emu, req)
+                if method != "GET" and base_id and not route.startswith("webhook_"):
+                    with emu.action([base_id], user=req.user(emu)):
+                        status, obj = handler(emu, req)
+                else:
+                    status, obj = handler(emu, req)
             self._send_json(status, obj, count=counted)
         except HTTPFail as e:
             self._send_json(e.status, e.body, e.headers, count=counted)
@@ -610,12 +680,62 @@ class _Handler(BaseHTTPRequestHandler):
                         {"id": b.id, "name": b.name,
                          "tables": [{"id": t.id, "name": t.name, "records": len(t.records)} for t in b.tables]}
                         for b in emu.workspace.bases]}
+            elif segs and segs[0] in ("webhooks", "schema"):
+                out = _admin_feed(emu, method, segs, body)
+                if out is None:
+                    self._send_json(404, ERR_404)
+                    return
             else:
                 self._send_json(404, ERR_404)
                 return
             self._send_json(200, out)
+        except WriteError as e:
+            self._send_json(e.status, e.body())
         except (TypeError, ValueError, KeyError) as e:
             self._send_json(400, {"error": {"type": "INVALID_ADMIN_REQUEST", "message": str(e)}})
+
+
+def _admin_feed(emu: Emulator, method: str, segs: list[str], body: dict) -> Any:
+    """Admin endpoints of the change feed (None: no such endpoint):
+
+    GET/POST ``webhooks/report-computed`` ({"value": bool}); GET ``webhooks/{base}``;
+    POST ``webhooks/{base}/{hook}/inject-error`` ({"code", "disable"}), ``.../disable``, ``.../expire``;
+    DELETE ``webhooks/{base}/{hook}``; POST ``schema/delete-field`` ({"base","table","field"}),
+    ``schema/delete-table`` ({"base","table"}), ``schema/change-field-type`` ({"base","table","field","type",
+    "options"}): the schema changes Airtable's Web API does not offer."""
+    hooks, n = emu.webhooks, len(segs)
+    if segs[0] == "schema" and n == 2 and method == "POST":
+        if segs[1] == "delete-field":
+            return {"deleted": emu.delete_field(body["base"], body["table"], body["field"])}
+        if segs[1] == "delete-table":
+            emu.delete_table(body["base"], body["table"])
+            return {"deleted": body["table"]}
+        if segs[1] == "change-field-type":
+            return emu.change_field_type(body["base"], body["table"], body["field"], body["type"],
+                                         body.get("options"))
+        return None
+    if segs[0] != "webhooks" or n < 2:
+        return None
+    with emu.lock:
+        if n == 2 and segs[1] == "report-computed":
+            if method == "POST":
+                hooks.report_computed = bool(body["value"])
+            return {"value": hooks.report_computed}
+        if n == 2 and method == "GET":
+            return {"webhooks": hooks.hooks(segs[1])}
+        if n == 3 and method == "DELETE":
+            return hooks.delete(segs[1], segs[2])
+        if n == 4 and method == "POST":
+            if segs[3] == "inject-error":
+                return hooks.inject_error(segs[1], segs[2], body.get("code", "INTERNAL_ERROR"),
+                                          bool(body.get("disable", False)))
+            if segs[3] == "disable":
+                hooks.disable(segs[1], segs[2])
+                return {"disabled": segs[2]}
+            if segs[3] == "expire":
+                hooks.expire(segs[1], segs[2])
+                return {"expired": segs[2]}
+    return None
 
 
 class _Req:
@@ -659,8 +779,8 @@ def _route(method: str, s: list[str]) -> tuple[str, str | None, Any]:
             if n == 8 and s[4] == "tables" and s[6] == "fields":
                 return "update_field", b, _update_field if method == "PATCH" else None
         return "not_found", None, None
-    if s[1] == "bases" and n == 4 and s[3] == "webhooks":
-        return "webhooks", s[2], _webhooks if method == "GET" else None
+    if s[1] == "bases" and n >= 4 and s[3] == "webhooks":
+        return _webhook_route(method, s)
     b = s[1]
     if n == 3:
         m = {"GET": ("list_records", _list_records_get), "POST": ("create_records", _create_records),
@@ -685,7 +805,7 @@ def _route(method: str, s: list[str]) -> tuple[str, str | None, Any]:
 
 
 def _whoami(emu: Emulator, req: _Req) -> tuple[int, Any]:
-    return 200, {"id": req.user(emu)["id"], "scopes": SCOPES}
+    return 200, {"id": req.user(emu)["id"], "scopes": emu.token_scopes(req.token)}
 
 
 def _list_bases(emu: Emulator, req: _Req) -> tuple[int, Any]:
@@ -779,9 +899,72 @@ def _update_field(emu: Emulator, req: _Req) -> tuple[int, Any]:
     return 200, schema_ops.update_field(emu.workspace, table, field, req.body)
 
 
-def _webhooks(emu: Emulator, req: _Req) -> tuple[int, Any]:
-    emu.base_for(req.token, req.base_id)
-    return 200, {"webhooks": []}
+def _webhook_route(method: str, s: list[str]) -> tuple[str, str | None, Any]:
+    n, b = len(s), s[2]
+    if n == 4:
+        return {"GET": ("webhook_list", b, _webhook_list),
+                "POST": ("webhook_create", b, _webhook_create)}.get(method, ("not_found", b, None))
+    if n == 5:
+        return "webhook_delete", b, _webhook_delete if method == "DELETE" else None
+    if n == 6:
+        m = {("GET", "payloads"): ("webhook_payloads", _webhook_payloads),
+             ("POST", "refresh"): ("webhook_refresh", _webhook_refresh),
+             ("POST", "enableNotifications"): ("webhook_notifications", _webhook_notifications)}.get((method, s[5]))
+        return (m[0], b, m[1]) if m else ("not_found", b, None)
+    return "not_found", b, None
+
+
+def _webhook_base(emu: Emulator, req: _Req, data_types: Any = (), creator: bool = False) -> Base:
+    """The base of a webhook route, after the checks of reference §1.1: scope webhook:manage (and the
+    read scopes the data types need), the creator role for create and refresh."""
+    base = emu.base_for(req.token, req.base_id)
+    granted = emu.token_scopes(req.token)
+    need = {"webhook:manage"} | {DATA_SCOPES[t] for t in data_types if t in DATA_SCOPES}
+    if not need <= set(granted) or (creator and base.permission_level != "create"):
+        raise HTTPFail(403, ERR_403)
+    return base
+
+
+def _hook_types(emu: Emulator, req: _Req) -> list[str]:
+    for h in emu.webhooks.hooks(req.base_id):
+        if h["id"] == req.segs[4]:
+            return h["specification"]["options"]["filters"]["dataTypes"]
+    return []
+
+
+def _webhook_list(emu: Emulator, req: _Req) -> tuple[int, Any]:
+    _webhook_base(emu, req)
+    return 200, {"webhooks": emu.webhooks.hooks(req.base_id)}
+
+
+def _webhook_create(emu: Emulator, req: _Req) -> tuple[int, Any]:
+    spec = req.body.get("specification") if isinstance(req.body, dict) else None
+    types = (((spec or {}).get("options") or {}).get("filters") or {}).get("dataTypes") if isinstance(spec, dict) \
+        else None
+    _webhook_base(emu, req, types if isinstance(types, list) else (), creator=True)
+    return 200, emu.webhooks.create(req.base_id, req.body)
+
+
+def _webhook_payloads(emu: Emulator, req: _Req) -> tuple[int, Any]:
+    _webhook_base(emu, req, _hook_types(emu, req))
+    cursor = _qint(req.q.get("cursor"))
+    return 200, emu.webhooks.payloads(req.base_id, req.segs[4], 1 if cursor is None else cursor,
+                                      _qint(req.q.get("limit")))
+
+
+def _webhook_refresh(emu: Emulator, req: _Req) -> tuple[int, Any]:
+    _webhook_base(emu, req, creator=True)
+    return 200, emu.webhooks.refresh(req.base_id, req.segs[4])
+
+
+def _webhook_delete(emu: Emulator, req: _Req) -> tuple[int, Any]:
+    _webhook_base(emu, req)
+    return 200, emu.webhooks.delete(req.base_id, req.segs[4])
+
+
+def _webhook_notifications(emu: Emulator, req: _Req) -> tuple[int, Any]:
+    _webhook_base(emu, req)
+    return 200, emu.webhooks.enable_notifications(req.base_id, req.segs[4], req.body)
 
 
 def _list_records_get(emu: Emulator, req: _Req) -> tuple[int, Any]:
