@@ -3,6 +3,7 @@ knock-on closure through links, the re-read formula, the feed state's checks."""
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 
@@ -146,7 +147,7 @@ def _link(fid, target, inverse=None):
 
 
 # A <-> B (two-sided: fAB / fBA); B looks up A's Name; C <-> B, C rolls up B's lookup (2 hops);
-# D has a one-sided self-link with a count over it.
+# D has a one-sided self-link with a count and a lookup of its primary field over it.
 LINKED = {"tables": [
     {"id": "tblA", "fields": [{"id": "fA", "type": "singleLineText"}, _link("fAB", "tblB", "fBA")]},
     {"id": "tblB", "fields": [_link("fBA", "tblA", "fAB"), _link("fBC", "tblC", "fCB"),
@@ -155,8 +156,11 @@ LINKED = {"tables": [
     {"id": "tblC", "fields": [_link("fCB", "tblB", "fBC"),
                               {"id": "fCro", "type": "rollup", "options": {"recordLinkFieldId": "fCB"}},
                               {"id": "fCfx", "type": "formula", "options": {"referencedFieldIds": ["fCro"]}}]},
-    {"id": "tblD", "fields": [_link("fDD", "tblD"), {"id": "fDn", "type": "count",
-                                                     "options": {"recordLinkFieldId": "fDD"}}]},
+    {"id": "tblD", "primaryFieldId": "fDname", "fields": [
+        {"id": "fDname", "type": "singleLineText"}, _link("fDD", "tblD"),
+        {"id": "fDn", "type": "count", "options": {"recordLinkFieldId": "fDD"}},
+        {"id": "fDlk", "type": "multipleLookupValues",
+         "options": {"recordLinkFieldId": "fDD", "fieldIdInLinkedTable": "fDname"}}]},
 ]}
 
 
@@ -190,6 +194,19 @@ def test_closure_through_a_one_sided_link_uses_the_index():
     assert knock == {"tblD": {"recD3"}}  # its link cell lost a target
 
 
+def test_closure_stops_where_no_moved_value_is_read():
+    plain = copy.deepcopy(LINKED)
+    # C rolls up a plain field of B: B records whose lookups of A moved do not move C
+    plain["tables"][2]["fields"][1]["options"]["fieldIdInLinkedTable"] = "fBplain"
+    old_recs = {"tblA": {"recA1": _rec("recA1", fAB=["recB1"])}, "tblB": {"recB1": _rec("recB1", fBC=["recC1"])}}
+    old = lambda t, ids: {i: old_recs.get(t, {})[i] for i in ids if i in old_recs.get(t, {})}  # noqa: E731
+    new = {"tblA": {"recA1": _rec("recA1", fAB=["recB1"])}}
+    knock, _ = knockon.closure(plain, {"tblA": {"recA1"}}, {}, old, new, LinkIndex(), set())
+    assert knock == {"tblB": {"recB1"}}
+    knock, _ = knockon.closure(LINKED, {"tblA": {"recA1"}}, {}, old, new, LinkIndex(), set())
+    assert knock == {"tblB": {"recB1"}, "tblC": {"recC1"}}
+
+
 def test_closure_inverse_cells_follow_without_computed_fields():
     # C computes nothing through fCB? It does; use A's side: B's link cell change moves A's inverse cells
     old = lambda t, ids: {"recB1": _rec("recB1", fBA=["recA1"])} if t == "tblB" else {}  # noqa: E731
@@ -199,9 +216,12 @@ def test_closure_inverse_cells_follow_without_computed_fields():
 
 
 def test_full_tables_close_over_links():
-    full = knockon.full_tables(LINKED, LINKED, {"tblA": "a field created"}, {"tblA": {"fA"}}, {}, {}, set())
-    assert set(full) == {"tblA", "tblB", "tblC"}  # B looks up A; C rolls up B
-    full = knockon.full_tables(LINKED, LINKED, {}, {}, {}, {}, {"tblA"})
+    full = knockon.full_tables(LINKED, LINKED, {"tblA": "a field retyped"}, {"tblA": {"fA"}}, set())
+    assert set(full) == {"tblA", "tblB", "tblC"}  # B looks up fA; C rolls up B's lookup
+    plain = copy.deepcopy(LINKED)
+    plain["tables"][0]["fields"].append({"id": "fA2", "type": "number"})
+    assert set(knockon.full_tables(plain, plain, {"tblA": "x"}, {"tblA": {"fA2"}}, set())) == {"tblA"}
+    full = knockon.full_tables(LINKED, LINKED, {}, {}, {"tblA"})
     assert "tblB" in full and "tblA" not in full
 
 

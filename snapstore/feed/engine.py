@@ -133,6 +133,7 @@ class BaseFeed:
             if self._feed(d):
                 return
             d = self._decision  # the feed gave up: a verified full listing
+            self.report.reason = d.reason
         self._full(d)
 
     # -- deciding ----------------------------------------------------------------------------
@@ -259,41 +260,44 @@ class BaseFeed:
                                        d.hook, d.cursor, ch)
             return False
         now_tables = {tp.table_id: tp for tp in bp.tables}
-        full = knockon.full_tables(schema, old_schema, ch.full, ch.touched_fields, ch.records, ch.destroyed,
-                                   ch.destroyed_tables)
+        full = knockon.full_tables(schema, old_schema, ch.full, ch.touched_fields, ch.destroyed_tables)
         for tid in now_tables:
             if tid not in parent_tables:
                 full.setdefault(tid, "not in the parent snapshot")
         full = {t: why for t, why in full.items() if t in now_tables}
-        direct = {t: ids for t, ids in ch.records.items() if t in now_tables and t not in full and ids}
-        destroyed = {t: ids for t, ids in ch.destroyed.items() if t in now_tables and t not in full and ids}
+        direct = {t: ids for t, ids in ch.records.items() if t in now_tables and ids}
+        destroyed = {t: ids for t, ids in ch.destroyed.items() if t in now_tables and ids}
         cost_full = sum(self._pages(parent_tables.get(t)) for t in now_tables)
-        cost = sum(math.ceil(len(v) / PER_REQUEST) for v in direct.values()) + \
+        cost = sum(math.ceil(len(v) / PER_REQUEST) for t, v in direct.items() if t not in full) + \
             sum(self._pages(parent_tables.get(t)) for t in full)
         if cost >= cost_full and cost > 0:
             self._decision = _Decision("verify", f"more changes than a full listing would cost ({cost} requests "
                                                  f"against {cost_full}); full listing", d.hook, d.cursor, ch)
             return False
+        one_sided = LinkIndex.one_sided(schema)
+        # 1. the tables listed in full, first: their changed records are captured for the closure
+        captured: dict[str, dict[str, dict]] = {}
+        for tid, why in full.items():
+            log.info("%s/%s: listed in full (%s)", self.base_id, tid, why)
+            self._list(now_tables[tid], index, one_sided, direct.get(tid), captured)
+        # 2. the created and changed records of the others
         comments = run.opts.comments
-        fetched: dict[str, dict[str, dict]] = {}
-        for tid, ids in direct.items():
-            fetched[tid] = self._reread(tid, ids, comments)
-        r.reread_changed = sum(len(v) for v in direct.values())
+        fetched = {tid: self._reread(tid, ids, comments) for tid, ids in direct.items() if tid not in full}
+        r.reread_changed = sum(len(v) for t, v in direct.items() if t not in full)
         gone = {t: set(ids) for t, ids in destroyed.items()}
         for tid, ids in direct.items():
-            lost = ids - set(fetched[tid])
+            lost = ids - set(fetched[tid] if tid in fetched else captured.get(tid, {}))
             if lost:  # deleted since the payload: the next payload says so too
                 gone.setdefault(tid, set()).update(lost)
-        old = self._old_reader()
-        knock, moving = knockon.closure(schema, {t: set(v) for t, v in fetched.items()}, gone, old, fetched,
+        # 3. knock-on records, from the old and new cells of all of those
+        knock, moving = knockon.closure(schema, direct, gone, self._old_reader(), {**fetched, **captured},
                                         index, set(full))
-        for tid in moving & set(now_tables):
-            full.setdefault(tid, "knock-on changes deeper than the closure follows")
-        for tid, ids in knock.items():
-            if tid in full or tid not in now_tables:
+        late = {t: "knock-on changes deeper than the closure follows" for t in moving if t in now_tables}
+        for tid, ids in sorted(knock.items()):
+            if tid in full or tid in late or tid not in now_tables:
                 continue
             if math.ceil(len(ids) / PER_REQUEST) >= self._pages(parent_tables.get(tid)):
-                full[tid] = "more knock-on re-reads than its listing costs"
+                late[tid] = "more knock-on re-reads than its listing costs"
                 continue
             got = self._reread(tid, ids, comments)
             r.reread_knockon += len(ids)
@@ -301,19 +305,18 @@ class BaseFeed:
             missing = ids - set(got)
             if missing:
                 gone.setdefault(tid, set()).update(missing)
-        r.destroyed = sum(len(v) for t, v in gone.items() if t not in full)
-        # write: carried-over tables first (no requests), then the listings
-        one_sided = LinkIndex.one_sided(schema)
+        r.destroyed = sum(len(v) for t, v in gone.items() if t not in full and t not in late)
+        # 4. every other table carries over from the parent with what was re-read
         for tid, tp in now_tables.items():
-            if tid in full:
+            if tid in full or tid in late:
                 continue
             recs = list(fetched.get(tid, {}).values())
             run.apply_table(bp, tp, recs, gone.get(tid, set()))
             index.update(tid, [lk.field for lk in one_sided if lk.table == tid], recs, gone.get(tid, set()))
-        for tid, why in full.items():
+        for tid, why in late.items():
             log.info("%s/%s: listed in full (%s)", self.base_id, tid, why)
             self._list(now_tables[tid], index, one_sided)
-        r.tables_listed = len(full)
+        r.tables_listed = len(full) + len(late)
         r.mode = "feed"
         index.keep_only(schema)
         self._commit_state(d.hook, d.cursor, "feed", r.reason, index, full_listing=False, missed=None)
@@ -404,15 +407,14 @@ class BaseFeed:
         knock-ons) did not name. None when the base could not be compared (a table failed)."""
         parent_tables = self._parent_tables()
         schema = self.bp.schema
-        full = knockon.full_tables(schema, self._parent_schema(), ch.full, ch.touched_fields, ch.records,
-                                   ch.destroyed, ch.destroyed_tables)
+        full = knockon.full_tables(schema, self._parent_schema(), ch.full, ch.touched_fields, ch.destroyed_tables)
         for tp in self.bp.tables:
             if tp.table_id not in parent_tables:
                 full.setdefault(tp.table_id, "new")
         try:
             old = self._old_reader()
-            changed = {t: set(v) for t, v in ch.records.items() if t not in full}
-            gone = {t: set(v) for t, v in ch.destroyed.items() if t not in full}
+            changed = {t: set(v) for t, v in ch.records.items()}
+            gone = {t: set(v) for t, v in ch.destroyed.items()}
             for t, ids in changed.items():
                 gone.setdefault(t, set()).update(ids - set(captured.get(t, {})))
             knock, moving = knockon.closure(schema, changed, gone, old, captured, LinkIndex(self._index_data()),

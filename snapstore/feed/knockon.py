@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from snapstore.feed.links import LinkIndex, cells, computing_links, links_of
+from snapstore.feed.links import Link, LinkIndex, LinkModel, cells, links_of
 
 #: Hops followed from the directly changed records; beyond it the tables still moving are listed
 #: in full. Lookups of lookups of lookups are rare; 4 covers them.
@@ -21,33 +21,31 @@ MAX_DEPTH = 4
 
 
 def full_tables(schema: dict, old_schema: dict | None, full: dict[str, str], touched: dict[str, set[str]],
-                direct: dict[str, set[str]], destroyed: dict[str, set[str]],
                 destroyed_tables: set[str]) -> dict[str, str]:
-    """Tables to list in full, closed over links: a table computing through a link into a listed
-    table is listed too (its values may all follow), and so is a table on the other side of a link
-    field that was created, deleted or retyped (its inverse field moved too)."""
+    """Tables to list in full, closed over links: a table reading, through a link, a field that was
+    created, deleted or retyped in a listed table is listed too, and so is the table on the other
+    side of such a link field (its inverse field moved with it) or of a deleted table."""
     out = dict(full)
-    comp = computing_links(schema)
-    links = links_of(schema)
+    m = LinkModel.from_schema(schema)
+    links = links_of(schema) + links_of(old_schema or {})
     for lk in links_of(old_schema or {}):
         if lk.target in destroyed_tables and lk.table not in destroyed_tables:
             out.setdefault(lk.table, "a linked table was deleted")
         if lk.table in destroyed_tables and lk.target not in destroyed_tables:
             out.setdefault(lk.target, "a linked table was deleted")
+    moved = {t: set(f) for t, f in touched.items()}
     for t, fields in touched.items():
-        for lk in links + links_of(old_schema or {}):
+        for lk in links:
             if lk.table == t and lk.field in fields:
                 out.setdefault(lk.target, "a link field to it changed")
+                moved.setdefault(lk.target, set()).add(lk.inverse or "*")
     changed = True
     while changed:
         changed = False
-        for lk in links:
-            # lk.table computes through lk into a listed table, or a listed table's changed records
-            # move the inverse cells of lk.table's records
-            if lk.target in out and lk.table not in out and (
-                    (lk.table, lk.field) in comp
-                    or (lk.inverse and (direct.get(lk.target) or destroyed.get(lk.target)))):
-                out[lk.table] = f"it computes through a link to listed table {lk.target}"
+        for lk in m.links:
+            if lk.target in moved and lk.table not in out and m.reads_any(lk.table, lk.field, moved[lk.target]):
+                out[lk.table] = f"it reads a changed field of {lk.target} through a link"
+                moved.setdefault(lk.table, set()).update(m.dependents.get((lk.table, lk.field), set()))
                 changed = True
     return {t: why for t, why in out.items() if t not in destroyed_tables}
 
@@ -57,75 +55,83 @@ def closure(schema: dict, changed: dict[str, set[str]], destroyed: dict[str, set
             index: LinkIndex, skip: set[str]) -> tuple[dict[str, set[str]], set[str]]:
     """Records to re-read because of the ``changed`` (re-read, cells in ``new``) and ``destroyed``
     ones: ``({table: ids}, tables still moving after MAX_DEPTH hops)``. ``old(table, ids)`` gives the
-    parent snapshot's records; ``skip``: tables listed in full anyway."""
-    comp = computing_links(schema)
-    by_table: dict[str, list] = {}
-    for lk in links_of(schema):
+    parent snapshot's records; ``skip``: tables listed in full anyway.
+
+    Each knock-on record carries the set of its fields that may have moved, so a hop goes on only
+    through links that read one of them: a lookup of a plain field in a record that only had its
+    rollups recomputed does not move (on the emulator's schema, with every table looking up its
+    neighbours' Name, Ratio and Quantity, this keeps the closure to the records linked to the
+    changed ones instead of the whole link component)."""
+    m = LinkModel.from_schema(schema)
+    by_table: dict[str, list[Link]] = {}
+    one_sided_into: dict[str, list[Link]] = {}
+    for lk in m.links:
         by_table.setdefault(lk.table, []).append(lk)
-    one_sided_into: dict[str, list] = {}
-    for lk in links_of(schema):
         if not lk.inverse:
             one_sided_into.setdefault(lk.target, []).append(lk)
-
-    seen: dict[str, set[str]] = {t: set(ids) for t, ids in changed.items()}
-    for t, ids in destroyed.items():
-        seen.setdefault(t, set()).update(ids)
+    direct = {t: set(changed.get(t, set())) | set(destroyed.get(t, set())) for t in set(changed) | set(destroyed)}
+    moved: dict[tuple[str, str], set[str]] = {}  # knock-on record -> fields that may have moved
     knock: dict[str, set[str]] = {}
+    frontier: list[tuple[str, str, set[str]]] = []
 
-    def add(table: str, ids: set[str]) -> set[str]:
-        if table in skip or not ids:
-            return set()
-        fresh = ids - seen.setdefault(table, set())
-        seen[table] |= fresh
-        if fresh:
-            knock.setdefault(table, set()).update(fresh)
-        return fresh
+    def push(table: str, rid: str, fields: set[str]) -> None:
+        if table in skip or not fields or rid in direct.get(table, ()):
+            return
+        prev = moved.get((table, rid), set())
+        fresh = fields - prev
+        if not fresh:
+            return
+        moved[(table, rid)] = prev | fresh
+        knock.setdefault(table, set()).add(rid)
+        frontier.append((table, rid, fresh))
 
-    frontier: dict[str, set[str]] = {}
-    # hop 1: directly changed and destroyed records
-    for t in set(changed) | set(destroyed):
-        ids_c, ids_d = changed.get(t, set()), destroyed.get(t, set())
-        olds = old(t, ids_c | ids_d)
+    # hop 1: directly changed and destroyed records (which of their fields moved is not known)
+    for t, ids in direct.items():
+        olds = old(t, ids)
         news = new.get(t, {})
-        for rid in ids_c | ids_d:
-            gone = rid in ids_d or rid not in news
+        for rid in ids:
+            gone = rid in destroyed.get(t, ()) or rid not in news
             o, n = olds.get(rid), (None if gone else news.get(rid))
             for lk in by_table.get(t, []):
-                oc, nc = cells(o, lk.field), cells(n, lk.field)
-                hit: set[str] = set()
-                if lk.inverse:
-                    hit |= oc ^ nc  # their inverse cells changed
-                    if (lk.target, lk.inverse) in comp:
-                        hit |= oc | nc
-                if hit:
-                    frontier.setdefault(lk.target, set()).update(add(lk.target, hit))
-            for lk in one_sided_into.get(t, []):
-                if gone or (lk.table, lk.field) in comp:
-                    frontier.setdefault(lk.table, set()).update(add(lk.table, index.sources(lk.table, lk.field, rid)))
-    # further hops: records whose computed values moved, through links computing over them
-    for _hop in range(MAX_DEPTH - 1):
-        if not any(frontier.values()):
-            return knock, set()
-        nxt: dict[str, set[str]] = {}
-        for t, ids in frontier.items():
-            if not ids:
-                continue
-            olds = old(t, ids)
-            for lk in by_table.get(t, []):
-                if not lk.inverse or (lk.target, lk.inverse) not in comp:
+                if not lk.inverse:
                     continue
-                hit = set()
-                for rid in ids:
-                    hit |= cells(olds.get(rid), lk.field)
-                nxt.setdefault(lk.target, set()).update(add(lk.target, hit))
+                deps = m.dependents.get((lk.target, lk.inverse), set())
+                oc, nc = cells(o, lk.field), cells(n, lk.field)
+                for x in oc ^ nc:  # their inverse cells changed
+                    push(lk.target, x, {lk.inverse} | deps)
+                if m.reads_any(lk.target, lk.inverse, None):
+                    for x in oc | nc:
+                        push(lk.target, x, deps)
             for lk in one_sided_into.get(t, []):
-                if (lk.table, lk.field) in comp:
-                    for rid in ids:
-                        nxt.setdefault(lk.table, set()).update(add(lk.table, index.sources(lk.table, lk.field, rid)))
-        frontier = nxt
+                deps = m.dependents.get((lk.table, lk.field), set())
+                for src in index.sources(lk.table, lk.field, rid):
+                    if gone:
+                        push(lk.table, src, {lk.field} | deps)  # its link cell lost this record
+                    elif m.reads_any(lk.table, lk.field, None):
+                        push(lk.table, src, deps)
+    # further hops: records whose computed values moved, through links reading those values
+    for _hop in range(MAX_DEPTH - 1):
+        if not frontier:
+            return knock, set()
+        todo, frontier[:] = list(frontier), []
+        by_t: dict[str, list[tuple[str, set[str]]]] = {}
+        for t, rid, fields in todo:
+            by_t.setdefault(t, []).append((rid, fields))
+        for t, items in by_t.items():
+            olds = old(t, {rid for rid, _f in items})
+            for rid, fields in items:
+                for lk in by_table.get(t, []):
+                    if lk.inverse and m.reads_any(lk.target, lk.inverse, fields):
+                        deps = m.dependents.get((lk.target, lk.inverse), set())
+                        for x in cells(olds.get(rid), lk.field):
+                            push(lk.target, x, deps)
+                for lk in one_sided_into.get(t, []):
+                    if m.reads_any(lk.table, lk.field, fields):
+                        deps = m.dependents.get((lk.table, lk.field), set())
+                        for src in index.sources(lk.table, lk.field, rid):
+                            push(lk.table, src, deps)
     moving = set()  # where the records still moving would carry on: listed in full
-    for t, ids in frontier.items():
-        if ids:
-            moving |= {lk.target for lk in by_table.get(t, []) if lk.inverse and (lk.target, lk.inverse) in comp}
-            moving |= {lk.table for lk in one_sided_into.get(t, []) if (lk.table, lk.field) in comp}
+    for t, _rid, fields in frontier:
+        moving |= {lk.target for lk in by_table.get(t, []) if lk.inverse and m.reads_any(lk.target, lk.inverse, fields)}
+        moving |= {lk.table for lk in one_sided_into.get(t, []) if m.reads_any(lk.table, lk.field, fields)}
     return knock, moving - skip

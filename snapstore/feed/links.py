@@ -45,34 +45,69 @@ def links_of(schema: dict) -> list[Link]:
     return out
 
 
-def computing_links(schema: dict) -> set[tuple[str, str]]:
-    """(table, link field) pairs the table computes something through: a lookup/rollup/count over
-    the link, or a formula whose references reach the link or one of those (within the table)."""
-    out: set[tuple[str, str]] = set()
-    for t in schema.get("tables") or []:
-        fields = {f["id"]: f for f in _fields(t)}
-        links = {fid for fid, f in fields.items() if f.get("type") == "multipleRecordLinks"}
-        through: dict[str, set[str]] = {}  # field -> links it depends on
-        for fid, f in fields.items():
-            o = f.get("options") or {}
-            if f.get("type") in COMPUTED_THROUGH_LINK and o.get("recordLinkFieldId") in links:
-                through[fid] = {o["recordLinkFieldId"]}
-        changed = True
-        while changed:  # formulas over formulas: a fixpoint, bounded by the field count
-            changed = False
+@dataclass
+class LinkModel:
+    """What flows through each link ``(table, field)``: ``reads`` — the linked table's fields the
+    table reads through it (a lookup's or rollup's ``fieldIdInLinkedTable``, the primary field for a
+    formula over the link itself); ``dependents`` — the table's own fields whose values follow it
+    (lookups, rollups, counts over it, and formulas over those, transitively)."""
+
+    links: list[Link]
+    reads: dict[tuple[str, str], set[str]]
+    dependents: dict[tuple[str, str], set[str]]
+
+    @classmethod
+    def from_schema(cls, schema: dict) -> LinkModel:
+        links = links_of(schema)
+        primary = {t["id"]: t.get("primaryFieldId") for t in schema.get("tables") or []}
+        target = {(lk.table, lk.field): lk.target for lk in links}
+        reads: dict[tuple[str, str], set[str]] = {}
+        dependents: dict[tuple[str, str], set[str]] = {}
+        for t in schema.get("tables") or []:
+            fields = {f["id"]: f for f in _fields(t)}
+            link_ids = {fid for fid, f in fields.items() if f.get("type") == "multipleRecordLinks"}
+            through: dict[str, set[str]] = {}  # field -> links it depends on
             for fid, f in fields.items():
-                if f.get("type") != "formula":
-                    continue
-                refs = set((f.get("options") or {}).get("referencedFieldIds") or [])
-                dep = {r for r in refs if r in links}
-                for r in refs:
-                    dep |= through.get(r, set())
-                if dep - through.get(fid, set()):
-                    through[fid] = through.get(fid, set()) | dep
-                    changed = True
-        for deps in through.values():
-            out.update((t["id"], lf) for lf in deps)
-    return out
+                o = f.get("options") or {}
+                lf = o.get("recordLinkFieldId")
+                if f.get("type") in COMPUTED_THROUGH_LINK and lf in link_ids:
+                    through[fid] = {lf}
+                    if f.get("type") != "count":
+                        reads.setdefault((t["id"], lf), set()).add(o.get("fieldIdInLinkedTable") or "*")
+                elif f.get("type") == "formula":
+                    for r in (o.get("referencedFieldIds") or []):
+                        if r in link_ids:
+                            reads.setdefault((t["id"], r), set()).add(primary.get(target.get((t["id"], r))) or "*")
+            changed = True
+            while changed:  # formulas over formulas: a fixpoint, bounded by the field count
+                changed = False
+                for fid, f in fields.items():
+                    if f.get("type") != "formula":
+                        continue
+                    refs = set((f.get("options") or {}).get("referencedFieldIds") or [])
+                    dep = {r for r in refs if r in link_ids}
+                    for r in refs:
+                        dep |= through.get(r, set())
+                    if dep - through.get(fid, set()):
+                        through[fid] = through.get(fid, set()) | dep
+                        changed = True
+            for fid, deps in through.items():
+                for lf in deps:
+                    dependents.setdefault((t["id"], lf), set()).add(fid)
+        return cls(links, reads, dependents)
+
+    def reads_any(self, table: str, field: str, changed: set[str] | None) -> bool:
+        """Whether ``table`` reads, through its link ``field``, any of the ``changed`` fields of the
+        linked record (None: unknown, any)."""
+        got = self.reads.get((table, field), set())
+        if changed is None or "*" in got:
+            return bool(got)
+        return bool(got & changed)
+
+
+def computing_links(schema: dict) -> set[tuple[str, str]]:
+    """(table, link field) pairs the table computes something through."""
+    return set(LinkModel.from_schema(schema).dependents)
 
 
 def cells(record: dict | None, field_id: str) -> set[str]:

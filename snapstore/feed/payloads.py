@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 
 from snapstore.source import webhooks
 
+#: Field types whose cells Airtable computes: a new one has a value in every record.
+COMPUTED_TYPES = {"formula", "rollup", "multipleLookupValues", "count", "autoNumber", "createdTime",
+                  "lastModifiedTime", "createdBy", "lastModifiedBy", "button", "aiText", "externalSyncSource"}
 #: Field attributes whose change leaves every stored cell as it was.
 _COSMETIC = {"name", "description"}
 
@@ -82,7 +85,12 @@ def changes_from(payloads: list[dict]) -> Changes:
                 ch.destroyed.setdefault(tid, set()).add(rid)
             if tc.get("changedMetadata"):
                 ch.schema = True
-            created = tc.get("createdFieldsById") or {}
+            # a new field of a writable type is empty in every record (empty cells are not listed);
+            # a computed one has a value in each
+            created = {f: c for f, c in (tc.get("createdFieldsById") or {}).items()
+                       if (c or {}).get("type") in COMPUTED_TYPES or not (c or {}).get("type")}
+            if tc.get("createdFieldsById"):
+                ch.schema = True
             destroyed = tc.get("destroyedFieldIds") or []
             retyped = [f for f, c in (tc.get("changedFieldsById") or {}).items()
                        if set((c or {}).get("current") or {}) - _COSMETIC]
@@ -93,8 +101,10 @@ def changes_from(payloads: list[dict]) -> Changes:
                 ch.touched_fields.setdefault(tid, set()).update([*created, *destroyed, *retyped])
                 what = "a field created" if created else "a field deleted" if destroyed else "a field's type changed"
                 ch.full.setdefault(tid, what)
-        for tid in p.get("createdTablesById") or {}:
+        for tid, tc in (p.get("createdTablesById") or {}).items():
             ch.schema = True
+            for rid in ((tc or {}).get("recordsById") or {}):
+                ch.add_record(tid, rid)
             ch.created_tables.add(tid)
             ch.full.setdefault(tid, "a new table")
         for tid in p.get("destroyedTableIds") or []:
