@@ -109,8 +109,11 @@ class Journal:
                     continue
                 cur, prev = {}, {}
                 for attr in ("name", "type", "options"):
-                    if old.get(attr) != f.get(attr):
-                        cur[attr], prev[attr] = f.get(attr), old.get(attr)
+                    if old.get(attr) != f.get(attr):  # an attribute that is gone is left out
+                        if f.get(attr) is not None:
+                            cur[attr] = f[attr]
+                        if old.get(attr) is not None:
+                            prev[attr] = old[attr]
                 if cur:
                     e["changed_fields"][fid] = (cur, prev)
             e["destroyed_fields"] = [fid for fid in t_before["fields"] if fid not in t_after["fields"]]
