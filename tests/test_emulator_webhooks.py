@@ -75,6 +75,12 @@ def fid(table, name):
     return table.fields_by_name[name]["id"]
 
 
+def first_project(c: Client):
+    """The Projects table, its pyairtable Table and the id of its first record."""
+    projects = tables(c.emu)[0]
+    return projects, c.api.table(c.base_id, projects.id), next(iter(projects.records))
+
+
 PREV = {"includes": {"includePreviousCellValues": True, "includePreviousFieldDefinitions": True}}
 
 
@@ -144,9 +150,7 @@ def test_403_without_webhook_manage_or_the_read_scopes(emu):
 def test_cursor_order_limit_might_have_more_and_old_cursors(emu):
     c = Client(emu)
     hook = c.create()
-    projects = tables(emu)[0]
-    t = c.api.table(c.base_id, projects.id)
-    rid = next(iter(projects.records))
+    projects, t, rid = first_project(c)
     for i in range(5):
         t.update(rid, {"Name": f"name {i}"})
     assert c.base.webhooks()[0].cursor_for_next_payload == 6
@@ -197,9 +201,7 @@ def test_hook_expires_after_seven_days_unless_read_then_disabled_then_gone(emu):
 def test_payloads_are_deleted_seven_days_after_they_were_made(emu):
     c = Client(emu)
     hook = c.create()
-    projects = tables(emu)[0]
-    t = c.api.table(c.base_id, projects.id)
-    rid = next(iter(projects.records))
+    projects, t, rid = first_project(c)
     t.update(rid, {"Name": "first"})
     emu.clock.advance(3 * DAY)
     t.update(rid, {"Name": "second"})
@@ -459,9 +461,7 @@ def test_comments_are_not_in_the_feed(emu):
 def test_injected_errors_and_disabled_hooks(emu):
     c = Client(emu)
     hook = c.create()
-    projects = tables(emu)[0]
-    t = c.api.table(c.base_id, projects.id)
-    rid = next(iter(projects.records))
+    projects, t, rid = first_project(c)
     emu.webhooks.inject_error(c.base_id, hook, "INTERNAL_ERROR")
     t.update(rid, {"Name": "still recorded"})
     r = requests.post(f"{emu.url}/__admin/webhooks/{c.base_id}/{hook}/inject-error", json={"code": "INVALID_HOOK"})

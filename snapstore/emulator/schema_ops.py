@@ -5,8 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import formula as fm
+from . import journal
 from .state import Base, Table, Workspace
-from .values import COLORS, CREATABLE_TYPES, PRIMARY_TYPES, WriteError
+from .values import (
+    COLORS,
+    CREATABLE_TYPES,
+    PRIMARY_TYPES,
+    WriteError,
+    coerce,
+    formula_value,
+    refresh_computed,
+)
 
 KNOWN_TYPES = frozenset({
     "aiText", "autoNumber", "barcode", "button", "checkbox", "count", "createdBy", "createdTime", "currency", "date",
@@ -249,9 +259,6 @@ CONVERTIBLE_TYPES = frozenset({"singleLineText", "multilineText", "email", "url"
 def _refresh_dependents(ws: Workspace, base: Base, table: Table) -> None:
     """Recompute the computed cells of ``table`` and of every table linked to it (after a schema change
     that can change them); those records are noted as not written directly."""
-    from . import journal
-    from .values import refresh_computed
-
     tables = [table] + [base.table_by_id((f.get("options") or {}).get("linkedTableId", "")) for f in table.fields
                         if f["type"] == "multipleRecordLinks"]
     done: set[str] = set()
@@ -262,6 +269,17 @@ def _refresh_dependents(ws: Workspace, base: Base, table: Table) -> None:
         for rec in t.records.values():
             journal.note(ws, base, t, rec, direct=False)
             refresh_computed(ws, base, t, rec)
+
+
+def _drop_field(table: Table, field_id: str) -> None:
+    """Remove a field from the schema, its views and every record."""
+    table.schema["fields"] = [x for x in table.fields if x["id"] != field_id]
+    for v in table.schema["views"]:
+        if "visibleFieldIds" in v:
+            v["visibleFieldIds"] = [x for x in v["visibleFieldIds"] if x != field_id]
+    for rec in table.records.values():
+        rec.cells.pop(field_id, None)
+    table.reindex()
 
 
 def delete_field(ws: Workspace, base: Base, table: Table, field: dict) -> list[str]:
@@ -277,13 +295,7 @@ def delete_field(ws: Workspace, base: Base, table: Table, field: dict) -> list[s
         if inv is not None and inv is not field:
             gone.append((linked, inv))
     for t, f in gone:
-        t.schema["fields"] = [x for x in t.fields if x["id"] != f["id"]]
-        for v in t.schema["views"]:
-            if "visibleFieldIds" in v:
-                v["visibleFieldIds"] = [x for x in v["visibleFieldIds"] if x != f["id"]]
-        for rec in t.records.values():
-            rec.cells.pop(f["id"], None)
-        t.reindex()
+        _drop_field(t, f["id"])
     for t, _f in gone:
         _refresh_dependents(ws, base, t)
     return [f["id"] for _t, f in gone]
@@ -300,18 +312,11 @@ def delete_table(ws: Workspace, base: Base, table: Table) -> None:
         links = [f for f in t.fields if f["type"] == "multipleRecordLinks"
                  and (f.get("options") or {}).get("linkedTableId") == table.id]
         for f in links:
-            t.schema["fields"] = [x for x in t.fields if x["id"] != f["id"]]
-            for v in t.schema["views"]:
-                if "visibleFieldIds" in v:
-                    v["visibleFieldIds"] = [x for x in v["visibleFieldIds"] if x != f["id"]]
-            from . import journal
-
             for rec in t.records.values():
                 if f["id"] in rec.cells:
                     journal.note(ws, base, t, rec)
-                    rec.cells.pop(f["id"], None)
+            _drop_field(t, f["id"])
         if links:
-            t.reindex()
             _refresh_dependents(ws, base, t)
 
 
@@ -320,10 +325,6 @@ def change_field_type(ws: Workspace, base: Base, table: Table, field: dict, type
     """Change a field's type as the UI does: every cell is converted through its text (values that do
     not convert become empty; select options are created as needed). Link, attachment, collaborator and
     computed fields cannot be converted here."""
-    from . import formula as fm
-    from . import journal
-    from .values import formula_value
-
     if field["type"] not in CONVERTIBLE_TYPES or type_ not in CONVERTIBLE_TYPES:
         raise _bad(f'The emulator cannot convert "{field["type"]}" to "{type_}"', "UNSUPPORTED_FIELD_TYPE_CHANGE")
     if field["id"] == table.primary_field_id and type_ not in PRIMARY_TYPES:
@@ -340,8 +341,6 @@ def change_field_type(ws: Workspace, base: Base, table: Table, field: dict, type
     if new_opts is not None:
         field["options"] = new_opts
     table.reindex()
-    from .values import coerce
-
     for rec in table.records.values():
         if rec.id not in texts:
             continue
