@@ -533,3 +533,39 @@ def test_values_does_not_import_the_server():
         tree = ast.parse(open(mod.__file__).read())
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert "server" not in imported and "snapstore.emulator.server" not in imported, mod.__name__
+
+
+def test_unchanged_cells_upload_and_admin_churn_make_payloads(emu):
+    c = Client(emu)
+    projects, t, rid = first_project(c)
+    name, score = fid(projects, "Name"), fid(projects, "Score")
+    hook = c.create(includes={"includeCellValuesInFieldIds": [name, score]})
+    t.update(rid, {"Score": 11})
+    r = requests.post(f"{emu.url}/v0/{c.base_id}/{rid}/Files/uploadAttachment",
+                      headers={"Authorization": f"Bearer {emu.token}"},
+                      json={"contentType": "text/plain", "file": "aGVsbG8=", "filename": "hello.txt"})
+    assert r.status_code == 200
+    assert requests.post(f"{emu.url}/__admin/churn", json={"seed": 9, "edit_share": 0.2}).status_code == 200
+    p = c.all_payloads(hook)
+    first = p[0]["changedTablesById"][projects.id]["changedRecordsById"][rid]
+    assert first["unchanged"]["cellValuesByFieldId"] == {name: projects.records[rid].cells[name]}
+    assert first["current"]["cellValuesByFieldId"][score] == 11
+    files = p[1]["changedTablesById"][projects.id]["changedRecordsById"][rid]["current"]["cellValuesByFieldId"][
+        fid(projects, "Files")]
+    assert files[-1]["filename"] == "hello.txt" and files[-1]["size"] == 5
+    assert p[2]["actionMetadata"]["source"] == "client" and len(p) == 3
+
+
+def test_listing_records_by_post_is_not_an_action(emu):
+    c = Client(emu)
+    c.create()
+    projects = tables(emu)[0]
+    calls = []
+    real = emu.webhooks.begin
+    emu.webhooks.begin = lambda ws, ids: calls.append(ids) or real(ws, ids)
+    r = requests.post(f"{emu.url}/v0/{c.base_id}/{projects.id}/listRecords",
+                      headers={"Authorization": f"Bearer {emu.token}"}, json={"pageSize": 5})
+    assert r.status_code == 200 and len(r.json()["records"]) == 5
+    assert calls == []  # a read costs no journal (a schema copy per page otherwise)
+    c.api.table(c.base_id, projects.id).update(next(iter(projects.records)), {"Name": "x"})
+    assert calls == [[c.base_id]]

@@ -60,6 +60,10 @@ ERR_503 = {"error": {"type": "RETRIABLE_ERROR", "message": "Server encountered a
                                                           "request, and it is safe to retry the request"}}
 ERR_INVALID = {"error": {"type": "INVALID_REQUEST_UNKNOWN",
                          "message": "Invalid request: parameter validation failed. Check your request data."}}
+# routes that can change a base: each is one action, journaled for the webhooks when the base has any
+WRITE_ROUTES = frozenset({"create_records", "update_records", "update_record", "delete_records", "delete_record",
+                          "upload_attachment", "create_table", "update_table", "create_field", "update_field",
+                          "create_comment", "update_comment", "delete_comment"})
 FAULT_BODIES = {"500": (500, ERR_500), "502": (502, ERR_502), "503": (503, ERR_503), "429": (429, ERR_429)}
 
 _OFFSET_RE = re.compile(r"^(itr[0-9A-Za-z]{14})/(rec[0-9A-Za-z]{14})$")
@@ -626,7 +630,7 @@ class _Handler(BaseHTTPRequestHandler):
                                                    "message": "Could not parse the request body as JSON"}}) from None
             req = _Req(method, segs, q, body, token, base_id)
             with emu.lock:
-                if method != "GET" and base_id and not route.startswith("webhook_"):
+                if method != "GET" and base_id and route in WRITE_ROUTES:
                     with emu.action([base_id], user=req.user(emu)):
                         status, obj = handler(emu, req)
                 else:
