@@ -424,6 +424,7 @@ class _Run:
         self.feed_reports: dict[str, Any] = {}
         self.feed_states: dict[str, Any] = {}
         self.notices: list[str] = []
+        self._docs: list | None = None
         self.now = opts.now or (lambda: datetime.now(UTC))
 
     # -- helpers ---------------------------------------------------------------------------
@@ -492,6 +493,13 @@ class _Run:
             for tp in bp.tables:
                 self.results.setdefault((bp.base_id, tp.table_id),
                                         TableResult(bp.base_id, bp.name, tp.table_id, tp.name))
+
+    def snapshot_docs(self) -> list:
+        """The catalog's commit documents, read once per run (the feed looks up each base's parent)."""
+        with self._lock:
+            if self._docs is None:
+                self._docs = self.store.catalog.snapshot_docs()
+            return self._docs
 
     def set_feed_state(self, base_id: str, state) -> None:
         with self._lock:

@@ -31,9 +31,9 @@ import pyarrow.compute as pc
 from snapstore.canonical import loads
 from snapstore.feed import knockon
 from snapstore.feed.links import LinkIndex, cells
-from snapstore.feed.payloads import Changes, FeedBroken, changes_from, read_payloads
+from snapstore.feed.payloads import Changes, FeedBroken, FeedGap, changes_from, read_payloads
 from snapstore.feed.reread import PER_REQUEST, reread
-from snapstore.feed.state import FeedState, Hook, iso, latest_state, parse_time, save_registry
+from snapstore.feed.state import FeedState, Hook, doc_schema, iso, latest_state, parse_time, save_registry
 from snapstore.source import webhooks
 from snapstore.source.errors import AccessDenied, AuthError, Cancelled, NotFound, SourceError
 from snapstore.store import objects
@@ -118,7 +118,7 @@ class BaseFeed:
                      r.reason, r.payloads, r.reread_changed, r.reread_knockon, r.requests)
 
     def _execute(self) -> None:
-        doc, state, problem = latest_state(self.store, self.base_id)
+        doc, state, problem = latest_state(self.store, self.base_id, self.run.snapshot_docs())
         self.parent_doc, self.state = doc, state
         hook = self.registry.hooks.get(self.base_id)
         try:
@@ -153,11 +153,11 @@ class BaseFeed:
         live = next((h for h in hooks if h.get("id") == hook.hook_id), None)
         if live is None:
             return self._recreate(None, "the hook is gone (deleted outside snapstore)")
-        if live.get("isHookEnabled") is False:
-            return self._recreate(live, "the hook was disabled by Airtable")
         exp = parse_time(live.get("expirationTime"))
         if exp is not None and exp <= self.now:
             return self._recreate(live, "the hook expired")
+        if live.get("isHookEnabled") is False:
+            return self._recreate(live, "the hook was disabled by Airtable")
         next_cursor = int(live.get("cursorForNextPayload") or 1)
         if state is None:
             why = problem or "no feed baseline yet"
@@ -176,6 +176,8 @@ class BaseFeed:
             got = read_payloads(self.source, self.base_id, hook.hook_id, state.cursor)
         except FeedBroken as e:
             return self._recreate(live, f"an error payload ({e.code})")
+        except FeedGap as e:
+            return _Decision("baseline", f"{e}: a gap cannot be proven empty; full listing", live, next_cursor)
         except NotFound:
             return self._recreate(None, "the hook is gone (404)")
         except AccessDenied:
@@ -270,7 +272,7 @@ class BaseFeed:
         cost_full = sum(self._pages(parent_tables.get(t)) for t in now_tables)
         cost = sum(math.ceil(len(v) / PER_REQUEST) for t, v in direct.items() if t not in full) + \
             sum(self._pages(parent_tables.get(t)) for t in full)
-        if cost >= cost_full and cost > 0:
+        if cost > cost_full:
             self._decision = _Decision("verify", f"more changes than a full listing would cost ({cost} requests "
                                                  f"against {cost_full}); full listing", d.hook, d.cursor, ch)
             return False
@@ -296,7 +298,7 @@ class BaseFeed:
         for tid, ids in sorted(knock.items()):
             if tid in full or tid in late or tid not in now_tables:
                 continue
-            if math.ceil(len(ids) / PER_REQUEST) >= self._pages(parent_tables.get(tid)):
+            if math.ceil(len(ids) / PER_REQUEST) > self._pages(parent_tables.get(tid)):
                 late[tid] = "more knock-on re-reads than its listing costs"
                 continue
             got = self._reread(tid, ids, comments)
@@ -453,7 +455,7 @@ class BaseFeed:
         if not doc:
             return None
         try:
-            return self.store.schema(doc["_id"], self.base_id)
+            return doc_schema(self.store, doc, self.base_id)
         except Exception:  # noqa: BLE001
             return None
 

@@ -27,6 +27,10 @@ class FeedBroken(Exception):
         self.code = code
 
 
+class FeedGap(Exception):
+    """Payloads between the cursor and the first one returned are gone (deleted after 7 days)."""
+
+
 @dataclass
 class FeedRead:
     payloads: list[dict]
@@ -43,11 +47,15 @@ def read_payloads(source, base_id: str, hook_id: str, cursor: int) -> FeedRead:
     requests = 0
     for page in webhooks.iter_payload_pages(source, base_id, hook_id, cursor):
         requests += 1
-        for p in page.get("payloads") or []:
+        got = page.get("payloads") or []
+        nxt = int(page.get("cursor") or cursor)
+        if nxt - cursor > len(got):  # numbers were skipped: those payloads no longer exist
+            raise FeedGap(f"payloads {cursor} to {nxt - len(got) - 1} are gone (Airtable keeps them 7 days)")
+        for p in got:
             if isinstance(p, dict) and p.get("error"):
                 raise FeedBroken(str(p.get("code") or "UNKNOWN_ERROR"))
             out.append(p)
-        cursor = max(cursor, int(page.get("cursor") or cursor))
+        cursor = max(cursor, nxt)
     txns = {p.get("baseTransactionNumber") for p in out}
     return FeedRead(out, cursor, requests, len(txns))
 

@@ -156,12 +156,12 @@ def state_from_doc(doc: dict, base_id: str, store_id: str) -> tuple[FeedState | 
     return st, None
 
 
-def latest_state(store, base_id: str) -> tuple[dict | None, FeedState | None, str | None]:
+def latest_state(store, base_id: str, docs: list | None = None) -> tuple[dict | None, FeedState | None, str | None]:
     """The newest snapshot holding the base, and its feed state (see :func:`state_from_doc`).
 
     Snapshots that did not read the base do not count: its records in the catalog are still those
-    of the snapshot that last did."""
-    for seq, cid, doc_json in reversed(store.catalog.snapshot_docs()):
+    of the snapshot that last did. ``docs``: ``catalog.snapshot_docs()`` when the caller has them."""
+    for seq, cid, doc_json in reversed(docs if docs is not None else store.catalog.snapshot_docs()):
         doc = json.loads(doc_json)
         if any(b.get("base_id") == base_id for b in doc.get("bases") or []):
             st, problem = state_from_doc(doc, base_id, store.config["store_id"])
@@ -193,10 +193,19 @@ def stored_schemas(store) -> dict[str, dict]:
     try:
         reg = load_registry(store)
         out = {}
+        docs = store.catalog.snapshot_docs() if reg.hooks else []
         for base_id in reg.hooks:
-            doc, st, _problem = latest_state(store, base_id)
+            doc, st, _problem = latest_state(store, base_id, docs)
             if doc is not None and st is not None:
-                out[base_id] = store.schema(doc["_id"], base_id)
+                out[base_id] = doc_schema(store, doc, base_id)
         return out
     except Exception:  # noqa: BLE001 - an optimisation only
         return {}
+
+
+def doc_schema(store, doc: dict, base_id: str) -> dict:
+    """A base's schema as a commit document names it (one blob read)."""
+    from snapstore.canonical import loads
+
+    h = next(b["schema"] for b in doc.get("bases") or [] if b.get("base_id") == base_id)
+    return loads(store.read_blob(bytes.fromhex(h)))
