@@ -282,31 +282,40 @@ class BaseFeed:
         for tid, why in full.items():
             log.info("%s/%s: listed in full (%s)", self.base_id, tid, why)
             self._list(now_tables[tid], index, one_sided, direct.get(tid), captured)
-        # 2. the created and changed records of the others
+        # 2. the knock-on records predicted from the old cells and the link cells the payloads carry,
+        #    re-read in the same requests as the changed ones (one round for most runs)
         comments = run.opts.comments
-        fetched = {tid: self._reread(tid, ids, comments) for tid, ids in direct.items() if tid not in full}
-        r.reread_changed = sum(len(v) for t, v in direct.items() if t not in full)
+        old = self._old_reader()
         gone = {t: set(ids) for t, ids in destroyed.items()}
-        for tid, ids in direct.items():
-            lost = ids - set(fetched[tid] if tid in fetched else captured.get(tid, {}))
-            if lost:  # deleted since the payload: the next payload says so too
-                gone.setdefault(tid, set()).update(lost)
-        # 3. knock-on records, from the old and new cells of all of those
-        knock, moving = knockon.closure(schema, direct, gone, self._old_reader(), {**fetched, **captured},
-                                        index, set(full))
+        guess = {t: self._guess(t, ids, ch, old) for t, ids in direct.items() if t not in full}
+        knock, moving = knockon.closure(schema, direct, gone, old, {**guess, **captured}, index, set(full))
         late = {t: "knock-on changes deeper than the closure follows" for t in moving if t in now_tables}
-        for tid, ids in sorted(knock.items()):
-            if tid in full or tid in late or tid not in now_tables:
-                continue
-            if math.ceil(len(ids) / PER_REQUEST) > self._pages(parent_tables.get(tid)):
-                late[tid] = "more knock-on re-reads than its listing costs"
-                continue
-            got = self._reread(tid, ids, comments)
-            r.reread_knockon += len(ids)
-            fetched.setdefault(tid, {}).update(got)
-            missing = ids - set(got)
-            if missing:
-                gone.setdefault(tid, set()).update(missing)
+        fetched: dict[str, dict[str, dict]] = {}
+        asked: dict[str, set[str]] = {}
+
+        def fetch(want: dict[str, set[str]], why: str) -> None:
+            for tid, ids in sorted(want.items()):
+                ids = ids - asked.get(tid, set())
+                if not ids or tid in full or tid in late or tid not in now_tables:
+                    continue
+                if math.ceil((len(ids) + len(asked.get(tid, ()))) / PER_REQUEST) > \
+                        self._pages(parent_tables.get(tid)):
+                    late[tid] = f"more {why} re-reads than its listing costs"
+                    continue
+                got = self._reread(tid, ids, comments)
+                asked.setdefault(tid, set()).update(ids)
+                fetched.setdefault(tid, {}).update(got)
+                gone.setdefault(tid, set()).update(ids - set(got))  # deleted since: ended
+
+        fetch({t: direct.get(t, set()) | knock.get(t, set()) for t in set(direct) | set(knock)}, "changed")
+        # 3. the closure again from the records as re-read: knock-ons the payloads did not predict
+        knock2, moving2 = knockon.closure(schema, direct, gone, old, {**fetched, **captured}, index, set(full))
+        for t in moving2:
+            if t in now_tables:
+                late.setdefault(t, "knock-on changes deeper than the closure follows")
+        fetch(knock2, "knock-on")
+        r.reread_changed = sum(len(v) for t, v in direct.items() if t not in full and t not in late)
+        r.reread_knockon = sum(len(v - direct.get(t, set())) for t, v in asked.items() if t not in late)
         r.destroyed = sum(len(v) for t, v in gone.items() if t not in full and t not in late)
         # 4. every other table carries over from the parent with what was re-read
         for tid, tp in now_tables.items():
@@ -323,6 +332,22 @@ class BaseFeed:
         index.keep_only(schema)
         self._commit_state(d.hook, d.cursor, "feed", r.reason, index, full_listing=False, missed=None)
         return True
+
+    @staticmethod
+    def _guess(tid: str, ids: set[str], ch: Changes, old) -> dict[str, dict]:
+        """Changed records as the payloads describe them: the parent's cells with the link cells the
+        payloads carry laid over (``[{id, name}]`` in webhook shape, or plain ids)."""
+        olds = old(tid, ids)
+        out = {}
+        for rid in ids:
+            fields = dict((olds.get(rid) or {}).get("fields") or {})
+            for fid, v in ch.cells.get(tid, {}).get(rid, {}).items():
+                if v is None:
+                    fields.pop(fid, None)
+                elif isinstance(v, list):
+                    fields[fid] = [x.get("id") if isinstance(x, dict) else x for x in v]
+            out[rid] = {"id": rid, "fields": fields}
+        return out
 
     def _reread(self, tid: str, ids: set[str], comments: bool) -> dict[str, dict]:
         out: dict[str, dict] = {}

@@ -71,12 +71,21 @@ class Changes:
     created_tables: set[str] = field(default_factory=set)
     destroyed_tables: set[str] = field(default_factory=set)
     touched_fields: dict[str, set[str]] = field(default_factory=dict)  # created/destroyed/retyped fields
+    cells: dict[str, dict[str, dict]] = field(default_factory=dict)  # list-valued cells the payloads carry
 
     def direct(self) -> int:
         return sum(len(v) for v in self.records.values())
 
     def add_record(self, table_id: str, rid: str) -> None:
         self.records.setdefault(table_id, set()).add(rid)
+
+    def note_cells(self, table_id: str, rid: str, cells) -> None:
+        """Keep the list-valued cells (links among them) and cleared ones: the knock-on closure predicts
+        from them which linked records to re-read in the same requests."""
+        if isinstance(cells, dict):
+            keep = {f: v for f, v in cells.items() if v is None or isinstance(v, list)}
+            if keep:
+                self.cells.setdefault(table_id, {}).setdefault(rid, {}).update(keep)
 
 
 def changes_from(payloads: list[dict]) -> Changes:
@@ -85,10 +94,12 @@ def changes_from(payloads: list[dict]) -> Changes:
         for tid, tc in (p.get("changedTablesById") or {}).items():
             if not isinstance(tc, dict):
                 continue
-            for rid in (tc.get("createdRecordsById") or {}):
+            for rid, rc in (tc.get("createdRecordsById") or {}).items():
                 ch.add_record(tid, rid)
-            for rid in (tc.get("changedRecordsById") or {}):
+                ch.note_cells(tid, rid, (rc or {}).get("cellValuesByFieldId"))
+            for rid, rc in (tc.get("changedRecordsById") or {}).items():
                 ch.add_record(tid, rid)
+                ch.note_cells(tid, rid, ((rc or {}).get("current") or {}).get("cellValuesByFieldId"))
             for rid in tc.get("destroyedRecordIds") or []:
                 ch.destroyed.setdefault(tid, set()).add(rid)
             if tc.get("changedMetadata"):
