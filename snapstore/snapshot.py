@@ -105,6 +105,7 @@ class BasePlan:
     schema: dict | None
     tables: list[TablePlan] = field(default_factory=list)
     error: str | None = None  # schema could not be read: the base will be marked missing
+    schema_from_store: bool = False  # the parent snapshot's schema (a feed base): re-read when it changed
 
 
 @dataclass
@@ -113,6 +114,7 @@ class Plan:
     bases: list[BasePlan]
     visible_bases: int
     requests: int = 0  # requests the plan itself made (whoami, bases, schemas)
+    selection: Selection = field(default_factory=Selection)
 
     @property
     def tables(self) -> list[tuple[BasePlan, TablePlan]]:
@@ -151,12 +153,14 @@ def plan_snapshot(
     *,
     previous=None,
     workers: int | None = None,
+    stored_schemas: dict[str, dict] | None = None,
 ) -> Plan:
     """Check the token, list the bases, resolve the selection and read the selected schemas.
 
     Raises :class:`AuthError`, :class:`Unreachable` or :class:`SelectionError` (nothing is read
     or written after those). ``previous`` (a SnapshotInfo) fills in ``previous_records`` for
-    estimates.
+    estimates. ``stored_schemas`` (base id → schema, see ``snapstore.feed.state.stored_schemas``):
+    bases whose schema the change feed will tell about, so the plan does not read it.
     """
     sel = selection or Selection()
     before = source.stats.total
@@ -186,7 +190,11 @@ def plan_snapshot(
         bases = [b for b in bases if b["id"] not in hits]
 
     # schemas, in parallel (each on its own base's budget)
+    stored = stored_schemas or {}
+
     def read_schema(b: dict) -> tuple[dict, dict | None, str | None]:
+        if b["id"] in stored:
+            return b, stored[b["id"]], None
         try:
             return b, source.schema(b["id"]), None
         except (AuthError, Unreachable, Cancelled):
@@ -203,18 +211,10 @@ def plan_snapshot(
     for b, schema, err in results:
         if err is not None and b["id"] in named:
             raise SelectionError(f"base {b.get('name')!r} ({b['id']}): {err}")
-        bp = BasePlan(b["id"], b.get("name", b["id"]), b.get("permissionLevel"), schema, error=err)
+        bp = BasePlan(b["id"], b.get("name", b["id"]), b.get("permissionLevel"), schema, error=err,
+                      schema_from_store=b["id"] in stored)
         if schema is not None:
-            for t in schema.get("tables", []):
-                if sel.tables and not any(_table_matches(s, b, t) for s in sel.tables):
-                    continue
-                if any(_table_matches(s, b, t) for s in sel.exclude_tables):
-                    continue
-                prev = None
-                if previous is not None:
-                    ti = previous.table(b["id"], t["id"])
-                    prev = ti.records if ti is not None else None
-                bp.tables.append(TablePlan(t["id"], t.get("name", t["id"]), _attachment_fields(t), prev))
+            bp.tables = table_plans(b, schema, sel, previous)
         plans.append(bp)
 
     if sel.tables:
@@ -227,7 +227,24 @@ def plan_snapshot(
                 raise SelectionError(f"table {spec!r} is not in any selected base visible to this token")
         # with --table, only the bases holding a selected table take part
         plans = [bp for bp in plans if bp.tables or bp.error]
-    return Plan(user=user, bases=plans, visible_bases=len(visible), requests=source.stats.total - before)
+    return Plan(user=user, bases=plans, visible_bases=len(visible), requests=source.stats.total - before,
+                selection=sel)
+
+
+def table_plans(base: dict, schema: dict, sel: Selection, previous=None) -> list[TablePlan]:
+    """The selected tables of one base's schema."""
+    out = []
+    for t in schema.get("tables", []):
+        if sel.tables and not any(_table_matches(s, base, t) for s in sel.tables):
+            continue
+        if any(_table_matches(s, base, t) for s in sel.exclude_tables):
+            continue
+        prev = None
+        if previous is not None:
+            ti = previous.table(base["id"], t["id"])
+            prev = ti.records if ti is not None else None
+        out.append(TablePlan(t["id"], t.get("name", t["id"]), _attachment_fields(t), prev))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,6 +309,9 @@ class SnapshotOptions:
     download_workers: int = 8
     max_restarts: int = 5  # expired-iterator restarts per table
     download_attempts: int = 5  # per attachment (expired URL refreshes and transient failures)
+    changes: str = "auto"  # auto: the change feed where enabled and healthy; feed: also enable it; full
+    full_every: float | None = 86400.0  # seconds between full listings of a feed base (None: never on time)
+    now: Callable[[], datetime] | None = None  # the clock hook expiry is judged by (tests: the emulator's)
     on_event: Callable[[str, dict], None] | None = None  # progress events (see Progress in the CLI)
 
 
@@ -343,6 +363,8 @@ class SnapshotResult:
     errors: list[str]
     seconds: float
     log_file: str | None = None
+    feed: list[dict] = field(default_factory=list)  # per base: FeedReport.to_dict()
+    notices: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -363,6 +385,8 @@ class SnapshotResult:
             "errors": self.errors,
             "seconds": round(self.seconds, 3),
             "log_file": self.log_file,
+            "feed": self.feed,
+            "notices": self.notices,
         }
 
 
@@ -393,6 +417,13 @@ class _Run:
         for bp, tp in plan.tables:
             self.results[(bp.base_id, tp.table_id)] = TableResult(bp.base_id, bp.name, tp.table_id, tp.name)
         self.dl_pool: cf.ThreadPoolExecutor | None = None
+        self.registry = None  # snapstore.feed.state.Registry when some base may use the feed
+        self.registry_lock = threading.Lock()
+        self.feed_reports: dict[str, Any] = {}
+        self.feed_states: dict[str, Any] = {}
+        self.notices: list[str] = []
+        self._docs: list | None = None
+        self.now = opts.now or (lambda: datetime.now(UTC))
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -417,17 +448,106 @@ class _Run:
         log.error("%s", msg)
         self.snap.mark_missing(base_id, table_id, reason, drop_table=drop_table)
 
+    def notice(self, base_id: str, msg: str) -> None:
+        """One line about the change feed, once per run (not an error: the snapshot is complete)."""
+        line = f"{base_id}: {msg}"
+        with self._lock:
+            if line in self.notices:
+                return
+            self.notices.append(line)
+        log.warning("%s", line)
+
     # -- bases and tables -------------------------------------------------------------------
 
     def run_base(self, bp: BasePlan) -> None:
         self.event("base_start", base_id=bp.base_id, name=bp.name, tables=len(bp.tables))
-        for tp in bp.tables:
-            if self.cancel.is_set():
-                raise Cancelled("interrupted")
-            self.run_table(bp, tp)
+        if self.registry is not None and (bp.base_id in self.registry.hooks or self.opts.changes == "feed"
+                                          or self.registry.problem):
+            from snapstore.feed.engine import BaseFeed
+
+            feed = BaseFeed(self, bp, self.registry, self.registry_lock, self.opts.changes, self.opts.full_every,
+                            self.now())
+            self.feed_reports[bp.base_id] = feed.report
+            feed.execute()
+        else:
+            if bp.schema_from_store:
+                self.refresh_schema(bp)
+            for tp in bp.tables:
+                if self.cancel.is_set():
+                    raise Cancelled("interrupted")
+                self.run_table(bp, tp)
         self.event("base_done", base_id=bp.base_id, name=bp.name)
 
-    def run_table(self, bp: BasePlan, tp: TablePlan) -> None:
+    def refresh_schema(self, bp: BasePlan) -> None:
+        """Read the base's schema now (the plan took the stored one, or a payload changed it)."""
+        schema = self.source.schema(bp.base_id)
+        bp.schema, bp.schema_from_store = schema, False
+        bp.tables = table_plans({"id": bp.base_id, "name": bp.name}, schema, self.plan.selection)
+        self.snap.add_base(bp.base_id, bp.name, schema, bp.permission_level)
+        with self._lock:
+            for key in [k for k in self.results if k[0] == bp.base_id]:
+                if self.results[key].status == "pending":
+                    del self.results[key]
+            for tp in bp.tables:
+                self.results.setdefault((bp.base_id, tp.table_id),
+                                        TableResult(bp.base_id, bp.name, tp.table_id, tp.name))
+
+    def snapshot_docs(self) -> list:
+        """The catalog's commit documents, read once per run (the feed looks up each base's parent)."""
+        with self._lock:
+            if self._docs is None:
+                self._docs = self.store.catalog.snapshot_docs()
+            return self._docs
+
+    def set_feed_state(self, base_id: str, state) -> None:
+        with self._lock:
+            self.feed_states[base_id] = state
+
+    def _refs(self, bp: BasePlan, tp: TablePlan, rec: dict, refs: dict[str, AttRef]) -> None:
+        fields = rec.get("fields") or {}
+        for fid in tp.attachment_fields:
+            for a in _scan_attachments(fields.get(fid)):
+                if a["id"] not in refs:
+                    refs[a["id"]] = AttRef(a["id"], a.get("url"), a.get("size"), a.get("filename"), a.get("type"),
+                                           bp.base_id, tp.table_id, rec["id"], fid)
+
+    def apply_table(self, bp: BasePlan, tp: TablePlan, records: list[dict], gone: set[str]) -> None:
+        """A feed table: the parent's records carried over with these re-read and ``gone`` ended."""
+        res = self.results[(bp.base_id, tp.table_id)]
+        t0 = time.monotonic()
+        self.event("table_start", base_id=bp.base_id, table_id=tp.table_id, name=tp.name, base_name=bp.name)
+        try:
+            tw = self.snap.table(bp.base_id, tp.table_id)
+            counts_ = tw.apply_changes(records, gone)
+        except StoreError as e:
+            self._fail(res, f"store: {e}")
+            return
+        self._counts(res, counts_)
+        refs: dict[str, AttRef] = {}
+        if self.opts.attachments and tp.attachment_fields:
+            for rec in records:
+                self._refs(bp, tp, rec, refs)
+        if refs:
+            self.schedule_attachments(res, refs.values())
+        if self.opts.comments:
+            try:
+                prev = self.snap.previous_comment_counts(bp.base_id, tp.table_id)
+            except StoreError:
+                prev = {}
+            counts = {rid: n for rid, n in prev.items() if rid not in gone}
+            counts.update({rec["id"]: int(rec.get("commentCount") or 0) for rec in records})
+            self.run_comments(bp, tp, res, counts)
+        res.seconds = round(time.monotonic() - t0, 3)
+        res.status = "done"
+        self.event("table_done", base_id=bp.base_id, table_id=tp.table_id, result=res)
+
+    @staticmethod
+    def _counts(res: TableResult, counts_) -> None:
+        res.records, res.new, res.changed = counts_.records, counts_.new, counts_.changed
+        res.deleted, res.unchanged, res.bytes_added = counts_.deleted, counts_.unchanged, counts_.bytes_added
+
+    def run_table(self, bp: BasePlan, tp: TablePlan, observe: Callable[[dict], None] | None = None):
+        """List a table in full; returns its writer (None when it failed). ``observe`` sees each record."""
         res = self.results[(bp.base_id, tp.table_id)]
         res.status = "listing"
         t0 = time.monotonic()
@@ -437,7 +557,7 @@ class _Run:
             tw = self.snap.table(bp.base_id, tp.table_id)
         except StoreError as e:
             self._fail(res, f"store: {e}")
-            return
+            return None
         att_fields = tp.attachment_fields if self.opts.attachments else []
         want_counts = self.opts.comments
         while True:
@@ -449,14 +569,9 @@ class _Run:
                     for rec in page:
                         tw.add(rec)
                         if att_fields:
-                            fields = rec.get("fields") or {}
-                            for fid in att_fields:
-                                for a in _scan_attachments(fields.get(fid)):
-                                    if a["id"] not in refs:
-                                        refs[a["id"]] = AttRef(
-                                            a["id"], a.get("url"), a.get("size"), a.get("filename"),
-                                            a.get("type"), bp.base_id, tp.table_id, rec["id"], fid,
-                                        )
+                            self._refs(bp, tp, rec, refs)
+                        if observe is not None:
+                            observe(rec)
                         if want_counts:
                             counts[rec["id"]] = int(rec.get("commentCount") or 0)
                     n += len(page)
@@ -467,7 +582,7 @@ class _Run:
                 res.restarts += 1
                 if res.restarts > self.opts.max_restarts:
                     self._fail(res, f"the list iterator expired {res.restarts} times; giving up")
-                    return
+                    return None
                 log.warning("%s/%s: list iterator expired after %d records; restarting the table (%d)",
                             bp.base_id, tp.table_id, n, res.restarts)
                 self.event("table_restart", base_id=bp.base_id, table_id=tp.table_id, restarts=res.restarts)
@@ -477,17 +592,16 @@ class _Run:
                 raise
             except SourceError as e:
                 self._fail(res, str(e))
-                return
+                return None
             except StoreError as e:
                 self._fail(res, f"store: {e}")
-                return
+                return None
         try:
             counts_ = tw.finish()
         except StoreError as e:
             self._fail(res, f"store: {e}")
-            return
-        res.records, res.new, res.changed = counts_.records, counts_.new, counts_.changed
-        res.deleted, res.unchanged, res.bytes_added = counts_.deleted, counts_.unchanged, counts_.bytes_added
+            return None
+        self._counts(res, counts_)
         log.info("%s/%s: %d records (%d new, %d changed, %d deleted, %d unchanged), %d restarts",
                  bp.base_id, tp.table_id, res.records, res.new, res.changed, res.deleted, res.unchanged,
                  res.restarts)
@@ -499,6 +613,7 @@ class _Run:
         res.seconds = round(time.monotonic() - t0, 3)
         res.status = "done"
         self.event("table_done", base_id=bp.base_id, table_id=tp.table_id, result=res)
+        return tw
 
     def _fail(self, res: TableResult, reason: str) -> None:
         res.status = "failed"
@@ -670,6 +785,11 @@ def take_snapshot(store, source, plan: Plan, opts: SnapshotOptions | None = None
     req0 = source.stats.snapshot()
     snap = store.begin_snapshot(note=opts.note, tags=opts.tags, command="snapshot")
     run = _Run(store, source, plan, opts, snap)
+    try:
+        _load_feed(run)
+    except BaseException:
+        snap.abandon()
+        raise
     # Twice the token/base ratio (2 x 50/5): against the real API a listing's pages are latency-bound
     # (one request after the other, 200-300 ms each), so a base rarely reaches its 5/s alone; the
     # shared token throttle keeps the sum at 50/s whatever the number of threads.
@@ -700,6 +820,7 @@ def take_snapshot(store, source, plan: Plan, opts: SnapshotOptions | None = None
             _wait_all(pending)
         for fut in list(run._downloads):
             _raise_fatal(fut)
+        _commit_feed(run)
         duration = time.monotonic() - t0
         req = _diff_stats(req0, source.stats.snapshot())
         dl = source.download_stats.snapshot()
@@ -720,12 +841,14 @@ def take_snapshot(store, source, plan: Plan, opts: SnapshotOptions | None = None
             "throttle_wait_seconds": round(sum(source.throttle.waited.values()), 3),
             "api_url": source.api_url,
             "log_file": log_file,
+            **({"feed": {b: r.to_dict() for b, r in run.feed_reports.items()}} if run.feed_reports else {}),
         })
         info = snap.commit()
         committed = True
         event_result = SnapshotResult(
             info=info, tables=list(run.results.values()), attachments=atts, requests=req,
             errors=list(run.errors), seconds=time.monotonic() - t0, log_file=log_file,
+            feed=[r.to_dict() for r in run.feed_reports.values()], notices=list(run.notices),
         )
         log.info("snapshot %s committed: %s, %d requests, %d 429s, %.1fs", info.id, info.status,
                  req["requests"], req["rate_limited_429"], duration)
@@ -743,6 +866,32 @@ def take_snapshot(store, source, plan: Plan, opts: SnapshotOptions | None = None
             _join_quietly(base_pool, run.dl_pool, timeout=10.0)
             snap.abandon()
         source.cancel.clear()  # the source stays usable by the caller
+
+
+def _load_feed(run: _Run) -> None:
+    """The store's feed registry, when a base of this run may use the change feed."""
+    if run.opts.changes not in ("auto", "feed", "full"):
+        raise ValueError(f"changes must be auto, feed or full, not {run.opts.changes!r}")
+    from snapstore.feed.state import load_registry, recover_registry, save_registry
+
+    reg = load_registry(run.store)
+    if reg.problem:
+        reg = recover_registry(run.store, reg)
+        run.notice("feed", f"{reg.problem}; rebuilt from the last snapshots' feed state "
+                           f"({len(reg.hooks)} hook(s))")
+        save_registry(run.store, reg, run.now())
+        reg.problem = None
+    if reg.hooks or run.opts.changes == "feed":
+        run.registry = reg
+
+
+def _commit_feed(run: _Run) -> None:
+    """Feed states go into the commit, except for a base with a table missing: its records are
+    not all this snapshot's, so its next run lists it in full rather than trust the cursor."""
+    broken = {m["base_id"] for m in run.snap._missing if not m.get("records_kept")}
+    run.snap.feed = {b: st.to_dict() for b, st in sorted(run.feed_states.items()) if b not in broken}
+    for b in broken & set(run.feed_states):
+        run.notice(b, "a table could not be read: no feed state kept, the next run lists the base in full")
 
 
 def _wait_all(futures: Iterable[cf.Future]) -> None:
@@ -823,5 +972,5 @@ def open_run_log(store_root: str | Path, *, secrets: Iterable[str] = (), level: 
 __all__ = [
     "AccessDenied", "BasePlan", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE",
     "Plan", "Selection", "SelectionError", "SnapshotOptions", "SnapshotResult", "TablePlan", "TableResult",
-    "estimate", "open_run_log", "plan_snapshot", "take_snapshot",
+    "estimate", "open_run_log", "plan_snapshot", "table_plans", "take_snapshot",
 ]

@@ -37,6 +37,7 @@ import click
 from snapstore.commands.base import command
 from snapstore.commands.common import interrupts, store_option
 from snapstore.errors import Interrupted, NoStore, SnapstoreError
+from snapstore.feed.text import feed_lines, parse_duration
 from snapstore.snapshot import (
     EXIT_ERROR,
     EXIT_PARTIAL,
@@ -49,7 +50,7 @@ from snapstore.snapshot import (
     take_snapshot,
 )
 from snapstore.source import DEFAULT_API_URL, AirtableSource, Cancelled, RetryPolicy, SourceError
-from snapstore.store import LockError, Store
+from snapstore.store import LockError, Store, StoreError
 from snapstore.store.s3 import parse_s3_url
 
 log = logging.getLogger("snapstore.cli")
@@ -357,6 +358,8 @@ def _summary_text(result, plan) -> str:
     lines.append(f"requests: {r['requests']:,} (+{plan.requests} to plan), {r['rate_limited_429']} x 429, "
                  f"{r['retries']} retries; bytes added to the store: {_fmt_bytes(info.bytes_added)}; "
                  f"duration {result.seconds:.1f}s")
+    lines.extend(feed_lines(result.feed))
+    lines.extend(f"notice: {n}" for n in result.notices)
     for e in result.errors:
         lines.append(f"error: {e}")
     status = "complete" if info.status == "complete" else f"PARTIAL ({len(info.missing)} missing)"
@@ -400,8 +403,13 @@ def _selection(base, table, exclude_base, exclude_table) -> Selection:
               help="Progress display (default: on when stderr is a terminal).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug lines on stderr.")
 @click.option("-q", "--quiet", is_flag=True, help="Nothing on success; one line on failure (cron).")
+@click.option("--changes", type=click.Choice(["auto", "feed", "full"]), default="auto", show_default=True,
+              help="auto: read only what changed where the change feed is enabled and healthy; feed: also "
+                   "enable it on bases without it; full: list everything (and measure the feed).")
+@click.option("--full-every", default="24h", show_default=True, callback=lambda c, p, v: _duration(v),
+              help="A feed base is listed in full (its feed measured) when its last full listing is older.")
 def snapshot(store, base, table, exclude_base, exclude_table, attachments, comments, dry_run, as_json, note,
-             tags, workers, progress, verbose, quiet, **kw) -> None:
+             tags, workers, progress, verbose, quiet, changes, full_every, **kw) -> None:
     """Take a complete snapshot of every base the token can read (or those named), storing only
     what changed since the last one.
 
@@ -428,8 +436,9 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
                 if parse_s3_url(str(store)) is None:
                     raise
                 previous = None  # an empty bucket prefix: nothing taken yet
+        stored = _feed_schemas(store, changes) if not dry_run else None
         try:
-            plan = plan_snapshot(source, selection, previous=previous, workers=workers)
+            plan = plan_snapshot(source, selection, previous=previous, workers=workers, stored_schemas=stored)
         except KeyboardInterrupt:
             raise Interrupted("nothing was written") from None
         if dry_run:
@@ -444,7 +453,7 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
             raise LockError(f"the store is busy: locked by {holder.describe()}")
         log_path = _start_file_log(logstate, st.root, token)
         opts = SnapshotOptions(attachments=attachments, comments=comments, note=note, tags=tuple(tags),
-                               base_workers=workers)
+                               base_workers=workers, changes=changes, full_every=full_every)
         prog = None
         if show_progress:
             prog = Progress(source).start()
@@ -468,6 +477,26 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
                        f"snapshot {result.info.id} PARTIAL: {len(result.info.missing)} missing", err=quiet)
         if result.exit_code:
             raise click.exceptions.Exit(result.exit_code)
+
+
+def _duration(value: str) -> float | None:
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _feed_schemas(store: str, changes: str) -> dict | None:
+    """Stored schemas of the feed bases (their schema request is skipped unless a payload says it
+    changed); read-only, and nothing on any doubt."""
+    if changes == "full" or not _store_exists(store):
+        return None
+    from snapstore.feed.state import stored_schemas
+
+    try:
+        return stored_schemas(Store.open(store))
+    except (StoreError, LockError, OSError):
+        return None
 
 
 def _dry_run_output(plan, source, kw, workers, previous, as_json) -> None:
@@ -637,6 +666,8 @@ def show(store, name, as_json) -> None:
         click.echo(f"  {b.name} ({b.base_id})")
         for t in b.tables:
             click.echo(f"    {t.name} ({t.table_id}): {t.records:,} records, +{t.new} ~{t.changed} -{t.deleted}")
+    for line in feed_lines(list((st_.get("feed") or {}).values())):
+        click.echo(f"  {line}")
     for m in info.missing:
         where = m.get("base_id", "?") + (f"/{m['table_id']}" if m.get("table_id") else "")
         click.echo(f"  MISSING {where}: {m.get('reason')}")

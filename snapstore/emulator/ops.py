@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .journal import note
 from .state import Base, Record, Table, Workspace
 from .values import READ_ONLY_TYPES, WriteError, coerce, refresh_computed
 
@@ -47,6 +48,7 @@ def apply(ws: Workspace, base: Base, table: Table, rec: Record, new_cells: dict[
           user: dict, now: str, replace: bool = False, is_new: bool = False) -> set[str]:
     """Write validated cells into ``rec``; keeps inverse links, stamps and derived cells up to date.
     Returns the ids of other records that were touched (link inverses)."""
+    note(ws, base, table, rec)
     if replace:
         for f in table.fields:
             if f["type"] not in READ_ONLY_TYPES and f["id"] not in new_cells:
@@ -66,6 +68,7 @@ def apply(ws: Workspace, base: Base, table: Table, rec: Record, new_cells: dict[
                 for rid in old_ids - new_ids:
                     r2 = linked.records.get(rid)
                     if r2 is not None:
+                        note(ws, base, linked, r2)
                         lst = [x for x in r2.cells.get(inv["id"], []) if x != rec.id]
                         _put(r2.cells, inv["id"], lst)
                         touched[rid] = (linked, r2)
@@ -74,6 +77,7 @@ def apply(ws: Workspace, base: Base, table: Table, rec: Record, new_cells: dict[
                         continue
                     r2 = linked.records.get(rid)
                     if r2 is not None:
+                        note(ws, base, linked, r2)
                         lst = list(r2.cells.get(inv["id"], []))
                         if rec.id not in lst:
                             lst.append(rec.id)
@@ -84,6 +88,7 @@ def apply(ws: Workspace, base: Base, table: Table, rec: Record, new_cells: dict[
             elif linked is not None:
                 for rid in old_ids | new_ids:
                     if rid in linked.records:
+                        note(ws, base, linked, linked.records[rid], direct=False)
                         touched[rid] = (linked, linked.records[rid])
         _put(rec.cells, fid, value)
     if changed or is_new:
@@ -96,8 +101,48 @@ def apply(ws: Workspace, base: Base, table: Table, rec: Record, new_cells: dict[
             continue
         _stamp(t2, r2, user, now)
         refresh_computed(ws, base, t2, r2)
+    propagate(ws, base, [(table, rec)] + list(touched.values()))
     ws.touch(now)
     return set(touched)
+
+
+PROPAGATION_DEPTH = 4  # lookups of lookups: Airtable follows any depth; 4 hops covers every generated chain
+
+
+def _computes_through(table: Table, link_field_id: str) -> bool:
+    """Whether ``table`` has a lookup, rollup or count over the link field ``link_field_id``."""
+    return any(f["type"] in ("multipleLookupValues", "rollup", "count")
+               and (f.get("options") or {}).get("recordLinkFieldId") == link_field_id for f in table.fields)
+
+
+def propagate(ws: Workspace, base: Base, start: list[tuple[Table, Record]]) -> None:
+    """Recompute the lookups, rollups and counts (and the formulas over them) of the records linked
+    to ``start`` whose table computes something through that link, hop by hop while values change.
+    These records are noted as not written directly (see journal.py)."""
+    seen = {r.id for _t, r in start}
+    frontier = start
+    for _hop in range(PROPAGATION_DEPTH):
+        nxt: list[tuple[Table, Record]] = []
+        for t, r in frontier:
+            for f in t.fields:
+                if f["type"] != "multipleRecordLinks":
+                    continue
+                linked, inv = _link_targets(base, t, f)
+                if linked is None or inv is None or not _computes_through(linked, inv["id"]):
+                    continue
+                for rid in r.cells.get(f["id"], ()):
+                    r2 = linked.records.get(rid)
+                    if r2 is None or rid in seen:
+                        continue
+                    seen.add(rid)
+                    note(ws, base, linked, r2, direct=False)
+                    before = dict(r2.cells)
+                    refresh_computed(ws, base, linked, r2)
+                    if r2.cells != before:
+                        nxt.append((linked, r2))
+        if not nxt:
+            return
+        frontier = nxt
 
 
 def _mark_ai_stale(table: Table, rec: Record, changed: set[str]) -> None:
@@ -129,13 +174,16 @@ def create(ws: Workspace, base: Base, table: Table, new_cells: dict[str, Any], *
             rec.cells[f["id"]] = {"label": f["name"], "url": f"https://example.com/records/{rec.id}"}
         elif t == "aiText":
             rec.cells[f["id"]] = {"state": "empty", "isStale": False, "value": None}
+    note(ws, base, table, rec, new=True)
     table.records[rec.id] = rec
     apply(ws, base, table, rec, new_cells, user=user, now=now, is_new=True)
     return rec
 
 
 def delete(ws: Workspace, base: Base, table: Table, rec_id: str, *, user: dict, now: str) -> None:
+    note(ws, base, table, table.records[rec_id])
     rec = table.records.pop(rec_id)
+    touched: list[tuple[Table, Record]] = []
     for f in table.fields:
         if f["type"] != "multipleRecordLinks":
             continue
@@ -146,10 +194,12 @@ def delete(ws: Workspace, base: Base, table: Table, rec_id: str, *, user: dict, 
             r2 = linked.records.get(rid)
             if r2 is None:
                 continue
+            note(ws, base, linked, r2, direct=inv is not None)
             if inv is not None:
                 _put(r2.cells, inv["id"], [x for x in r2.cells.get(inv["id"], []) if x != rec_id])
                 _stamp(linked, r2, user, now)
             refresh_computed(ws, base, linked, r2)
+            touched.append((linked, r2))
     # self-links and one-sided links pointing at the deleted record
     for f in table.fields:
         if f["type"] == "multipleRecordLinks" and not (f.get("options") or {}).get("inverseLinkFieldId") \
@@ -157,6 +207,9 @@ def delete(ws: Workspace, base: Base, table: Table, rec_id: str, *, user: dict, 
             for r2 in table.records.values():
                 lst = r2.cells.get(f["id"])
                 if lst and rec_id in lst:
+                    note(ws, base, table, r2)
                     _put(r2.cells, f["id"], [x for x in lst if x != rec_id])
                     refresh_computed(ws, base, table, r2)
+                    touched.append((table, r2))
+    propagate(ws, base, touched)
     ws.touch(now)

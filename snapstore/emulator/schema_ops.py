@@ -5,8 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import formula as fm
+from . import journal
 from .state import Base, Table, Workspace
-from .values import COLORS, CREATABLE_TYPES, PRIMARY_TYPES, WriteError
+from .values import (
+    COLORS,
+    CREATABLE_TYPES,
+    PRIMARY_TYPES,
+    WriteError,
+    coerce,
+    formula_value,
+    refresh_computed,
+)
 
 KNOWN_TYPES = frozenset({
     "aiText", "autoNumber", "barcode", "button", "checkbox", "count", "createdBy", "createdTime", "currency", "date",
@@ -234,3 +244,116 @@ def update_table(base: Base, table: Table, body: Any) -> Table:
         else:
             table.schema.pop("description", None)
     return table
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Schema changes Airtable's Web API does not offer (delete a field or a table, change a field's type): the
+# UI does them. The emulator offers them to churn, the admin endpoints and Python callers, so a change feed
+# can be tested against them; their records and computed cells follow as in the UI.
+
+CONVERTIBLE_TYPES = frozenset({"singleLineText", "multilineText", "email", "url", "phoneNumber", "number",
+                               "percent", "currency", "rating", "duration", "checkbox", "singleSelect",
+                               "multipleSelects", "date"})
+
+
+def _refresh_dependents(ws: Workspace, base: Base, table: Table) -> None:
+    """Recompute the computed cells of ``table`` and of every table linked to it (after a schema change
+    that can change them); those records are noted as not written directly."""
+    tables = [table] + [base.table_by_id((f.get("options") or {}).get("linkedTableId", "")) for f in table.fields
+                        if f["type"] == "multipleRecordLinks"]
+    done: set[str] = set()
+    for t in tables:
+        if t is None or t.id in done or base.table_by_id(t.id) is None:
+            continue
+        done.add(t.id)
+        for rec in t.records.values():
+            journal.note(ws, base, t, rec, direct=False)
+            refresh_computed(ws, base, t, rec)
+
+
+def _drop_field(table: Table, field_id: str) -> None:
+    """Remove a field from the schema, its views and every record."""
+    table.schema["fields"] = [x for x in table.fields if x["id"] != field_id]
+    for v in table.schema["views"]:
+        if "visibleFieldIds" in v:
+            v["visibleFieldIds"] = [x for x in v["visibleFieldIds"] if x != field_id]
+    for rec in table.records.values():
+        rec.cells.pop(field_id, None)
+    table.reindex()
+
+
+def delete_field(ws: Workspace, base: Base, table: Table, field: dict) -> list[str]:
+    """Delete a field (and, for a link, its inverse in the linked table); returns the deleted field ids.
+    The primary field cannot be deleted, as in Airtable."""
+    if field["id"] == table.primary_field_id:
+        raise _bad("The primary field cannot be deleted", "CANNOT_DELETE_PRIMARY_FIELD")
+    gone = [(table, field)]
+    opts = field.get("options") or {}
+    if field["type"] == "multipleRecordLinks" and opts.get("inverseLinkFieldId"):
+        linked = base.table_by_id(opts.get("linkedTableId", ""))
+        inv = linked.fields_by_id.get(opts["inverseLinkFieldId"]) if linked else None
+        if inv is not None and inv is not field:
+            gone.append((linked, inv))
+    for t, f in gone:
+        _drop_field(t, f["id"])
+    for t, _f in gone:
+        _refresh_dependents(ws, base, t)
+    return [f["id"] for _t, f in gone]
+
+
+def delete_table(ws: Workspace, base: Base, table: Table) -> None:
+    """Delete a table with its records; link fields pointing at it from other tables go too (Airtable
+    turns them into text fields; the emulator removes them, which a feed reports the same way: a field
+    changed or gone in the other table)."""
+    if len(base.tables) < 2:
+        raise _bad("The last table of a base cannot be deleted", "CANNOT_DELETE_LAST_TABLE")
+    base.tables = [t for t in base.tables if t.id != table.id]
+    for t in base.tables:
+        links = [f for f in t.fields if f["type"] == "multipleRecordLinks"
+                 and (f.get("options") or {}).get("linkedTableId") == table.id]
+        for f in links:
+            for rec in t.records.values():
+                if f["id"] in rec.cells:
+                    journal.note(ws, base, t, rec)
+            _drop_field(t, f["id"])
+        if links:
+            _refresh_dependents(ws, base, t)
+
+
+def change_field_type(ws: Workspace, base: Base, table: Table, field: dict, type_: str,
+                      options: Any = None) -> dict:
+    """Change a field's type as the UI does: every cell is converted through its text (values that do
+    not convert become empty; select options are created as needed). Link, attachment, collaborator and
+    computed fields cannot be converted here."""
+    if field["type"] not in CONVERTIBLE_TYPES or type_ not in CONVERTIBLE_TYPES:
+        raise _bad(f'The emulator cannot convert "{field["type"]}" to "{type_}"', "UNSUPPORTED_FIELD_TYPE_CHANGE")
+    if field["id"] == table.primary_field_id and type_ not in PRIMARY_TYPES:
+        raise _bad(f'Field type "{type_}" cannot be the primary field', "INVALID_FIELD_TYPE_FOR_PRIMARY_FIELD")
+    texts = {}
+    for rec in table.records.values():
+        v = rec.cells.get(field["id"])
+        if v is not None:
+            t = formula_value(ws, base, table, field, v)
+            texts[rec.id] = ", ".join(fm.to_text(x) for x in t) if isinstance(t, list) else fm.to_text(t)
+    field["type"] = type_
+    field.pop("options", None)
+    new_opts = _options(ws, type_, options)
+    if new_opts is not None:
+        field["options"] = new_opts
+    table.reindex()
+    for rec in table.records.values():
+        if rec.id not in texts:
+            continue
+        journal.note(ws, base, table, rec)
+        try:
+            value = coerce(ws, base, table, field, texts[rec.id], True)
+        except WriteError:
+            value = None
+        if type_ == "date" and value is not None and not (isinstance(value, str) and len(value) == 10):
+            value = None
+        if value is None:
+            rec.cells.pop(field["id"], None)
+        else:
+            rec.cells[field["id"]] = value
+    _refresh_dependents(ws, base, table)
+    return field

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
+import contextlib
 import itertools
 import json
 import math
-import os
 import re
 import secrets
 import socket
@@ -20,20 +18,22 @@ import threading
 import time
 import traceback
 import urllib.parse
-import weakref
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
 
-from . import files, ops, schema_ops
 from . import formula as fm
+from . import ops, schema_ops
 from .clock import SystemClock
+from .content import ContentSigner, resolve_content_url
 from .counters import Counters
 from .faults import Faults
 from .ratelimit import RateLimiter
 from .state import Base, Record, Table, Workspace, iso_from_epoch
 from .values import READ_ONLY_TYPES, WriteError, formula_value, make_context, render_record
+from .webhooks import DATA_SCOPES, Webhooks
 
 MAX_URL_LENGTH = 16000
 MAX_RECORDS_PER_REQUEST = 10
@@ -60,9 +60,12 @@ ERR_503 = {"error": {"type": "RETRIABLE_ERROR", "message": "Server encountered a
                                                           "request, and it is safe to retry the request"}}
 ERR_INVALID = {"error": {"type": "INVALID_REQUEST_UNKNOWN",
                          "message": "Invalid request: parameter validation failed. Check your request data."}}
+# routes that can change a base: each is one action, journaled for the webhooks when the base has any
+WRITE_ROUTES = frozenset({"create_records", "update_records", "update_record", "delete_records", "delete_record",
+                          "upload_attachment", "create_table", "update_table", "create_field", "update_field",
+                          "create_comment", "update_comment", "delete_comment"})
 FAULT_BODIES = {"500": (500, ERR_500), "502": (502, ERR_502), "503": (503, ERR_503), "429": (429, ERR_429)}
 
-_EMULATORS: weakref.WeakSet = weakref.WeakSet()
 _OFFSET_RE = re.compile(r"^(itr[0-9A-Za-z]{14})/(rec[0-9A-Za-z]{14})$")
 
 
@@ -76,20 +79,6 @@ def _invalid(message: str | None = None) -> HTTPFail:
     if message is None:
         return HTTPFail(422, ERR_INVALID)
     return HTTPFail(422, {"error": {"type": "INVALID_REQUEST_UNKNOWN", "message": message}})
-
-
-def resolve_content_url(url: str) -> tuple[Workspace, str, str] | None:
-    """(workspace, att id, variant) for a valid (signature-checked, expiry ignored) content URL of any
-    running emulator, else None."""
-    path = urllib.parse.urlsplit(url).path
-    parts = path.split("/")
-    if len(parts) < 3 or parts[1] != "__content":
-        return None
-    for emu in list(_EMULATORS):
-        parsed = emu._parse_content_token(parts[2])
-        if parsed is not None:
-            return emu.workspace, parsed[0], parsed[1]
-    return None
 
 
 class _Iterator:
@@ -109,7 +98,8 @@ class Emulator:
                  tokens: dict[str, list[str] | None] | None = None, rate_limit_base: int = 5,
                  rate_limit_token: int = 50, penalty: float = 30.0, clock: Any = None, iterator_ttl: float = 300.0,
                  attachment_ttl: float = 7200.0, rate_limits: bool = True, host: str = "127.0.0.1",
-                 port: int = 0, max_iterators: int = 10000) -> None:
+                 port: int = 0, max_iterators: int = 10000, scopes: list[str] | None = None,
+                 webhook_computed_changes: bool = False) -> None:
         if workspace is None:
             from .generate import generate_workspace
 
@@ -117,6 +107,7 @@ class Emulator:
         self.workspace = workspace
         self.token = token or "pat" + secrets.token_hex(7) + "." + secrets.token_hex(32)
         self.grants: dict[str, set[str] | None] = {self.token: None}
+        self.scopes: dict[str, set[str]] = {} if scopes is None else {self.token: set(scopes)}  # absent: all
         for tok, bases in (tokens or {}).items():
             self.grants[tok] = None if bases is None else set(bases)
         self.clock = clock or SystemClock()
@@ -129,10 +120,10 @@ class Emulator:
         self.host, self._port = host, port
         self.max_iterators = max_iterators
         self._iterators: dict[str, _Iterator] = {}
-        self._secret = os.urandom(16)
-        self._nonce = itertools.count(1)
         self._itr_seq = itertools.count(1)
-        self._thumb_cache: dict[tuple[str, str], bytes] = {}
+        self.webhooks = Webhooks(self.clock, lambda prefix: self.workspace.new_id(prefix),
+                                 report_computed=webhook_computed_changes)
+        self.content = ContentSigner(lambda: self.url, self.clock, attachment_ttl, lambda: self.workspace, self.lock)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -145,7 +136,7 @@ class Emulator:
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="airtable-emulator",
                                         daemon=True)
         self._thread.start()
-        _EMULATORS.add(self)
+        self.content.register()
         return self
 
     def stop(self) -> None:
@@ -155,7 +146,7 @@ class Emulator:
         self._server.server_close()
         self._server.close_all()
         self._server = None
-        _EMULATORS.discard(self)
+        self.content.unregister()
 
     def serve_forever(self) -> None:
         """Block until interrupted (the CLI)."""
@@ -189,81 +180,80 @@ class Emulator:
             return n
 
     def churn(self, **kwargs: Any) -> dict:
+        """Simulated work in the UI (see churn.py); every change it makes is in the webhook payloads."""
         from .churn import churn
 
-        with self.lock:
+        with self.lock, self.action([b.id for b in self.workspace.bases], source="client"):
             return churn(self.workspace, **kwargs)
 
-    def add_token(self, token: str, bases: list[str] | None = None) -> None:
+    def add_token(self, token: str, bases: list[str] | None = None, scopes: list[str] | None = None) -> None:
+        """A token that sees ``bases`` (None = all) with ``scopes`` (None = all of SCOPES); a token without
+        "webhook:manage" gets 403 on every webhook route."""
         self.grants[token] = None if bases is None else set(bases)
+        if scopes is None:
+            self.scopes.pop(token, None)
+        else:
+            self.scopes[token] = set(scopes)
 
-    # ------------------------------------------------------------------ attachments
-    def _sig(self, payload: str) -> str:
-        return hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()[:20]
+    def token_scopes(self, token: str) -> list[str]:
+        granted = self.scopes.get(token)
+        return list(SCOPES) if granted is None else [s for s in SCOPES if s in granted]
 
-    def content_url(self, att_id: str, variant: str, filename: str) -> str:
-        exp = int((self.clock.now() + self.attachment_ttl) * 1000)
-        payload = f"{att_id}.{variant}.{exp}.{next(self._nonce)}"
-        return f"{self.url}/__content/{payload}.{self._sig(payload)}/{urllib.parse.quote(filename)}"
-
-    def _parse_content_token(self, token: str) -> tuple[str, str, int] | None:
-        parts = token.split(".")
-        if len(parts) != 5:
-            return None
-        payload, sig = ".".join(parts[:4]), parts[4]
-        if not hmac.compare_digest(self._sig(payload), sig):
-            return None
+    @contextlib.contextmanager
+    def action(self, base_ids: list[str], source: str = "publicApi", user: dict | None = None) -> Iterator[None]:
+        """One user action on ``base_ids``: whatever it writes becomes one webhook transaction per base
+        (several payloads when large). Nests: an inner action joins the outer one."""
+        ws = self.workspace
+        if ws.journal is not None:
+            yield
+            return
+        journal = self.webhooks.begin(ws, base_ids)
+        ws.journal = journal
         try:
-            return parts[0], parts[1], int(parts[2])
-        except ValueError:
-            return None
+            yield
+        finally:
+            ws.journal = None
+            if journal is not None:
+                self.webhooks.record(ws, journal, source, user or ws.default_user)
+
+    def _schema_target(self, base_id: str, table_id: str, field_id: str | None = None) -> tuple[Base, Table, Any]:
+        base = self.workspace.base(base_id)
+        table = base.table(table_id) if base is not None else None
+        if table is None:
+            raise KeyError(f"no table {table_id} in base {base_id}")
+        field = None
+        if field_id is not None:
+            field = table.field(field_id)
+            if field is None:
+                raise KeyError(f"no field {field_id} in table {table.id}")
+        return base, table, field
+
+    def delete_field(self, base_id: str, table_id: str, field_id: str) -> list[str]:
+        """Delete a field as the UI does (Airtable's Web API cannot); returns the deleted field ids."""
+        with self.lock, self.action([base_id], source="client"):
+            base, table, field = self._schema_target(base_id, table_id, field_id)
+            return schema_ops.delete_field(self.workspace, base, table, field)
+
+    def delete_table(self, base_id: str, table_id: str) -> None:
+        """Delete a table as the UI does (Airtable's Web API cannot)."""
+        with self.lock, self.action([base_id], source="client"):
+            base, table, _f = self._schema_target(base_id, table_id)
+            schema_ops.delete_table(self.workspace, base, table)
+
+    def change_field_type(self, base_id: str, table_id: str, field_id: str, type: str,  # noqa: A002
+                          options: dict | None = None) -> dict:
+        """Change a field's type as the UI does (the Web API cannot); cells are converted."""
+        with self.lock, self.action([base_id], source="client"):
+            base, table, field = self._schema_target(base_id, table_id, field_id)
+            return schema_ops.change_field_type(self.workspace, base, table, field, type, options)
+
+    # ------------------------------------------------------------------ attachments (content.py)
+    def content_url(self, att_id: str, variant: str, filename: str) -> str:
+        return self.content.content_url(att_id, variant, filename)
 
     def sign_attachment(self, att_id: str, cell: dict) -> dict:
         """The attachment object as the API returns it: fresh signed url (and thumbnails)."""
-        fname = cell.get("filename", "file")
-        out: dict[str, Any] = {"id": att_id, "width": cell.get("width"), "height": cell.get("height"),
-                               "url": self.content_url(att_id, "o", fname), "filename": fname,
-                               "size": cell.get("size"), "type": cell.get("type")}
-        if out["width"] is None:
-            del out["width"], out["height"]
-        thumbs = self._thumb_dims(cell)
-        if thumbs:
-            out["thumbnails"] = {k: {"url": self.content_url(att_id, k[0], fname), "width": w, "height": h}
-                                 for k, (w, h) in thumbs.items()}
-        return out
-
-    @staticmethod
-    def _thumb_dims(cell: dict) -> dict[str, tuple[int, int]] | None:
-        t = cell.get("type") or ""
-        if t.startswith("image/") and cell.get("width") and cell.get("height"):
-            return files.thumbnail_sizes(cell["width"], cell["height"])
-        if t == "application/pdf":
-            return files.thumbnail_sizes(612, 792)
-        return None
-
-    def _content(self, token: str) -> tuple[int, bytes, str]:
-        parsed = self._parse_content_token(token)
-        if parsed is None:
-            return 404, b"Not Found", "text/plain"
-        att_id, variant, exp = parsed
-        if self.clock.now() * 1000 >= exp:
-            return 410, b"This URL has expired", "text/plain"
-        with self.lock:
-            info = self.workspace.attachments.get(att_id)
-            data = self.workspace.attachment_bytes(att_id)
-        if info is None or data is None:
-            return 404, b"Not Found", "text/plain"
-        if variant == "o" or (variant == "f" and info["type"].startswith("image/")):
-            return 200, data, info["type"]
-        dims = self._thumb_dims(info)
-        key = {"s": "small", "l": "large", "f": "full"}.get(variant)
-        if not dims or key is None:
-            return 404, b"Not Found", "text/plain"
-        if (att_id, variant) not in self._thumb_cache:
-            w, h = dims[key]
-            seed = hashlib.sha256(att_id.encode()).digest()
-            self._thumb_cache[(att_id, variant)] = files.make_png(w, h, (seed[0], seed[1], seed[2]))
-        return 200, self._thumb_cache[(att_id, variant)], "image/png"
+        return self.content.sign_attachment(att_id, cell)
 
     # ------------------------------------------------------------------ helpers
     def now_iso(self) -> str:
@@ -380,6 +370,9 @@ class Emulator:
                                                "message": f'Could not find view "{o["view"]}" in table'}})
         recs = list(table.records.values())
         formula = o["filterByFormula"]
+        ids = _record_id_set(formula) if formula else None
+        if ids is not None:  # OR(RECORD_ID()='rec…', …): what the change feed's re-reads send; a set lookup
+            recs, formula = [r for r in recs if r.id in ids], None  # instead of 100 comparisons per record
         if formula:
             try:
                 ast = fm.parse(formula)
@@ -591,7 +584,7 @@ class _Handler(BaseHTTPRequestHandler):
         if segs and segs[-1] == "":
             segs.pop()
         if segs and segs[0] == "__content":
-            status, data, ctype = emu._content(segs[1] if len(segs) > 1 else "")
+            status, data, ctype = emu.content.serve(segs[1] if len(segs) > 1 else "")
             self._send(status, data, ctype, count=("content", None))
             return
         if segs and segs[0] == "__admin":
@@ -640,7 +633,11 @@ class _Handler(BaseHTTPRequestHandler):
                                                    "message": "Could not parse the request body as JSON"}}) from None
             req = _Req(method, segs, q, body, token, base_id)
             with emu.lock:
-                status, obj = handler(emu, req)
+                if method != "GET" and base_id and route in WRITE_ROUTES:
+                    with emu.action([base_id], user=req.user(emu)):
+                        status, obj = handler(emu, req)
+                else:
+                    status, obj = handler(emu, req)
             self._send_json(status, obj, count=counted)
         except HTTPFail as e:
             self._send_json(e.status, e.body, e.headers, count=counted)
@@ -690,12 +687,71 @@ class _Handler(BaseHTTPRequestHandler):
                         {"id": b.id, "name": b.name,
                          "tables": [{"id": t.id, "name": t.name, "records": len(t.records)} for t in b.tables]}
                         for b in emu.workspace.bases]}
+            elif segs and segs[0] in ("webhooks", "schema"):
+                out = _admin_feed(emu, method, segs, body)
+                if out is None:
+                    self._send_json(404, ERR_404)
+                    return
             else:
                 self._send_json(404, ERR_404)
                 return
             self._send_json(200, out)
+        except WriteError as e:
+            self._send_json(e.status, e.body())
         except (TypeError, ValueError, KeyError) as e:
             self._send_json(400, {"error": {"type": "INVALID_ADMIN_REQUEST", "message": str(e)}})
+
+
+_RECORD_ID_OR = re.compile(r"OR\((RECORD_ID\(\)='rec[A-Za-z0-9]{14}'(,RECORD_ID\(\)='rec[A-Za-z0-9]{14}')*)\)")
+
+
+def _record_id_set(formula: str) -> set[str] | None:
+    """The ids of a formula that is exactly ``OR(RECORD_ID()='rec…',…)``, else None (evaluate it)."""
+    m = _RECORD_ID_OR.fullmatch(formula)
+    return None if m is None else set(re.findall(r"rec[A-Za-z0-9]{14}", m.group(1)))
+
+
+def _admin_feed(emu: Emulator, method: str, segs: list[str], body: dict) -> Any:
+    """Admin endpoints of the change feed (None: no such endpoint):
+
+    GET/POST ``webhooks/report-computed`` ({"value": bool}); GET ``webhooks/{base}``;
+    POST ``webhooks/{base}/{hook}/inject-error`` ({"code", "disable"}), ``.../disable``, ``.../expire``;
+    DELETE ``webhooks/{base}/{hook}``; POST ``schema/delete-field`` ({"base","table","field"}),
+    ``schema/delete-table`` ({"base","table"}), ``schema/change-field-type`` ({"base","table","field","type",
+    "options"}): the schema changes Airtable's Web API does not offer."""
+    hooks, n = emu.webhooks, len(segs)
+    if segs[0] == "schema" and n == 2 and method == "POST":
+        if segs[1] == "delete-field":
+            return {"deleted": emu.delete_field(body["base"], body["table"], body["field"])}
+        if segs[1] == "delete-table":
+            emu.delete_table(body["base"], body["table"])
+            return {"deleted": body["table"]}
+        if segs[1] == "change-field-type":
+            return emu.change_field_type(body["base"], body["table"], body["field"], body["type"],
+                                         body.get("options"))
+        return None
+    if segs[0] != "webhooks" or n < 2:
+        return None
+    with emu.lock:
+        if n == 2 and segs[1] == "report-computed":
+            if method == "POST":
+                hooks.report_computed = bool(body["value"])
+            return {"value": hooks.report_computed}
+        if n == 2 and method == "GET":
+            return {"webhooks": hooks.hooks(segs[1])}
+        if n == 3 and method == "DELETE":
+            return hooks.delete(segs[1], segs[2])
+        if n == 4 and method == "POST":
+            if segs[3] == "inject-error":
+                return hooks.inject_error(segs[1], segs[2], body.get("code", "INTERNAL_ERROR"),
+                                          bool(body.get("disable", False)))
+            if segs[3] == "disable":
+                hooks.disable(segs[1], segs[2])
+                return {"disabled": segs[2]}
+            if segs[3] == "expire":
+                hooks.expire(segs[1], segs[2])
+                return {"expired": segs[2]}
+    return None
 
 
 class _Req:
@@ -739,8 +795,8 @@ def _route(method: str, s: list[str]) -> tuple[str, str | None, Any]:
             if n == 8 and s[4] == "tables" and s[6] == "fields":
                 return "update_field", b, _update_field if method == "PATCH" else None
         return "not_found", None, None
-    if s[1] == "bases" and n == 4 and s[3] == "webhooks":
-        return "webhooks", s[2], _webhooks if method == "GET" else None
+    if s[1] == "bases" and n >= 4 and s[3] == "webhooks":
+        return _webhook_route(method, s)
     b = s[1]
     if n == 3:
         m = {"GET": ("list_records", _list_records_get), "POST": ("create_records", _create_records),
@@ -765,7 +821,7 @@ def _route(method: str, s: list[str]) -> tuple[str, str | None, Any]:
 
 
 def _whoami(emu: Emulator, req: _Req) -> tuple[int, Any]:
-    return 200, {"id": req.user(emu)["id"], "scopes": SCOPES}
+    return 200, {"id": req.user(emu)["id"], "scopes": emu.token_scopes(req.token)}
 
 
 def _list_bases(emu: Emulator, req: _Req) -> tuple[int, Any]:
@@ -859,9 +915,72 @@ def _update_field(emu: Emulator, req: _Req) -> tuple[int, Any]:
     return 200, schema_ops.update_field(emu.workspace, table, field, req.body)
 
 
-def _webhooks(emu: Emulator, req: _Req) -> tuple[int, Any]:
-    emu.base_for(req.token, req.base_id)
-    return 200, {"webhooks": []}
+def _webhook_route(method: str, s: list[str]) -> tuple[str, str | None, Any]:
+    n, b = len(s), s[2]
+    if n == 4:
+        return {"GET": ("webhook_list", b, _webhook_list),
+                "POST": ("webhook_create", b, _webhook_create)}.get(method, ("not_found", b, None))
+    if n == 5:
+        return "webhook_delete", b, _webhook_delete if method == "DELETE" else None
+    if n == 6:
+        m = {("GET", "payloads"): ("webhook_payloads", _webhook_payloads),
+             ("POST", "refresh"): ("webhook_refresh", _webhook_refresh),
+             ("POST", "enableNotifications"): ("webhook_notifications", _webhook_notifications)}.get((method, s[5]))
+        return (m[0], b, m[1]) if m else ("not_found", b, None)
+    return "not_found", b, None
+
+
+def _webhook_base(emu: Emulator, req: _Req, data_types: Any = (), creator: bool = False) -> Base:
+    """The base of a webhook route, after the checks of reference §1.1: scope webhook:manage (and the
+    read scopes the data types need), the creator role for create and refresh."""
+    base = emu.base_for(req.token, req.base_id)
+    granted = emu.token_scopes(req.token)
+    need = {"webhook:manage"} | {DATA_SCOPES[t] for t in data_types if t in DATA_SCOPES}
+    if not need <= set(granted) or (creator and base.permission_level != "create"):
+        raise HTTPFail(403, ERR_403)
+    return base
+
+
+def _hook_types(emu: Emulator, req: _Req) -> list[str]:
+    for h in emu.webhooks.hooks(req.base_id):
+        if h["id"] == req.segs[4]:
+            return h["specification"]["options"]["filters"]["dataTypes"]
+    return []
+
+
+def _webhook_list(emu: Emulator, req: _Req) -> tuple[int, Any]:
+    _webhook_base(emu, req)
+    return 200, {"webhooks": emu.webhooks.hooks(req.base_id)}
+
+
+def _webhook_create(emu: Emulator, req: _Req) -> tuple[int, Any]:
+    spec = req.body.get("specification") if isinstance(req.body, dict) else None
+    types = (((spec or {}).get("options") or {}).get("filters") or {}).get("dataTypes") if isinstance(spec, dict) \
+        else None
+    _webhook_base(emu, req, types if isinstance(types, list) else (), creator=True)
+    return 200, emu.webhooks.create(req.base_id, req.body)
+
+
+def _webhook_payloads(emu: Emulator, req: _Req) -> tuple[int, Any]:
+    _webhook_base(emu, req, _hook_types(emu, req))
+    cursor = _qint(req.q.get("cursor"))
+    return 200, emu.webhooks.payloads(req.base_id, req.segs[4], 1 if cursor is None else cursor,
+                                      _qint(req.q.get("limit")))
+
+
+def _webhook_refresh(emu: Emulator, req: _Req) -> tuple[int, Any]:
+    _webhook_base(emu, req, creator=True)
+    return 200, emu.webhooks.refresh(req.base_id, req.segs[4])
+
+
+def _webhook_delete(emu: Emulator, req: _Req) -> tuple[int, Any]:
+    _webhook_base(emu, req)
+    return 200, emu.webhooks.delete(req.base_id, req.segs[4])
+
+
+def _webhook_notifications(emu: Emulator, req: _Req) -> tuple[int, Any]:
+    _webhook_base(emu, req)
+    return 200, emu.webhooks.enable_notifications(req.base_id, req.segs[4], req.body)
 
 
 def _list_records_get(emu: Emulator, req: _Req) -> tuple[int, Any]:

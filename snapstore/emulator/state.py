@@ -154,6 +154,7 @@ class Workspace:
         self.bases: list[Base] = []
         self.attachments: dict[str, dict] = {}  # att id -> {"filename","type","size","width"?,"height"?,"sha256"}
         self.blobs: dict[str, bytes] = {}  # sha256 -> bytes
+        self.journal: Any = None  # a journal.Journal while an action runs on a base with webhooks
         self._reindex_users()
 
     # -- ids, users, time

@@ -13,6 +13,7 @@ from snapstore.fieldtypes import COMPUTED_TYPES as READ_ONLY_TYPES  # noqa: F401
 from snapstore.fieldtypes import CREATABLE_TYPES, PRIMARY_TYPES  # noqa: F401 (re-exported)
 
 from . import formula as fm
+from .content import resolve_content_url
 from .state import Base, Record, Table, Workspace
 
 NUMERIC_TYPES = frozenset({"number", "percent", "currency", "duration", "rating", "autoNumber", "count"})
@@ -245,8 +246,6 @@ def _links(ws: Workspace, base: Base, table: Table, field: dict, value: Any, typ
 
 
 def _attachments(ws: Workspace, field: dict, value: Any, old: Any) -> list | None:
-    from .server import resolve_content_url  # local import: server imports values
-
     if not isinstance(value, list):
         raise invalid_value(field)
     out: list[dict] = []

@@ -244,6 +244,58 @@ class TableWriter:
         self.finished = TableCounts(n_records, n_new, n_changed, n_deleted, n_records - n_new - n_changed, self.bytes_added)
         return self.finished
 
+    # -- carry-over with changes (the change feed) -----------------------------------------------
+
+    def apply_changes(self, records: Iterable[dict], deleted: Iterable[str] = ()) -> TableCounts:
+        """The parent's records carried over, with ``records`` (re-read) in place of theirs and
+        ``deleted`` ended: a delta manifest naming only what differs, no work per unchanged record.
+
+        Only for a table whose records the parent holds (``state.manifest``); ``add`` and ``finish``
+        stay the path of a full listing."""
+        if self.finished is not None:
+            return self.finished
+        if self.state.manifest is None:
+            raise StoreError(f"table {self.table_id} has no parent snapshot to carry records over from")
+        self.add_many(records)
+        if self._sampling is not None:
+            self._end_sampling()
+        self._drain()
+        self._spill()
+        run = pa.table({"record_id": pa.chunked_array(self._id_chunks, pa.string()),
+                        "hash": pa.chunked_array(self._hash_chunks, pa.binary())})
+        self._id_chunks, self._hash_chunks = [], []
+        gone = pa.array(sorted(set(deleted)), pa.string())
+        con = duckdb.connect()
+        try:
+            con.register("r", run)
+            con.register("o", self.state.open_versions)
+            con.register("d", pa.table({"record_id": gone}))
+            dup = con.execute("SELECT record_id FROM r GROUP BY record_id HAVING count(*) > 1 LIMIT 1").fetchone()
+            if dup:
+                raise StoreError(f"record {dup[0]} was re-read twice in table {self.table_id}")
+            delta = con.execute(
+                """SELECT record_id, r.hash AS new_hash, o.hash AS old_hash
+                   FROM r LEFT JOIN o USING (record_id) WHERE r.hash IS DISTINCT FROM o.hash
+                   UNION ALL
+                   SELECT o.record_id, NULL::BLOB AS new_hash, o.hash AS old_hash
+                   FROM o JOIN d USING (record_id) ANTI JOIN r USING (record_id)
+                   ORDER BY record_id"""
+            ).to_arrow_table()
+        finally:
+            con.close()
+        added = int(delta.column("old_hash").null_count)
+        ended = int(delta.column("new_hash").null_count)
+        self._n_records = self.state.open_versions.num_rows + added - ended
+        return self._finish_counts(delta)
+
+    def delta_ids(self) -> set[str]:
+        """Ids of the records this table's snapshot added, changed or ended (after finish)."""
+        change = self.snap._tables.get((self.base_id, self.table_id))
+        if change is None:
+            return set()
+        ids = change.ids
+        return set(ids.to_pylist() if hasattr(ids, "to_pylist") else ids)
+
     def _write_manifest(self, ids: pa.ChunkedArray, hashes: pa.ChunkedArray, n_records: int, *,
                         all_new: bool) -> tuple[str, int, int, int]:
         parent = self.state.manifest
@@ -305,6 +357,7 @@ class SnapshotWriter:
         for _name, _size, entries in self._adopted:
             self._run_blobs.update(e.hash for e in entries)
         self.stats: dict = {}
+        self.feed: dict = {}  # per base: the change feed's state after this snapshot (snapstore.feed.state)
         self.closed = False
         self.info: SnapshotInfo | None = None
 
@@ -550,4 +603,5 @@ class SnapshotWriter:
             "attachment_index": att_index,
             "bytes_added": bytes_added,
             "stats": {**self.stats, "local_seconds": round(time.monotonic() - self._t0, 3)},
+            **({"feed": self.feed} if self.feed else {}),
         }

@@ -1,0 +1,121 @@
+"""``snapstore feed enable|status|disable``: Airtable webhooks as the change feed of snapshots."""
+
+from __future__ import annotations
+
+import click
+
+from snapstore.commands.common import store_option
+from snapstore.commands.snapshot import (
+    SnapshotCommandError,
+    _echo_json,
+    _make_source,
+    _open_existing,
+    _source_options,
+)
+from snapstore.feed import manage
+from snapstore.source import SourceError
+from snapstore.store import LockError, Store, StoreError
+
+
+def _store(store: str) -> Store:
+    try:
+        return Store.open(store, create=True)
+    except (StoreError, LockError, OSError) as e:
+        raise SnapshotCommandError(f"store {store}: {e}") from None
+
+
+def _bases(source, wanted: tuple[str, ...]) -> list[dict]:
+    try:
+        source.preflight()
+        visible = source.bases()
+    except SourceError as e:
+        raise SnapshotCommandError(str(e)) from None
+    if not wanted:
+        return visible
+    out = []
+    for spec in wanted:
+        hits = [b for b in visible if spec in (b["id"], b.get("name"))]
+        if not hits:
+            raise SnapshotCommandError(f"base {spec!r} is not visible to this token")
+        out.extend(hits)
+    return out
+
+
+@click.group()
+def feed() -> None:
+    """The change feed: a snapstore webhook per base, so a snapshot reads only what changed."""
+
+
+@feed.command()
+@_source_options
+@store_option
+@click.option("--base", "-b", multiple=True, help="Base id or name (repeatable; default: every visible base).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
+def enable(store, base, as_json, **kw) -> None:
+    """Create snapstore's hook on each base (no notification URL; polled by snapshots)."""
+    source, _token = _make_source(kw)
+    with source:
+        bases = _bases(source, base)
+        st = _store(store)
+        try:
+            res = manage.enable(st, source, bases)
+        except (LockError, StoreError, SourceError) as e:
+            raise SnapshotCommandError(str(e)) from None
+    if as_json:
+        _echo_json(res)
+    else:
+        for r in res:
+            click.echo(f"{'ok  ' if r['ok'] else 'FAIL'} {r['name']} ({r['base_id']}): {r['message']}")
+    if any(not r["ok"] for r in res):
+        raise click.exceptions.Exit(3)
+
+
+@feed.command()
+@_source_options
+@store_option
+@click.option("--base", "-b", multiple=True, help="Base id (repeatable; default: every base with a feed).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
+def disable(store, base, as_json, **kw) -> None:
+    """Delete snapstore's hooks (never anyone else's); snapshots list those bases in full again."""
+    source, _token = _make_source(kw)
+    st = _open_existing(store)
+    with source:
+        try:
+            res = manage.disable(st, source, list(base) or None)
+        except (LockError, StoreError) as e:
+            raise SnapshotCommandError(str(e)) from None
+    if as_json:
+        _echo_json(res)
+    else:
+        for r in res:
+            click.echo(f"{'ok  ' if r['ok'] else 'FAIL'} {r['base_id']}: {r['message']}")
+    if any(not r["ok"] for r in res):
+        raise click.exceptions.Exit(3)
+
+
+@feed.command()
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
+def status(store, as_json) -> None:
+    """Per base: the hook, its expiry, the cursor, the last feed snapshot and full listing, the misses."""
+    st = _open_existing(store)
+    doc = manage.status(st)
+    if as_json:
+        _echo_json(doc)
+        return
+    if doc["registry_problem"]:
+        click.echo(f"warning: {doc['registry_problem']}")
+    if not doc["bases"]:
+        click.echo("the feed is not enabled on any base (snapstore feed enable --base B)")
+        return
+    for b in doc["bases"]:
+        missed = "not measured yet" if b["missed"] is None else f"{b['missed']} (full listing {b['missed_at']})"
+        click.echo(f"{b['base_id']}: hook {b['hook_id']}, expires {b['expires'] or '?'}"
+                   + (" (EXPIRED)" if b["expired"] else "")
+                   + f", cursor {b['cursor'] if b['cursor'] is not None else '-'}")
+        click.echo(f"  last snapshot {b['last_snapshot'] or '-'} ({b['last_mode'] or '-'}: {b['last_reason'] or '-'})")
+        click.echo(f"  last feed snapshot {b['last_feed'] or '-'}, last full listing {b['last_full'] or '-'}; "
+                   f"records the feed missed: {missed}")
+
+
+commands = [feed]

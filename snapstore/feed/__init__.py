@@ -1,0 +1,1 @@
+"""The change feed: Airtable webhooks polled so a snapshot reads only what changed (see engine.py)."""
