@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "retention",
     "store",
     "emulator",
+    "find",
+    "cat",
 ]
 
 
