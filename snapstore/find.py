@@ -209,11 +209,11 @@ def _scope(snaps: Sequence[SnapshotInfo], bases: Sequence[str] | None,
            tables: Sequence[str] | None) -> list[tuple[str, str]]:
     """The (base id, table id) pairs selected among the tables of ``snaps`` (names as of any of them)."""
     base_ok = select(bases, [(b.base_id, b.name) for s in snaps for b in s.bases], "base")
-    pairs = [(b.base_id, t.table_id, t.name) for s in snaps for b in s.bases for t in b.tables
+    pairs = [(b.base_id, b.name, t.table_id, t.name) for s in snaps for b in s.bases for t in b.tables
              if base_ok is None or b.base_id in base_ok]
     table_ok = select_tables(tables, pairs)
     seen: dict[tuple[str, str], None] = {}
-    for b, t, _n in pairs:
+    for b, _bn, t, _n in pairs:
         if table_ok is None or (b, t) in table_ok:
             seen.setdefault((b, t))
     return list(seen)

@@ -21,6 +21,17 @@ class SelectionError(UsageError):
     """``--base`` / ``--table`` named nothing, or more than one thing (exit code 2)."""
 
 
+class NotFound(SelectionError):
+    """Nothing has that id or name. ``wanted`` is what was asked for, ``listing`` what exists."""
+
+    wanted: str = ""
+    listing: str = ""
+
+
+class Ambiguous(SelectionError):
+    """Several things have that name."""
+
+
 def _candidates(items: Iterable[tuple[str, str | None]]) -> dict[str, list[str]]:
     """id -> its names (an id seen with two names, e.g. a base renamed between two snapshots,
     answers to both)."""
@@ -32,30 +43,49 @@ def _candidates(items: Iterable[tuple[str, str | None]]) -> dict[str, list[str]]
     return out
 
 
-def _listing(ids: Iterable[str], cands: dict[str, list[str]]) -> str:
-    shown = [f"{' / '.join(cands[i]) or i} ({i})" if cands[i] else i for i in sorted(ids, key=lambda i: (cands[i], i))]
+def _listing(ids: Iterable[str], cands: dict[str, list[str]], labels: dict[str, str] | None) -> str:
+    def one(i: str) -> str:
+        label = (labels or {}).get(i) or " / ".join(cands[i])
+        return f"{label} ({i})" if label else i
+
+    shown = [one(i) for i in sorted(ids, key=lambda i: (cands[i], i))]
     more = len(shown) - SHOWN
     return ", ".join(shown[:SHOWN]) + (f", … ({more} more)" if more > 0 else "")
 
 
-def pick(wanted: str, items: Iterable[tuple[str, str | None]], what: str = "base", where: str = "") -> str:
+def find_id(wanted: str, items: Iterable[tuple[str, str | None]], what: str = "base", where: str = "",
+            labels: dict[str, str] | None = None) -> str | None:
     """The id of the one item (``(id, name)`` pairs) that ``wanted`` selects: its id, else its exact
-    name, else its name compared case-insensitively. Raises SelectionError when none or several
-    match, naming the candidates."""
+    name, else its name compared case-insensitively; None when nothing matches. Raises Ambiguous
+    when several do, listing them (``labels``: how to show an id, default its names)."""
     cands = _candidates(items)
     key = wanted.strip()
     if key in cands:
         return key
-    where = f" {where}" if where else ""
     for same in (lambda n: n == key, lambda n: n.casefold() == key.casefold()):
         hits = [i for i, names in cands.items() if any(same(n) for n in names)]
         if len(hits) == 1:
             return hits[0]
         if hits:
-            raise SelectionError(f"{what} {key!r} is ambiguous{where}: {_listing(hits, cands)}; give the id")
-    if not cands:
-        raise SelectionError(f"no {what} {key!r}{where}: there are none")
-    raise SelectionError(f"no {what} {key!r}{where} ({what}s: {_listing(cands, cands)})")
+            where = f" {where}" if where else ""
+            raise Ambiguous(f"{what} {key!r} is ambiguous{where}: {_listing(hits, cands, labels)}; give the id")
+    return None
+
+
+def pick(wanted: str, items: Iterable[tuple[str, str | None]], what: str = "base", where: str = "",
+         labels: dict[str, str] | None = None) -> str:
+    """Like :func:`find_id`, but nothing matching is an error too (NotFound, naming what exists)."""
+    items = list(items)
+    found = find_id(wanted, items, what, where, labels)
+    if found is not None:
+        return found
+    cands = _candidates(items)
+    where = f" {where}" if where else ""
+    listing = _listing(cands, cands, labels)
+    err = NotFound(f"no {what} {wanted.strip()!r}{where} ({what}s: {listing})" if cands
+                   else f"no {what} {wanted.strip()!r}{where}: there are none")
+    err.wanted, err.listing = wanted.strip(), listing
+    raise err
 
 
 def select(wanted: Sequence[str] | None, items: Iterable[tuple[str, str | None]], what: str = "base",
@@ -68,16 +98,38 @@ def select(wanted: Sequence[str] | None, items: Iterable[tuple[str, str | None]]
     return {pick(w, items, what, where) for w in wanted}
 
 
-def select_tables(wanted: Sequence[str] | None, tables: Iterable[tuple[str, str, str | None]],
+def table_pairs(spec: str, tables: Sequence[tuple[str, str | None, str, str | None]],
+                where: str = "") -> set[tuple[str, str]]:
+    """``(base_id, table_id)`` of the table ``spec`` selects among ``(base_id, base name, table_id,
+    table name)``: a table id or name (:func:`pick`'s rule), or ``base/table`` with the base and the
+    table each an id or a name (table names may hold "/": every split is tried)."""
+    labels = {t: f"{bn or b} / {tn or t}" for b, bn, t, tn in tables}
+    base_of = {t: b for b, _bn, t, _tn in tables}
+    found = find_id(spec, [(t, tn) for _b, _bn, t, tn in tables], "table", where, labels)
+    if found is None:
+        for i, ch in enumerate(spec):
+            if ch != "/":
+                continue
+            bid = find_id(spec[:i], [(b, bn) for b, bn, _t, _tn in tables], "base", where)
+            if bid is not None:
+                found = find_id(spec[i + 1:], [(t, tn) for b, _bn, t, tn in tables if b == bid], "table",
+                                where, labels)
+                if found is not None:
+                    break
+    if found is None:
+        pick(spec, [(t, tn) for _b, _bn, t, tn in tables], "table", where, labels)  # raises NotFound
+    return {(base_of[found], found)}
+
+
+def select_tables(wanted: Sequence[str] | None, tables: Iterable[tuple[str, str | None, str, str | None]],
                   where: str = "") -> set[tuple[str, str]] | None:
-    """``(base_id, table_id)`` of the tables ``wanted`` selects among ``(base_id, table_id, name)``.
-    Table ids are unique across bases; a name may repeat across bases, and is then ambiguous
-    unless ``--base`` narrowed the tables first."""
-    tables = list(tables)
-    ids = select(wanted, [(t, name) for _b, t, name in tables], "table", where)
-    if ids is None:
+    """``(base_id, table_id)`` of the tables ``wanted`` selects (each entry by :func:`table_pairs`),
+    or None when nothing was asked for. Table ids are unique across bases; a name repeated across
+    bases is ambiguous unless ``--base`` narrowed the tables first or the entry says ``base/table``."""
+    if not wanted:
         return None
-    return {(b, t) for b, t, _name in tables if t in ids}
+    tables = list(tables)
+    return {pair for w in wanted for pair in table_pairs(w, tables, where)}
 
 
-__all__ = ["SelectionError", "pick", "select", "select_tables"]
+__all__ = ["Ambiguous", "NotFound", "SelectionError", "find_id", "pick", "select", "select_tables", "table_pairs"]

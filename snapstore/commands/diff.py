@@ -9,9 +9,11 @@ import sys
 import click
 
 from snapstore.commands.common import open_store, store_option
+from snapstore.commands.find import fail
 from snapstore.diff import diff_snapshots
 from snapstore.diff import history as record_history
 from snapstore.diff_render import FORMATS, render, render_history
+from snapstore.selection import SelectionError
 from snapstore.store import CatalogBusy, LockError, StoreError
 
 _FORMAT = click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
@@ -52,6 +54,8 @@ def diff(a, b, store, bases, tables, fmt, fields, limit, exit_code):
             b = "latest"
         d = diff_snapshots(s, a, b, bases=bases or None, tables=tables or None, fields=fields)
         out = render(d, fmt, color=_color(), limit=limit)
+    except SelectionError as e:
+        raise fail(e) from e
     except (StoreError, LockError, CatalogBusy) as e:
         raise click.ClickException(str(e)) from e
     click.echo(out)

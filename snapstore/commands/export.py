@@ -8,6 +8,8 @@ import json
 import click
 
 from snapstore.commands.common import interrupts, open_store, store_option
+from snapstore.commands.find import fail
+from snapstore.selection import SelectionError
 from snapstore.store import LockError, StoreError
 
 
@@ -41,6 +43,8 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
         with interrupts():
             res = export_snapshot(s, snapshot, out_dir, formats=formats, bases=_split(bases), tables=_split(tables),
                                   attachments=not no_attachments, csv_guard=not no_csv_guard, workers=workers)
+    except SelectionError as e:
+        raise fail(e) from e
     except (StoreError, LockError) as e:
         raise click.ClickException(str(e)) from e
     except KeyboardInterrupt:

@@ -24,14 +24,17 @@ from snapstore.restore import (
 from snapstore.restore import (
     revert as run_revert,
 )
+from snapstore.selection import SelectionError
 from snapstore.source import SourceError
 from snapstore.store import CatalogBusy, LockError, StoreError
 
-_ERRORS = (RestoreError, StoreError, LockError, CatalogBusy, SourceError)
+_ERRORS = (RestoreError, StoreError, LockError, CatalogBusy, SourceError, SelectionError)
 
 
 def _fail(e: Exception) -> click.ClickException:
-    return click.ClickException(str(e))
+    err = click.ClickException(str(e))
+    err.exit_code = getattr(e, "exit_code", 1)  # 2 for a --base/--table naming nothing or several
+    return err
 
 
 def _human(rep: dict) -> str:
@@ -76,7 +79,7 @@ def _human(rep: dict) -> str:
 @store_option
 @_source_options
 @click.option("--to-base", metavar="BASE_ID", help="Restore into new tables of this base.")
-@click.option("--base", "base", metavar="BASE_ID",
+@click.option("--base", "base", metavar="BASE",
               help="The source base (when the snapshot holds several); with --revert, the live base.")
 @click.option("--table", "-t", "tables", multiple=True, help="Only this table (id or name; repeatable).")
 @click.option("--keep-computed-values", is_flag=True,

@@ -35,6 +35,9 @@ from pathlib import Path
 import click
 
 from snapstore.commands.common import interrupts, store_option
+from snapstore.commands.find import fail
+from snapstore.errors import UsageError
+from snapstore.selection import find_id
 from snapstore.snapshot import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -432,6 +435,8 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
             plan = plan_snapshot(source, selection, previous=previous, workers=workers)
         except SourceError as e:
             raise SnapshotCommandError(str(e)) from None
+        except UsageError as e:  # an ambiguous --base/--table name
+            raise fail(e) from None
         except KeyboardInterrupt:
             click.echo("interrupted: nothing was written", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
@@ -534,7 +539,11 @@ def check(base, comments, as_json, **kw) -> None:
         if wanted:
             chosen = []
             for spec in wanted:
-                hits = [b for b in visible if spec in (b["id"], b.get("name"))]
+                try:
+                    bid = find_id(spec, [(b["id"], b.get("name")) for b in visible], "base")
+                except UsageError as e:
+                    raise fail(e) from None
+                hits = [b for b in visible if b["id"] == bid]
                 if not hits:
                     verdicts.append({"base_id": spec, "name": None, "ok": False,
                                      "verdict": "not visible to this token"})
