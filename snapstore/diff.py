@@ -528,7 +528,8 @@ def diff_snapshots(
                 continue
             other, kind = (sa, "added") if key in in_b else (sb, "removed")
             why = _missing(other, bid, tid) or (
-                "not captured" if schemas.table(other, bid, tid) is not None else None)
+                "not captured" if schemas.table(other, bid, tid) is not None else None) or (
+                "the base is not in that snapshot" if bid not in {x.base_id for x in other.bases} else None)
             status[key] = ("not captured", f"not captured in {other.id}: {why}") if why else (kind, None)
         pks = {(r[0], r[1]): r[2] for r in con.execute("SELECT base_id, table_id, table_pk FROM at_table").fetchall()}
         both = [pks[k] for k in keys if status[k][0] == "changed"]
@@ -632,9 +633,7 @@ def _schema_diff(sa: SnapshotInfo, sb: SnapshotInfo, bid: str, base_name: str, s
     if (xa is None and _missing(sa, bid, "")) or (xb is None and _missing(sb, bid, "")):
         return out  # a partial snapshot skipped the whole base: its tables are reported "not captured"
     if xa is None or xb is None:
-        if not tables:
-            return [SchemaChange("base_added" if xa is None else "base_removed", bid, base_name)]
-        xa, xb = xa or {"tables": []}, xb or {"tables": []}
+        return out  # a snapshot that does not hold the base did not capture it: "not captured", not removed
     ta = {t["id"]: t for t in xa.get("tables", [])}
     tb = {t["id"]: t for t in xb.get("tables", [])}
     for tid in list(ta) + [t for t in tb if t not in ta]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from snapstore.canonical import loads
 from snapstore.errors import StoreError, UsageError
-from snapstore.selection import select, select_tables
+from snapstore.selection import resolve_snapshot, select, select_tables
 from snapstore.store import SnapshotInfo, Store
 from snapstore.store.store import BlobReader, LocatedChunk, locate_blobs
 
@@ -233,7 +233,7 @@ def find(store: Store, text: str, *, field: str | None = None, bases: Sequence[s
         raise StoreError("the store has no snapshots yet")
     snaps = {s.seq: s for s in all_snaps}
     search = _Search(store, needle, field, snaps, max(snaps), BlobReader(store))
-    scope_snaps = all_snaps if everywhere else [store.resolve(snapshot)]
+    scope_snaps = all_snaps if everywhere else [resolve_snapshot(store, snapshot, bases)]
     scope = _scope(scope_snaps, bases, tables)
     searched = 0
     if not everywhere:

@@ -9,9 +9,10 @@ sales`` means the same thing everywhere.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
-from snapstore.errors import UsageError
+from snapstore.errors import StoreError, UsageError
 
 #: How many candidates an error lists before "…".
 SHOWN = 12
@@ -132,4 +133,69 @@ def select_tables(wanted: Sequence[str] | None, tables: Iterable[tuple[str, str 
     return {pair for w in wanted for pair in table_pairs(w, tables, where)}
 
 
-__all__ = ["Ambiguous", "NotFound", "SelectionError", "find_id", "pick", "select", "select_tables", "table_pairs"]
+# ---- snapshots grouped by their set of bases ---------------------------------------------------
+#
+# As restic groups snapshots by their paths, snapstore groups them by the set of bases they hold:
+# after `snapshot --base Operations`, that snapshot is the newest of its own group, not the
+# "latest" against which a full snapshot is compared.
+
+
+def base_set(snap) -> frozenset[str]:
+    """The group of a snapshot: the ids of the bases it holds."""
+    return frozenset(b.base_id for b in snap.bases)
+
+
+def holding(snaps: Sequence, bases: Sequence[str] | None) -> list:
+    """The snapshots (newest first, as given) that hold every base ``bases`` names (ids or names,
+    as of any snapshot); all of them when ``bases`` is empty."""
+    if not bases:
+        return list(snaps)
+    ids = select(bases, [(b.base_id, b.name) for s in snaps for b in s.bases], "base", "in this store")
+    return [s for s in snaps if ids <= base_set(s)]
+
+
+def resolve_snapshot(store, name, bases: Sequence[str] | None = None):
+    """A snapshot by name (:meth:`Store.resolve`), with ``latest``, ``latest~N`` and dates counted
+    among the snapshots holding ``bases`` only. An id names its snapshot whatever ``bases`` says."""
+    if not bases or not isinstance(name, str):
+        return store.resolve(name)
+    from snapstore.store.store import _parse_when
+
+    name = name.strip()
+    m = re.fullmatch(r"latest(?:~(\d+))?", name)
+    when = None if m else _parse_when(name)
+    if m is None and when is None:
+        return store.resolve(name)
+    snaps = holding(store.list_snapshots(), bases)
+    shown = ", ".join(bases)
+    if m:
+        n = int(m.group(1) or 0)
+        if n >= len(snaps):
+            raise StoreError(f"{name}: only {len(snaps)} snapshot(s) hold {shown}")
+        return snaps[n]
+    for s in snaps:
+        if s.time <= when:
+            return s
+    raise StoreError(f"no snapshot holding {shown} at or before {name}")
+
+
+def default_pair(store, bases: Sequence[str] | None = None, a=None):
+    """What ``diff`` compares when not told: the latest snapshot (holding ``bases``) against the one
+    before it with the same set of bases, or, with ``a`` given, ``a`` against the latest snapshot of
+    its group (the latest holding ``bases`` when none is newer). Falls back to the snapshot before that shares a base with it (bases only one side
+    holds are then reported "not captured"). Returns (older, newer)."""
+    snaps = holding(store.list_snapshots(), bases)
+    if a is not None:
+        sa = resolve_snapshot(store, a, bases)
+        same = [s for s in snaps if base_set(s) == base_set(sa) and s.seq > sa.seq]
+        return sa, (same[0] if same else snaps[0] if snaps else sa)
+    if len(snaps) < 2:
+        which = f" holding {', '.join(bases)}" if bases else ""
+        raise StoreError(f"diff needs two snapshots{which}; the store has {len(snaps)}")
+    newest, older = snaps[0], snaps[1:]
+    group = base_set(newest)
+    older = ([s for s in older if base_set(s) == group] or [s for s in older if base_set(s) & group] or older)
+    return older[0], newest
+
+
+__all__ = ["Ambiguous", "NotFound", "base_set", "default_pair", "holding", "resolve_snapshot", "SelectionError", "find_id", "pick", "select", "select_tables", "table_pairs"]

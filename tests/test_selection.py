@@ -26,7 +26,7 @@ def take(store: Store, bases=BASES, edit: int = 0):
     """One snapshot of ``bases`` (a Projects table each, Operations also Tasks); ``edit`` changes
     that many records' Name."""
     w = store.begin_snapshot()
-    for k, (bid, name) in enumerate(bases.items()):
+    for bid, name in bases.items():
         names = ["Projects"] + (["Tasks"] if name == "Operations" else [])
         schema = {"tables": []}
         for tname in names:
@@ -36,7 +36,7 @@ def take(store: Store, bases=BASES, edit: int = 0):
         w.add_base(bid, name, schema)
         for tname in names:
             tw = w.table(bid, table_id(bid, tname))
-            for i, r in enumerate(make_records(5, seed=k * 10 + len(tname))):
+            for i, r in enumerate(make_records(5, seed=sum(map(ord, bid + tname)))):
                 r = dict(r, id=f"rec{bid[3:8]}{tname[:3]}{i:06d}", fields=dict(r["fields"]))
                 if i < edit:
                     r["fields"]["fldNAME0000000001"] = f"edited {i}"

@@ -9,7 +9,7 @@ import click
 
 from snapstore.commands.common import interrupts, open_store, store_option
 from snapstore.commands.find import fail
-from snapstore.selection import SelectionError
+from snapstore.selection import SelectionError, resolve_snapshot
 from snapstore.store import LockError, StoreError
 
 
@@ -41,7 +41,8 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
     s = open_store(store)
     try:
         with interrupts():
-            res = export_snapshot(s, snapshot, out_dir, formats=formats, bases=_split(bases), tables=_split(tables),
+            snap = resolve_snapshot(s, snapshot, _split(bases))  # latest: the latest holding --base
+            res = export_snapshot(s, snap, out_dir, formats=formats, bases=_split(bases), tables=_split(tables),
                                   attachments=not no_attachments, csv_guard=not no_csv_guard, workers=workers)
     except SelectionError as e:
         raise fail(e) from e

@@ -24,7 +24,7 @@ from snapstore.restore import (
 from snapstore.restore import (
     revert as run_revert,
 )
-from snapstore.selection import SelectionError
+from snapstore.selection import SelectionError, resolve_snapshot
 from snapstore.source import SourceError
 from snapstore.store import CatalogBusy, LockError, StoreError
 
@@ -121,7 +121,8 @@ def restore(source, store, to_base, base, tables, keep_computed_values, revert, 
             src = FolderSource(p, verify=not no_verify)
         else:
             st = open_store(store)
-            src = open_source(source, st)
+            # latest, latest~N and dates count among the snapshots holding --base (the source base)
+            src = open_source(resolve_snapshot(st, source, [base] if base and not revert else None).full_id, st)
         if revert and not isinstance(src, SnapshotSource):
             raise RestoreError("--revert needs a snapshot in a store (import the folder first: snapstore import)")
         client = None
