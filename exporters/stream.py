@@ -28,6 +28,7 @@ from typing import Any
 from exporters.naming import NameAllocator, inside, split_ext
 from exporters.values import column_kind, column_names, is_attachment
 from snapstore.canonical import loads
+from snapstore.selection import select, select_tables
 from snapstore.store import BlobReader, LocatedChunk, SnapshotInfo, Store, StoreError, TableInfo
 
 log = logging.getLogger("snapstore.export")
@@ -99,14 +100,13 @@ def plan(store: Store, snap: SnapshotInfo, bases: list[str] | None = None,
     """The bases and tables to export (by id or name; all by default), with their safe names."""
     base_alloc = NameAllocator()
     out = []
-    wanted_bases = set(bases or [])
-    wanted_tables = set(tables or [])
-    seen_b: set[str] = set()
-    seen_t: set[str] = set()
-    selected = [b for b in snap.bases if not wanted_bases or {b.base_id, b.name} & wanted_bases]
+    where = f"in snapshot {snap.id}"
+    base_ok = select(bases, [(b.base_id, b.name) for b in snap.bases], "base", where)
+    selected = [b for b in snap.bases if base_ok is None or b.base_id in base_ok]
+    table_ok = select_tables(tables, [(b.base_id, b.name, t.table_id, t.name) for b in selected for t in b.tables],
+                             where)
     schemas = store.schemas(snap, [b.base_id for b in selected])
     for b in selected:
-        seen_b |= {b.base_id, b.name} & wanted_bases
         schema = schemas[b.base_id]
         bm = BaseMeta(b.base_id, b.name, base_alloc.take(b.name or b.base_id, fallback=b.base_id), schema)
         table_alloc = NameAllocator()
@@ -115,22 +115,17 @@ def plan(store: Store, snap: SnapshotInfo, bases: list[str] | None = None,
             tid = ts.get("id")
             if tid not in stored:
                 continue  # in the schema but not captured (missing tables are reported separately)
-            if wanted_tables and not ({tid, ts.get("name")} & wanted_tables):
+            if table_ok is not None and (b.base_id, tid) not in table_ok:
                 continue
-            seen_t |= {tid, ts.get("name")} & wanted_tables
             fields = list(ts.get("fields") or [])
             bm.tables.append(TableMeta(
                 base=bm, table_id=tid, name=ts.get("name") or tid,
                 stem=table_alloc.take(ts.get("name") or tid, fallback=tid), schema=ts, fields=fields,
                 columns=column_names(fields), info=stored[tid],
             ))
-        if wanted_tables and not bm.tables:
+        if table_ok is not None and not bm.tables:
             continue
         out.append(bm)
-    unknown = (wanted_bases - seen_b) | (wanted_tables - seen_t)
-    if unknown:
-        raise StoreError(f"not in snapshot {snap.id}: {', '.join(sorted(unknown))} "
-                         f"(bases: {', '.join(b.name for b in snap.bases) or 'none'})")
     return out
 
 

@@ -7,12 +7,24 @@ from __future__ import annotations
 import click
 
 from snapstore import __version__
-from snapstore.commands import demo, diff, emulator, export, feed, restore, retention, snapshot, store
+from snapstore.commands import (
+    cat,
+    demo,
+    diff,
+    emulator,
+    export,
+    feed,
+    find,
+    restore,
+    retention,
+    snapshot,
+    store,
+)
 from snapstore.commands.base import SnapstoreCommand, SnapstoreGroup
 from snapstore.errors import SnapstoreError  # noqa: F401 (the error root, for library users of the CLI)
 
 #: The verb modules, each exposing ``commands`` (a list of click commands), in help order.
-COMMAND_MODULES = [demo, snapshot, feed, diff, export, restore, retention, store, emulator]
+COMMAND_MODULES = [demo, snapshot, feed, diff, find, cat, export, restore, retention, store, emulator]
 
 
 @click.group(cls=SnapstoreGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

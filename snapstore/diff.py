@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from snapstore.canonical import loads
+from snapstore.selection import select, select_tables
 from snapstore.store import SnapshotInfo, Store, StoreError
 from snapstore.store.store import locate_blobs
 
@@ -437,14 +438,6 @@ def short_value(v: Any, width: int = 80) -> str:
 # ---- the diff --------------------------------------------------------------------------------
 
 
-def _matches(value: str, wanted: Sequence[str] | None, *names: str | None) -> bool:
-    if not wanted:
-        return True
-    cands = {value, *(n for n in names if n)}
-    low = {c.lower() for c in cands}
-    return any(w in cands or w.lower() in low for w in wanted)
-
-
 def _schema_hash(snap: SnapshotInfo, base_id: str) -> str | None:
     return next((b.schema_hash for b in snap.bases if b.base_id == base_id), None)
 
@@ -498,20 +491,21 @@ def diff_snapshots(
     sa, sb = store.resolve(a), store.resolve(b)
     schemas = _Schemas(store)
     base_names = {bi.base_id: bi.name for s in (sa, sb) for bi in s.bases}
-    base_ok = {bid for bid, name in base_names.items() if _matches(bid, bases, name)}
-    if bases and not base_ok:
-        raise StoreError(f"no base matching {', '.join(bases)} in snapshots {sa.id} or {sb.id}")
+    where = f"in snapshots {sa.id} or {sb.id}"
+    base_ok = select(bases, [(bi.base_id, bi.name) for s in (sa, sb) for bi in s.bases], "base", where)
+    base_ok = set(base_names) if base_ok is None else base_ok
 
     # -- which tables, and where each one is
     in_a = {(bi.base_id, t.table_id): t for bi in sa.bases for t in bi.tables}
     in_b = {(bi.base_id, t.table_id): t for bi in sb.bases for t in bi.tables}
+    table_ok = select_tables(tables, [(k[0], base_names[k[0]], k[1], t.name) for side in (in_a, in_b)
+                                      for k, t in side.items() if k[0] in base_ok]
+                             + [(m["base_id"], None, m["table_id"], None) for s in (sa, sb) for m in s.missing
+                                if m.get("table_id") and m.get("base_id") in base_ok], where)
     keys = []
     for key in sorted(set(in_a) | set(in_b)):
         bid, tid = key
-        if bid not in base_ok:
-            continue
-        ta, tb = in_a.get(key), in_b.get(key)
-        if not _matches(tid, tables, ta.name if ta else None, tb.name if tb else None):
+        if bid not in base_ok or (table_ok is not None and key not in table_ok):
             continue
         keys.append(key)
     if tables and not keys:
@@ -534,7 +528,8 @@ def diff_snapshots(
                 continue
             other, kind = (sa, "added") if key in in_b else (sb, "removed")
             why = _missing(other, bid, tid) or (
-                "not captured" if schemas.table(other, bid, tid) is not None else None)
+                "not captured" if schemas.table(other, bid, tid) is not None else None) or (
+                "the base is not in that snapshot" if bid not in {x.base_id for x in other.bases} else None)
             status[key] = ("not captured", f"not captured in {other.id}: {why}") if why else (kind, None)
         pks = {(r[0], r[1]): r[2] for r in con.execute("SELECT base_id, table_id, table_pk FROM at_table").fetchall()}
         both = [pks[k] for k in keys if status[k][0] == "changed"]
@@ -585,7 +580,7 @@ def diff_snapshots(
     for s in (sa, sb):
         for m in s.missing:
             key = (m.get("base_id"), m.get("table_id"))
-            if key[1] and key not in seen and key[0] in base_ok and _matches(key[1], tables):
+            if key[1] and key not in seen and key[0] in base_ok and (table_ok is None or key in table_ok):
                 seen.add(key)
                 out.append(TableDiff(m["base_id"], base_names.get(m["base_id"], m["base_id"]), m["table_id"],
                                      None, None, "not captured", None, None,
@@ -593,7 +588,7 @@ def diff_snapshots(
 
     schema_changes: list[SchemaChange] = []
     for bid in sorted(b for b in base_ok if _schema_hash(sa, b) != _schema_hash(sb, b)):
-        schema_changes += _schema_diff(sa, sb, bid, base_names[bid], schemas, tables)
+        schema_changes += _schema_diff(sa, sb, bid, base_names[bid], schemas, table_ok)
     if fields:
         _add_field_changes(store, sa, sb, out, schemas, store.read_located(blob_rows))
     return Diff(sa, sb, out, schema_changes, fields, len(keys))
@@ -630,7 +625,7 @@ def _add_field_changes(store: Store, sa: SnapshotInfo, sb: SnapshotInfo, tables:
 
 
 def _schema_diff(sa: SnapshotInfo, sb: SnapshotInfo, bid: str, base_name: str, schemas: _Schemas,
-                 tables: Sequence[str] | None) -> list[SchemaChange]:
+                 tables: set[tuple[str, str]] | None) -> list[SchemaChange]:
     out: list[SchemaChange] = []
     xa, xb = schemas.get(sa, bid), schemas.get(sb, bid)
     if xa is None and xb is None:
@@ -638,15 +633,13 @@ def _schema_diff(sa: SnapshotInfo, sb: SnapshotInfo, bid: str, base_name: str, s
     if (xa is None and _missing(sa, bid, "")) or (xb is None and _missing(sb, bid, "")):
         return out  # a partial snapshot skipped the whole base: its tables are reported "not captured"
     if xa is None or xb is None:
-        if not tables:
-            return [SchemaChange("base_added" if xa is None else "base_removed", bid, base_name)]
-        xa, xb = xa or {"tables": []}, xb or {"tables": []}
+        return out  # a snapshot that does not hold the base did not capture it: "not captured", not removed
     ta = {t["id"]: t for t in xa.get("tables", [])}
     tb = {t["id"]: t for t in xb.get("tables", [])}
     for tid in list(ta) + [t for t in tb if t not in ta]:
         a, b = ta.get(tid), tb.get(tid)
         tname = (b or a)["name"]
-        if not _matches(tid, tables, (a or {}).get("name"), (b or {}).get("name")):
+        if tables is not None and (bid, tid) not in tables:
             continue
         if a is None:
             out.append(SchemaChange("table_added", bid, base_name, tid, tname))

@@ -40,6 +40,7 @@ from snapstore.canonical import canonical_record
 from snapstore.errors import SnapstoreError
 from snapstore.fieldtypes import COMPUTED_TYPES, CREATABLE_TYPES
 from snapstore.fieldtypes import CREATABLE_PRIMARY_TYPES as PRIMARY_TYPES
+from snapstore.selection import pick, select_tables
 
 #: Which option keys each type accepts when a field is created (the read format carries more).
 WRITE_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -548,22 +549,13 @@ def make_plan(source, base_id: str | None, target_base: str, *, tables: Iterable
             raise RestoreError(f"{source.label} holds {len(bases)} bases "
                                f"({', '.join(b for b, _ in bases)}); choose one with --base")
         base_id = bases[0][0]
-    elif base_id not in {b for b, _ in bases}:
-        raise RestoreError(f"base {base_id} is not in {source.label}")
+    else:
+        base_id = pick(base_id, bases, "base", f"in {source.label}")
     schema = source.schema(base_id)
-    wanted = list(tables)
-    chosen = []
-    for t in schema["tables"]:
-        if not source.has_table(base_id, t["id"]):
-            continue
-        if wanted and t["id"] not in wanted and t["name"] not in wanted:
-            continue
-        chosen.append(t)
-    if wanted:
-        known = {t["id"] for t in chosen} | {t["name"] for t in chosen}
-        missing = [w for w in wanted if w not in known]
-        if missing:
-            raise RestoreError(f"no table {', '.join(map(repr, missing))} in base {base_id} of {source.label}")
+    held = [t for t in schema["tables"] if source.has_table(base_id, t["id"])]
+    wanted = select_tables(list(tables), [(base_id, None, t["id"], t["name"]) for t in held],
+                           f"in base {base_id} of {source.label}")
+    chosen = [t for t in held if wanted is None or (base_id, t["id"]) in wanted]
     if not chosen:
         raise RestoreError(f"nothing to restore: no tables of base {base_id} in {source.label}")
     chosen_ids = {t["id"] for t in chosen}

@@ -38,7 +38,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -47,6 +46,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from snapstore.selection import NotFound as NoSuchItem
+from snapstore.selection import find_id, select_tables, table_pairs
 from snapstore.source.errors import (
     AccessDenied,
     AttachmentExpired,
@@ -121,26 +122,23 @@ class Plan:
         return [(b, t) for b in self.bases for t in b.tables]
 
 
-def _matches(spec: str, ident: str, name: str) -> bool:
-    return spec == ident or spec == name
-
-
 def _match_base(spec: str, bases: list[dict]) -> list[dict]:
-    hits = [b for b in bases if _matches(spec, b["id"], b.get("name", ""))]
-    if not hits:
-        hits = [b for b in bases if b.get("name", "").casefold() == spec.casefold()]
-    return hits
+    """The base ``spec`` names (snapstore.selection's rule; ambiguous names are an error), or []."""
+    bid = find_id(spec, [(b["id"], b.get("name")) for b in bases], "base", "visible to this token")
+    return [b for b in bases if b["id"] == bid]
 
 
-def _table_matches(spec: str, base: dict, table: dict) -> bool:
-    if _matches(spec, table["id"], table.get("name", "")):
-        return True
-    # qualified: base/table (table names may contain "/": try every split)
-    for m in re.finditer("/", spec):
-        b, t = spec[: m.start()], spec[m.end() :]
-        if _matches(b, base["id"], base.get("name", "")) and _matches(t, table["id"], table.get("name", "")):
-            return True
-    return False
+def _tables_of(bases: list[tuple[dict, dict | None]]) -> list[tuple[str, str | None, str, str | None]]:
+    return [(b["id"], b.get("name"), t["id"], t.get("name")) for b, schema in bases if schema
+            for t in schema.get("tables", [])]
+
+
+def _excluded(spec: str, known: list) -> set[tuple[str, str]]:
+    try:
+        return table_pairs(spec, known)
+    except NoSuchItem:
+        log.warning("--exclude-table %r matches no table", spec)
+        return set()
 
 
 def _attachment_fields(table: dict) -> list[str]:
@@ -207,6 +205,13 @@ def plan_snapshot(
         results = list(pool.map(read_schema, bases))
 
     named = {b["id"] for spec in sel.bases for b in _match_base(spec, visible)}
+    known = _tables_of([(b, schema) for b, schema, _err in results])
+    try:
+        wanted = select_tables(sel.tables, known)
+    except NoSuchItem as e:
+        raise SelectionError(f"table {e.wanted!r} is not in any selected base visible to this token "
+                             f"(tables: {e.listing or 'none'})") from None
+    excluded = {p for spec in sel.exclude_tables for p in _excluded(spec, known)}
     plans: list[BasePlan] = []
     for b, schema, err in results:
         if err is not None and b["id"] in named:
@@ -214,30 +219,37 @@ def plan_snapshot(
         bp = BasePlan(b["id"], b.get("name", b["id"]), b.get("permissionLevel"), schema, error=err,
                       schema_from_store=b["id"] in stored)
         if schema is not None:
-            bp.tables = table_plans(b, schema, sel, previous)
+            bp.tables = table_plans(b, schema, sel, previous, wanted=wanted, excluded=excluded)
         plans.append(bp)
 
     if sel.tables:
-        for spec in sel.tables:
-            if not any(
-                _table_matches(spec, {"id": bp.base_id, "name": bp.name}, {"id": t.table_id, "name": t.name})
-                for bp in plans
-                for t in bp.tables
-            ):
-                raise SelectionError(f"table {spec!r} is not in any selected base visible to this token")
         # with --table, only the bases holding a selected table take part
         plans = [bp for bp in plans if bp.tables or bp.error]
     return Plan(user=user, bases=plans, visible_bases=len(visible), requests=source.stats.total - before,
                 selection=sel)
 
 
-def table_plans(base: dict, schema: dict, sel: Selection, previous=None) -> list[TablePlan]:
-    """The selected tables of one base's schema."""
+def table_plans(base: dict, schema: dict, sel: Selection, previous=None, *,
+                wanted: set[tuple[str, str]] | None = None,
+                excluded: set[tuple[str, str]] | None = None) -> list[TablePlan]:
+    """The selected tables of one base's schema. ``wanted``/``excluded`` are the (base, table) pairs
+    plan_snapshot resolved across every base; without them (a base whose schema changed in a feed
+    run) they are resolved against this base alone, a --table naming another base's table matching
+    nothing here."""
+    if wanted is None and sel.tables:
+        known = _tables_of([(base, schema)])
+        wanted = set()
+        for spec in sel.tables:
+            try:
+                wanted |= select_tables([spec], known) or set()
+            except NoSuchItem:
+                continue
+    if excluded is None:
+        known = _tables_of([(base, schema)])
+        excluded = {pair for spec in sel.exclude_tables for pair in _excluded(spec, known)}
     out = []
     for t in schema.get("tables", []):
-        if sel.tables and not any(_table_matches(s, base, t) for s in sel.tables):
-            continue
-        if any(_table_matches(s, base, t) for s in sel.exclude_tables):
+        if (wanted is not None and (base["id"], t["id"]) not in wanted) or (base["id"], t["id"]) in excluded:
             continue
         prev = None
         if previous is not None:

@@ -13,6 +13,7 @@ from snapstore.commands.diff import diff as diff_cmd
 from snapstore.commands.diff import history as history_cmd
 from snapstore.diff import diff_snapshots, history
 from snapstore.diff_render import render_markdown, render_text
+from snapstore.selection import SelectionError
 from snapstore.store import Store, StoreError
 
 BASE = "appSales000000001"
@@ -275,7 +276,7 @@ def test_filters_and_renderers(world):
     assert [c.kind for c in d.schema] == ["table_removed"]
     d = diff_snapshots(store, s[1], s[2], tables=["Contacts"])  # the name as of B
     assert d.tables == [] and [c.kind for c in d.schema] == ["table_renamed"]
-    with pytest.raises(StoreError, match="no table matching"):
+    with pytest.raises(SelectionError, match="no table 'Nope' in snapshots .*Sales / Deals"):
         diff_snapshots(store, s[1], s[2], tables=["Nope"])
     d = diff_snapshots(store, s[1], s[2], fields=True)
     text = render_text(d, color=False)
@@ -309,7 +310,7 @@ def test_cli_diff(world):
     assert res.exit_code != 0
     assert res.output.strip().count("\n") == 0 and "no snapshot named 'nosuchsnap'" in res.output
     res = runner.invoke(diff_cmd, [s[1].id, s[2].id, "--store", path, "--table", "Nope"])
-    assert res.exit_code != 0 and res.output.startswith("Error: no table matching")
+    assert res.exit_code == 2 and res.output.startswith("Error: no table 'Nope' in snapshots")
 
 
 def test_cli_history(world):
@@ -340,7 +341,7 @@ def test_base_filter(world):
     full = diff_snapshots(store, s[1], s[2])
     by_name = diff_snapshots(store, s[1], s[2], bases=["sales"])
     assert full.to_dict() == by_name.to_dict()
-    with pytest.raises(StoreError, match="no base matching"):
+    with pytest.raises(SelectionError, match="no base 'appNope' in snapshots"):
         diff_snapshots(store, s[1], s[2], bases=["appNope"])
 
 

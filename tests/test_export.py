@@ -389,7 +389,7 @@ def test_filters_no_attachments_and_missing_attachment(plain, tmp_path):
     res = export_snapshot(store, info, tmp_path / "out", formats=["json"], tables=["Districts"], attachments=False)
     assert [t["table"] for t in res.tables] == ["Districts"]
     assert list((res.path / "attachments").iterdir()) == []
-    with pytest.raises(Exception, match="not in snapshot"):
+    with pytest.raises(Exception, match="no table 'Nope' in snapshot"):
         export_snapshot(store, info, tmp_path / "out", tables=["Nope"])
     with pytest.raises(Exception, match="unknown export format"):
         export_snapshot(store, info, tmp_path / "out", formats="xml")

@@ -10,9 +10,11 @@ import click
 
 from snapstore.commands.base import command
 from snapstore.commands.common import open_store, store_option
+from snapstore.commands.find import fail
 from snapstore.diff import diff_snapshots
 from snapstore.diff import history as record_history
 from snapstore.diff_render import FORMATS, render, render_history
+from snapstore.selection import SelectionError, default_pair, resolve_snapshot
 from snapstore.store import CatalogBusy, LockError, StoreError
 
 _FORMAT = click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
@@ -38,21 +40,24 @@ def _color() -> bool:
 def diff(a, b, store, bases, tables, fmt, fields, limit, exit_code):
     """What changed from snapshot A to snapshot B.
 
-    With no arguments: the two latest snapshots. With one: A against the latest. A and B are any
-    name `snapstore log` shows: an id or prefix, latest, latest~N, a date or an ISO time. A may be
-    the newer one: the diff then shows going back from A to B (records created after B show as removed).
+    With no arguments: the latest snapshot against the one before it that holds the same bases
+    (snapshots are grouped by their set of bases, as restic groups by paths; --base narrows to the
+    snapshots holding that base). With one: A against the latest of its group. A and B are any
+    name `snapstore log` shows: an id or prefix, latest, latest~N (counted among the snapshots
+    holding --base), a date or an ISO time. A may be the newer one: the diff then shows going back
+    from A to B (records created after B show as removed). A base one side did not capture is
+    "not captured", never removed.
     """
     s = open_store(store)
     try:
-        if a is None:
-            a, b = "latest~1", "latest"
-            n = len(s.list_snapshots())
-            if n < 2:
-                raise StoreError(f"diff needs two snapshots; the store has {n}")
-        elif b is None:
-            b = "latest"
+        if b is None:  # the latest of a group: snapshots holding the same bases
+            a, b = default_pair(s, bases or None, a)
+        else:
+            a, b = resolve_snapshot(s, a, bases or None), resolve_snapshot(s, b, bases or None)
         d = diff_snapshots(s, a, b, bases=bases or None, tables=tables or None, fields=fields)
         out = render(d, fmt, color=_color(), limit=limit)
+    except SelectionError as e:
+        raise fail(e) from e
     except (StoreError, LockError, CatalogBusy) as e:
         raise click.ClickException(str(e)) from e
     click.echo(out)

@@ -11,6 +11,7 @@ from exporters.parallel import MAX_WORKERS
 from snapstore.commands.base import command
 from snapstore.commands.common import interrupts, open_store, store_option
 from snapstore.errors import Incomplete, Interrupted, os_error
+from snapstore.selection import resolve_snapshot
 
 
 def _split(values: tuple[str, ...]) -> list[str] | None:
@@ -42,7 +43,8 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
     s = open_store(store)
     try:
         with interrupts():
-            res = export_snapshot(s, snapshot, out_dir, formats=formats, bases=_split(bases), tables=_split(tables),
+            snap = resolve_snapshot(s, snapshot, _split(bases))  # latest: the latest holding --base
+            res = export_snapshot(s, snap, out_dir, formats=formats, bases=_split(bases), tables=_split(tables),
                                   attachments=not no_attachments, csv_guard=not no_csv_guard, workers=workers)
     except KeyboardInterrupt:
         raise Interrupted("no export folder was written") from None

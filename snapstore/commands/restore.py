@@ -26,14 +26,17 @@ from snapstore.restore import (
 from snapstore.restore import (
     revert as run_revert,
 )
+from snapstore.selection import SelectionError, resolve_snapshot
 from snapstore.source import SourceError
 from snapstore.store import CatalogBusy, LockError, StoreError
 
-_ERRORS = (RestoreError, StoreError, LockError, CatalogBusy, SourceError)
+_ERRORS = (RestoreError, StoreError, LockError, CatalogBusy, SourceError, SelectionError)
 
 
 def _fail(e: Exception) -> click.ClickException:
-    return click.ClickException(str(e))
+    err = click.ClickException(str(e))
+    err.exit_code = getattr(e, "exit_code", 1)  # 2 for a --base/--table naming nothing or several
+    return err
 
 
 def _human(rep: dict) -> str:
@@ -78,7 +81,7 @@ def _human(rep: dict) -> str:
 @store_option
 @_source_options
 @click.option("--to-base", metavar="BASE_ID", help="Restore into new tables of this base.")
-@click.option("--base", "base", metavar="BASE_ID",
+@click.option("--base", "base", metavar="BASE",
               help="The source base (when the snapshot holds several); with --revert, the live base.")
 @click.option("--table", "-t", "tables", multiple=True, help="Only this table (id or name; repeatable).")
 @click.option("--keep-computed-values", is_flag=True,
@@ -123,7 +126,8 @@ def restore(source, store, to_base, base, tables, keep_computed_values, revert, 
             raise UsageError(f"{source} {what}; give an airtable_backup_* folder or a snapshot name")
         else:
             st = open_store(store)
-            src = open_source(source, st)
+            # latest, latest~N and dates count among the snapshots holding --base (the source base)
+            src = open_source(resolve_snapshot(st, source, [base] if base and not revert else None).full_id, st)
         if revert and not isinstance(src, SnapshotSource):
             raise RestoreError("--revert needs a snapshot in a store (import the folder first: snapstore import)")
         client = None

@@ -36,8 +36,10 @@ import click
 
 from snapstore.commands.base import command
 from snapstore.commands.common import interrupts, store_option
-from snapstore.errors import Interrupted, NoStore, SnapstoreError
+from snapstore.commands.find import fail
+from snapstore.errors import Interrupted, NoStore, SnapstoreError, UsageError
 from snapstore.feed.text import feed_lines, parse_duration
+from snapstore.selection import find_id, holding
 from snapstore.snapshot import (
     EXIT_ERROR,
     EXIT_PARTIAL,
@@ -550,7 +552,11 @@ def check(base, comments, as_json, **kw) -> None:
         if wanted:
             chosen = []
             for spec in wanted:
-                hits = [b for b in visible if spec in (b["id"], b.get("name"))]
+                try:
+                    bid = find_id(spec, [(b["id"], b.get("name")) for b in visible], "base")
+                except UsageError as e:
+                    raise fail(e) from None
+                hits = [b for b in visible if b["id"] == bid]
                 if not hits:
                     verdicts.append({"base_id": spec, "name": None, "ok": False,
                                      "verdict": "not visible to this token"})
@@ -610,10 +616,15 @@ def _counts(info) -> dict:
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable list.")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=None, help="Show at most N snapshots.")
-def log_cmd(store, as_json, limit) -> None:
+@click.option("--base", "-b", "bases", multiple=True, help="Only snapshots holding this base (id or name; repeatable).")
+def log_cmd(store, as_json, limit, bases) -> None:
     """List snapshots, newest first, with their counts and status."""
     st = _open_existing(store)
-    snaps = st.list_snapshots()[:limit] if limit else st.list_snapshots()
+    try:
+        snaps = holding(st.list_snapshots(), bases)
+    except UsageError as e:
+        raise fail(e) from None
+    snaps = snaps[:limit] if limit else snaps
     if as_json:
         _echo_json([{**_counts(s), "id": s.id, "time": s.time.isoformat().replace("+00:00", "Z"),
                      "status": s.status, "parent": s.parent[:8] if s.parent else None, "tags": s.tags,

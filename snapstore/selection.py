@@ -1,0 +1,201 @@
+"""One rule for picking bases and tables (and fields) by what a user types: ``--base``, ``--table``.
+
+An id selects itself. Otherwise a name: an exact match first, then a case-insensitive one when
+it is unique. Two things with the same name are an error that lists them with their ids, so the
+user can retype with the id; nothing is picked by guess. Every command that takes ``--base`` or
+``--table`` (snapshot, check, diff, export, restore, log, find) goes through here, so ``--base
+sales`` means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from snapstore.errors import StoreError, UsageError
+
+#: How many candidates an error lists before "…".
+SHOWN = 12
+
+
+class SelectionError(UsageError):
+    """``--base`` / ``--table`` named nothing, or more than one thing (exit code 2)."""
+
+
+class NotFound(SelectionError):
+    """Nothing has that id or name. ``wanted`` is what was asked for, ``listing`` what exists."""
+
+    wanted: str = ""
+    listing: str = ""
+
+
+class Ambiguous(SelectionError):
+    """Several things have that name."""
+
+
+def _candidates(items: Iterable[tuple[str, str | None]]) -> dict[str, list[str]]:
+    """id -> its names (an id seen with two names, e.g. a base renamed between two snapshots,
+    answers to both)."""
+    out: dict[str, list[str]] = {}
+    for item_id, name in items:
+        names = out.setdefault(item_id, [])
+        if name and name not in names:
+            names.append(name)
+    return out
+
+
+def _listing(ids: Iterable[str], cands: dict[str, list[str]], labels: dict[str, str] | None) -> str:
+    def one(i: str) -> str:
+        label = (labels or {}).get(i) or " / ".join(cands[i])
+        return f"{label} ({i})" if label else i
+
+    shown = [one(i) for i in sorted(ids, key=lambda i: (cands[i], i))]
+    more = len(shown) - SHOWN
+    return ", ".join(shown[:SHOWN]) + (f", … ({more} more)" if more > 0 else "")
+
+
+def find_id(wanted: str, items: Iterable[tuple[str, str | None]], what: str = "base", where: str = "",
+            labels: dict[str, str] | None = None) -> str | None:
+    """The id of the one item (``(id, name)`` pairs) that ``wanted`` selects: its id, else its exact
+    name, else its name compared case-insensitively; None when nothing matches. Raises Ambiguous
+    when several do, listing them (``labels``: how to show an id, default its names)."""
+    cands = _candidates(items)
+    key = wanted.strip()
+    if key in cands:
+        return key
+    for same in (lambda n: n == key, lambda n: n.casefold() == key.casefold()):
+        hits = [i for i, names in cands.items() if any(same(n) for n in names)]
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            where = f" {where}" if where else ""
+            raise Ambiguous(f"{what} {key!r} is ambiguous{where}: {_listing(hits, cands, labels)}; give the id")
+    return None
+
+
+def pick(wanted: str, items: Iterable[tuple[str, str | None]], what: str = "base", where: str = "",
+         labels: dict[str, str] | None = None) -> str:
+    """Like :func:`find_id`, but nothing matching is an error too (NotFound, naming what exists)."""
+    items = list(items)
+    found = find_id(wanted, items, what, where, labels)
+    if found is not None:
+        return found
+    cands = _candidates(items)
+    where = f" {where}" if where else ""
+    listing = _listing(cands, cands, labels)
+    err = NotFound(f"no {what} {wanted.strip()!r}{where} ({what}s: {listing})" if cands
+                   else f"no {what} {wanted.strip()!r}{where}: there are none")
+    err.wanted, err.listing = wanted.strip(), listing
+    raise err
+
+
+def select(wanted: Sequence[str] | None, items: Iterable[tuple[str, str | None]], what: str = "base",
+           where: str = "") -> set[str] | None:
+    """The ids ``wanted`` selects (each entry by :func:`pick`), or None when nothing was asked for
+    (everything is selected)."""
+    if not wanted:
+        return None
+    items = list(items)
+    return {pick(w, items, what, where) for w in wanted}
+
+
+def table_pairs(spec: str, tables: Sequence[tuple[str, str | None, str, str | None]],
+                where: str = "") -> set[tuple[str, str]]:
+    """``(base_id, table_id)`` of the table ``spec`` selects among ``(base_id, base name, table_id,
+    table name)``: a table id or name (:func:`pick`'s rule), or ``base/table`` with the base and the
+    table each an id or a name (table names may hold "/": every split is tried)."""
+    labels = {t: f"{bn or b} / {tn or t}" for b, bn, t, tn in tables}
+    base_of = {t: b for b, _bn, t, _tn in tables}
+    found = find_id(spec, [(t, tn) for _b, _bn, t, tn in tables], "table", where, labels)
+    if found is None:
+        for i, ch in enumerate(spec):
+            if ch != "/":
+                continue
+            bid = find_id(spec[:i], [(b, bn) for b, bn, _t, _tn in tables], "base", where)
+            if bid is not None:
+                found = find_id(spec[i + 1:], [(t, tn) for b, _bn, t, tn in tables if b == bid], "table",
+                                where, labels)
+                if found is not None:
+                    break
+    if found is None:
+        pick(spec, [(t, tn) for _b, _bn, t, tn in tables], "table", where, labels)  # raises NotFound
+    return {(base_of[found], found)}
+
+
+def select_tables(wanted: Sequence[str] | None, tables: Iterable[tuple[str, str | None, str, str | None]],
+                  where: str = "") -> set[tuple[str, str]] | None:
+    """``(base_id, table_id)`` of the tables ``wanted`` selects (each entry by :func:`table_pairs`),
+    or None when nothing was asked for. Table ids are unique across bases; a name repeated across
+    bases is ambiguous unless ``--base`` narrowed the tables first or the entry says ``base/table``."""
+    if not wanted:
+        return None
+    tables = list(tables)
+    return {pair for w in wanted for pair in table_pairs(w, tables, where)}
+
+
+# ---- snapshots grouped by their set of bases ---------------------------------------------------
+#
+# As restic groups snapshots by their paths, snapstore groups them by the set of bases they hold:
+# after `snapshot --base Operations`, that snapshot is the newest of its own group, not the
+# "latest" against which a full snapshot is compared.
+
+
+def base_set(snap) -> frozenset[str]:
+    """The group of a snapshot: the ids of the bases it holds."""
+    return frozenset(b.base_id for b in snap.bases)
+
+
+def holding(snaps: Sequence, bases: Sequence[str] | None) -> list:
+    """The snapshots (newest first, as given) that hold every base ``bases`` names (ids or names,
+    as of any snapshot); all of them when ``bases`` is empty."""
+    if not bases:
+        return list(snaps)
+    ids = select(bases, [(b.base_id, b.name) for s in snaps for b in s.bases], "base", "in this store")
+    return [s for s in snaps if ids <= base_set(s)]
+
+
+def resolve_snapshot(store, name, bases: Sequence[str] | None = None):
+    """A snapshot by name (:meth:`Store.resolve`), with ``latest``, ``latest~N`` and dates counted
+    among the snapshots holding ``bases`` only. An id names its snapshot whatever ``bases`` says."""
+    if not bases or not isinstance(name, str):
+        return store.resolve(name)
+    from snapstore.store.store import _parse_when
+
+    name = name.strip()
+    m = re.fullmatch(r"latest(?:~(\d+))?", name)
+    when = None if m else _parse_when(name)
+    if m is None and when is None:
+        return store.resolve(name)
+    snaps = holding(store.list_snapshots(), bases)
+    shown = ", ".join(bases)
+    if m:
+        n = int(m.group(1) or 0)
+        if n >= len(snaps):
+            raise StoreError(f"{name}: only {len(snaps)} snapshot(s) hold {shown}")
+        return snaps[n]
+    for s in snaps:
+        if s.time <= when:
+            return s
+    raise StoreError(f"no snapshot holding {shown} at or before {name}")
+
+
+def default_pair(store, bases: Sequence[str] | None = None, a=None):
+    """What ``diff`` compares when not told: the latest snapshot (holding ``bases``) against the one
+    before it with the same set of bases, or, with ``a`` given, ``a`` against the latest snapshot of
+    its group (the latest holding ``bases`` when none is newer). Falls back to the snapshot before that shares a base with it (bases only one side
+    holds are then reported "not captured"). Returns (older, newer)."""
+    snaps = holding(store.list_snapshots(), bases)
+    if a is not None:
+        sa = resolve_snapshot(store, a, bases)
+        same = [s for s in snaps if base_set(s) == base_set(sa) and s.seq > sa.seq]
+        return sa, (same[0] if same else snaps[0] if snaps else sa)
+    if len(snaps) < 2:
+        which = f" holding {', '.join(bases)}" if bases else ""
+        raise StoreError(f"diff needs two snapshots{which}; the store has {len(snaps)}")
+    newest, older = snaps[0], snaps[1:]
+    group = base_set(newest)
+    older = ([s for s in older if base_set(s) == group] or [s for s in older if base_set(s) & group] or older)
+    return older[0], newest
+
+
+__all__ = ["Ambiguous", "NotFound", "base_set", "default_pair", "holding", "resolve_snapshot", "SelectionError", "find_id", "pick", "select", "select_tables", "table_pairs"]
