@@ -453,6 +453,14 @@ class _Server(ThreadingHTTPServer):
             self._conns.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-request (killed, timed out) is routine for a server, as it is
+        for Airtable's: one quiet line at most, never socketserver's traceback per connection."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError | BrokenPipeError):
+            return
+        super().handle_error(request, client_address)
+
     def close_all(self) -> None:
         with self._conns_lock:
             conns = list(self._conns)
