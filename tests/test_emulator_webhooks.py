@@ -495,6 +495,9 @@ def test_deleting_a_watched_field_invalidates_the_hook(emu):
     assert p[-1]["error"] is True and p[-1]["code"] == "INVALID_HOOK"
     c.api.table(c.base_id, projects.id).update(next(iter(projects.records)), {"Name": "after"})
     assert len(c.all_payloads(hook)) == len(p)
+    scoped = c.create(filters={"dataTypes": ALL, "recordChangeScope": tables(emu)[2].id})
+    emu.delete_table(c.base_id, tables(emu)[2].id)
+    assert [(x["error"], x["code"]) for x in c.all_payloads(scoped) if x.get("error")] == [(True, "INVALID_FILTERS")]
 
 
 def test_faults_counters_and_rate_limits_on_webhook_routes():
