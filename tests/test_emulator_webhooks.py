@@ -495,6 +495,9 @@ def test_deleting_a_watched_field_invalidates_the_hook(emu):
     assert p[-1]["error"] is True and p[-1]["code"] == "INVALID_HOOK"
     c.api.table(c.base_id, projects.id).update(next(iter(projects.records)), {"Name": "after"})
     assert len(c.all_payloads(hook)) == len(p)
+    scoped = c.create(filters={"dataTypes": ALL, "recordChangeScope": tables(emu)[2].id})
+    emu.delete_table(c.base_id, tables(emu)[2].id)
+    assert [(x["error"], x["code"]) for x in c.all_payloads(scoped) if x.get("error")] == [(True, "INVALID_FILTERS")]
 
 
 def test_faults_counters_and_rate_limits_on_webhook_routes():
@@ -569,3 +572,15 @@ def test_listing_records_by_post_is_not_an_action(emu):
     assert calls == []  # a read costs no journal (a schema copy per page otherwise)
     c.api.table(c.base_id, projects.id).update(next(iter(projects.records)), {"Name": "x"})
     assert calls == [[c.base_id]]
+
+
+def test_constructor_switches_scopes_and_computed_changes():
+    ws = generate_workspace(seed=5, bases=1, tables_per_base=2, records_per_table=3)
+    with Emulator(ws, clock=ManualClock(T0), rate_limits=False, scopes=["data.records:read"],
+                  webhook_computed_changes=True) as emu:
+        assert emu.webhooks.report_computed is True
+        c = Client(emu)
+        assert c.api.whoami()["scopes"] == ["data.records:read"]
+        assert c.call("GET")[0] == 403
+        emu.add_token(emu.token)  # scopes=None: every scope again
+        assert c.call("GET") == (200, {"webhooks": []})

@@ -258,3 +258,52 @@ def test_a_token_that_lost_access_to_the_base_is_refused_with_one_line(w):
                                 "SNAPSTORE_STORE": str(w.store.location)})
     assert r.exit_code == 1 and "not visible to this token" in r.output
     assert sorted(str(p) for p in Path(w.store.location).rglob("*") if p.is_file() and "logs" not in p.parts) == tree
+
+
+def test_a_table_selection_keeps_no_feed_state_and_the_next_run_starts_over(w):
+    t = w.base.tables[0]
+    plan = __import__("snapstore.snapshot", fromlist=["plan_snapshot"]).plan_snapshot(
+        w.src, __import__("snapstore.snapshot", fromlist=["Selection"]).Selection(tables=[t.id]))
+    from snapstore.snapshot import SnapshotOptions, take_snapshot
+
+    res = take_snapshot(w.store, w.src, plan, SnapshotOptions(attachments=False, now=w.now, full_every=None))
+    f = feed_of(res, w.base_id)
+    assert f["mode"] == "full" and "table selection" in f["reason"] and w.base_id not in res.info.doc.get("feed", {})
+    nxt = w.snap()
+    assert feed_of(nxt, w.base_id)["mode"] == "full" and "no feed baseline" in feed_of(nxt, w.base_id)["reason"]
+
+
+def test_a_run_warns_when_the_hook_expires_before_the_next_expected_run(w):
+    w.clock.advance(8 * 86400)  # runs a week apart: the hook died in between
+    res = w.snap()
+    f = feed_of(res, w.base_id)
+    assert f["mode"] == "full" and "expired" in f["reason"]
+    assert f["warning"] and "before the next run" in f["warning"]
+
+
+def test_cli_snapshot_summary_json_and_show_report_the_feed(tmp_path):
+    import time
+
+    from click.testing import CliRunner
+
+    from snapstore.cli import main
+
+    w = World(tmp_path, records=150, tables=2, start=time.time())  # the CLI judges expiry by the wall clock
+    assert w.enable()[0]["ok"]
+    w.snap()
+
+    env = {"AIRTABLE_TOKEN": w.emu.token, "AIRTABLE_API_URL": w.emu.url, "SNAPSTORE_STORE": str(w.store.location)}
+    w.emu.churn(seed=9, edit_share=0.02, add_share=0.0, delete_share=0.0)
+    r = CliRunner().invoke(main, ["snapshot", "--no-progress", "--no-attachments"], env=env)
+    assert r.exit_code == 0, r.output
+    assert f"({w.base_id}): feed: 1 payload(s)" in r.output
+    r = CliRunner().invoke(main, ["snapshot", "--no-progress", "--no-attachments", "--changes", "full", "--json"],
+                           env=env)
+    doc = json.loads(r.stdout)
+    (f,) = doc["feed"]
+    assert f["mode"] == "full" and f["reason"] == "--changes full" and f["missed"] == 0
+    r = CliRunner().invoke(main, ["show"], env=env)
+    assert "the feed missed 0 record(s)" in r.output
+    r = CliRunner().invoke(main, ["snapshot", "--full-every", "soon"], env=env)
+    assert r.exit_code == 2 and "not a duration" in r.output
+    w.close()

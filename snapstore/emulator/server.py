@@ -1,6 +1,7 @@
 """The emulator's HTTP server: a threaded stdlib server on 127.0.0.1 speaking the Airtable Web API
-(routes of reference/airtable-api.md §12), plus signed attachment URLs under ``/__content/`` and
-admin endpoints under ``/__admin/``."""
+(routes of reference/airtable-api.md §12) and its webhooks (webhooks.py), plus signed attachment URLs under
+``/__content/`` (content.py) and admin endpoints under ``/__admin/``. Each write route runs as one
+``Emulator.action``, so what it changes becomes webhook payloads."""
 
 from __future__ import annotations
 

@@ -235,13 +235,23 @@ class Webhooks:
                 for p in build_payloads(ws, base, journal, changes, h, meta, self.report_computed,
                                         self.max_records_per_payload):
                     h.append(p, now)
-                watched = set(h.filters.get("watchDataInFieldIds") or ()) | set(
-                    h.filters.get("watchSchemasOfFieldIds") or ())
-                gone = {f for e in changes["tables"].values() for f in e["destroyed_fields"]}
-                if watched & gone:  # a watched field was deleted: the spec is invalid now (reference §4.6)
+                code = _invalidated(h, changes)
+                if code is not None:
                     h.append({"timestamp": iso_from_epoch(now), "baseTransactionNumber": txn, "payloadFormat": "v0",
-                              "error": True, "code": "INVALID_HOOK"}, now)
+                              "error": True, "code": code}, now)
                     h.dead = True
+
+
+def _invalidated(hook: Hook, changes: dict) -> str | None:
+    """The error a change puts the hook in, if any: a watched field deleted (INVALID_HOOK, as bluedot
+    saw, reference §4.6), or the table of its recordChangeScope deleted (INVALID_FILTERS: an assumption)."""
+    watched = set(hook.filters.get("watchDataInFieldIds") or ()) | set(hook.filters.get("watchSchemasOfFieldIds") or ())
+    gone = {f for e in changes["tables"].values() for f in e["destroyed_fields"]}
+    if watched & gone:
+        return "INVALID_HOOK"
+    if hook.filters.get("recordChangeScope") in changes["destroyed_tables"]:
+        return "INVALID_FILTERS"
+    return None
 
 
 def _source_metadata(source: str, user: dict, base: Base) -> dict:

@@ -121,6 +121,11 @@ class BaseFeed:
         doc, state, problem = latest_state(self.store, self.base_id, self.run.snapshot_docs())
         self.parent_doc, self.state = doc, state
         hook = self.registry.hooks.get(self.base_id)
+        if self.bp.schema is not None and len(self.bp.tables) < len(self.bp.schema.get("tables") or []):
+            # the cursor is the whole base's: advancing it for some tables would lose the others' changes
+            self.report.reason = "a table selection: the selected tables are listed in full, no feed state kept"
+            self._full(None)
+            return
         try:
             d = self._decide(hook, state, problem)
         except FeedOff as e:
@@ -512,7 +517,7 @@ class BaseFeed:
         r = self.report
         r.hook_id, r.cursor, r.expires = fs.hook_id, fs.cursor, fs.expires
         # a run expected as far ahead as the last one was behind: warn if the hook dies before it
-        prev_time = parse_time((self.parent_doc or {}).get("time"))
+        prev_time = parse_time(st.read_at) if st is not None else None  # the feed's clock, not the commit's
         if prev_time is not None:
             gap = self.now - prev_time
             if gap >= HOOK_LIFE:

@@ -189,14 +189,8 @@ class TableWriter:
     def finish(self) -> TableCounts:
         if self.finished is not None:
             return self.finished
-        if self._sampling is not None:
-            self._end_sampling()
-        self._drain()
-        self._spill()
-        run = pa.table({"record_id": pa.chunked_array(self._id_chunks, pa.string()),
-                        "hash": pa.chunked_array(self._hash_chunks, pa.binary())})
+        run = self._collected()
         self._n_records = run.num_rows
-        self._id_chunks, self._hash_chunks = [], []
         old = self.state.open_versions
         if old.num_rows == 0:  # a table's first snapshot: every record is new (no join needed)
             return self._finish_counts(run.sort_by("record_id"))
@@ -257,13 +251,7 @@ class TableWriter:
         if self.state.manifest is None:
             raise StoreError(f"table {self.table_id} has no parent snapshot to carry records over from")
         self.add_many(records)
-        if self._sampling is not None:
-            self._end_sampling()
-        self._drain()
-        self._spill()
-        run = pa.table({"record_id": pa.chunked_array(self._id_chunks, pa.string()),
-                        "hash": pa.chunked_array(self._hash_chunks, pa.binary())})
-        self._id_chunks, self._hash_chunks = [], []
+        run = self._collected()
         gone = pa.array(sorted(set(deleted)), pa.string())
         con = duckdb.connect()
         try:
@@ -287,6 +275,17 @@ class TableWriter:
         ended = int(delta.column("new_hash").null_count)
         self._n_records = self.state.open_versions.num_rows + added - ended
         return self._finish_counts(delta)
+
+    def _collected(self) -> pa.Table:
+        """Every blob handed over and packed; the (record_id, hash) pairs added, as one table."""
+        if self._sampling is not None:
+            self._end_sampling()
+        self._drain()
+        self._spill()
+        run = pa.table({"record_id": pa.chunked_array(self._id_chunks, pa.string()),
+                        "hash": pa.chunked_array(self._hash_chunks, pa.binary())})
+        self._id_chunks, self._hash_chunks = [], []
+        return run
 
     def delta_ids(self) -> set[str]:
         """Ids of the records this table's snapshot added, changed or ended (after finish)."""
