@@ -104,11 +104,12 @@ def one_run(verb: str, sig: str, env: dict, work: Path, store: Path, base_id: st
             return f"EXIT 0 without a folder after SIG{sig} of export"
     elif rc != 130:
         tail = (err or "").strip().splitlines()[-1:] or [""]
-        return f"EXIT {rc} after SIG{sig} of {verb} (finished before signal: {finished_before}): {tail[0][:200]}"
+        detail = err[-3000:] if rc < 0 else tail[0][:200]
+        return f"EXIT {rc} after SIG{sig} of {verb} (finished before signal: {finished_before}): {detail}"
     elif finished:
         return f"FINISHED FOLDER after exit 130 ({verb} SIG{sig}): {finished[0].name}"
-    if "Traceback" in (err or ""):
-        return f"TRACEBACK after SIG{sig} of {verb}"
+    if "Traceback" in (err or "") or "Fatal Python error" in (err or ""):
+        return f"TRACEBACK after SIG{sig} of {verb}:\n{err[-3000:]}"
     v = subprocess.run([sys.executable, "-c", "from snapstore.entry import run; run()", "verify", "--store",
                         str(store)], capture_output=True, text=True, env=env, timeout=300)
     if v.returncode != 0:
@@ -136,7 +137,7 @@ def main() -> None:
     try:
         with Emulator(ws, clock=ScaledClock(SCALE)) as emu:
             env = {**os.environ, "AIRTABLE_TOKEN": emu.token, "AIRTABLE_API_URL": emu.url,
-                   "SNAPSTORE_INTERRUPT_GRACE": str(GRACE)}
+                   "SNAPSTORE_INTERRUPT_GRACE": str(GRACE), "PYTHONFAULTHANDLER": "1"}
             store = work / "store"
             t0 = time.monotonic()
             subprocess.run([sys.executable, "-c", "from snapstore.entry import run; run()", "snapshot", "--store",

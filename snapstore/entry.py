@@ -16,7 +16,10 @@ def run() -> None:
     try:
         import snapstore.cli  # noqa: F401 - every verb: the heavy imports happen here
         from snapstore.commands.base import run as run_command
-    except KeyboardInterrupt:
+    except BaseException:
+        # a stop during a C extension's import surfaces as ImportError("initialization failed")
+        if not interrupts.requested():
+            raise
         sys.stderr.write("interrupted: nothing was started\n")
         sys.stderr.flush()
         os._exit(130)

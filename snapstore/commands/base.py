@@ -72,6 +72,10 @@ def describe(exc: BaseException, argv: list[str]) -> tuple[str, int, str]:
     """(one line, exit code, error type) for anything a command raised."""
     if isinstance(exc, click.exceptions.Exit):
         return "", exc.exit_code, ""
+    if interrupts.requested() and not isinstance(exc, SnapstoreError | click.ClickException):
+        # whatever a stop request broke on its way out (DuckDB turns the KeyboardInterrupt raised in
+        # one of its queries into "RuntimeError: Query interrupted") is the interruption itself
+        return "interrupted: nothing was left half-written", EXIT_INTERRUPTED, "interrupted"
     if isinstance(exc, click.UsageError):
         cmd = exc.ctx.command_path if exc.ctx is not None else "snapstore"
         return f"Error: {exc.format_message()} (see '{cmd} --help')", EXIT_USAGE, "usage"
