@@ -37,6 +37,7 @@ import click
 from snapstore.commands.common import interrupts, store_option
 from snapstore.commands.find import fail
 from snapstore.errors import UsageError
+from snapstore.retention import check_tags
 from snapstore.selection import find_id, holding
 from snapstore.snapshot import (
     EXIT_ERROR,
@@ -395,7 +396,8 @@ def _selection(base, table, exclude_base, exclude_table) -> Selection:
 @click.option("--dry-run", is_flag=True, help="Show what would be read and an estimate; read no records.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result on stdout.")
 @click.option("--note", default=None, help="A note stored with the snapshot.")
-@click.option("--tag", "tags", multiple=True, help="A tag stored with the snapshot (repeatable).")
+@click.option("--tag", "tags", multiple=True, callback=lambda _c, _p, v: _checked_tags(v),
+              help="A tag stored with the snapshot (repeatable; no commas).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Bases read in parallel (default: 2 x token rate / base rate = 20).")
 @click.option("--progress/--no-progress", default=None,
@@ -514,6 +516,13 @@ def _dry_run_output(plan, source, kw, workers, previous, as_json) -> None:
                    f"(record counts are only known from a previous snapshot); at least {known:,} requests, "
                    f"{est['seconds']:.0f}s for the rest; each table needs ceil(records/100) requests "
                    f"at {kw['rate_limit_base']:g}/s per base")
+
+
+def _checked_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return tuple(check_tags(tags))
+    except UsageError as e:
+        raise click.BadParameter(str(e), param_hint="--tag") from None
 
 
 @click.command()
