@@ -6,6 +6,7 @@ import json
 
 import click
 
+from snapstore import units
 from snapstore.commands.common import open_store, store_option
 from snapstore.errors import UsageError
 from snapstore.store import LockError, StoreError
@@ -100,10 +101,10 @@ def forget(store, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly, ke
             else:
                 click.echo(f"  forget  {d.snap.id[:8]}  {t}")
     if dry_run:
-        click.echo(f"would forget {len(res.removed)} snapshot(s)")
+        click.echo(f"would forget {units.count(len(res.removed), 'snapshot')}")
     else:
         hint = "; run `snapstore prune` to free the space" if pres is None and res.removed else ""
-        click.echo(f"forgot {len(res.removed)} snapshot(s){hint}")
+        click.echo(f"forgot {units.count(len(res.removed), 'snapshot')}{hint}")
     if pres is not None:
         _echo_prune(pres)
 
@@ -111,12 +112,12 @@ def forget(store, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly, ke
 def _echo_prune(r) -> None:
     verb = "would" if r.dry_run else ""
     click.echo(
-        f"prune{' (dry run)' if r.dry_run else ''}: {r.snapshots} snapshot(s) kept; packs: {r.packs_total} "
+        f"prune{' (dry run)' if r.dry_run else ''}: {units.count(r.snapshots, 'snapshot')} kept; packs: {r.packs_total} "
         f"({len(r.packs_dead)} unused, {len(r.packs_repack)} to repack, {len(r.packs_orphan)} left over"
         + (f", {len(r.packs_new)} written" if not r.dry_run else "") + f"); blobs live {r.blobs_live}, dead "
         f"{r.blobs_dead}; objects dead {len(r.objects_dead)}; attachments dead {r.attachments_dead}")
-    click.echo(f"  store {r.bytes_before} -> {r.bytes_after} bytes ({verb + ' ' if verb else ''}free "
-               f"{r.bytes_freed}); unused space left {r.bytes_unused_after} bytes")
+    click.echo(f"  store {units.size(r.bytes_before)} -> {units.size(r.bytes_after)} ({verb + ' ' if verb else ''}free "
+               f"{units.size(r.bytes_freed)}); unused space left {units.size(r.bytes_unused_after)}")
 
 
 @click.command("prune")

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import click
 
+from snapstore import units
 from snapstore.commands.common import interrupts, store_option
 from snapstore.commands.find import fail
 from snapstore.errors import UsageError
@@ -234,12 +235,7 @@ def _fmt_int(n: int | None) -> str:
     return "?" if n is None else f"{n:,}"
 
 
-def _fmt_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+_fmt_bytes = units.size
 
 
 class Progress:
@@ -639,8 +635,8 @@ def log_cmd(store, as_json, limit, bases) -> None:
             extra += f"  [{', '.join(s.tags)}]"
         if s.note:
             extra += f"  {s.note}"
-        click.echo(f"{s.id}  {s.time:%Y-%m-%d %H:%M:%S}Z  {s.status:8}  {c['bases']} bases "
-                   f"{c['tables']} tables  {c['records']:,} records  +{c['new']:,} ~{c['changed']:,} "
+        click.echo(f"{s.id}  {s.time:%Y-%m-%d %H:%M:%S}Z  {s.status:8}  {units.count(c['bases'], 'base')} "
+                   f"{units.count(c['tables'], 'table')}  {units.count(c['records'], 'record')}  +{c['new']:,} ~{c['changed']:,} "
                    f"-{c['deleted']:,}  {_fmt_bytes(s.bytes_added)}{extra}")
 
 
@@ -678,7 +674,7 @@ def show(store, name, as_json) -> None:
     for b in info.bases:
         click.echo(f"  {b.name} ({b.base_id})")
         for t in b.tables:
-            click.echo(f"    {t.name} ({t.table_id}): {t.records:,} records, +{t.new} ~{t.changed} -{t.deleted}")
+            click.echo(f"    {t.name} ({t.table_id}): {units.count(t.records, 'record')}, +{t.new} ~{t.changed} -{t.deleted}")
     for m in info.missing:
         where = m.get("base_id", "?") + (f"/{m['table_id']}" if m.get("table_id") else "")
         click.echo(f"  MISSING {where}: {m.get('reason')}")
