@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from snapstore import units
 from snapstore.cli import main
 from snapstore.store import Store
-from tests.storegen import BASE, SCHEMA, TABLE, make_records
+from tests.storegen import SCHEMA, make_records, snapshot
 
 OWNER = "fldOWNER000000001"
 SCHEMA2 = copy.deepcopy(SCHEMA)
@@ -21,13 +21,7 @@ SCHEMA2["tables"][0]["fields"].append({"id": OWNER, "name": "Owner", "type": "si
 
 
 def commit(store: Store, records: list[dict]):
-    w = store.begin_snapshot()
-    w.add_base(BASE, "Test base", SCHEMA2)
-    tw = w.table(BASE, TABLE)
-    for r in records:
-        tw.add(r)
-    tw.finish()
-    return w.commit()
+    return snapshot(store, records, schema=SCHEMA2)
 
 
 @pytest.fixture(scope="module")
