@@ -618,10 +618,39 @@ def _add_field_changes(store: Store, sa: SnapshotInfo, sb: SnapshotInfo, tables:
             rec = recs[rc.new_hash or rc.old_hash]
             prim = ((tb if rc.new_hash else ta) or {}).get("primaryFieldId")
             if prim and prim in (rec.get("fields") or {}):
-                rc.label = short_value(rec["fields"][prim], 60)
+                rc.label = label_of(rec["fields"][prim])
         for rc in td.changed:
             rc.fields = compare_fields(recs[rc.old_hash].get("fields") or {}, recs[rc.new_hash].get("fields") or {},
                                        fa, fb, infos)
+
+
+def label_of(value: Any, width: int = 60) -> str:
+    """What people call a record: its primary field's value as a plain string (not quoted or
+    JSON-encoded: JSON output carries it as a string as it is)."""
+    text = value if isinstance(value, str) else short_value(value, width)
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def add_labels(store: Store, d: Diff, limit: int | None = None) -> None:
+    """Give the records a diff lists (the first ``limit`` of each table and kind; all for None)
+    their primary field's value, so a listing names them: one read of just those blobs, never the
+    whole table. ``fields=True`` diffs have them already."""
+    want: list[tuple[TableDiff, RecordChange]] = []
+    for td in d.tables:
+        for kind in ("added", "removed", "changed"):
+            recs = getattr(td, kind)
+            want += [(td, rc) for rc in (recs if not limit or limit <= 0 else recs[:limit]) if rc.label is None]
+    if not want:
+        return
+    blobs = store.read_blobs({bytes.fromhex(rc.new_hash or rc.old_hash) for _td, rc in want})
+    schemas = _Schemas(store)
+    for td, rc in want:
+        snap = d.b if rc.new_hash else d.a
+        prim = (schemas.table(snap, td.base_id, td.table_id) or {}).get("primaryFieldId")
+        cells = loads(blobs[bytes.fromhex(rc.new_hash or rc.old_hash)]).get("fields") or {}
+        if prim and prim in cells:
+            rc.label = label_of(cells[prim])
 
 
 def _schema_diff(sa: SnapshotInfo, sb: SnapshotInfo, bid: str, base_name: str, schemas: _Schemas,
@@ -828,5 +857,5 @@ def _resolve_field(name: str, where: list[tuple[SnapshotInfo, str, str]], schema
 
 __all__ = [
     "Diff", "FieldChange", "RecordChange", "SchemaChange", "TableDiff", "Version", "compare_fields",
-    "diff_snapshots", "history", "options_summary", "read_blobs", "short_value", "text_diff",
+    "add_labels", "diff_snapshots", "history", "label_of", "options_summary", "read_blobs", "short_value", "text_diff",
 ]

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import click
 import orjson
 
+from snapstore import units
 from snapstore.diff import (
     Diff,
     FieldChange,
@@ -34,13 +35,7 @@ def _n(x: int) -> str:
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+    return "?" if n is None else units.size(n)
 
 
 def _styler(color: bool) -> Callable[..., str]:
@@ -55,9 +50,12 @@ def _summary_line(d: Diff) -> str:
     if d.empty:
         return "no differences"
     parts = [f"{_n(t['added'])} added", f"{_n(t['removed'])} removed", f"{_n(t['changed'])} changed"]
-    s = f"{t['tables']} of {d.tables_compared} table(s) differ: " + ", ".join(parts) + " record(s)"
+    n_rec = t["added"] + t["removed"] + t["changed"]
+    verb = "differs" if t["tables"] == 1 else "differ"
+    s = (f"{t['tables']} of {units.count(d.tables_compared, 'table')} {verb}: " + ", ".join(parts)
+         + f" {units.plural('record', n_rec)}")
     if t["schema_changes"]:
-        s += f"; {t['schema_changes']} schema change(s)"
+        s += f"; {units.count(t['schema_changes'], 'schema change')}"
     return s
 
 
@@ -66,9 +64,9 @@ def _table_counts(td: TableDiff) -> str:
     if td.status == "not captured":
         return td.note or "not captured"
     if td.status == "added":
-        return f"table added: +{_n(c['added'])} record(s)"
+        return f"table added: +{units.count(c['added'], 'record')}"
     if td.status == "removed":
-        return f"table removed: -{_n(c['removed'])} record(s)"
+        return f"table removed: -{units.count(c['removed'], 'record')}"
     head = ""
     recs = ""
     if td.records_a is not None and td.records_b is not None:
@@ -134,12 +132,27 @@ def field_lines(fc: FieldChange) -> list[tuple[str, str]]:
             out.append((style, ln))
         return out
     if fc.items is not None and fc.old and fc.new:
-        parts = [f"-{short_value(x, 40)}" for x in fc.items["removed"]] + [
-            f"+{short_value(x, 40)}" for x in fc.items["added"]
+        parts = [f"-{_json_value(x, 40)}" for x in fc.items["removed"]] + [
+            f"+{_json_value(x, 40)}" for x in fc.items["added"]
         ]
         if parts:
             return [("", f"{fc.label}: " + " ".join(parts))]
-    return [("", f"{fc.label}: {short_value(fc.old)} → {short_value(fc.new)}")]
+    if isinstance(fc.old, dict) and isinstance(fc.new, dict):
+        # an object (a collaborator, a button, an AI field's state): only the keys that changed,
+        # so a cut never hides the change
+        keys = [k for k in sorted(set(fc.old) | set(fc.new)) if fc.old.get(k) != fc.new.get(k)]
+        return [("", f"{fc.label}: " + ", ".join(
+            f"{k}: {_json_value(fc.old.get(k), 40)} → {_json_value(fc.new.get(k), 40)}" for k in keys))]
+    return [("", f"{fc.label}: {_json_value(fc.old)} → {_json_value(fc.new)}")]
+
+
+def _json_value(v, width: int = 80) -> str:
+    """A cell value as JSON (what the API sends, not Python's repr), cut to ``width``; empty
+    values (Airtable omits them) read "(empty)"."""
+    if v is None:
+        return "(empty)"
+    text = orjson.dumps(v).decode()
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _listed(recs: list[RecordChange], limit: int | None) -> tuple[list[RecordChange], int]:

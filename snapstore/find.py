@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from snapstore.canonical import loads
 from snapstore.errors import StoreError, UsageError
 from snapstore.selection import resolve_snapshot, select, select_tables
@@ -116,6 +118,7 @@ class _Search:
     #: orjson writes strings as UTF-8, escaping only quotes, backslashes and control characters,
     #: so a value holding the needle leaves it in the raw JSON: most records are skipped unparsed
     prefilter: bool = True
+    pending: list = field(default_factory=list)  # (table, snapshot, hash, record, matched fields)
 
     def __post_init__(self) -> None:
         self.prefilter = not (_ESCAPED & set(self.needle))
@@ -156,14 +159,28 @@ class _Search:
         return (rec, hits) if hits else None
 
     def hits(self, tbl: _Table, found: SnapshotInfo, raws: Iterable[tuple[bytes, bytes]]) -> list[Hit]:
-        """The hits among ``(hash, raw)`` blobs of ``tbl`` read at snapshot ``found``, with their spans."""
-        matched = []
+        """The hits among ``(hash, raw)`` blobs of ``tbl`` read at snapshot ``found``. They wait in a
+        buffer (at most ``CHUNK``) until the table or the snapshot changes (:meth:`flush`): their spans
+        come from one catalog query per buffer, which costs ~200 ms a table of 150,000 records, so a
+        query per chunk read would triple the time of a search matching in every chunk."""
+        out = []
+        if self.pending and (self.pending[0][0] is not tbl or self.pending[0][1] is not found):
+            out = self.flush()
         for h, raw in raws:
             m = self.match(tbl, raw)
             if m is not None:
-                matched.append((h, *m))
-        if not matched:
+                self.pending.append((tbl, found, h, *m))
+        if len(self.pending) >= CHUNK:
+            out += self.flush()
+        return out
+
+    def flush(self) -> list[Hit]:
+        """The buffered matches as hits, with the snapshots each version spans."""
+        if not self.pending:
             return []
+        tbl, found = self.pending[0][:2]
+        matched = [p[2:] for p in self.pending]
+        self.pending = []
         spans = self.spans(tbl, found.seq, [rec["id"] for _h, rec, _m in matched])
         out = []
         for h, rec, m in matched:
@@ -176,13 +193,19 @@ class _Search:
     def spans(self, tbl: _Table, seq: int, record_ids: list[str]) -> dict[tuple[str, bytes], list[int]]:
         """(record id, hash) -> the seqs of the snapshots holding the version valid at ``seq``."""
         tseq = self.seqs_of(tbl.base_id, tbl.table_id)
+        # the ids go in as an Arrow table: a Python list parameter costs DuckDB two module lookups
+        # per element (measured: 26 s of a 34 s search matching 16,000 records)
         with self.store.catalog.read() as con:
-            rows = con.execute(
-                """SELECT rv.record_id, rv.hash, rv.begin_seq, rv.end_seq
-                   FROM record_version rv JOIN at_table t USING (table_pk)
-                   WHERE t.base_id = $b AND t.table_id = $t AND rv.record_id IN (SELECT unnest($ids::VARCHAR[]))
-                     AND rv.begin_seq <= $seq AND (rv.end_seq IS NULL OR rv.end_seq > $seq)""",
-                {"b": tbl.base_id, "t": tbl.table_id, "ids": record_ids, "seq": seq}).fetchall()
+            con.register("hit_ids", pa.table({"record_id": pa.array(record_ids, pa.string())}))
+            try:
+                rows = con.execute(
+                    """SELECT rv.record_id, rv.hash, rv.begin_seq, rv.end_seq
+                       FROM record_version rv JOIN at_table t USING (table_pk)
+                       WHERE t.base_id = $b AND t.table_id = $t AND rv.record_id IN (SELECT record_id FROM hit_ids)
+                         AND rv.begin_seq <= $seq AND (rv.end_seq IS NULL OR rv.end_seq > $seq)""",
+                    {"b": tbl.base_id, "t": tbl.table_id, "seq": seq}).fetchall()
+            finally:
+                con.unregister("hit_ids")
         return {(rid, h): [q for q in tseq if q >= begin and (end is None or q < end)]
                 for rid, h, begin, end in rows}
 
@@ -244,6 +267,7 @@ def find(store: Store, text: str, *, field: str | None = None, bases: Sequence[s
             raise UsageError(f"no field {field!r} in the tables searched of snapshot {snap.id}")
         for k, chunk in store.table_chunks(snap, [(t.base_id, t.table_id) for t in tbls]):
             yield from search.hits(tbls[k], snap, zip(chunk.hashes, search.reader.read_chunk(chunk), strict=True))
+        yield from search.flush()
         return
     for base_id, table_id in scope:
         tseq = search.seqs_of(base_id, table_id)
@@ -257,6 +281,7 @@ def find(store: Store, text: str, *, field: str | None = None, bases: Sequence[s
             else:
                 for raws in _new_versions(store, search.reader, base_id, table_id, tseq[i - 1], q):
                     yield from search.hits(tbl, snap, raws)
+    yield from search.flush()
     if field is not None and not searched:
         raise UsageError(f"no field {field!r} in the tables searched")
 

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from snapstore.errors import UsageError
 from snapstore.store import Store, StoreError, objects
 from snapstore.store import inventory as inv
 
@@ -314,14 +315,55 @@ def finish_pending_forgets(store: Store) -> list[str]:
 # ---- tags ------------------------------------------------------------------------------------------
 
 
-def tag(store: Store, name: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> list[str]:
-    """Add/remove tags on a snapshot (a tag event beside its immutable commit); returns its tags."""
-    add, remove = list(add), list(remove)
+def check_tag(tag: str) -> str:
+    """A tag as stored, or UsageError: no commas (``forget --keep-tag a,b`` splits on them, so a tag
+    holding one could never be matched and its snapshot would not be pinned), not blank, no
+    control characters, no space around it."""
+    if not isinstance(tag, str) or not tag.strip():
+        raise UsageError("a tag cannot be blank")
+    if "," in tag:
+        raise UsageError(f"a tag cannot hold a comma ({tag!r}): `forget --keep-tag a,b` reads a comma as "
+                         "'and'; tag with a and b separately")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in tag):
+        raise UsageError(f"a tag cannot hold control characters ({tag!r})")
+    if tag != tag.strip():
+        raise UsageError(f"a tag cannot start or end with a space ({tag!r})")
+    return tag
+
+
+def check_tags(tags: Iterable[str]) -> list[str]:
+    """Every tag checked (:func:`check_tag`), duplicates dropped, order kept."""
+    return list(dict.fromkeys(check_tag(t) for t in tags))
+
+
+def retag(store: Store, names: Iterable[str], *, add: Iterable[str] = (), remove: Iterable[str] = (),
+          set_to: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """restic's ``tag``: on each snapshot of ``names``, ``set_to`` replaces its tags, or ``add`` and
+    ``remove`` change them (one tag event per snapshot, beside its immutable commit). Every tag and
+    every name is checked before anything is written. Returns full id -> its tags now."""
+    add, remove = check_tags(add), check_tags(remove)
+    wanted = None if set_to is None else check_tags(set_to)
+    if wanted is not None and (add or remove):
+        raise UsageError("--set replaces the tags: give it without --add or --remove")
+    if wanted is None and not add and not remove:
+        raise UsageError("nothing to do: give --add, --remove or --set")
+    names = list(names)
+    if not names:
+        raise UsageError("name the snapshots to tag")
+    out: dict[str, list[str]] = {}
     with store.lock("tag"):
-        snap = store.resolve(name)
-        inv.write_tag_event(store.backend, snap.full_id, add, remove)
-        tags = inv.apply_tag_events(snap.tags, [{"add": add, "remove": remove}])
-        doc = dict(snap.doc, tags=tags)
-        with store.catalog.write() as con:
-            con.execute("UPDATE snapshot SET tags = ?, doc = ? WHERE id = ?", [tags, json.dumps(doc), snap.full_id])
-    return tags
+        snaps = list({s.full_id: s for s in (store.resolve(n) for n in names)}.values())
+        for snap in snaps:
+            a, r = (add, remove) if wanted is None else (wanted, [t for t in snap.tags if t not in wanted])
+            inv.write_tag_event(store.backend, snap.full_id, a, r)
+            tags = inv.apply_tag_events(snap.tags, [{"add": a, "remove": r}])
+            doc = dict(snap.doc, tags=tags)
+            with store.catalog.write() as con:
+                con.execute("UPDATE snapshot SET tags = ?, doc = ? WHERE id = ?", [tags, json.dumps(doc), snap.full_id])
+            out[snap.full_id] = tags
+    return out
+
+
+def tag(store: Store, name: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> list[str]:
+    """Add/remove tags on one snapshot; returns its tags (see :func:`retag`)."""
+    return next(iter(retag(store, [name], add=add, remove=remove).values()))

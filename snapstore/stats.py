@@ -12,6 +12,7 @@ from collections import defaultdict
 
 import pyarrow as pa
 
+from snapstore import units
 from snapstore.canonical import loads
 from snapstore.prune import LIVE_VERSIONS, _att_ids, _Frames
 from snapstore.store import Store
@@ -105,25 +106,20 @@ def stats(store: Store) -> dict:
     }
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+_human = units.size
 
 
 def format_stats(st: dict, last: int = 20) -> str:
     d = st["disk"]
     lines = [
-        f"store {st['store']}: {st['snapshots']} snapshot(s)",
+        f"store {st['store']}: {units.count(st['snapshots'], 'snapshot')}",
         f"  stored   {_human(st['stored_bytes'])} (packs {_human(d['packs'])}, objects {_human(d['objects'])}, "
         f"commits {_human(d['snapshots'])}, indexes {_human(d[inv.INDEX_PREFIX])}); catalog {_human(st['catalog_bytes'])}",
         f"  logical  {_human(st['logical_bytes'])} across all snapshots; deduplication ratio "
         f"{st['dedup_ratio'] if st['dedup_ratio'] is not None else '-'}x",
     ]
     for base, rows in st["bases"].items():
-        lines.append(f"base {base} (last {min(last, len(rows))} of {len(rows)} snapshots):")
+        lines.append(f"base {base} (last {min(last, len(rows))} of {units.count(len(rows), 'snapshot')}):")
         lines.append(f"  {'snapshot':<9} {'time':<21} {'records':>9} {'delta':>7} {'logical':>11} {'added':>11}")
         for r in rows[-last:]:
             lines.append(f"  {r['id']:<9} {r['time'][:19]:<21} {r['records']:>9} {r['records_delta']:>+7} "

@@ -165,7 +165,7 @@ def test_churn_reports_exactly_the_edits(world):
     ch = {r.record_id: r for r in deals.changed}
     (f3,) = ch[rid(3)].fields
     assert (f3.name, f3.old, f3.new) == ("Name", "Deal 3", "Deal three, renamed")
-    assert ch[rid(3)].label == '"Deal three, renamed"'
+    assert ch[rid(3)].label == "Deal three, renamed"  # a plain string, not JSON-encoded
     (f4,) = ch[rid(4)].fields
     assert f4.name == "Notes" and f4.text_diff is not None
     assert "-line 5: the quick brown fox jumps over the lazy dog" in f4.text_diff
@@ -280,7 +280,7 @@ def test_filters_and_renderers(world):
         diff_snapshots(store, s[1], s[2], tables=["Nope"])
     d = diff_snapshots(store, s[1], s[2], fields=True)
     text = render_text(d, color=False)
-    assert text.index("3 of 4 table(s) differ") < text.index(rid(21))  # counts first, then records
+    assert text.index("3 of 4 tables differ") < text.index(rid(21))  # counts first, then records
     assert "Status → Stage" in text and "\x1b[" not in text
     assert "\x1b[" in render_text(d, color=True)
     md = render_markdown(d)

@@ -7,13 +7,14 @@ import json
 
 import click
 
+from snapstore.commands.base import command
 from snapstore.commands.common import open_store, store_option
 from snapstore.commands.find import fail, json_value, span_text
 from snapstore.errors import SnapstoreError
 from snapstore.find import stored_record
 
 
-@click.command("cat")
+@command("cat")
 @click.argument("snapshot")
 @click.argument("record_id", metavar="RECORD")
 @store_option

@@ -11,7 +11,7 @@ import click
 from snapstore.commands.base import command
 from snapstore.commands.common import open_store, store_option
 from snapstore.commands.find import fail
-from snapstore.diff import diff_snapshots
+from snapstore.diff import add_labels, diff_snapshots
 from snapstore.diff import history as record_history
 from snapstore.diff_render import FORMATS, render, render_history
 from snapstore.selection import SelectionError, default_pair, resolve_snapshot
@@ -55,6 +55,8 @@ def diff(a, b, store, bases, tables, fmt, fields, limit, exit_code):
         else:
             a, b = resolve_snapshot(s, a, bases or None), resolve_snapshot(s, b, bases or None)
         d = diff_snapshots(s, a, b, bases=bases or None, tables=tables or None, fields=fields)
+        if fmt != "json" and not fields:  # name the records listed (by their primary field)
+            add_labels(s, d, 100 if limit is None else limit)
         out = render(d, fmt, color=_color(), limit=limit)
     except SelectionError as e:
         raise fail(e) from e

@@ -3,12 +3,44 @@
 from __future__ import annotations
 
 import os
+import shlex
 
 import click
 
 from snapstore.commands.base import command
 
 _SHARE = click.FloatRange(0.0, 1.0)
+#: The client's own defaults (snapstore snapshot/check/restore), which match Airtable's limits.
+CLIENT_RATE_BASE, CLIENT_RATE_TOKEN, CLIENT_PENALTY = 5.0, 50.0, 30.0
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def client_flags(rate_base: float, rate_token: float, penalty: float, scale: float) -> list[str]:
+    """The client flags matching an emulator's limits on a clock ``scale`` times real time."""
+    return ["--rate-limit-base", _num(rate_base * scale), "--rate-limit-token", _num(rate_token * scale),
+            "--penalty", _num(penalty / scale)]
+
+
+def client_setup(url: str, token: str, *, rate_base: float, rate_token: float, penalty: float, scale: float,
+                 rate_limits: bool = True) -> list[str]:
+    """Lines to paste into the shell that runs snapstore against this emulator: the two variables
+    the snapshot command reads, and, when the emulator's limits are not Airtable's (a faster clock,
+    other limits), the client flags that match them. Without them, a client pacing itself at 5
+    requests/s against a clock k times faster is k times slower than it need be, and a 429 costs a
+    real 30 s instead of 30/k."""
+    lines = ["# in the shell that runs snapstore:", f"export AIRTABLE_API_URL={shlex.quote(url)}",
+             f"export AIRTABLE_TOKEN={shlex.quote(token)}"]
+    base, tok, pen = rate_base * scale, rate_token * scale, penalty / scale
+    if not rate_limits:
+        lines.append("# rate limits are off: any client pace works")
+    elif (base, tok, pen) != (CLIENT_RATE_BASE, CLIENT_RATE_TOKEN, CLIENT_PENALTY):
+        why = f"the emulator's clock runs {_num(scale)}x" if scale != 1.0 else "the emulator's limits are not Airtable's"
+        lines.append(f"# {why}: give snapshot, check and restore the matching limits:")
+        lines.append(f"#   snapstore snapshot {' '.join(client_flags(rate_base, rate_token, penalty, scale))}")
+    return lines
 
 
 @command("emulator")
@@ -50,7 +82,9 @@ def emulator(host: str, port: int, token: str | None, workspace_path: str | None
              time_scale: float, iterator_ttl: float, attachment_ttl: float, no_rate_limit: bool) -> None:
     """Run a local Airtable Web API emulator (for tests, demos and benchmarks).
 
-    Point pyairtable at it with Api(TOKEN, endpoint_url=URL). Admin endpoints (loopback only):
+    Prints `export AIRTABLE_API_URL=... AIRTABLE_TOKEN=...` lines to paste into the shell that runs
+    snapstore and, when its clock or limits differ from Airtable's (--time-scale), the client flags
+    that match. Point pyairtable at it with Api(TOKEN, endpoint_url=URL). Admin endpoints (loopback only):
     GET /__admin/counters, POST /__admin/churn, POST|GET|DELETE /__admin/faults,
     POST /__admin/expire-iterators, POST /__admin/clock/advance, POST /__admin/save."""
     from snapstore.emulator import Emulator, ScaledClock, SystemClock, Workspace, generate_workspace
@@ -76,8 +110,9 @@ def emulator(host: str, port: int, token: str | None, workspace_path: str | None
     except OSError as e:
         raise click.ClickException(f"cannot listen on {host}:{port}: {e}") from e
     click.echo(f"Airtable emulator listening on {emu.url}")
-    click.echo(f"token: {emu.token}")
     click.echo(f"workspace: {ws!r}")
+    click.echo("\n".join(client_setup(emu.url, emu.token, rate_base=rate_limit_base, rate_token=rate_limit_token,
+                                      penalty=penalty, scale=time_scale, rate_limits=not no_rate_limit)))
     click.echo("Press Ctrl-C to stop.")
     try:
         emu.serve_forever()

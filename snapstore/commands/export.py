@@ -8,6 +8,7 @@ import json
 import click
 
 from exporters.parallel import MAX_WORKERS
+from snapstore import units
 from snapstore.commands.base import command
 from snapstore.commands.common import interrupts, open_store, store_option
 from snapstore.errors import Incomplete, Interrupted, os_error
@@ -58,8 +59,9 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
             raise click.exceptions.Exit(incomplete.exit_code)
         return
     click.echo(f"exported snapshot {res.snapshot.id} to {res.path}")
-    click.echo(f"  {len(res.tables)} tables, {res.records} records, {res.attachments['copied']} attachments, "
-               f"{res.files} files, {res.bytes} bytes in {res.seconds:.1f}s")
+    click.echo(f"  {units.count(len(res.tables), 'table')}, {units.count(res.records, 'record')}, "
+               f"{units.count(res.attachments['copied'], 'attachment')}, {units.count(res.files, 'file')}, "
+               f"{units.size(res.bytes)} in {res.seconds:.1f}s")
     for e in res.errors:
         click.echo(f"  error: {e}", err=True)
     for w in res.warnings:

@@ -8,6 +8,7 @@ import json
 import click
 import orjson
 
+from snapstore.commands.base import command
 from snapstore.commands.common import open_store, store_option
 from snapstore.diff import short_value
 from snapstore.errors import SnapstoreError
@@ -50,7 +51,7 @@ def hit_lines(h: Hit) -> list[str]:
     return out
 
 
-@click.command("find")
+@command("find")
 @click.argument("text")
 @store_option
 @click.option("--field", default=None, metavar="FIELD", help="Only this field (id or name, as of any snapshot).")

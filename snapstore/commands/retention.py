@@ -6,8 +6,10 @@ import json
 
 import click
 
+from snapstore import units
 from snapstore.commands.base import command
 from snapstore.commands.common import open_store, store_option
+from snapstore.errors import UsageError
 from snapstore.store import LockError, StoreError
 
 #: A --keep-* count above this is a typo, not a policy (a million hourly snapshots is 114 years).
@@ -126,10 +128,10 @@ def forget(store, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly, ke
             else:
                 click.echo(f"  forget  {d.snap.id[:8]}  {t}")
     if dry_run:
-        click.echo(f"would forget {len(res.removed)} snapshot(s)")
+        click.echo(f"would forget {units.count(len(res.removed), 'snapshot')}")
     else:
         hint = "; run `snapstore prune` to free the space" if pres is None and res.removed else ""
-        click.echo(f"forgot {len(res.removed)} snapshot(s){hint}")
+        click.echo(f"forgot {units.count(len(res.removed), 'snapshot')}{hint}")
     if pres is not None:
         _echo_prune(pres)
 
@@ -137,12 +139,12 @@ def forget(store, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly, ke
 def _echo_prune(r) -> None:
     verb = "would" if r.dry_run else ""
     click.echo(
-        f"prune{' (dry run)' if r.dry_run else ''}: {r.snapshots} snapshot(s) kept; packs: {r.packs_total} "
+        f"prune{' (dry run)' if r.dry_run else ''}: {units.count(r.snapshots, 'snapshot')} kept; packs: {r.packs_total} "
         f"({len(r.packs_dead)} unused, {len(r.packs_repack)} to repack, {len(r.packs_orphan)} left over"
         + (f", {len(r.packs_new)} written" if not r.dry_run else "") + f"); blobs live {r.blobs_live}, dead "
         f"{r.blobs_dead}; objects dead {len(r.objects_dead)}; attachments dead {r.attachments_dead}")
-    click.echo(f"  store {r.bytes_before} -> {r.bytes_after} bytes ({verb + ' ' if verb else ''}free "
-               f"{r.bytes_freed}); unused space left {r.bytes_unused_after} bytes")
+    click.echo(f"  store {units.size(r.bytes_before)} -> {units.size(r.bytes_after)} ({verb + ' ' if verb else ''}free "
+               f"{units.size(r.bytes_freed)}); unused space left {units.size(r.bytes_unused_after)}")
 
 
 @command("prune")
@@ -216,21 +218,65 @@ def stats(store, last, as_json) -> None:
         click.echo(format_stats(st, last))
 
 
+def _names_snapshot(store, name: str) -> bool:
+    try:
+        store.resolve(name)
+    except StoreError:
+        return False
+    return True
+
+
+#: What a bare ``--remove`` (today's flag: "the TAGS given are to be removed") parses to.
+_BARE = "\0bare --remove"
+
+
 @command()
 @store_option
-@click.argument("snapshot")
-@click.argument("tags", nargs=-1, required=True)
-@click.option("--remove", is_flag=True, help="Remove the tags instead of adding them.")
-def tag(store, snapshot, tags, remove) -> None:
-    """Add TAGS to SNAPSHOT, or --remove them; a tag pins a snapshot under `forget --keep-tag TAG`."""
-    from snapstore.retention import tag as do_tag
+@click.argument("args", nargs=-1, required=True, metavar="SNAPSHOT [TAG...] | SNAPSHOT...")
+@click.option("--add", "add", multiple=True, metavar="TAG", help="Add TAG to each SNAPSHOT (repeatable).")
+@click.option("--remove", "remove", multiple=True, is_flag=False, flag_value=_BARE, metavar="TAG",
+              help="Remove TAG from each SNAPSHOT (repeatable). Bare, after `SNAPSHOT TAG...`: remove those TAGs.")
+@click.option("--set", "set_to", multiple=True, metavar="TAG",
+              help="Replace the tags of each SNAPSHOT with these (repeatable; a single --set '' clears them).")
+@click.option("--json", "as_json", is_flag=True, help="Print each snapshot's tags as JSON.")
+def tag(store, args, add, remove, set_to, as_json) -> None:
+    """Change snapshots' tags; a tag pins a snapshot under `forget --keep-tag TAG`.
 
+    \b
+    snapstore tag --add pinned --remove nightly SNAPSHOT [SNAPSHOT...]   (restic's shape)
+    snapstore tag --set monthly SNAPSHOT...                              replace the tags
+    snapstore tag SNAPSHOT TAG...  [--remove]                            add (or remove) TAGs
+
+    Tags cannot be blank or hold a comma (`forget --keep-tag a,b` means a and b)."""
+    from snapstore.retention import retag
+
+    bare = _BARE in remove
+    remove = [t for t in remove if t != _BARE]
+    if add or remove or set_to:
+        if bare:
+            raise click.UsageError("a bare --remove goes with `tag SNAPSHOT TAG...`, not with --add/--remove TAG/--set")
+        names, kw = list(args), {"add": add, "remove": remove,
+                                 "set_to": ([] if set_to == ("",) else list(set_to)) if set_to else None}
+    else:  # today's form: SNAPSHOT TAG... [--remove]
+        if len(args) < 2:
+            raise click.UsageError("give TAGs after SNAPSHOT, or --add/--remove/--set TAG before the snapshots")
+        names, tags = [args[0]], list(args[1:])
+        kw = {"add": () if bare else tags, "remove": tags if bare else ()}
     s = open_store(store)
+    if len(remove) == 1 and not add and not set_to and _names_snapshot(s, remove[0]) \
+            and not any(_names_snapshot(s, a) for a in args):
+        names, kw = [remove[0]], {"remove": list(args)}  # today's `tag --remove SNAPSHOT TAG...`
     try:
-        now = do_tag(s, snapshot, add=() if remove else tags, remove=tags if remove else ())
+        now = retag(s, names, **kw)
+    except UsageError as e:
+        raise click.UsageError(str(e)) from e
     except (StoreError, LockError) as e:
         raise click.ClickException(str(e)) from e
-    click.echo(f"{s.resolve(snapshot).id}: tags {', '.join(now) or '(none)'}")
+    if as_json:
+        click.echo(json.dumps([{"id": fid, "short_id": fid[:8], "tags": tags} for fid, tags in now.items()], indent=2))
+        return
+    for fid, tags in now.items():
+        click.echo(f"{fid[:8]}: tags {', '.join(tags) or '(none)'}")
 
 
 commands = [forget, prune_cmd, verify, stats, tag]

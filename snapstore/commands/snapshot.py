@@ -34,11 +34,13 @@ from pathlib import Path
 
 import click
 
+from snapstore import units
 from snapstore.commands.base import command
 from snapstore.commands.common import interrupts, store_option
 from snapstore.commands.find import fail
 from snapstore.errors import Interrupted, NoStore, SnapstoreError, UsageError
 from snapstore.feed.text import feed_lines, parse_duration
+from snapstore.retention import check_tags
 from snapstore.selection import find_id, holding
 from snapstore.snapshot import (
     EXIT_ERROR,
@@ -234,12 +236,7 @@ def _fmt_int(n: int | None) -> str:
     return "?" if n is None else f"{n:,}"
 
 
-def _fmt_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+_fmt_bytes = units.size
 
 
 class Progress:
@@ -398,7 +395,8 @@ def _selection(base, table, exclude_base, exclude_table) -> Selection:
 @click.option("--dry-run", is_flag=True, help="Show what would be read and an estimate; read no records.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result on stdout.")
 @click.option("--note", default=None, help="A note stored with the snapshot.")
-@click.option("--tag", "tags", multiple=True, help="A tag stored with the snapshot (repeatable).")
+@click.option("--tag", "tags", multiple=True, callback=lambda _c, _p, v: _checked_tags(v),
+              help="A tag stored with the snapshot (repeatable; no commas).")
 @click.option("--workers", type=click.IntRange(min=1, max=100), default=None,
               help="Bases read in parallel (default: 2 x token rate / base rate = 20).")
 @click.option("--progress/--no-progress", default=None,
@@ -529,6 +527,13 @@ def _dry_run_output(plan, source, kw, workers, previous, as_json) -> None:
                    f"at {kw['rate_limit_base']:g}/s per base")
 
 
+def _checked_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return tuple(check_tags(tags))
+    except UsageError as e:
+        raise click.BadParameter(str(e), param_hint="--tag") from None
+
+
 @command()
 @_source_options
 @click.option("--base", "-b", multiple=True, help="Only check these bases (ids or names).")
@@ -640,8 +645,8 @@ def log_cmd(store, as_json, limit, bases) -> None:
             extra += f"  [{', '.join(s.tags)}]"
         if s.note:
             extra += f"  {s.note}"
-        click.echo(f"{s.id}  {s.time:%Y-%m-%d %H:%M:%S}Z  {s.status:8}  {c['bases']} bases "
-                   f"{c['tables']} tables  {c['records']:,} records  +{c['new']:,} ~{c['changed']:,} "
+        click.echo(f"{s.id}  {s.time:%Y-%m-%d %H:%M:%S}Z  {s.status:8}  {units.count(c['bases'], 'base')} "
+                   f"{units.count(c['tables'], 'table')}  {units.count(c['records'], 'record')}  +{c['new']:,} ~{c['changed']:,} "
                    f"-{c['deleted']:,}  {_fmt_bytes(s.bytes_added)}{extra}")
 
 
@@ -676,7 +681,7 @@ def show(store, name, as_json) -> None:
     for b in info.bases:
         click.echo(f"  {b.name} ({b.base_id})")
         for t in b.tables:
-            click.echo(f"    {t.name} ({t.table_id}): {t.records:,} records, +{t.new} ~{t.changed} -{t.deleted}")
+            click.echo(f"    {t.name} ({t.table_id}): {units.count(t.records, 'record')}, +{t.new} ~{t.changed} -{t.deleted}")
     for line in feed_lines(list((st_.get("feed") or {}).values())):
         click.echo(f"  {line}")
     for m in info.missing:
