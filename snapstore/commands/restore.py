@@ -56,6 +56,9 @@ def _human(rep: dict) -> str:
             kept = " — last values kept as text" if f.get("kept_as") else ""
             where = f"{f['table']}." if f.get("table") else ""
             lines.append(f"  {where}{f['field']} ({f.get('type', '')}): {f.get('reason')}{kept}")
+    if rep.get("comments", {}).get("restored"):
+        verb = "would re-create" if rep["dry_run"] else "re-created"
+        lines.append(f"Comments: {verb} {rep['comments']['restored']} (author and time at the start of the text)")
     att = rep["attachments"]
     if att["uploaded"] or att["not_uploaded"]:
         lines.append(f"Attachments: {att['uploaded']} uploaded, {len(att['not_uploaded'])} not")
@@ -81,6 +84,7 @@ def _human(rep: dict) -> str:
 @click.option("--table", "-t", "tables", multiple=True, help="Only this table (id or name; repeatable).")
 @click.option("--keep-computed-values", is_flag=True,
               help="Keep the last values of computed fields (formula, rollup, ...) in text fields.")
+@click.option("--no-comments", is_flag=True, help="Do not re-create the records' comments.")
 @click.option("--revert", is_flag=True, help="Put an existing table back as it was in the snapshot.")
 @click.option("--record", "-r", "records", multiple=True, help="With --revert: only these records.")
 @click.option("--delete-added", is_flag=True, help="With --revert: delete records added since the snapshot.")
@@ -90,8 +94,9 @@ def _human(rep: dict) -> str:
 @click.option("--dry-run", is_flag=True, help="Show the plan; send no write request.")
 @click.option("--yes", "-y", is_flag=True, help="With --revert: do not ask before writing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def restore(source, store, to_base, base, tables, keep_computed_values, revert, records, delete_added, new,
-            no_verify, dry_run, yes, as_json, **kw):
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
+def restore(source, store, to_base, base, tables, keep_computed_values, no_comments, revert, records, delete_added, new,
+            no_verify, dry_run, yes, as_json, quiet, **kw):
     """Restore SOURCE (a snapshot name, or an exported airtable_backup_* folder) into Airtable.
 
     \b
@@ -140,7 +145,8 @@ def restore(source, store, to_base, base, tables, keep_computed_values, revert, 
                              delete_added=delete_added, dry_run=dry_run, confirm=confirm)
         else:
             rep = run_restore(src, to_base=to_base, client=client, base_id=base, tables=tables,
-                              keep_computed=keep_computed_values, dry_run=dry_run, new=new)
+                              keep_computed=keep_computed_values, dry_run=dry_run, new=new,
+                              comments=not no_comments, log=None if quiet else (lambda m: click.echo(m, err=True)))
         if client is not None:
             rep.requests = client.stats.snapshot()
     except _ERRORS as e:

@@ -89,6 +89,7 @@ class _Layout:
     att_meta: dict[str, dict] = field(default_factory=dict)
     snapshot: dict = field(default_factory=dict)
     columns: dict[str, dict[str, str]] = field(default_factory=dict)  # table id -> column -> field id
+    comment_files: dict[tuple[str, str], Path] = field(default_factory=dict)  # (base, table) -> comments file
 
 
 def _load_json(path: Path) -> Any:
@@ -140,7 +141,47 @@ def _read_snapstore_layout(root: Path, doc: dict) -> _Layout:
             if p.is_file():
                 lay.data_files[(bid, t["table_id"])] = p
                 lay.columns[t["table_id"]] = {col: fid for fid, col in (t.get("columns") or {}).items()}
+            c = _comments_file(root, b["folder"], t["file_stem"])
+            if c is not None:
+                lay.comment_files[(bid, t["table_id"])] = c
     return lay
+
+
+#: Comments files an export writes per table, in the order they are looked for (all hold the same).
+COMMENT_FILES = (("json", ".comments.json"), ("ndjson", ".comments.ndjson"), ("yaml", ".comments.yaml"))
+
+
+def _comments_file(root: Path, folder: str, stem: str) -> Path | None:
+    for fmt, suffix in COMMENT_FILES:
+        p = _inside(root, f"data/{fmt}/{folder}/{stem}{suffix}")
+        if p.is_file():
+            return p
+    return None
+
+
+def read_comments(path: Path) -> dict[str, list[dict]]:
+    """A table's comments file (``[{"record_id", "comments": [...]}, ...]``; NDJSON: one such object a
+    line; YAML: the same list) as record id -> comments, in the file's (the record's) order."""
+    try:
+        if path.name.endswith(".ndjson"):
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        elif path.name.endswith(".yaml"):
+            import yaml
+
+            rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        else:
+            rows = json.loads(path.read_bytes())
+    except (ValueError, ImportError) as e:
+        raise RestoreError(f"{path}: unreadable comments file ({e})") from e
+    if isinstance(rows, dict):
+        rows = rows.get("records") or rows.get("comments") or []
+    out: dict[str, list[dict]] = {}
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, dict) and isinstance(row.get("record_id"), str) and isinstance(row.get("comments"), list):
+            cs = [c for c in row["comments"] if isinstance(c, dict) and c.get("text") is not None]
+            if cs:
+                out[row["record_id"]] = cs
+    return out
 
 
 def _inside(root: Path, rel: str) -> Path:
@@ -183,6 +224,8 @@ def _read_generic_layout(root: Path) -> _Layout:
     if not lay.schemas:
         raise RestoreError(f"{root.name}: no base schema under metadata/; cannot map field names to fields")
     for p in sorted(data.rglob("*.json")):
+        if p.name.endswith(".comments.json"):
+            continue
         doc = _load_json(p)
         tid = bid = None
         if isinstance(doc, dict):
@@ -199,6 +242,9 @@ def _read_generic_layout(root: Path) -> _Layout:
         if tid is None or tid not in table_index:
             continue
         lay.data_files[(bid or table_index[tid], tid)] = p
+        c = p.with_name(p.stem + ".comments.json")
+        if c.is_file():
+            lay.comment_files[(bid or table_index[tid], tid)] = c
     return lay
 
 

@@ -28,6 +28,9 @@ def import_folder(folder: str | Path, store, *, note: str | None = None, verify:
                 for r in src.records(base_id, t["id"]):
                     tw.add(r)
                 tw.finish()
+                comments = src.comments(base_id, t["id"])
+                if comments:
+                    snap.add_comments(base_id, t["id"], comments)
         for att_id in sorted(src.layout.att_files):
             if att_id in seen_att or snap.known_attachment(att_id):
                 continue

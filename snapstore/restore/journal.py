@@ -25,6 +25,7 @@ class Journal:
     CREATE TABLE IF NOT EXISTS atts(src_table TEXT, old_rec TEXT, field TEXT, idx INTEGER, old_att TEXT,
                                     new_att TEXT, PRIMARY KEY(src_table, old_rec, field, idx));
     CREATE TABLE IF NOT EXISTS notes(kind TEXT, src_table TEXT, payload TEXT);
+    CREATE TABLE IF NOT EXISTS cmap(src_table TEXT, old_id TEXT, new_id TEXT, PRIMARY KEY(src_table, old_id));
     """
 
     def __init__(self, path: Path) -> None:
@@ -68,6 +69,15 @@ class Journal:
         if src_table is None:
             return dict(self.con.execute("SELECT old_id, new_id FROM rmap"))
         return dict(self.con.execute("SELECT old_id, new_id FROM rmap WHERE src_table = ?", [src_table]))
+
+    def comment_map(self, src_table: str) -> dict[str, str]:
+        return dict(self.con.execute("SELECT old_id, new_id FROM cmap WHERE src_table = ?", [src_table]))
+
+    def map_comment(self, src_table: str, old_id: str, new_id: str) -> None:
+        """A comment posted: journaled, and the intent row cleared, in one transaction."""
+        with self.tx() as c:
+            c.execute("INSERT OR REPLACE INTO cmap VALUES (?, ?, ?)", [src_table, old_id, new_id])
+            self.clear_pending(c, src_table, "comment")
 
     def done_keys(self, src_table: str, step: str) -> set[str]:
         return {k for (k,) in self.con.execute("SELECT key FROM done WHERE src_table = ? AND step = ?",

@@ -65,11 +65,12 @@ class Plan:
     target_base: str
     tables: list[TablePlan]
     keep_computed: bool
+    comments: bool = True
 
     def to_dict(self) -> dict:
         return {
             "source": self.source, "base_id": self.base_id, "target_base": self.target_base,
-            "keep_computed_values": self.keep_computed,
+            "keep_computed_values": self.keep_computed, "comments": self.comments,
             "tables": [{"id": t.src_id, "name": t.name, "new_name": t.new_name, "records": t.records,
                         "fields": [f.to_dict() for f in t.fields]} for t in self.tables],
         }
@@ -113,7 +114,7 @@ def _suffixed(name: str, taken: set[str]) -> str:
 
 def make_plan(source, base_id: str | None, target_base: str, *, tables: Iterable[str] = (),
               target_table_names: Iterable[str] = (), keep_computed: bool = False,
-              count_records: bool = True) -> Plan:
+              count_records: bool = True, comments: bool = True) -> Plan:
     bases = source.bases()
     if base_id is None:
         if len(bases) != 1:
@@ -192,14 +193,14 @@ def make_plan(source, base_id: str | None, target_base: str, *, tables: Iterable
     # a link whose inverse was planned first (self-links with an inverse in the same table, or the
     # inverse seen earlier) stays as planned; an "inverse" must point at a created link
     del fields_by_id
-    return Plan(source.identity, base_id, target_base, plans, keep_computed)
+    return Plan(source.identity, base_id, target_base, plans, keep_computed, comments)
 
 
 
 
 def _plan_to_state(plan: Plan) -> dict:
     return {"source": plan.source, "base_id": plan.base_id, "target_base": plan.target_base,
-            "keep_computed": plan.keep_computed,
+            "keep_computed": plan.keep_computed, "comments": plan.comments,
             "tables": [{"src_id": t.src_id, "name": t.name, "new_name": t.new_name, "primary": t.primary,
                         "records": t.records, "fields": [f.__dict__ for f in t.fields]} for t in plan.tables]}
 
@@ -207,4 +208,4 @@ def _plan_to_state(plan: Plan) -> dict:
 def _plan_from_dict(d: dict) -> Plan:
     tables = [TablePlan(t["src_id"], t["name"], t["new_name"], t["primary"], [FieldPlan(**f) for f in t["fields"]],
                         t["records"]) for t in d["tables"]]
-    return Plan(d["source"], d["base_id"], d["target_base"], tables, d["keep_computed"])
+    return Plan(d["source"], d["base_id"], d["target_base"], tables, d["keep_computed"], d.get("comments", True))

@@ -15,6 +15,7 @@ class TableReport:
     deleted: int = 0
     skipped: int = 0
     resumed: int = 0
+    comments: int = 0
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -32,6 +33,7 @@ class Report:
     tables: dict[str, TableReport] = field(default_factory=dict)
     not_restorable: list[dict] = field(default_factory=list)
     attachments_uploaded: int = 0
+    comments_restored: int = 0
     attachments_not_uploaded: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     plan: dict | None = None
@@ -44,5 +46,6 @@ class Report:
             "tables": {k: v.to_dict() for k, v in self.tables.items()},
             "not_restorable": self.not_restorable,
             "attachments": {"uploaded": self.attachments_uploaded, "not_uploaded": self.attachments_not_uploaded},
+            "comments": {"restored": self.comments_restored},
             "warnings": self.warnings, "plan": self.plan, "requests": self.requests,
         }

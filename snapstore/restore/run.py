@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from snapstore.restore.comments import restore_comments
 from snapstore.restore.errors import Interrupted, RestoreError
 from snapstore.restore.journal import Journal, _atomic_write, journal_id
 from snapstore.restore.plan import (
@@ -202,6 +203,7 @@ class Restore:
                 batch = []
         if batch:
             self._create_batch(tp, tid, fmap, batch)
+        self.log(f"{tp.name}: {rep.created} records created" + (f" ({rep.resumed} before)" if rep.resumed else ""))
 
     def _recover_batch(self, tp: TablePlan, tid: str, mapped: dict[str, str], pend: list[str]) -> None:
         """A create batch was sent but not journaled: delete whatever of it reached the table."""
@@ -402,11 +404,25 @@ class Restore:
             self.write_links(tp)
         for tp in self.plan.tables:
             self.upload_attachments(tp)
+        if self.plan.comments:
+            for tp in self.plan.tables:
+                self.post_comments(tp)
         self.report.status = "complete"
         self.finish()
         self.j.set("status", "complete")
         self.j.set("finished", datetime.now(UTC).isoformat(timespec="seconds"))
         return self.report
+
+    def post_comments(self, tp: TablePlan) -> None:
+        comments = self.source.comments(self.plan.base_id, tp.src_id)
+        if not comments:
+            return
+        n = restore_comments(journal=self.j, writer=self.t, comments=comments, src_table=tp.src_id,
+                             new_table=self.j.table_map()[tp.src_id][0], record_map=self.j.record_map(tp.src_id),
+                             tick=lambda: self._tick("comments"))
+        self.report.tables[tp.src_id].comments += n
+        self.report.comments_restored += n
+        self.log(f"{tp.name}: {n} comments")
 
     def finish(self) -> None:
         tmap = self.j.table_map()
@@ -425,7 +441,7 @@ class Restore:
 
 
 def restore(source, *, to_base: str, client=None, base_id: str | None = None, tables: Iterable[str] = (),
-            keep_computed: bool = False, dry_run: bool = False, new: bool = False,
+            keep_computed: bool = False, dry_run: bool = False, new: bool = False, comments: bool = True,
             fail_after: tuple[str, int] | None = None, log: Callable[[str], None] | None = None) -> Report:
     """Restore ``source`` (a :class:`SnapshotSource`/:class:`FolderSource`) into new tables of base
     ``to_base`` through ``client`` (an :class:`~snapstore.source.AirtableSource`). Resumes an interrupted
@@ -449,12 +465,16 @@ def restore(source, *, to_base: str, client=None, base_id: str | None = None, ta
         if target is not None:
             names = [t["name"] for t in target.schema()["tables"]]
         plan = make_plan(source, base_id, to_base, tables=tables, target_table_names=names,
-                         keep_computed=keep_computed)
+                         keep_computed=keep_computed, comments=comments)
         rep = Report("restore", source.label, to_base, dry_run=True)
         rep.plan = plan.to_dict()
         rep.not_restorable = plan.not_restorable
         for tp in plan.tables:
             rep.tables[tp.src_id] = TableReport(tp.name, new_name=tp.new_name, created=tp.records)
+            if comments:
+                n = sum(len(v) for v in source.comments(plan.base_id, tp.src_id).values())
+                rep.tables[tp.src_id].comments = n
+                rep.comments_restored += n
         if jpath.exists():
             j = Journal(jpath)
             rep.status = "would resume" if j.get("status") != "complete" else "already restored"
@@ -474,7 +494,7 @@ def restore(source, *, to_base: str, client=None, base_id: str | None = None, ta
     else:
         names = [t["name"] for t in target.schema()["tables"]]
         plan = make_plan(source, base_id, to_base, tables=tables, target_table_names=names,
-                         keep_computed=keep_computed)
+                         keep_computed=keep_computed, comments=comments)
         j = Journal(jpath)
         j.set("source", source.identity)
         j.set("target_base", to_base)

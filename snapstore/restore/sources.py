@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from snapstore.restore.errors import RestoreError
-from snapstore.restore.folder import _load_json_records, _read_layout, _record_from_export, verify_folder
+from snapstore.restore.folder import (
+    _load_json_records,
+    _read_layout,
+    _record_from_export,
+    read_comments,
+    verify_folder,
+)
 
 
 class SnapshotSource:
@@ -34,6 +40,10 @@ class SnapshotSource:
 
     def records(self, base_id: str, table_id: str) -> Iterator[dict]:
         return self.store.records(self.snap, base_id, table_id)
+
+    def comments(self, base_id: str, table_id: str) -> dict[str, list[dict]]:
+        """Record id -> its comments as the API listed them (newest first); {} if none were stored."""
+        return self.store.comments(self.snap, base_id, table_id)
 
     def _atts(self):
         # one catalog query for every attachment (a DuckDB connection per lookup costs ~20 ms)
@@ -93,6 +103,10 @@ class FolderSource:
             cache.clear()
             cache[(base_id, table_id)] = [_record_from_export(r, table, self) for r in _load_json_records(path)]
         return iter(cache[(base_id, table_id)])
+
+    def comments(self, base_id: str, table_id: str) -> dict[str, list[dict]]:
+        path = self.layout.comment_files.get((base_id, table_id))
+        return read_comments(path) if path is not None else {}
 
     def _note_att(self, att: dict, path: str | None) -> None:
         if path and att.get("id"):

@@ -99,6 +99,25 @@ class AirtableWriter:
         self._call(f"delete records in {table_id}", self.api.delete, self._url(self.base_id, table_id),
                    params={"records[]": ids})
 
+    def create_comment(self, table_id: str, rec_id: str, text: str, parent_id: str | None = None) -> dict:
+        body: dict[str, Any] = {"text": text}
+        if parent_id:
+            body["parentCommentId"] = parent_id
+        self.writes += 1
+        return self._call(f"comment on {rec_id}", self.api.post,
+                          self._url(self.base_id, table_id, rec_id, "comments"), json=body)
+
+    def list_comments(self, table_id: str, rec_id: str) -> list[dict]:
+        out: list[dict] = []
+        params: dict[str, Any] = {}
+        while True:
+            page = self._call(f"comments of {rec_id}", self.api.get,
+                              self._url(self.base_id, table_id, rec_id, "comments"), params=params)
+            out.extend(page.get("comments") or [])
+            if not page.get("offset"):
+                return out
+            params["offset"] = page["offset"]
+
     def upload(self, table_id: str, rec_id: str, field_id: str, filename: str, content: bytes,
                mime: str | None) -> dict:
         """``uploadAttachment`` (pyairtable's URL, on content.airtable.com); the raw JSON answer, not
