@@ -49,13 +49,18 @@ def _human(rep: dict) -> str:
         lines.append(f"  {t['name']} -> {target}{' (' + t['new_table'] + ')' if t.get('new_table') else ''}: "
                      f"{verb} {t['created']}, updated {t['updated']}, deleted {t['deleted']}, skipped {t['skipped']}"
                      + (f", already done {t['resumed']}" if t.get("resumed") else ""))
+    renamed = (rep.get("plan") or {}).get("renamed") or []
+    if renamed:
+        lines.append(f"Renamed ({len(renamed)} fields whose names clash ignoring case):")
+        lines += [f"  {r['table']}.{r['field']} -> {r['new_name']!r}" for r in renamed]
     nr = rep["not_restorable"]
     if nr:
         lines.append(f"Not restorable ({len(nr)} fields):")
         for f in nr:
             kept = " — last values kept as text" if f.get("kept_as") else ""
             where = f"{f['table']}." if f.get("table") else ""
-            lines.append(f"  {where}{f['field']} ({f.get('type', '')}): {f.get('reason')}{kept}")
+            opt = f" option {f['option']}" if f.get("option") else ""
+            lines.append(f"  {where}{f['field']} ({f.get('type', '')}){opt}: {f.get('reason')}{kept}")
     if rep.get("comments", {}).get("restored"):
         verb = "would re-create" if rep["dry_run"] else "re-created"
         lines.append(f"Comments: {verb} {rep['comments']['restored']} (author and time at the start of the text)")

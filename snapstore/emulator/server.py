@@ -204,7 +204,7 @@ class Emulator:
     def content_url(self, att_id: str, variant: str, filename: str) -> str:
         exp = int((self.clock.now() + self.attachment_ttl) * 1000)
         payload = f"{att_id}.{variant}.{exp}.{next(self._nonce)}"
-        return f"{self.url}/__content/{payload}.{self._sig(payload)}/{urllib.parse.quote(filename)}"
+        return f"{self.url}/__content/{payload}.{self._sig(payload)}/{urllib.parse.quote(filename, safe='')}"
 
     def _parse_content_token(self, token: str) -> tuple[str, str, int] | None:
         parts = token.split(".")

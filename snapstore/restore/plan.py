@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 
 from snapstore.fieldtypes import COMPUTED_TYPES, CREATABLE_TYPES
 from snapstore.fieldtypes import CREATABLE_PRIMARY_TYPES as PRIMARY_TYPES
+from snapstore.restore.checks import check_table, resolve_field_names
 from snapstore.restore.errors import RestoreError
 
 #: Which option keys each type accepts when a field is created (the read format carries more).
@@ -15,6 +17,13 @@ WRITE_OPTIONS: dict[str, tuple[str, ...]] = {
     "duration": ("durationFormat",), "rating": ("icon", "color", "max"), "checkbox": ("icon", "color"),
     "singleSelect": ("choices",), "multipleSelects": ("choices",), "date": ("dateFormat",),
     "dateTime": ("dateFormat", "timeFormat", "timeZone"), "multipleRecordLinks": ("linkedTableId",),
+}
+#: Link options the create route cannot take (reference §2.3: write accepts linkedTableId and
+#: viewIdForRecordSelection only), and why each is reported instead.
+LOST_OPTIONS = {
+    "viewIdForRecordSelection": "views are not restored (the API cannot create them), so the record "
+                                "picker's view restriction cannot point anywhere",
+    "prefersSingleRecordLink": "the create route refused it: the field allows several linked records",
 }
 WHY_COMPUTED = "computed field: the API can neither create this field type nor write its values"
 UPLOAD_LIMIT = 5 * 1024 * 1024
@@ -35,6 +44,9 @@ class FieldPlan:
     description: str | None = None
     link_table: str | None = None  # source table id a link points at
     inverse_of: str | None = None  # for action "inverse": the source field id created on the other side
+    renamed_from: str | None = None  # the source's name, when a case-insensitive clash renamed it
+    link_options: dict | None = None  # link options sent on create besides linkedTableId
+    not_restored: list | None = None  # option names the API cannot take (reported by name)
 
     def to_dict(self) -> dict:
         d = {"id": self.src_id, "name": self.name, "type": self.type, "action": self.action}
@@ -42,6 +54,8 @@ class FieldPlan:
             d["reason"] = self.reason
         if self.definition is not None:
             d["definition"] = self.definition
+        if self.renamed_from:
+            d["renamed_from"] = self.renamed_from
         return d
 
 
@@ -53,6 +67,8 @@ class TablePlan:
     primary: str
     fields: list[FieldPlan]
     records: int = 0
+    description: str | None = None
+    renames: list = dc_field(default_factory=list)
 
     def field(self, fid: str) -> FieldPlan | None:
         return next((f for f in self.fields if f.src_id == fid), None)
@@ -73,7 +89,13 @@ class Plan:
             "keep_computed_values": self.keep_computed, "comments": self.comments,
             "tables": [{"id": t.src_id, "name": t.name, "new_name": t.new_name, "records": t.records,
                         "fields": [f.to_dict() for f in t.fields]} for t in self.tables],
+            "renamed": self.renamed,
         }
+
+    @property
+    def renamed(self) -> list[dict]:
+        """Fields created under another name (case-insensitive clashes), by table."""
+        return [r for t in self.tables for r in t.renames]
 
     @property
     def not_restorable(self) -> list[dict]:
@@ -86,6 +108,9 @@ class Plan:
                     if f.action == "keep_text":
                         d["kept_as"] = "last values in a text field"
                     out.append(d)
+                for opt in f.not_restored or []:
+                    out.append({"table": t.name, "field": f.name, "id": f.src_id, "type": f.type, "option": opt,
+                                "reason": LOST_OPTIONS.get(opt, "the create route does not accept this option")})
         return out
 
 
@@ -176,6 +201,10 @@ def make_plan(source, base_id: str | None, target_base: str, *, tables: Iterable
                 else:
                     fp.action = "link"
                     created_links.add(f["id"])
+                    if opts.get("prefersSingleRecordLink"):
+                        fp.link_options = {"prefersSingleRecordLink": True}
+                    if opts.get("viewIdForRecordSelection"):
+                        fp.not_restored = ["viewIdForRecordSelection"]
             elif typ in CREATABLE_TYPES:
                 fp.options = _write_options(f)
             else:
@@ -184,12 +213,15 @@ def make_plan(source, base_id: str | None, target_base: str, *, tables: Iterable
             fps.append(fp)
         # the primary field first
         fps.sort(key=lambda x: 0 if x.action in ("primary", "primary_text") else 1)
+        renames = resolve_field_names(t["name"], fps)
+        check_table(t, fps)
         n = 0
         if count_records:
             info = getattr(source, "snap", None)
             ti = info.table(base_id, t["id"]) if info is not None else None
             n = ti.records if ti is not None else sum(1 for _ in source.records(base_id, t["id"]))
-        plans.append(TablePlan(t["id"], t["name"], new_name, t["primaryFieldId"], fps, n))
+        plans.append(TablePlan(t["id"], t["name"], new_name, t["primaryFieldId"], fps, n, t.get("description"),
+                               renames))
     # a link whose inverse was planned first (self-links with an inverse in the same table, or the
     # inverse seen earlier) stays as planned; an "inverse" must point at a created link
     del fields_by_id
@@ -202,10 +234,11 @@ def _plan_to_state(plan: Plan) -> dict:
     return {"source": plan.source, "base_id": plan.base_id, "target_base": plan.target_base,
             "keep_computed": plan.keep_computed, "comments": plan.comments,
             "tables": [{"src_id": t.src_id, "name": t.name, "new_name": t.new_name, "primary": t.primary,
-                        "records": t.records, "fields": [f.__dict__ for f in t.fields]} for t in plan.tables]}
+                        "records": t.records, "description": t.description, "renames": t.renames,
+                        "fields": [f.__dict__ for f in t.fields]} for t in plan.tables]}
 
 
 def _plan_from_dict(d: dict) -> Plan:
     tables = [TablePlan(t["src_id"], t["name"], t["new_name"], t["primary"], [FieldPlan(**f) for f in t["fields"]],
-                        t["records"]) for t in d["tables"]]
+                        t["records"], t.get("description"), t.get("renames") or []) for t in d["tables"]]
     return Plan(d["source"], d["base_id"], d["target_base"], tables, d["keep_computed"], d.get("comments", True))

@@ -15,6 +15,7 @@ from snapstore.restore.errors import Interrupted, RestoreError
 from snapstore.restore.journal import Journal, _atomic_write, journal_id
 from snapstore.restore.plan import (
     BATCH,
+    LOST_OPTIONS,
     UPLOAD_LIMIT,
     FieldPlan,
     Plan,
@@ -95,7 +96,7 @@ class Restore:
                     elif fp.action in ("primary_text", "keep_text"):
                         defs.append(self._field_def(fp, as_text=True))
                 self.j.set_pending(tp.src_id, "table", {"name": tp.new_name})
-                made = self.t.create_table(tp.new_name, defs)
+                made = self.t.create_table(tp.new_name, defs, tp.description)
             by_name = {f["name"]: f["id"] for f in made["fields"]}
             with self.j.tx() as c:
                 c.execute("INSERT INTO tmap VALUES (?, ?, ?)", [tp.src_id, made["id"], tp.new_name])
@@ -119,15 +120,34 @@ class Restore:
                 if fp.name in live_fields and self.j.pending(tp.src_id, "field:" + fp.src_id) is not None:
                     made = live_fields[fp.name]
                 else:
-                    d = {"name": fp.name, "type": "multipleRecordLinks", "options": {"linkedTableId": other_new}}
-                    if fp.description:
-                        d["description"] = fp.description
                     self.j.set_pending(tp.src_id, "field:" + fp.src_id, {"name": fp.name})
-                    made = self.t.create_field(new_tid, d)
+                    made = self._create_link(tp, fp, new_tid, other_new)
                 with self.j.tx() as c:
                     c.execute("INSERT OR REPLACE INTO fmap VALUES (?, ?, ?)", [tp.src_id, fp.src_id, made["id"]])
                     self.j.clear_pending(c, tp.src_id, "field:" + fp.src_id)
                 self._map_inverse(tp, fp, made, other_new)
+
+    def _create_link(self, tp: TablePlan, fp: FieldPlan, new_tid: str, other_new: str) -> dict:
+        """The link field, with its options the create route takes; an option it refuses (422) or
+        drops is reported by name and the field created without it."""
+        d: dict[str, Any] = {"name": fp.name, "type": "multipleRecordLinks",
+                             "options": {"linkedTableId": other_new, **(fp.link_options or {})}}
+        if fp.description:
+            d["description"] = fp.description
+        try:
+            made = self.t.create_field(new_tid, d)
+        except WriteFailed as e:
+            if e.status != 422 or not fp.link_options:
+                raise
+            d["options"] = {"linkedTableId": other_new}
+            made = self.t.create_field(new_tid, d)
+        got = made.get("options") or {}
+        for opt, want in (fp.link_options or {}).items():
+            if got.get(opt) != want:
+                self.report.not_restorable.append(
+                    {"table": tp.name, "field": fp.name, "id": fp.src_id, "type": fp.type, "option": opt,
+                     "reason": LOST_OPTIONS.get(opt, "the create route does not accept this option")})
+        return made
 
     def _live_fields(self, table_id: str) -> dict[str, dict]:
         for t in self.t.schema()["tables"]:
@@ -159,9 +179,9 @@ class Restore:
             return
         with contextlib.suppress(RestoreError, SourceError):
             live = self._live_fields(other_new)
-            cur = next((n for n, f in live.items() if f["id"] == inv_new), None)
-            if cur != inv_plan.name:
-                self.t.rename_field(other_new, inv_new, inv_plan.name)
+            cur = next((f for f in live.values() if f["id"] == inv_new), {})
+            if cur.get("name") != inv_plan.name or (inv_plan.description or None) != cur.get("description"):
+                self.t.rename_field(other_new, inv_new, inv_plan.name, inv_plan.description)
         with self.j.tx() as c:
             c.execute("INSERT OR REPLACE INTO fmap VALUES (?, ?, ?)", [inv_tp.src_id, inv_plan.src_id, inv_new])
 

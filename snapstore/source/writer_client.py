@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import mimetypes
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -55,11 +54,15 @@ class AirtableWriter:
         return self._call(f"create field {fdef['name']!r}", self.api.post,
                           self._url("meta/bases", self.base_id, "tables", table_id, "fields"), json=fdef)
 
-    def rename_field(self, table_id: str, field_id: str, name: str) -> dict:
+    def rename_field(self, table_id: str, field_id: str, name: str, description: str | None = None) -> dict:
+        """PATCH a field's name (and its description when given): all the update route allows
+        besides some options (reference §6.5)."""
+        body: dict[str, Any] = {"name": name}
+        if description:
+            body["description"] = description
         self.writes += 1
         return self._call(f"rename field {field_id}", self.api.patch,
-                          self._url("meta/bases", self.base_id, "tables", table_id, "fields", field_id),
-                          json={"name": name})
+                          self._url("meta/bases", self.base_id, "tables", table_id, "fields", field_id), json=body)
 
     def list_ids(self, table_id: str, fields: list[str] | None = None) -> list[dict]:
         out: list[dict] = []
@@ -127,7 +130,8 @@ class AirtableWriter:
         self.writes += 1
         table = self.api.table(self.base_id, table_id)
         ctype = mime or mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        body = {"contentType": ctype, "filename": os.path.basename(filename),
+        # the name as it was (a "../" in it is only text to Airtable); uploadAttachment refuses an empty one
+        body = {"contentType": ctype, "filename": filename or "file",
                 "file": base64.encodebytes(content).decode("ascii")}
         url = table.urls.upload_attachment(rec_id, field_id)
         if "api.airtable.com" not in str(self.api.endpoint_url):
