@@ -36,19 +36,30 @@ def _fail(e: Exception) -> click.ClickException:
 
 def _human(rep: dict) -> str:
     lines = []
-    head = "Plan" if rep["dry_run"] else f"{rep['mode'].capitalize()} {rep['status']}"
+    dry = rep["dry_run"]
+    head = "Plan" if dry else f"{rep['mode'].capitalize()} {rep['status']}"
     lines.append(f"{head}: {rep['source']} -> base {rep['target_base']}")
+    would = "would " if dry else ""
     if rep["mode"] == "revert" and rep.get("plan"):
         p = rep["plan"]
-        lines.append(f"  table {p['table']} ({p['table_id']}): re-create {p['recreate']}, rewrite {p['update']}, "
-                     f"added since {p['added_since']} ({'delete' if p['delete_added'] else 'keep'}), "
+        lines.append(f"  table {p['table']} ({p['table_id']}): {would}re-create {p['recreate']}, {would}rewrite "
+                     f"{p['update']}, added since {p['added_since']} ({would + 'delete' if p['delete_added'] else 'keep'}), "
                      f"unchanged {p['unchanged']}")
+        ch = p.get("schema_changes") or {}
+        for r in ch.get("renamed", []):
+            done = "renamed back" if r.get("reverted") else (f"{would}rename back" if p.get("schema")
+                                                              else "kept (--schema renames it back)")
+            lines.append(f"  field {r['from']!r} is now {r['to']!r}: {done}")
+        for r in ch.get("added", []):
+            lines.append(f"  field {r['name']!r} ({r['type']}) added since the snapshot: kept")
+        for r in ch.get("removed", []):
+            lines.append(f"  field {r['name']!r} ({r['type']}) removed since the snapshot: not restorable in place")
     for t in rep["tables"].values():
         target = t.get("new_name") or t["name"]
-        verb = "would create" if rep["dry_run"] and rep["mode"] == "restore" else "created"
+        verbs = ("would create", "would update", "would delete") if dry else ("created", "updated", "deleted")
         lines.append(f"  {t['name']} -> {target}{' (' + t['new_table'] + ')' if t.get('new_table') else ''}: "
-                     f"{verb} {t['created']}, updated {t['updated']}, deleted {t['deleted']}, skipped {t['skipped']}"
-                     + (f", already done {t['resumed']}" if t.get("resumed") else ""))
+                     f"{verbs[0]} {t['created']}, {verbs[1]} {t['updated']}, {verbs[2]} {t['deleted']}, "
+                     f"skipped {t['skipped']}" + (f", already done {t['resumed']}" if t.get("resumed") else ""))
     renamed = (rep.get("plan") or {}).get("renamed") or []
     if renamed:
         lines.append(f"Renamed ({len(renamed)} fields whose names clash ignoring case):")
@@ -93,6 +104,8 @@ def _human(rep: dict) -> str:
 @click.option("--revert", is_flag=True, help="Put an existing table back as it was in the snapshot.")
 @click.option("--record", "-r", "records", multiple=True, help="With --revert: only these records.")
 @click.option("--delete-added", is_flag=True, help="With --revert: delete records added since the snapshot.")
+@click.option("--schema", "schema", is_flag=True,
+              help="With --revert: rename fields renamed since the snapshot back to their old names.")
 @click.option("--new", "--force", "new", is_flag=True,
               help="Restore again into new tables even though this restore was completed before.")
 @click.option("--no-verify", is_flag=True, help="Use an exported folder without checking its manifest.")
@@ -100,7 +113,8 @@ def _human(rep: dict) -> str:
 @click.option("--yes", "-y", is_flag=True, help="With --revert: do not ask before writing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
-def restore(source, store, to_base, base, tables, keep_computed_values, no_comments, revert, records, delete_added, new,
+def restore(source, store, to_base, base, tables, keep_computed_values, no_comments, revert, records, delete_added, schema,
+            new,
             no_verify, dry_run, yes, as_json, quiet, **kw):
     """Restore SOURCE (a snapshot name, or an exported airtable_backup_* folder) into Airtable.
 
@@ -119,8 +133,8 @@ def restore(source, store, to_base, base, tables, keep_computed_values, no_comme
             raise click.UsageError("--revert works in place; drop --to-base")
     elif not to_base:
         raise click.UsageError("give --to-base BASE_ID (or --revert --base B --table T)")
-    if (records or delete_added) and not revert:
-        raise click.UsageError("--record and --delete-added go with --revert")
+    if (records or delete_added or schema) and not revert:
+        raise click.UsageError("--record, --delete-added and --schema go with --revert")
     try:
         p = Path(source)
         st = None
@@ -147,7 +161,7 @@ def restore(source, store, to_base, base, tables, keep_computed_values, no_comme
             if client is None:
                 raise RestoreError("--revert --dry-run needs a token to read the live table")
             rep = run_revert(src, client=client, base_id=base, table=tables[0], records=records,
-                             delete_added=delete_added, dry_run=dry_run, confirm=confirm)
+                             delete_added=delete_added, dry_run=dry_run, confirm=confirm, schema=schema)
         else:
             rep = run_restore(src, to_base=to_base, client=client, base_id=base, tables=tables,
                               keep_computed=keep_computed_values, dry_run=dry_run, new=new,

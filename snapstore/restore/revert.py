@@ -16,7 +16,7 @@ from snapstore.restore.plan import BATCH, UPLOAD_LIMIT
 from snapstore.restore.report import Report, TableReport
 from snapstore.restore.sources import SnapshotSource
 from snapstore.restore.values import _norm, _write_value
-from snapstore.source.writer_client import AirtableWriter
+from snapstore.source.writer_client import AirtableWriter, WriteFailed
 
 
 @dataclass
@@ -29,11 +29,48 @@ class RevertPlan:
     added: list[str]
     unchanged: int
     fields_skipped: list[dict]
-    linkable: dict[str, set[str]] = field(default_factory=dict)  # table -> old ids that exist or will
+    linkable: dict[str, set[str] | None] = field(default_factory=dict)  # table -> old ids that exist or
+    # will; None: the table cannot be read (403), its links are written as the snapshot has them
+    schema_changes: dict = field(default_factory=dict)  # renamed / added / removed fields since the snapshot
+    warnings: list[str] = field(default_factory=list)
 
     def counts(self) -> dict:
         return {"recreate": len(self.recreate), "update": len(self.update), "added_since": len(self.added),
                 "unchanged": self.unchanged}
+
+
+def schema_changes(snap_table: dict, live_table: dict) -> dict:
+    """Fields renamed, added and removed since the snapshot (matched by field id)."""
+    snap = {f["id"]: f for f in snap_table["fields"]}
+    live = {f["id"]: f for f in live_table["fields"]}
+    return {
+        "renamed": [{"id": i, "from": snap[i]["name"], "to": live[i]["name"]} for i in snap
+                    if i in live and live[i]["name"] != snap[i]["name"]],
+        "added": [{"id": i, "name": live[i]["name"], "type": live[i]["type"]} for i in live if i not in snap],
+        "removed": [{"id": i, "name": snap[i]["name"], "type": snap[i]["type"]} for i in snap if i not in live],
+    }
+
+
+def _rename_back(writer: AirtableWriter, plan: RevertPlan, rep: Report) -> None:
+    """``--schema``: renamed fields get their snapshot names back (the update route can rename; it
+    cannot bring back a removed field's id, nor change a type)."""
+    renamed = plan.schema_changes.get("renamed") or []
+    taken = {r["to"].lower() for r in renamed}
+    # names swapped between fields: a temporary name first for those whose old name another holds
+    for r in renamed:
+        if r["from"].lower() in taken - {r["to"].lower()}:
+            writer.rename_field(plan.table_id, r["id"], f"{r['from']} (reverting {r['id']})")
+    for r in renamed:
+        try:
+            writer.rename_field(plan.table_id, r["id"], r["from"])
+            r["reverted"] = True
+        except WriteFailed as e:
+            if e.status != 422:
+                raise
+            rep.warnings.append(f"field {r['to']!r} not renamed back to {r['from']!r}: {e}")
+    if plan.schema_changes.get("removed"):
+        rep.warnings.append("fields removed since the snapshot cannot be brought back in place (a new field "
+                            "gets a new id): " + ", ".join(r["name"] for r in plan.schema_changes["removed"]))
 
 
 def _live_records(client, base_id: str, table_id: str) -> list[dict]:
@@ -55,6 +92,7 @@ def plan_revert(source: SnapshotSource, client, base_id: str, table: str, record
         raise RestoreError(f"table {st['name']} ({st['id']}) no longer exists in base {base_id}; "
                            f"restore it as a new table instead (snapstore restore ... --to-base {base_id})")
     live_fields = {f["id"]: f for f in lt["fields"]}
+    changes = schema_changes(st, lt)
     skipped = []
     fields = []
     for f in st["fields"]:
@@ -79,15 +117,23 @@ def plan_revert(source: SnapshotSource, client, base_id: str, table: str, record
         unknown = only - set(snap_recs) - set(live)
         if unknown:
             raise RestoreError(f"record(s) {', '.join(sorted(unknown))} neither in the snapshot nor in the table")
-    linkable: dict[str, set[str]] = {}
+    linkable: dict[str, set[str] | None] = {}
+    warnings: list[str] = []
     tgt = AirtableWriter(client.api, base_id)
     for f in fields:
         lt = (f.get("options") or {}).get("linkedTableId") if f["type"] == "multipleRecordLinks" else None
         if lt and lt not in linkable:
             if lt == st["id"]:
                 linkable[lt] = set(snap_recs) | set(live)
-            else:
+                continue
+            try:
                 linkable[lt] = {back.get(r["id"], r["id"]) for r in tgt.list_ids(lt, fields=[])}
+            except WriteFailed as e:
+                if e.status not in (403, 404):
+                    raise
+                linkable[lt] = None
+                warnings.append(f"{st['name']}.{f['name']}: linked table {lt} cannot be read ({e.status}); its "
+                                "links are written as the snapshot has them, unchecked")
     recreate, update, added = [], {}, []
     unchanged = 0
     for rid, rec in snap_recs.items():
@@ -104,7 +150,7 @@ def plan_revert(source: SnapshotSource, client, base_id: str, table: str, record
             b = _norm(f["type"], cur.get(f["id"]), back if f["type"] == "multipleRecordLinks" else None)
             if f["type"] == "multipleRecordLinks" and a:
                 ok = linkable.get(f["options"]["linkedTableId"], set())
-                a = [x for x in a if x in ok] or None
+                a = a if ok is None else [x for x in a if x in ok] or None
             if a != b:
                 diff[f["id"]] = want.get(f["id"])
         if diff:
@@ -115,14 +161,15 @@ def plan_revert(source: SnapshotSource, client, base_id: str, table: str, record
         if rid not in snap_recs and (not only or rid in only):
             added.append(rid)
     plan = RevertPlan(base_id, st["id"], st["name"], sorted(recreate), update, sorted(added), unchanged, skipped,
-                      linkable)
+                      linkable, changes, warnings)
     return plan, {f["id"]: f for f in fields}, [snap_recs[r] for r in sorted(recreate)], live
 
 
 def revert(source: SnapshotSource, *, client, base_id: str, table: str, records: Iterable[str] = (),
            delete_added: bool = False, dry_run: bool = False, confirm: Callable[[RevertPlan], bool] | None = None,
-           fail_after: tuple[str, int] | None = None) -> Report:
-    """Put a live table (or some of its records) back as it was in the snapshot."""
+           fail_after: tuple[str, int] | None = None, schema: bool = False) -> Report:
+    """Put a live table (or some of its records) back as it was in the snapshot; with ``schema``,
+    fields renamed since get their old names back. The report lists the schema changes either way."""
     records = list(records)
     jroot = Path(source.journal_root)
     key = journal_id("revert", source.identity, base_id)
@@ -141,8 +188,10 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
     plan, fields, to_create, live = plan_revert(source, client, base_id, table, records, alias)
     rep = Report("revert", source.label, base_id, dry_run=dry_run)
     rep.plan = {"table": plan.table_name, "table_id": plan.table_id, **plan.counts(),
-                "delete_added": delete_added, "fields_skipped": plan.fields_skipped}
+                "delete_added": delete_added, "fields_skipped": plan.fields_skipped,
+                "schema_changes": plan.schema_changes, "schema": schema}
     rep.not_restorable = plan.fields_skipped
+    rep.warnings.extend(plan.warnings)
     tr = rep.tables[plan.table_id] = TableReport(plan.table_name, new_table=plan.table_id)
     if dry_run or (confirm is not None and not confirm(plan)):
         rep.status = "planned" if dry_run else "cancelled"
@@ -166,6 +215,8 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
 
     try:
         j.set("status", "running")
+        if schema:
+            _rename_back(t, plan, rep)
         linkable = plan.linkable
         pend = j.pending(tid, "records")
         if pend:
@@ -189,6 +240,9 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
                     if not with_links:
                         continue
                     ok = linkable.get(f["options"]["linkedTableId"], set())
+                    if ok is None:  # unreadable table: as in the snapshot
+                        out[fid] = [amap.get(x, x) for x in v or []] or None
+                        continue
                     gone = [x for x in v or [] if x not in ok]
                     if gone:
                         rep.warnings.append(f"{fields[fid]['name']}: {len(gone)} linked records no longer "
@@ -265,6 +319,7 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
         _atomic_write(idmap, json.dumps({tid: j.record_map()}, indent=1, sort_keys=True).encode())
         rep.id_map_file = str(idmap)
         rep.status = "complete"
+        _atomic_write(j.path.with_suffix(".report.json"), json.dumps(rep.to_dict(), indent=1, default=str).encode())
         return rep
     finally:
         j.close()
