@@ -105,3 +105,32 @@ def test_a_clash_the_rule_cannot_repair_is_refused_in_the_dry_run(env, tmp_path)
         with pytest.raises(R.RestoreError, match="Districts.*fldDPOP0000000001 has an empty name"):
             R.restore(R.SnapshotSource(store, info), to_base=target, client=client, dry_run=dry)
     assert client.schema(target)["tables"] == []
+
+
+def test_restore_into_a_new_base_through_to_workspace(env):
+    emu, client, store, snap = env["emu"], env["client"], env["store"], env["snap"]
+    wsp = emu.workspace.workspace_id
+    before = {b.id for b in emu.workspace.bases}
+    src = R.SnapshotSource(store, snap)
+    plan = R.restore(src, to_workspace=wsp, client=client, dry_run=True)
+    assert {b.id for b in emu.workspace.bases} == before and plan.target_base == f"new base in {wsp}"
+    rep = R.restore(src, to_workspace=wsp, client=client, base_name="Recovered")
+    assert rep.status == "complete"
+    new = [b for b in emu.workspace.bases if b.id not in before]
+    assert [b.name for b in new] == ["Recovered"] and rep.target_base == new[0].id
+    target = new[0].id
+    res = take_snapshot(store, client, plan_snapshot(client, Selection(bases=(target,))), SnapshotOptions(comments=True))
+    assert res.status == "complete"
+    dst = store.resolve("latest")
+    idmap = json.loads(Path(rep.id_map_file).read_text())
+    id_maps = {t: v["records"] for t, v in idmap.items()}
+    assert {t["name"] for t in store.schema(dst, target)["tables"]} == {"Projects", "Districts"}
+    for t in store.schema(snap, F.BASE)["tables"]:
+        m = idmap[t["id"]]
+        assert R.compare_tables(t, store.records(snap, F.BASE, t["id"]), list(store.records(dst, target, m["new_table"])),
+                                m["fields"], id_maps) == []
+        n_src = sum(len(v) for v in store.comments(snap, F.BASE, t["id"]).values())
+        assert sum(len(v) for v in store.comments(dst, target, m["new_table"]).values()) == n_src > 0
+    # done once: not again by accident
+    with pytest.raises(R.RestoreError, match="already completed"):
+        R.restore(src, to_workspace=wsp, client=client)

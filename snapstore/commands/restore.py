@@ -95,6 +95,8 @@ def _human(rep: dict) -> str:
 @store_option
 @_source_options
 @click.option("--to-base", metavar="BASE_ID", help="Restore into new tables of this base.")
+@click.option("--to-workspace", metavar="WSP_ID", help="Restore into a new base of this workspace (every table).")
+@click.option("--base-name", metavar="NAME", help="With --to-workspace: the new base's name (default: the source's).")
 @click.option("--base", "base", metavar="BASE_ID",
               help="The source base (when the snapshot holds several); with --revert, the live base.")
 @click.option("--table", "-t", "tables", multiple=True, help="Only this table (id or name; repeatable).")
@@ -113,13 +115,14 @@ def _human(rep: dict) -> str:
 @click.option("--yes", "-y", is_flag=True, help="With --revert: do not ask before writing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
-def restore(source, store, to_base, base, tables, keep_computed_values, no_comments, revert, records, delete_added, schema,
+def restore(source, store, to_base, to_workspace, base_name, base, tables, keep_computed_values, no_comments, revert, records, delete_added, schema,
             new,
             no_verify, dry_run, yes, as_json, quiet, **kw):
     """Restore SOURCE (a snapshot name, or an exported airtable_backup_* folder) into Airtable.
 
     \b
     snapstore restore latest --to-base appXXXX            new tables in base appXXXX
+    snapstore restore latest --to-workspace wspXXXX       a new base holding every table
     snapstore restore ./airtable_backup_2026-... --to-base appXXXX
     snapstore restore latest --revert --base appXXXX --table Tasks [--record recX ...] [--delete-added]
 
@@ -129,10 +132,12 @@ def restore(source, store, to_base, base, tables, keep_computed_values, no_comme
     if revert:
         if not base or not tables or len(tables) != 1:
             raise click.UsageError("--revert needs --base BASE and exactly one --table TABLE")
-        if to_base:
-            raise click.UsageError("--revert works in place; drop --to-base")
-    elif not to_base:
-        raise click.UsageError("give --to-base BASE_ID (or --revert --base B --table T)")
+        if to_base or to_workspace:
+            raise click.UsageError("--revert works in place; drop --to-base / --to-workspace")
+    elif bool(to_base) == bool(to_workspace):
+        raise click.UsageError("give --to-base BASE_ID or --to-workspace WSP_ID (or --revert --base B --table T)")
+    if base_name and not to_workspace:
+        raise click.UsageError("--base-name goes with --to-workspace")
     if (records or delete_added or schema) and not revert:
         raise click.UsageError("--record, --delete-added and --schema go with --revert")
     try:
@@ -163,8 +168,8 @@ def restore(source, store, to_base, base, tables, keep_computed_values, no_comme
             rep = run_revert(src, client=client, base_id=base, table=tables[0], records=records,
                              delete_added=delete_added, dry_run=dry_run, confirm=confirm, schema=schema)
         else:
-            rep = run_restore(src, to_base=to_base, client=client, base_id=base, tables=tables,
-                              keep_computed=keep_computed_values, dry_run=dry_run, new=new,
+            rep = run_restore(src, to_base=to_base, to_workspace=to_workspace, base_name=base_name, client=client,
+                              base_id=base, tables=tables, keep_computed=keep_computed_values, dry_run=dry_run, new=new,
                               comments=not no_comments, log=None if quiet else (lambda m: click.echo(m, err=True)))
         if client is not None:
             rep.requests = client.stats.snapshot()
@@ -185,19 +190,22 @@ def restore(source, store, to_base, base, tables, keep_computed_values, no_comme
 @click.option("--note", default=None, help="A note stored with the snapshot.")
 @click.option("--tag", "tags", multiple=True, help="A tag stored with the snapshot (repeatable).")
 @click.option("--no-verify", is_flag=True, help="Do not check the folder against its manifest.")
+@click.option("--time", "when", metavar="ISO", default=None,
+              help="The snapshot's time (default: the exported snapshot's own time, else now).")
 @click.option("--json", "as_json", is_flag=True, help="Print the new snapshot as JSON.")
-def import_(folder, store, note, tags, no_verify, as_json):
+def import_(folder, store, note, tags, no_verify, when, as_json):
     """Make an exported folder (airtable_backup_*, or another tool's folder with data/json) a snapshot
     in the store, with its original record ids, schema and attachments."""
     try:
         st = open_store(store, create=True)
-        info = import_folder(folder, st, note=note, tags=tags, verify=not no_verify)
+        info = import_folder(folder, st, note=note, tags=tags, verify=not no_verify, time=when)
     except _ERRORS as e:
         raise _fail(e) from None
     if as_json:
         click.echo(json.dumps(info.to_dict(), indent=1, default=str))
     else:
-        click.echo(f"imported {Path(folder).name} as snapshot {info.id}: {info.records} records in "
+        click.echo(f"imported {Path(folder).name} as snapshot {info.id} of {info.time:%Y-%m-%d %H:%M:%S} UTC: "
+                   f"{info.records} records in "
                    f"{sum(len(b.tables) for b in info.bases)} tables"
                    + (f" ({len(info.missing)} tables missing)" if info.missing else ""))
 

@@ -100,7 +100,21 @@ def _load_json(path: Path) -> Any:
 
 
 def _load_json_records(path: Path) -> list[dict]:
-    doc = _load_json(path)
+    """A table's records from its JSON, NDJSON or YAML file (each holds the records whole)."""
+    if path.name.endswith(".ndjson"):
+        try:
+            doc = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except ValueError as e:
+            raise RestoreError(f"{path}: not valid NDJSON ({e})") from e
+    elif path.name.endswith(".yaml"):
+        import yaml
+
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        except yaml.YAMLError as e:
+            raise RestoreError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from e
+    else:
+        doc = _load_json(path)
     if isinstance(doc, dict):
         doc = doc.get("records", [])
     return [r for r in doc if isinstance(r, dict) and "id" in r]
@@ -137,14 +151,32 @@ def _read_snapstore_layout(root: Path, doc: dict) -> _Layout:
         lay.schemas[bid] = _load_json(_inside(root, b["schema_file"]))
         lay.base_names[bid] = b.get("name") or bid
         for t in b.get("tables", []):
-            p = _inside(root, f"data/json/{b['folder']}/{t['file_stem']}.json")
-            if p.is_file():
+            p = next((q for fmt in RECORD_FORMATS
+                      if (q := _inside(root, f"data/{fmt}/{b['folder']}/{t['file_stem']}.{fmt}")).is_file()), None)
+            if p is not None:
                 lay.data_files[(bid, t["table_id"])] = p
                 lay.columns[t["table_id"]] = {col: fid for fid, col in (t.get("columns") or {}).items()}
             c = _comments_file(root, b["folder"], t["file_stem"])
             if c is not None:
                 lay.comment_files[(bid, t["table_id"])] = c
     return lay
+
+
+#: The export formats that hold every record whole (ids, createdTime, every cell as the API gives it),
+#: in the order they are looked for. CSV, Parquet and SQLite flatten cells and cannot be restored.
+RECORD_FORMATS = ("json", "ndjson", "yaml")
+
+
+def missing_records_reason(root: Path) -> str:
+    """Why a folder has no restorable records: which formats it holds, and which would do."""
+    data = root / "data"
+    have = sorted(p.name for p in data.iterdir() if p.is_dir()) if data.is_dir() else []
+    flat = [f for f in have if f not in RECORD_FORMATS]
+    if flat:
+        return (f"{root.name} holds only {', '.join(flat)} data, which flattens records (links, attachments, "
+                "collaborators and ids do not come back whole); only a JSON, NDJSON or YAML export holds "
+                "everything: export the snapshot again with --format json")
+    return f"{root.name}: no table data under data/json, data/ndjson or data/yaml"
 
 
 #: Comments files an export writes per table, in the order they are looked for (all hold the same).
@@ -220,7 +252,7 @@ def _read_generic_layout(root: Path) -> _Layout:
             table_names[(base_id, t["name"])] = t["id"]
     data = root / "data" / "json"
     if not data.is_dir():
-        raise RestoreError(f"{root.name}: no data/json folder; not an exported backup")
+        raise RestoreError(missing_records_reason(root))
     if not lay.schemas:
         raise RestoreError(f"{root.name}: no base schema under metadata/; cannot map field names to fields")
     for p in sorted(data.rglob("*.json")):

@@ -2,19 +2,53 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from snapstore.restore.errors import RestoreError
 from snapstore.restore.sources import FolderSource
 
 
-def import_folder(folder: str | Path, store, *, note: str | None = None, verify: bool = True, tags=()):
-    """An exported folder becomes a snapshot in ``store`` (original record ids, schema, attachments).
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO date or time (``2024-05-01``, ``2024-05-01T10:00:00Z``); naive means UTC."""
+    try:
+        t = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise RestoreError(f"{text!r} is not an ISO date or time (e.g. 2024-05-01T10:00:00Z)") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def snapshot_time_and_parent(src: FolderSource, store, when: str | datetime | None) -> tuple[str | None, str]:
+    """The imported snapshot's time (``when``, else the exported snapshot's own; None: now) and its
+    parent: the exported snapshot's parent when this store holds it, else the store's newest snapshot
+    older than that time ("" when there is none), so ``log``, ``latest~N`` and ``forget`` see the
+    backup where it belongs in time."""
+    meta = (src.layout.snapshot or {}).get("snapshot") or {}
+    if when is None and meta.get("time"):
+        when = meta["time"]
+    if when is None:
+        return None, str(store.latest_id() or "")
+    t = when if isinstance(when, datetime) else parse_time(when)
+    snaps = store.list_snapshots()
+    if meta.get("parent") and any(s.full_id == meta["parent"] for s in snaps):
+        return _iso(t), meta["parent"]
+    older = [s for s in snaps if s.time < t]
+    return _iso(t), older[0].full_id if older else ""
+
+
+def import_folder(folder: str | Path, store, *, note: str | None = None, verify: bool = True, tags=(),
+                  time: str | datetime | None = None):
+    """An exported folder becomes a snapshot in ``store`` (original record ids, schema, attachments,
+    comments), stamped with the exported snapshot's time (``time`` overrides it).
     Returns the new :class:`SnapshotInfo`."""
     src = FolderSource(folder, verify=verify)
-    if not src.layout.data_files:
-        raise RestoreError(f"{src.label}: no table data found under data/json")
+    stamp, parent = snapshot_time_and_parent(src, store, time)
     snap = store.begin_snapshot(note=note or f"imported from {src.root.name}", tags=tags, command="import")
+    snap.time, snap.parent = stamp, parent
     try:
         seen_att: set[str] = set()
         for base_id, name in src.bases():

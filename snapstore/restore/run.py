@@ -35,6 +35,41 @@ _FIELD_IN_MSG = re.compile(r'[Ff]ield \\?"(.+?)\\?"')
 
 
 
+def field_def(fp: FieldPlan, as_text: bool = False) -> dict:
+    """The create-field config of one planned field (``as_text``: a text field for last values)."""
+    if as_text:
+        d = {"name": fp.name, "type": "multilineText"}
+        defn = json.dumps(fp.definition, sort_keys=True)[:15000] if fp.definition else ""
+        d["description"] = (f"snapstore restore: last values of a {fp.type} field; definition: {defn}")[:20000]
+        return d
+    d: dict[str, Any] = {"name": fp.name, "type": fp.type}
+    if fp.options:
+        d["options"] = fp.options
+    if fp.description:
+        d["description"] = fp.description
+    return d
+
+
+def table_field_defs(tp: TablePlan) -> list[dict]:
+    """The fields a table is created with (primary first; links come later, once every table exists)."""
+    return [field_def(fp, as_text=fp.action in ("primary_text", "keep_text")) for fp in tp.fields
+            if fp.action in ("primary", "create", "primary_text", "keep_text")]
+
+
+def create_base(client, j: Journal, plan: Plan, workspace: str, name: str) -> str:
+    """``--to-workspace``: a new base holding every planned table (create-base route, reference §6.5);
+    the tables are journaled as pending so the schema step adopts them. Returns the new base id."""
+    for tp in plan.tables:
+        j.set_pending(tp.src_id, "table", {"name": tp.new_name})
+    tables = [{"name": tp.new_name, "fields": table_field_defs(tp),
+               **({"description": tp.description} if tp.description else {})} for tp in plan.tables]
+    made = AirtableWriter(client.api, None).create_base(name, workspace, tables)
+    plan.target_base = made["id"]
+    j.set("target_base", made["id"])
+    j.set("plan", _plan_to_state(plan))
+    return made["id"]
+
+
 class Restore:
     """One restore of a source base's tables into new tables of ``target_base``."""
 
@@ -61,19 +96,6 @@ class Restore:
 
     # ----------------------------------------------------------------------------------- schema
 
-    def _field_def(self, fp: FieldPlan, as_text: bool = False) -> dict:
-        if as_text:
-            d = {"name": fp.name, "type": "multilineText"}
-            defn = json.dumps(fp.definition, sort_keys=True)[:15000] if fp.definition else ""
-            d["description"] = (f"snapstore restore: last values of a {fp.type} field; definition: {defn}")[:20000]
-            return d
-        d: dict[str, Any] = {"name": fp.name, "type": fp.type}
-        if fp.options:
-            d["options"] = fp.options
-        if fp.description:
-            d["description"] = fp.description
-        return d
-
     def create_schema(self) -> None:
         tmap = self.j.table_map()
         live = None
@@ -89,12 +111,7 @@ class Restore:
                 if tp.new_name in live:
                     raise RestoreError(f"a table named {tp.new_name!r} appeared in base {self.plan.target_base} "
                                        "since this restore was planned; start again with --new")
-                defs = []
-                for fp in tp.fields:
-                    if fp.action in ("primary", "create"):
-                        defs.append(self._field_def(fp))
-                    elif fp.action in ("primary_text", "keep_text"):
-                        defs.append(self._field_def(fp, as_text=True))
+                defs = table_field_defs(tp)
                 self.j.set_pending(tp.src_id, "table", {"name": tp.new_name})
                 made = self.t.create_table(tp.new_name, defs, tp.description)
             by_name = {f["name"]: f["id"] for f in made["fields"]}
@@ -460,33 +477,35 @@ class Restore:
 
 
 
-def restore(source, *, to_base: str, client=None, base_id: str | None = None, tables: Iterable[str] = (),
-            keep_computed: bool = False, dry_run: bool = False, new: bool = False, comments: bool = True,
+def restore(source, *, to_base: str | None = None, client=None, base_id: str | None = None,
+            tables: Iterable[str] = (), keep_computed: bool = False, dry_run: bool = False, new: bool = False,
+            comments: bool = True, to_workspace: str | None = None, base_name: str | None = None,
             fail_after: tuple[str, int] | None = None, log: Callable[[str], None] | None = None) -> Report:
     """Restore ``source`` (a :class:`SnapshotSource`/:class:`FolderSource`) into new tables of base
-    ``to_base`` through ``client`` (an :class:`~snapstore.source.AirtableSource`). Resumes an interrupted
-    restore of the same source and tables; refuses to repeat a finished one unless ``new``."""
+    ``to_base``, or into a new base of workspace ``to_workspace`` (named ``base_name``, else as the
+    source base), through ``client`` (an :class:`~snapstore.source.AirtableSource`). Resumes an
+    interrupted restore of the same source and tables; refuses to repeat a finished one unless ``new``."""
+    if bool(to_base) == bool(to_workspace):
+        raise RestoreError("give one of to_base (an existing base) or to_workspace (a new base)")
     tables = list(tables)
     base_for_id = base_id or "-"
-    jid = journal_id(source.identity, base_for_id, to_base, ",".join(sorted(tables)), str(keep_computed))
+    key = to_base or f"new base in {to_workspace}"
+    jid = journal_id(source.identity, base_for_id, key, ",".join(sorted(tables)), str(keep_computed))
     jroot = Path(source.journal_root)
     jpath = jroot / f"{jid}.sqlite"
     if new and jpath.exists():
-        done_path = jroot / f"{jid}.sqlite"
         # archive the old journal under a unique name; the next run starts fresh
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         for suffix in (".sqlite", ".idmap.json", ".report.json"):
-            old = done_path.with_suffix(suffix)
+            old = jpath.with_suffix(suffix)
             if old.exists():
                 old.rename(old.with_name(f"{jid}-{stamp}{suffix}"))
-    target = AirtableWriter(client.api, to_base) if client is not None else None
+    target = AirtableWriter(client.api, to_base) if client is not None and to_base else None
     if dry_run:
-        names: list[str] = []
-        if target is not None:
-            names = [t["name"] for t in target.schema()["tables"]]
-        plan = make_plan(source, base_id, to_base, tables=tables, target_table_names=names,
+        names = [t["name"] for t in target.schema()["tables"]] if target is not None else []
+        plan = make_plan(source, base_id, key, tables=tables, target_table_names=names,
                          keep_computed=keep_computed, comments=comments)
-        rep = Report("restore", source.label, to_base, dry_run=True)
+        rep = Report("restore", source.label, key, dry_run=True)
         rep.plan = plan.to_dict()
         rep.not_restorable = plan.not_restorable
         for tp in plan.tables:
@@ -502,7 +521,7 @@ def restore(source, *, to_base: str, client=None, base_id: str | None = None, ta
             j.close()
         rep.attachments_not_uploaded = _attachment_preview(source, plan)
         return rep
-    if target is None:
+    if client is None:
         raise RestoreError("no Airtable client: give a token (AIRTABLE_TOKEN / --token)")
     if jpath.exists():
         j = Journal(jpath)
@@ -512,8 +531,8 @@ def restore(source, *, to_base: str, client=None, base_id: str | None = None, ta
                                "run with --new to restore again into new tables")
         plan = _plan_from_dict(j.get("plan"))
     else:
-        names = [t["name"] for t in target.schema()["tables"]]
-        plan = make_plan(source, base_id, to_base, tables=tables, target_table_names=names,
+        names = [t["name"] for t in target.schema()["tables"]] if target is not None else []
+        plan = make_plan(source, base_id, key, tables=tables, target_table_names=names,
                          keep_computed=keep_computed, comments=comments)
         j = Journal(jpath)
         j.set("source", source.identity)
@@ -521,6 +540,10 @@ def restore(source, *, to_base: str, client=None, base_id: str | None = None, ta
         j.set("created", datetime.now(UTC).isoformat(timespec="seconds"))
         j.set("plan", _plan_to_state(plan))
     try:
+        if to_workspace:
+            made = j.get("target_base") or create_base(
+                client, j, plan, to_workspace, base_name or dict(source.bases()).get(plan.base_id) or plan.base_id)
+            target = AirtableWriter(client.api, made)
         r = Restore(source, target, plan, j, fail_after=fail_after, log=log)
         return r.run()
     finally:

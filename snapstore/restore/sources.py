@@ -12,6 +12,7 @@ from snapstore.restore.folder import (
     _load_json_records,
     _read_layout,
     _record_from_export,
+    missing_records_reason,
     read_comments,
     verify_folder,
 )
@@ -74,6 +75,8 @@ class FolderSource:
         if verify:
             verify_folder(self.root)
         self.layout = _read_layout(self.root)
+        if not self.layout.data_files:
+            raise RestoreError(missing_records_reason(self.root))
         digest = hashlib.sha256((self.root / "metadata" / "manifest.json").read_bytes()).hexdigest() \
             if (self.root / "metadata" / "manifest.json").exists() else hashlib.sha256(str(self.root).encode()).hexdigest()
         self.identity = f"folder:{digest}"

@@ -21,8 +21,9 @@ def _text_of(value: Any) -> str | None:
     if isinstance(value, dict):
         if "value" in value and "state" in value:  # aiText
             return value.get("value")
-        if "label" in value:  # button
-            return value.get("label")
+        if "label" in value:  # button: its label and where it goes
+            label, url = value.get("label"), value.get("url")
+            return f"{label} <{url}>" if label and url else label or url
         if "name" in value or "email" in value:
             return value.get("name") or value.get("email")
         return json.dumps(value, sort_keys=True, ensure_ascii=False)

@@ -41,6 +41,13 @@ class AirtableWriter:
         return self._call(f"schema of base {self.base_id}", self.api.get,
                           self._url("meta/bases", self.base_id, "tables"))
 
+    def create_base(self, name: str, workspace_id: str, tables: list[dict]) -> dict:
+        """``POST /v0/meta/bases``: a new base with its tables (each with at least one field, the
+        first the primary); answers ``{"id", "tables"}``."""
+        self.writes += 1
+        return self._call(f"create base {name!r}", self.api.post, self._url("meta/bases"),
+                          json={"name": name, "workspaceId": workspace_id, "tables": tables})
+
     def create_table(self, name: str, fields: list[dict], description: str | None = None) -> dict:
         body: dict[str, Any] = {"name": name, "fields": fields}
         if description:
