@@ -114,6 +114,11 @@ def test_restore_into_a_new_base_through_to_workspace(env):
     src = R.SnapshotSource(store, snap)
     plan = R.restore(src, to_workspace=wsp, client=client, dry_run=True)
     assert {b.id for b in emu.workspace.bases} == before and plan.target_base == f"new base in {wsp}"
+    from snapstore.source import SourceError
+
+    with pytest.raises(SourceError, match="create base.*403"):
+        R.restore(src, to_workspace="wspNOSUCHWORKSP01", client=client)
+    assert {b.id for b in emu.workspace.bases} == before
     rep = R.restore(src, to_workspace=wsp, client=client, base_name="Recovered")
     assert rep.status == "complete"
     new = [b for b in emu.workspace.bases if b.id not in before]
