@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from restore_helpers import emulated, new_base, snapshot
 
 from snapstore import restore as R
 from snapstore.emulator import Emulator, generate_workspace
-from snapstore.emulator.state import Base
-from snapstore.snapshot import Selection, plan_snapshot, take_snapshot
 from snapstore.source import AirtableSource
 from snapstore.store import Store
 
@@ -23,19 +22,6 @@ WRITE_ROUTES = {"create_base", "create_table", "update_table", "create_field", "
 def writes(emu) -> int:
     routes = emu.counters.snapshot()["routes"]
     return sum(v["requests"] for k, v in routes.items() if k in WRITE_ROUTES)
-
-
-def new_base(emu, name="Target") -> str:
-    with emu.lock:
-        b = Base(emu.workspace.new_id("app"), name, "create")
-        emu.workspace.bases.append(b)
-    return b.id
-
-
-def snapshot(store, client, base_id):
-    res = take_snapshot(store, client, plan_snapshot(client, Selection(bases=(base_id,))))
-    assert res.status == "complete", res.to_dict()
-    return store.resolve("latest")
 
 
 def computed_fields(schema) -> set[tuple[str, str]]:
@@ -63,14 +49,8 @@ def assert_restored(store, src_snap, src_base, dst_snap, dst_base, id_map_file, 
 def env(tmp_path_factory):
     ws = generate_workspace(seed=0, bases=1, tables_per_base=3, records_per_table=20, attachment_share=0.3,
                             link_share=0.5, comment_share=0.1)
-    src_base = ws.bases[0].id
-    with Emulator(ws, rate_limits=False) as emu:
-        client = AirtableSource(emu.token, emu.url, rate_base=2000, rate_token=20000)
-        store = Store.open(tmp_path_factory.mktemp("rs") / "store", create=True)
-        snap = snapshot(store, client, src_base)
-        yield {"emu": emu, "client": client, "store": store, "snap": snap, "base": src_base,
-               "tmp": tmp_path_factory.mktemp("work")}
-        client.close()
+    with emulated(ws, tmp_path_factory) as env:
+        yield env
 
 
 def test_workspace_has_what_the_round_trip_needs(env):

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import fixtures_alltypes as F
 import pytest
+from restore_helpers import new_base
 
 from snapstore import restore as R
 from snapstore.emulator import Emulator
-from snapstore.emulator.state import Base, Workspace
+from snapstore.emulator.state import Workspace
 from snapstore.restore.comments import PREFIX, original_text
 from snapstore.snapshot import Selection, SnapshotOptions, plan_snapshot, take_snapshot
 from snapstore.source import AirtableSource
@@ -28,13 +29,6 @@ def env(tmp_path_factory):
         client = AirtableSource(emu.token, emu.url, rate_base=2000, rate_token=20000)
         yield {"emu": emu, "client": client, "store": store, "snap": snap}
         client.close()
-
-
-def new_base(emu, name) -> str:
-    with emu.lock:
-        b = Base(emu.workspace.new_id("app"), name, "create")
-        emu.workspace.bases.append(b)
-    return b.id
 
 
 def test_every_type_round_trip_with_descriptions_single_links_clashes_and_comments(env):

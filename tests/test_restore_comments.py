@@ -10,28 +10,17 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from restore_helpers import emulated, new_base
+from restore_helpers import snapshot as _snapshot
 
 from snapstore import restore as R
-from snapstore.emulator import Emulator, generate_workspace
-from snapstore.emulator.state import Base
+from snapstore.emulator import generate_workspace
 from snapstore.restore.comments import PREFIX, attributed_text, original_text
-from snapstore.snapshot import Selection, SnapshotOptions, plan_snapshot, take_snapshot
-from snapstore.source import AirtableSource
 from snapstore.store import Store
 
 
-def new_base(emu, name="Target") -> str:
-    with emu.lock:
-        b = Base(emu.workspace.new_id("app"), name, "create")
-        emu.workspace.bases.append(b)
-    return b.id
-
-
 def snapshot(store, client, base_id):
-    res = take_snapshot(store, client, plan_snapshot(client, Selection(bases=(base_id,))),
-                        SnapshotOptions(comments=True))
-    assert res.status == "complete", res.to_dict()
-    return store.resolve("latest")
+    return _snapshot(store, client, base_id, comments=True)
 
 
 def comment_view(comments: dict[str, list[dict]], rec_map: dict[str, str] | None = None) -> dict:
@@ -54,14 +43,8 @@ def comment_view(comments: dict[str, list[dict]], rec_map: dict[str, str] | None
 def env(tmp_path_factory):
     ws = generate_workspace(seed=4, bases=1, tables_per_base=2, records_per_table=15, attachment_share=0.0,
                             link_share=0.5, comment_share=0.5)
-    base = ws.bases[0].id
-    with Emulator(ws, rate_limits=False) as emu:
-        client = AirtableSource(emu.token, emu.url, rate_base=2000, rate_token=20000)
-        store = Store.open(tmp_path_factory.mktemp("rc") / "store", create=True)
-        snap = snapshot(store, client, base)
-        yield {"emu": emu, "client": client, "store": store, "snap": snap, "base": base,
-               "tmp": tmp_path_factory.mktemp("work")}
-        client.close()
+    with emulated(ws, tmp_path_factory, comments=True) as env:
+        yield env
 
 
 def assert_same_comments(store, snap, base, dst, target, id_map_file):
