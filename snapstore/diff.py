@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from snapstore.canonical import loads
+from snapstore.diff_comments import add_comment_changes, comment_counts
 from snapstore.selection import select, select_tables
 from snapstore.store import SnapshotInfo, Store, StoreError
 from snapstore.store.store import locate_blobs
@@ -111,6 +112,8 @@ class TableDiff:
     removed: list[RecordChange] = field(default_factory=list)
     changed: list[RecordChange] = field(default_factory=list)
     note: str | None = None
+    #: record id -> comments added / edited / deleted (diff_comments)
+    comments: dict[str, dict] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -122,7 +125,7 @@ class TableDiff:
 
     @property
     def empty(self) -> bool:
-        return self.status == "changed" and not (self.added or self.removed or self.changed)
+        return self.status == "changed" and not (self.added or self.removed or self.changed or self.comments)
 
     def to_dict(self) -> dict:
         return {
@@ -133,6 +136,8 @@ class TableDiff:
             "added": [r.to_dict() for r in self.added],
             "removed": [r.to_dict() for r in self.removed],
             "changed": [r.to_dict() for r in self.changed],
+            "comments": self.comments,
+            "comment_counts": comment_counts(self.comments),
         }
 
 
@@ -171,6 +176,7 @@ class Diff:
             for k, v in td.counts.items():
                 t[k] += v
         t["tables"] = sum(1 for td in self.tables if not td.empty)
+        t["comments"] = sum(sum(comment_counts(td.comments).values()) for td in self.tables)
         t["schema_changes"] = len(self.schema)
         return t
 
@@ -573,8 +579,9 @@ def diff_snapshots(
                        st, ta.records if ta else None, tb.records if tb else None, note=note)
         for rc in per_pk.get(pks[key], []):
             getattr(td, rc.kind).append(rc)
-        if not td.empty:
-            out.append(td)
+        out.append(td)
+    add_comment_changes(store, sa, sb, out)
+    out = [td for td in out if not td.empty]
     # tables a partial snapshot skipped, on either side, that the other side has no row for either
     seen = set(keys)
     for s in (sa, sb):

@@ -20,6 +20,7 @@ from snapstore.diff import (
     options_summary,
     short_value,
 )
+from snapstore.diff_comments import comment_counts, timeline_lines
 
 FORMATS = ("text", "json", "markdown")
 #: Long-text diffs longer than this are cut in text and Markdown (JSON keeps every line).
@@ -56,7 +57,21 @@ def _summary_line(d: Diff) -> str:
          + f" {units.plural('record', n_rec)}")
     if t["schema_changes"]:
         s += f"; {units.count(t['schema_changes'], 'schema change')}"
+    if t.get("comments"):
+        s += f"; {units.count(t['comments'], 'comment change')}"
     return s
+
+
+def comment_lines(changes: dict) -> list[tuple[str, str]]:
+    """(style sign, line) for one record's comment changes: + added, ~ edited (old → new), - deleted."""
+    out = []
+    for e in changes["added"]:
+        out.append(("+", f"+ comment {e['author']} {e['time']}: {short_value(e['text'])}"))
+    for e in changes["edited"]:
+        out.append(("~", f"~ comment {e['author']} {e['time']}: {short_value(e['old'])} → {short_value(e['new'])}"))
+    for e in changes["deleted"]:
+        out.append(("-", f"- comment {e['author']} {e['time']}: {short_value(e['text'])}"))
+    return out
 
 
 def _table_counts(td: TableDiff) -> str:
@@ -71,7 +86,11 @@ def _table_counts(td: TableDiff) -> str:
     recs = ""
     if td.records_a is not None and td.records_b is not None:
         recs = f"   ({_n(td.records_a)} → {_n(td.records_b)} records)"
-    return f"{head}+{_n(c['added'])} -{_n(c['removed'])} ~{_n(c['changed'])}{recs}"
+    notes = ""
+    if td.comments:
+        k = comment_counts(td.comments)
+        notes = f"   comments +{_n(k['added'])} ~{_n(k['edited'])} -{_n(k['deleted'])}"
+    return f"{head}+{_n(c['added'])} -{_n(c['removed'])} ~{_n(c['changed'])}{recs}{notes}"
 
 
 def schema_line(c: SchemaChange) -> tuple[str, str]:
@@ -200,6 +219,11 @@ def render_text(d: Diff, *, color: bool = False, limit: int | None = 100) -> str
                             lines.append(("      " if i == 0 else "          ") + st(ln, **sign_style[style]))
             if more:
                 lines.append(f"  … and {_n(more)} more {kind} (use --limit 0 to list all)")
+        for rid, ch in list(td.comments.items())[: limit or None]:
+            lines.append(f"  {st('@ ' + rid, **sign_style['@'])}  comments")
+            lines += ["      " + st(ln, **sign_style[sign]) for sign, ln in comment_lines(ch)]
+        if limit and len(td.comments) > limit:
+            lines.append(f"  … and {_n(len(td.comments) - limit)} more records with comment changes")
     return "\n".join(lines)
 
 
@@ -255,6 +279,12 @@ def render_markdown(d: Diff, *, limit: int | None = 100) -> str:
             if more:
                 out.append(f"- … and {more:,} more")
             out.append("")
+        if td.comments:
+            out += [f"**Comments** ({_n(len(td.comments))} records):", ""]
+            for rid, ch in list(td.comments.items())[: limit or None]:
+                out.append(f"- `{rid}`")
+                out += [f"  - {_md(ln)}" for _sign, ln in comment_lines(ch)]
+            out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -299,7 +329,7 @@ def _ending(v: Version) -> str | None:
 
 
 def render_history_text(record_id: str, versions: list[Version], *, color: bool = False,
-                        field: str | None = None) -> str:
+                        field: str | None = None, comments: list[dict] | None = None) -> str:
     st = _styler(color)
     v0 = versions[-1]
     what = f" (field {field})" if field else ""
@@ -321,10 +351,15 @@ def render_history_text(record_id: str, versions: list[Version], *, color: bool 
         end = _ending(v)
         if end:
             lines.append("  " + st(f"- {end}", fg="red"))
+    if comments:
+        lines += ["", st(f"comments ({len(comments)})", bold=True)]
+        fg = {"+": "green", "~": "yellow", "-": "red"}
+        lines += ["  " + st(ln, fg=fg[sign]) for sign, ln in timeline_lines(comments)]
     return "\n".join(lines)
 
 
-def render_history_markdown(record_id: str, versions: list[Version], *, field: str | None = None) -> str:
+def render_history_markdown(record_id: str, versions: list[Version], *, field: str | None = None,
+                            comments: list[dict] | None = None) -> str:
     v0 = versions[-1]
     what = f" (field {field})" if field else ""
     out = [f"## History of `{record_id}`{what}", "", f"{v0.table} (`{v0.base_id}/{v0.table_id}`), "
@@ -345,18 +380,21 @@ def render_history_markdown(record_id: str, versions: list[Version], *, field: s
         end = _ending(v)
         if end:
             out.append(f"- **{end}**")
+    if comments:
+        out += ["", f"### Comments ({len(comments)})", ""]
+        out += [f"- {_md(ln.strip())}" for _sign, ln in timeline_lines(comments)]
     return "\n".join(out) + "\n"
 
 
-def render_history_json(record_id: str, versions: list[Version]) -> str:
-    doc = {"record_id": record_id, "versions": [v.to_dict() for v in versions]}
+def render_history_json(record_id: str, versions: list[Version], comments: list[dict] | None = None) -> str:
+    doc = {"record_id": record_id, "versions": [v.to_dict() for v in versions], "comments": comments or []}
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
 
 
 def render_history(record_id: str, versions: list[Version], fmt: str, *, color: bool = False,
-                   field: str | None = None) -> str:
+                   field: str | None = None, comments: list[dict] | None = None) -> str:
     if fmt == "json":
-        return render_history_json(record_id, versions)
+        return render_history_json(record_id, versions, comments)
     if fmt == "markdown":
-        return render_history_markdown(record_id, versions, field=field)
-    return render_history_text(record_id, versions, color=color, field=field)
+        return render_history_markdown(record_id, versions, field=field, comments=comments)
+    return render_history_text(record_id, versions, color=color, field=field, comments=comments)

@@ -208,21 +208,61 @@ def hostile_schema() -> dict:
     return {"tables": tables}
 
 
-def build(path, *, hostile: bool = True) -> tuple[Store, object]:
-    """A store with one snapshot holding both bases; returns (store, SnapshotInfo)."""
+# ---- extras (restore round trip): descriptions, a field whose name differs from another only in
+# case (a snapshot can hold one; Airtable's create routes refuse it), and comments with a reply
+F_LOWER = "fldNAMELOWER00001"
+TABLE_DESCRIPTION = "Every field type; described"
+FIELD_DESCRIPTIONS = {"fldNAME0000000001": "The project's name", "fldDIST0000000001": "Where it happens",
+                      "fldDPROJ000000001": "Projects in the district (the inverse)",
+                      "fldQTY00000000001": "How many \u2014 with unicode"}
+COMMENTS = {
+    T_MAIN: {R1: [  # as the API lists them: newest first
+        {"id": "comAAAAAAAAAAAAA3", "author": USER2, "text": "Reply: agreed", "createdTime": "2024-05-03T00:00:00.000Z",
+         "lastUpdatedTime": None, "parentCommentId": "comAAAAAAAAAAAAA1"},
+        {"id": "comAAAAAAAAAAAAA2", "author": USER1, "text": "Second, edited", "createdTime": "2024-05-02T00:00:00.000Z",
+         "lastUpdatedTime": "2024-05-02T01:00:00.000Z"},
+        {"id": "comAAAAAAAAAAAAA1", "author": USER1, "text": "First\nwith a new line", "createdTime": "2024-05-01T00:00:00.000Z",
+         "lastUpdatedTime": None}],
+        R3: [{"id": "comAAAAAAAAAAAAA4", "author": USER2, "text": "日本語 🎉", "createdTime": "2024-05-04T00:00:00.000Z",
+              "lastUpdatedTime": None}]},
+    T_DIST: {D1: [{"id": "comDDDDDDDDDDDDD1", "author": USER1, "text": "District note", "createdTime": "2024-01-05T00:00:00.000Z",
+                   "lastUpdatedTime": None}]},
+}
+
+
+def extras_schema() -> dict:
+    main = [dict(f, description=FIELD_DESCRIPTIONS[f["id"]]) if f["id"] in FIELD_DESCRIPTIONS else f
+            for f in MAIN_FIELDS]
+    main.insert(1, _f(F_LOWER, "name", "singleLineText"))
+    s = schema(main)
+    s["tables"][0]["description"] = TABLE_DESCRIPTION
+    s["tables"][1]["fields"] = [dict(f, description=FIELD_DESCRIPTIONS[f["id"]]) if f["id"] in FIELD_DESCRIPTIONS
+                                else f for f in DIST_FIELDS]
+    return s
+
+
+def build(path, *, hostile: bool = True, extras: bool = False) -> tuple[Store, object]:
+    """A store with one snapshot holding both bases (``extras``: with descriptions, a case-only name
+    clash and comments); returns (store, SnapshotInfo)."""
     store = Store.open(path, create=True)
     snap = store.begin_snapshot(note="all types", command="test")
     for att_id, (fn, data, mime) in ATTACHMENTS.items():
         snap.add_attachment(att_id, io.BytesIO(data), size=len(data), filename=fn, mime=mime)
-    snap.add_base(BASE, "All types", schema())
+    snap.add_base(BASE, "All types", extras_schema() if extras else schema())
     tw = snap.table(BASE, T_MAIN)
     for r in main_records():
+        if extras:
+            r["fields"][F_LOWER] = f"lower {r['id'][-1]}"
         tw.add(r)
     tw.finish()
+    if extras:
+        snap.add_comments(BASE, T_MAIN, COMMENTS[T_MAIN])
     tw = snap.table(BASE, T_DIST)
     for r in district_records():
         tw.add(r)
     tw.finish()
+    if extras:
+        snap.add_comments(BASE, T_DIST, COMMENTS[T_DIST])
     if hostile:
         snap.add_base(HOSTILE_BASE, "../../Base/..", hostile_schema())
         for i, t in enumerate(hostile_schema()["tables"]):

@@ -160,7 +160,7 @@ def test_churn_reports_exactly_the_edits(world):
     assert (deals.records_a, deals.records_b) == (20, 21)
     assert by_table[T_OLD].status == "removed" and len(by_table[T_OLD].removed) == 3
     assert by_table[T_NEW].status == "added" and len(by_table[T_NEW].added) == 2
-    assert d.totals == {"added": 4, "removed": 4, "changed": 5, "tables": 3, "schema_changes": 6}
+    assert d.totals == {"added": 4, "removed": 4, "changed": 5, "tables": 3, "schema_changes": 6, "comments": 0}
 
     ch = {r.record_id: r for r in deals.changed}
     (f3,) = ch[rid(3)].fields
@@ -360,3 +360,74 @@ def test_attachment_same_content_is_not_a_field_change(tmp_path):
     (td,) = d.tables
     assert _ids(td, "changed") == [rid(6), rid(7)] and all(r.fields == [] for r in td.changed)
     assert "no visible field change" in render_text(d)
+
+
+# ---- comments (issue 18): diff shows them per record, history gives each record's timeline
+
+
+def _comment_store(tmp_path):
+    import copy
+
+    import fixtures_alltypes as F
+
+    store, first = F.build(tmp_path / "cstore", hostile=False, extras=True)
+    main = copy.deepcopy(F.COMMENTS[F.T_MAIN])
+    r1 = main[F.R1]
+    r1[:] = [c for c in r1 if c["id"] != "comAAAAAAAAAAAAA3"]  # the reply deleted
+    r1[0] = dict(r1[0], text="Second, edited again", lastUpdatedTime="2024-06-01T00:00:00.000Z")
+    r1.insert(0, {"id": "comAAAAAAAAAAAAA5", "author": F.USER2, "text": "A new one",
+                  "createdTime": "2024-06-02T00:00:00.000Z", "lastUpdatedTime": None})
+    snap = store.begin_snapshot(note="comments changed", command="test")
+    snap.add_base(F.BASE, "All types", F.extras_schema())
+    for tid, recs in ((F.T_MAIN, F.main_records()), (F.T_DIST, F.district_records())):
+        tw = snap.table(F.BASE, tid)
+        for r in recs:
+            if tid == F.T_MAIN:
+                r["fields"][F.F_LOWER] = f"lower {r['id'][-1]}"
+            tw.add(r)
+        tw.finish()
+        snap.add_comments(F.BASE, tid, main if tid == F.T_MAIN else F.COMMENTS[F.T_DIST])
+    second = snap.commit()
+    return store, first, second, F
+
+
+def test_diff_shows_comments_added_edited_deleted(tmp_path):
+    from snapstore.diff import diff_snapshots
+    from snapstore.diff_render import render
+
+    store, a, b, F = _comment_store(tmp_path)
+    d = diff_snapshots(store, a.id, b.id)
+    assert not d.empty and d.totals["changed"] == 0 and d.totals["comments"] == 3
+    (td,) = d.tables
+    assert list(td.comments) == [F.R1]
+    ch = td.comments[F.R1]
+    assert [e["text"] for e in ch["added"]] == ["A new one"]
+    assert [(e["old"], e["new"]) for e in ch["edited"]] == [("Second, edited", "Second, edited again")]
+    assert [e["text"] for e in ch["deleted"]] == ["Reply: agreed"]
+    text = render(d, "text")
+    assert "comments +1 ~1 -1" in text and "+ comment W 2024-06-02T00:00:00.000Z: \"A new one\"" in text
+    assert '~ comment Owner 2024-05-02T00:00:00.000Z: "Second, edited" → "Second, edited again"' in text
+    assert '- comment W 2024-05-03T00:00:00.000Z: "Reply: agreed"' in text
+    assert "A new one" in render(d, "markdown")
+    doc = json.loads(render(d, "json"))
+    assert doc["tables"][0]["comment_counts"] == {"added": 1, "edited": 1, "deleted": 1}
+    # going back, the same changes the other way round
+    back = diff_snapshots(store, b.id, a.id).tables[0].comments[F.R1]
+    assert [e["text"] for e in back["added"]] == ["Reply: agreed"] and [e["text"] for e in back["deleted"]] == ["A new one"]
+
+
+def test_history_shows_each_records_comment_timeline(tmp_path):
+    from click.testing import CliRunner
+
+    from snapstore.commands.diff import commands
+
+    store, a, b, F = _comment_store(tmp_path)
+    res = CliRunner().invoke(commands[1], [F.R1, "--store", str(store.root), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    tl = json.loads(res.output)["comments"]
+    assert [e["texts"] for e in tl] == [["First\nwith a new line"], ["Second, edited", "Second, edited again"],
+                                        ["Reply: agreed"], ["A new one"]]
+    assert [e["deleted_in"] for e in tl] == [None, None, b.id, None]
+    assert tl[2]["parent"] == "comAAAAAAAAAAAAA1" and tl[3]["first"] == b.id
+    text = CliRunner().invoke(commands[1], [F.R1, "--store", str(store.root)]).output
+    assert "comments (4)" in text and '~ edited: "Second, edited again"' in text and f"deleted (gone in {b.id})" in text

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from restore_helpers import emulated, new_base, snapshot
 
 from snapstore import restore as R
 from snapstore.emulator import Emulator, generate_workspace
-from snapstore.emulator.state import Base
-from snapstore.snapshot import Selection, plan_snapshot, take_snapshot
 from snapstore.source import AirtableSource
 from snapstore.store import Store
 
@@ -23,19 +22,6 @@ WRITE_ROUTES = {"create_base", "create_table", "update_table", "create_field", "
 def writes(emu) -> int:
     routes = emu.counters.snapshot()["routes"]
     return sum(v["requests"] for k, v in routes.items() if k in WRITE_ROUTES)
-
-
-def new_base(emu, name="Target") -> str:
-    with emu.lock:
-        b = Base(emu.workspace.new_id("app"), name, "create")
-        emu.workspace.bases.append(b)
-    return b.id
-
-
-def snapshot(store, client, base_id):
-    res = take_snapshot(store, client, plan_snapshot(client, Selection(bases=(base_id,))))
-    assert res.status == "complete", res.to_dict()
-    return store.resolve("latest")
 
 
 def computed_fields(schema) -> set[tuple[str, str]]:
@@ -63,14 +49,8 @@ def assert_restored(store, src_snap, src_base, dst_snap, dst_base, id_map_file, 
 def env(tmp_path_factory):
     ws = generate_workspace(seed=0, bases=1, tables_per_base=3, records_per_table=20, attachment_share=0.3,
                             link_share=0.5, comment_share=0.1)
-    src_base = ws.bases[0].id
-    with Emulator(ws, rate_limits=False) as emu:
-        client = AirtableSource(emu.token, emu.url, rate_base=2000, rate_token=20000)
-        store = Store.open(tmp_path_factory.mktemp("rs") / "store", create=True)
-        snap = snapshot(store, client, src_base)
-        yield {"emu": emu, "client": client, "store": store, "snap": snap, "base": src_base,
-               "tmp": tmp_path_factory.mktemp("work")}
-        client.close()
+    with emulated(ws, tmp_path_factory) as env:
+        yield env
 
 
 def test_workspace_has_what_the_round_trip_needs(env):
@@ -312,3 +292,58 @@ def test_revert_chosen_records_only(small):
     rid = edited[0] if isinstance(edited[0], str) else edited[0]["id"]
     out = R.revert(R.SnapshotSource(store, snap), client=client, base_id=base, table=table.table_id, records=[rid])
     assert out.plan["update"] == 1 and out.tables[table.table_id].updated == 1
+
+
+def test_revert_across_a_field_rename_reports_it_and_schema_renames_it_back(small):
+    from snapstore.source.writer_client import AirtableWriter
+
+    emu, client, store, snap, base = small["emu"], small["client"], small["store"], small["snap"], small["base"]
+    table = snap.bases[0].tables[0]
+    st = next(t for t in store.schema(snap, base)["tables"] if t["id"] == table.table_id)
+    f = next(f for f in st["fields"] if f["type"] in ("number", "singleSelect", "multilineText", "email")
+             and f["id"] != st["primaryFieldId"])
+    w = AirtableWriter(client.api, base)
+    w.rename_field(table.table_id, f["id"], f"{f['name']} renamed")
+    emu.churn(seed=11, edit_share=0.4, add_share=0.0, delete_share=0.0)
+    src = R.SnapshotSource(store, snap)
+    w0 = writes(emu)
+    plan = R.revert(src, client=client, base_id=base, table=table.table_id, dry_run=True)
+    assert writes(emu) == w0
+    assert plan.plan["schema_changes"]["renamed"] == [{"id": f["id"], "from": f["name"], "to": f"{f['name']} renamed"}]
+    # the dry run speaks in "would"
+    from snapstore.commands.restore import _human
+
+    text = _human(plan.to_dict())
+    assert "would create" in text and "would rewrite" in text and "created " not in text.replace("would create", "")
+    assert "--schema renames it back" in text
+    # without --schema the name stays (values are reverted by field id); with it, it is renamed back
+    rep = R.revert(src, client=client, base_id=base, table=table.table_id, schema=True)
+    assert rep.status == "complete"
+    live = {x["id"]: x["name"] for t in client.schema(base)["tables"] if t["id"] == table.table_id for x in t["fields"]}
+    assert live[f["id"]] == f["name"]
+    after = snapshot(store, client, base)
+    assert _writable_diff(store, snap, base, table.table_id, after, _all_aliases(store)) == []
+    # and it wrote its report
+    doc = json.loads(Path(rep.journal).with_suffix(".report.json").read_text())
+    assert doc["mode"] == "revert" and doc["status"] == "complete" and doc["plan"]["schema_changes"]["renamed"]
+
+
+def test_revert_with_an_unreadable_linked_table_warns_instead_of_aborting(small, monkeypatch):
+    from snapstore.source.writer_client import AirtableWriter, WriteFailed
+
+    client, store, snap, base = small["client"], small["store"], small["snap"], small["base"]
+    tables = snap.bases[0].tables
+    small["emu"].churn(seed=12, edit_share=0.3, add_share=0.0, delete_share=0.0)
+    real = AirtableWriter.list_ids
+
+    def list_ids(self, table_id, fields=None):
+        if table_id != tables[0].table_id:
+            raise WriteFailed(f"list {table_id}: access denied (403 INVALID_PERMISSIONS)", 403)
+        return real(self, table_id, fields)
+
+    monkeypatch.setattr(AirtableWriter, "list_ids", list_ids)
+    sch = store.schema(snap, base)["tables"][0]
+    assert any(f["type"] == "multipleRecordLinks" and f["options"]["linkedTableId"] != sch["id"] for f in sch["fields"])
+    rep = R.revert(R.SnapshotSource(store, snap), client=client, base_id=base, table=tables[0].table_id)
+    assert rep.status == "complete"
+    assert any("cannot be read (403)" in w for w in rep.warnings)

@@ -13,6 +13,7 @@ from snapstore.commands.common import open_store, store_option
 from snapstore.commands.find import fail
 from snapstore.diff import add_labels, diff_snapshots
 from snapstore.diff import history as record_history
+from snapstore.diff_comments import record_comment_history
 from snapstore.diff_render import FORMATS, render, render_history
 from snapstore.selection import SelectionError, default_pair, resolve_snapshot
 from snapstore.store import CatalogBusy, LockError, StoreError
@@ -78,7 +79,8 @@ def history(record_id, store, field, fmt):
     s = open_store(store)
     try:
         versions = record_history(s, record_id, field=field)
-        out = render_history(record_id, versions, fmt, color=_color(), field=field)
+        comments = None if field else record_comment_history(s, record_id, versions)
+        out = render_history(record_id, versions, fmt, color=_color(), field=field, comments=comments)
     except (StoreError, LockError, CatalogBusy) as e:
         raise click.ClickException(str(e)) from e
     click.echo(out)

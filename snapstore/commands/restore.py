@@ -41,26 +41,45 @@ def _fail(e: Exception) -> click.ClickException:
 
 def _human(rep: dict) -> str:
     lines = []
-    head = "Plan" if rep["dry_run"] else f"{rep['mode'].capitalize()} {rep['status']}"
+    dry = rep["dry_run"]
+    head = "Plan" if dry else f"{rep['mode'].capitalize()} {rep['status']}"
     lines.append(f"{head}: {rep['source']} -> base {rep['target_base']}")
+    would = "would " if dry else ""
     if rep["mode"] == "revert" and rep.get("plan"):
         p = rep["plan"]
-        lines.append(f"  table {p['table']} ({p['table_id']}): re-create {p['recreate']}, rewrite {p['update']}, "
-                     f"added since {p['added_since']} ({'delete' if p['delete_added'] else 'keep'}), "
+        lines.append(f"  table {p['table']} ({p['table_id']}): {would}re-create {p['recreate']}, {would}rewrite "
+                     f"{p['update']}, added since {p['added_since']} ({would + 'delete' if p['delete_added'] else 'keep'}), "
                      f"unchanged {p['unchanged']}")
+        ch = p.get("schema_changes") or {}
+        for r in ch.get("renamed", []):
+            done = "renamed back" if r.get("reverted") else (f"{would}rename back" if p.get("schema")
+                                                              else "kept (--schema renames it back)")
+            lines.append(f"  field {r['from']!r} is now {r['to']!r}: {done}")
+        for r in ch.get("added", []):
+            lines.append(f"  field {r['name']!r} ({r['type']}) added since the snapshot: kept")
+        for r in ch.get("removed", []):
+            lines.append(f"  field {r['name']!r} ({r['type']}) removed since the snapshot: not restorable in place")
     for t in rep["tables"].values():
         target = t.get("new_name") or t["name"]
-        verb = "would create" if rep["dry_run"] and rep["mode"] == "restore" else "created"
+        verbs = ("would create", "would update", "would delete") if dry else ("created", "updated", "deleted")
         lines.append(f"  {t['name']} -> {target}{' (' + t['new_table'] + ')' if t.get('new_table') else ''}: "
-                     f"{verb} {t['created']}, updated {t['updated']}, deleted {t['deleted']}, skipped {t['skipped']}"
-                     + (f", already done {t['resumed']}" if t.get("resumed") else ""))
+                     f"{verbs[0]} {t['created']}, {verbs[1]} {t['updated']}, {verbs[2]} {t['deleted']}, "
+                     f"skipped {t['skipped']}" + (f", already done {t['resumed']}" if t.get("resumed") else ""))
+    renamed = (rep.get("plan") or {}).get("renamed") or []
+    if renamed:
+        lines.append(f"Renamed ({len(renamed)} fields whose names clash ignoring case):")
+        lines += [f"  {r['table']}.{r['field']} -> {r['new_name']!r}" for r in renamed]
     nr = rep["not_restorable"]
     if nr:
         lines.append(f"Not restorable ({len(nr)} fields):")
         for f in nr:
             kept = " — last values kept as text" if f.get("kept_as") else ""
             where = f"{f['table']}." if f.get("table") else ""
-            lines.append(f"  {where}{f['field']} ({f.get('type', '')}): {f.get('reason')}{kept}")
+            opt = f" option {f['option']}" if f.get("option") else ""
+            lines.append(f"  {where}{f['field']} ({f.get('type', '')}){opt}: {f.get('reason')}{kept}")
+    if rep.get("comments", {}).get("restored"):
+        verb = "would re-create" if rep["dry_run"] else "re-created"
+        lines.append(f"Comments: {verb} {rep['comments']['restored']} (author and time at the start of the text)")
     att = rep["attachments"]
     if att["uploaded"] or att["not_uploaded"]:
         lines.append(f"Attachments: {att['uploaded']} uploaded, {len(att['not_uploaded'])} not")
@@ -81,26 +100,34 @@ def _human(rep: dict) -> str:
 @store_option
 @_source_options
 @click.option("--to-base", metavar="BASE_ID", help="Restore into new tables of this base.")
+@click.option("--to-workspace", metavar="WSP_ID", help="Restore into a new base of this workspace (every table).")
+@click.option("--base-name", metavar="NAME", help="With --to-workspace: the new base's name (default: the source's).")
 @click.option("--base", "base", metavar="BASE",
               help="The source base (when the snapshot holds several); with --revert, the live base.")
 @click.option("--table", "-t", "tables", multiple=True, help="Only this table (id or name; repeatable).")
 @click.option("--keep-computed-values", is_flag=True,
               help="Keep the last values of computed fields (formula, rollup, ...) in text fields.")
+@click.option("--no-comments", is_flag=True, help="Do not re-create the records' comments.")
 @click.option("--revert", is_flag=True, help="Put an existing table back as it was in the snapshot.")
 @click.option("--record", "-r", "records", multiple=True, help="With --revert: only these records.")
 @click.option("--delete-added", is_flag=True, help="With --revert: delete records added since the snapshot.")
+@click.option("--schema", "schema", is_flag=True,
+              help="With --revert: rename fields renamed since the snapshot back to their old names.")
 @click.option("--new", "--force", "new", is_flag=True,
               help="Restore again into new tables even though this restore was completed before.")
 @click.option("--no-verify", is_flag=True, help="Use an exported folder without checking its manifest.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; send no write request.")
 @click.option("--yes", "-y", is_flag=True, help="With --revert: do not ask before writing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def restore(source, store, to_base, base, tables, keep_computed_values, revert, records, delete_added, new,
-            no_verify, dry_run, yes, as_json, **kw):
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
+def restore(source, store, to_base, to_workspace, base_name, base, tables, keep_computed_values, no_comments, revert, records, delete_added, schema,
+            new,
+            no_verify, dry_run, yes, as_json, quiet, **kw):
     """Restore SOURCE (a snapshot name, or an exported airtable_backup_* folder) into Airtable.
 
     \b
     snapstore restore latest --to-base appXXXX            new tables in base appXXXX
+    snapstore restore latest --to-workspace wspXXXX       a new base holding every table
     snapstore restore ./airtable_backup_2026-... --to-base appXXXX
     snapstore restore latest --revert --base appXXXX --table Tasks [--record recX ...] [--delete-added]
 
@@ -110,12 +137,14 @@ def restore(source, store, to_base, base, tables, keep_computed_values, revert, 
     if revert:
         if not base or not tables or len(tables) != 1:
             raise click.UsageError("--revert needs --base BASE and exactly one --table TABLE")
-        if to_base:
-            raise click.UsageError("--revert works in place; drop --to-base")
-    elif not to_base:
-        raise click.UsageError("give --to-base BASE_ID (or --revert --base B --table T)")
-    if (records or delete_added) and not revert:
-        raise click.UsageError("--record and --delete-added go with --revert")
+        if to_base or to_workspace:
+            raise click.UsageError("--revert works in place; drop --to-base / --to-workspace")
+    elif bool(to_base) == bool(to_workspace):
+        raise click.UsageError("give --to-base BASE_ID or --to-workspace WSP_ID (or --revert --base B --table T)")
+    if base_name and not to_workspace:
+        raise click.UsageError("--base-name goes with --to-workspace")
+    if (records or delete_added or schema) and not revert:
+        raise click.UsageError("--record, --delete-added and --schema go with --revert")
     try:
         p = Path(source)
         st = None
@@ -146,10 +175,11 @@ def restore(source, store, to_base, base, tables, keep_computed_values, revert, 
             if client is None:
                 raise RestoreError("--revert --dry-run needs a token to read the live table")
             rep = run_revert(src, client=client, base_id=base, table=tables[0], records=records,
-                             delete_added=delete_added, dry_run=dry_run, confirm=confirm)
+                             delete_added=delete_added, dry_run=dry_run, confirm=confirm, schema=schema)
         else:
-            rep = run_restore(src, to_base=to_base, client=client, base_id=base, tables=tables,
-                              keep_computed=keep_computed_values, dry_run=dry_run, new=new)
+            rep = run_restore(src, to_base=to_base, to_workspace=to_workspace, base_name=base_name, client=client,
+                              base_id=base, tables=tables, keep_computed=keep_computed_values, dry_run=dry_run, new=new,
+                              comments=not no_comments, log=None if quiet else (lambda m: click.echo(m, err=True)))
         if client is not None:
             rep.requests = client.stats.snapshot()
     except _ERRORS as e:
@@ -169,19 +199,22 @@ def restore(source, store, to_base, base, tables, keep_computed_values, revert, 
 @click.option("--note", default=None, help="A note stored with the snapshot.")
 @click.option("--tag", "tags", multiple=True, help="A tag stored with the snapshot (repeatable).")
 @click.option("--no-verify", is_flag=True, help="Do not check the folder against its manifest.")
+@click.option("--time", "when", metavar="ISO", default=None,
+              help="The snapshot's time (default: the exported snapshot's own time, else now).")
 @click.option("--json", "as_json", is_flag=True, help="Print the new snapshot as JSON.")
-def import_(folder, store, note, tags, no_verify, as_json):
+def import_(folder, store, note, tags, no_verify, when, as_json):
     """Make an exported folder (airtable_backup_*, or another tool's folder with data/json) a snapshot
     in the store, with its original record ids, schema and attachments."""
     try:
         st = open_store(store, create=True)
-        info = import_folder(folder, st, note=note, tags=tags, verify=not no_verify)
+        info = import_folder(folder, st, note=note, tags=tags, verify=not no_verify, time=when)
     except _ERRORS as e:
         raise _fail(e) from e
     if as_json:
         click.echo(json.dumps(info.to_dict(), indent=1, default=str))
     else:
-        click.echo(f"imported {Path(folder).name} as snapshot {info.id}: {info.records} records in "
+        click.echo(f"imported {Path(folder).name} as snapshot {info.id} of {info.time:%Y-%m-%d %H:%M:%S} UTC: "
+                   f"{info.records} records in "
                    f"{sum(len(b.tables) for b in info.bases)} tables"
                    + (f" ({len(info.missing)} tables missing)" if info.missing else ""))
 

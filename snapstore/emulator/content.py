@@ -54,7 +54,7 @@ class ContentSigner:
     def content_url(self, att_id: str, variant: str, filename: str) -> str:
         exp = int((self.clock.now() + self.ttl) * 1000)
         payload = f"{att_id}.{variant}.{exp}.{next(self._nonce)}"
-        return f"{self._base_url()}/__content/{payload}.{self._sig(payload)}/{urllib.parse.quote(filename)}"
+        return f"{self._base_url()}/__content/{payload}.{self._sig(payload)}/{urllib.parse.quote(filename, safe='')}"
 
     def parse_token(self, token: str) -> tuple[str, str, int] | None:
         """(att id, variant, expiry ms) of a token this signer made, else None."""

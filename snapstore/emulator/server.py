@@ -859,6 +859,8 @@ def _create_base(emu: Emulator, req: _Req) -> tuple[int, Any]:
         raise _invalid("A base needs a name")
     if not isinstance(body.get("workspaceId"), str) or not body["workspaceId"].startswith("wsp"):
         raise _invalid("A base needs a workspaceId")
+    if body["workspaceId"] != emu.workspace.workspace_id:  # another workspace: not visible to this token
+        raise HTTPFail(403, ERR_403)
     tables = body.get("tables")
     if not isinstance(tables, list) or not tables:
         raise _invalid("A base needs at least one table")

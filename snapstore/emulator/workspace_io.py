@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from .state import Base, Record, Table, Workspace, attachment_cell
+from .validate import check_workspace
 
 
 def _paths(path: str) -> tuple[str, str]:
@@ -142,7 +143,7 @@ def from_dict(doc: dict, att_dir: str | None = None) -> Workspace:
                 table.records[rec.id] = rec
             base.tables.append(table)
         ws.bases.append(base)
-    return ws
+    return check_workspace(ws)  # refuse what Airtable would (validate.py)
 
 
 def load_workspace(path: str) -> Workspace:

@@ -761,8 +761,9 @@ class Store:
     # ---- reading -------------------------------------------------------------------------
 
     def list_snapshots(self) -> list[SnapshotInfo]:
-        """Newest first."""
-        return [_info_from_doc(seq, cid, json.loads(doc)) for seq, cid, doc in reversed(self.catalog.snapshot_docs())]
+        """Newest first, by the snapshot's time (an imported backup takes its place among the others)."""
+        infos = [_info_from_doc(seq, cid, json.loads(doc)) for seq, cid, doc in self.catalog.snapshot_docs()]
+        return sorted(infos, key=lambda s: (s.time, s.seq), reverse=True)
 
     def latest_id(self) -> str | None:
         docs = self.catalog.snapshot_docs()

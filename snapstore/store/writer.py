@@ -335,6 +335,8 @@ class SnapshotWriter:
         self.tags = list(tags)
         self.command = command
         self.started = datetime.now(UTC)
+        self.time: str | None = None  # a back-filled snapshot's own time (import), else the commit's
+        self.parent: str | None = None  # and its parent ("": none), else the store's latest
         self._t0 = time.monotonic()
         self._mutex = threading.Lock()
         self._packs = PackWriter(store.backend.put, store.pack_size, columnar=True)
@@ -587,10 +589,10 @@ class SnapshotWriter:
             bases.append({"base_id": base_id, "name": base["name"], "permission_level": base["permission_level"],
                           "schema": base["schema"], "tables": tables})
         missing = list(self._missing)
-        parent = self.store.latest_id()
+        parent = (self.parent or None) if self.parent is not None else self.store.latest_id()
         return {
             "type": "snapshot", "v": 1, "store_id": self.store.config["store_id"],
-            "time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "time": self.time or datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "started": self.started.isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "parent": parent, "status": "partial" if missing else "complete",
             "note": self.note, "tags": self.tags, "command": self.command,
