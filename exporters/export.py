@@ -373,9 +373,11 @@ def _summary(snap, fmts, rows, att, errors, ctx) -> dict:
         "tables": rows,
         "missing_tables": snap.missing,
         "errors": errors,
-        "warnings": ctx.warnings,
+        # sorted: chunks reach the main process in order, but the formats' warnings of one chunk come
+        # together, so their interleaving depends on the chunk size; the folder must not
+        "warnings": sorted(ctx.warnings),
         "warning_counts": [{"format": k[0], "table": k[1], "column": k[2], "count": n}
-                           for k, n in ctx.warning_counts.items()],
+                           for k, n in sorted(ctx.warning_counts.items())],
     }
 
 

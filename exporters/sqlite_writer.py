@@ -78,7 +78,7 @@ def sql_column(kind: str, raw: list, errors: list | None = None) -> list:
         return [v if v is None or type(v) in (int, float) else odd(v) for v in raw]
     if kind == V.BOOL:
         return [None if v is None else 1 if v is True else 0 if v is False else odd(v) for v in raw]
-    if kind in V.LIST_ITEM or kind == V.STR_LIST:
+    if kind in V.LIST_ITEM:
         return [None if v is None else _json_list(v, odd) if type(v) is list and dict in map(type, v) else dumps(v)
                 for v in raw]
     return [None if v is None else dumps(v) for v in raw]

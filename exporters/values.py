@@ -27,7 +27,7 @@ BARCODE, BUTTON, JSON = "barcode", "button", "json"
 #: Lists of one scalar kind: lookups of numbers, checkboxes, dates (lookups of text are STR_LIST).
 FLOAT_LIST, BOOL_LIST, DATE_LIST, DATETIME_LIST = "float_list", "bool_list", "date_list", "datetime_list"
 #: The item kind of each list kind whose items are typed one by one (error items become null).
-LIST_ITEM = {FLOAT_LIST: FLOAT, BOOL_LIST: BOOL, DATE_LIST: DATE, DATETIME_LIST: DATETIME}
+LIST_ITEM = {STR_LIST: TEXT, FLOAT_LIST: FLOAT, BOOL_LIST: BOOL, DATE_LIST: DATE, DATETIME_LIST: DATETIME}
 #: Computed field types typed by their ``options.result`` (the type of the value they compute).
 COMPUTED_TYPES = frozenset({"formula", "rollup", "multipleLookupValues"})
 #: A formula's or rollup's result kinds that get a typed column (anything else stays JSON text).
