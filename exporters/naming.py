@@ -5,7 +5,8 @@ control characters, Windows device names (``CON``, ``NUL``, ``COM1``), trailing 
 or be hundreds of characters long. Every name an exporter puts on disk goes through :func:`safe_name`
 (one path component, never a separator) and a :class:`NameAllocator` (unique per folder, compared the
 way case-insensitive, normalising file systems compare: NFC + casefold), and every path is joined with
-:func:`inside`, which refuses anything that would resolve outside the export folder.
+:func:`inside`, which refuses anything that would resolve outside the export folder. Column names, CSV
+headers and SQL identifiers go through :func:`safe_column` (control characters out) and an allocator.
 """
 
 from __future__ import annotations

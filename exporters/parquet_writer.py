@@ -6,8 +6,10 @@ date32; dateTime (and createdTime/lastModifiedTime fields) → timestamp[ms, UTC
 result is a date); text, single select → string; multipleSelects and links → list<string>;
 attachments → list<struct<id, filename, size, type, width, height, path, thumbnails (JSON)>>;
 collaborators → struct<id, email, name> (list of them for multipleCollaborators); barcode →
-struct<text, type>; button → struct<label, url>; formula, rollup, lookup, aiText and unknown types →
-string holding the cell as JSON. Each column's Airtable field id, type and encoding are in the Parquet
+struct<text, type>; button → struct<label, url>; formula and rollup → the type of their
+``options.result`` (a number float64, text string, checkbox bool, date/dateTime), lookups → a list of
+the looked-up type; error values null (counted in the warnings); aiText, unknown types and results
+without a typed column → string holding the cell as JSON. Comments: ``<table>.comments.parquet``. Each column's Airtable field id, type and encoding are in the Parquet
 field metadata. Empty fields are null (an unchecked checkbox is null, as Airtable omits it).
 Columns of types whose values repeat (selects, collaborators, checkbox, rating) are dictionary-encoded;
 the rest are plain, since a dictionary over mostly distinct values (ids, names, notes) is built and then

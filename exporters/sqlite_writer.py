@@ -3,12 +3,17 @@
 Each table has ``_id TEXT PRIMARY KEY`` (the record id), ``_createdTime TEXT`` and a column per field in schema order:
 REAL for number/percent/currency/duration, INTEGER for rating/autoNumber/count and checkbox (1, or NULL
 when unchecked), TEXT for text and selects, ISO-8601 TEXT for dates and date-times, JSON TEXT for
-everything else (lists, attachments, collaborators, barcode, button, formula/rollup/lookup/aiText).
+everything else (lists, attachments, collaborators, barcode, button, aiText). Formula and rollup
+columns take the SQL type of their result type (``options.result``), lookups are JSON arrays of typed
+values; an error value is NULL and counted in the warnings. Table and column names go through
+``exporters.naming.safe_column`` (no control characters: a NUL cannot even be in a statement).
 Every linked-record field also gets a link table ``<table>__<field>`` (record_id, position,
 linked_record_id) with foreign keys to both tables (to the linked table only when it is part of the
 export), so ``sqlite3`` and datasette can join across tables. Metadata tables: ``_airtable_snapshot``
 (key/value), ``_airtable_schema`` (the raw schema JSON), ``_airtable_tables`` and ``_airtable_fields``
 (Airtable ids, names, types, options and the SQL name each one got), ``_airtable_links``.
+Comments (snapshots taken with ``--comments``): ``<table>__comments`` per table, a foreign key to the
+record's row, and the view ``_comments`` over all of them (see exporters/comments.py).
 """
 
 from __future__ import annotations
