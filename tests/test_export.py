@@ -14,7 +14,7 @@ import duckdb
 import fixtures_alltypes as F
 import pyarrow.parquet as pq
 import pytest
-import yaml
+from emuexport import read_items
 
 from exporters import values as V
 from exporters.export import FORMATS, export_snapshot, verify_manifest
@@ -82,14 +82,7 @@ def _file(res, fmt: str, table: str = "Projects") -> Path:
 @pytest.mark.parametrize("fmt", ["json", "ndjson", "yaml"])
 def test_record_shaped_formats_round_trip(exported, fmt, table_id, name):
     _store, _info, res = exported
-    path = _file(res, fmt, name)
-    text = path.read_text(encoding="utf-8")
-    if fmt == "json":
-        recs = json.loads(text)
-    elif fmt == "ndjson":
-        recs = [json.loads(line) for line in text.splitlines()]
-    else:
-        recs = yaml.safe_load(text)
+    recs = read_items(_file(res, fmt, name))
     got = {r["id"]: _strip_paths(r, res.path) for r in recs}
     assert got == _named(table_id)
     # fields in schema order

@@ -47,14 +47,7 @@ def test_the_workspace_has_ordered_comments(exported):
 def test_record_keyed_formats_hold_every_comment_in_order(exported, fmt):
     _store, _info, res, expected = exported
     for row in res.tables:
-        path = res.path / row["comment_files"][fmt]
-        text = path.read_text(encoding="utf-8")
-        if fmt == "json":
-            entries = json.loads(text)
-        elif fmt == "ndjson":
-            entries = [json.loads(line) for line in text.splitlines()]
-        else:
-            entries = yaml.safe_load(text)
+        entries = emuexport.read_items(res.path / row["comment_files"][fmt])
         assert [e["record_id"] for e in entries] == sorted(expected[row["table_id"]])
         assert {e["record_id"]: e["comments"] for e in entries} == expected[row["table_id"]]
         for e in entries:
