@@ -279,6 +279,11 @@ def _write_comments(writers: list[Writer], t: stream.TableMeta, by_record: dict 
     return tc
 
 
+def _comments_file(fmt: str, base: stream.BaseMeta, t: stream.TableMeta) -> str:
+    """Beside the table's records file (SQLite: a table in the base's database)."""
+    return _table_file(fmt, base, t) if fmt == "sqlite" else f"data/{fmt}/{base.stem}/{t.comments_stem}.{fmt}"
+
+
 def _table_row(base: stream.BaseMeta, t: stream.TableMeta, n: int, sink: stream.AttachmentSink,
                k: int, fmts: list[str], ctx: ExportContext, comments: TableComments | None = None) -> dict:
     info = t.info
@@ -294,7 +299,7 @@ def _table_row(base: stream.BaseMeta, t: stream.TableMeta, n: int, sink: stream.
         # None: the snapshot was taken without --comments (and no comments files were written)
         "comments": comments.count if comments else None,
         "records_with_comments": len(comments.entries) if comments else None,
-        "comment_files": {f: _table_file(f, base, t, comments=True) for f in fmts} if comments else None,
+        "comment_files": {f: _comments_file(f, base, t) for f in fmts} if comments else None,
     }
 
 
@@ -322,10 +327,10 @@ def _rename_final(tmp: Path, out: Path, name: str) -> Path:
                 raise
 
 
-def _table_file(fmt: str, base: stream.BaseMeta, t: stream.TableMeta, comments: bool = False) -> str:
+def _table_file(fmt: str, base: stream.BaseMeta, t: stream.TableMeta) -> str:
     if fmt == "sqlite":
         return f"data/sqlite/{base.stem}.sqlite"
-    return f"data/{fmt}/{base.stem}/{t.comments_stem if comments else t.stem}.{fmt}"
+    return f"data/{fmt}/{base.stem}/{t.stem}.{fmt}"
 
 
 def _write_metadata(store, snap, root, plan, fmts, bases, tables, attachments, csv_guard) -> None:
