@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from exporters.comments import TableComments
 from exporters.naming import inside
 from exporters.stream import Batch, TableMeta
 from snapstore.store import SnapshotInfo
@@ -103,7 +104,14 @@ class Writer:
         raise NotImplementedError
 
     def table_path(self, table: TableMeta, ext: str | None = None) -> Path:
-        path = inside(self.ctx.data_dir(self.format, table.base.stem), table.stem + (self.ext if ext is None else ext))
+        return self._path(table.stem, table, ext)
+
+    def comments_path(self, table: TableMeta, ext: str | None = None) -> Path:
+        """Where the table's comments file goes: beside its records, ``<stem>.comments<ext>``."""
+        return self._path(table.comments_stem, table, ext)
+
+    def _path(self, stem: str, table: TableMeta, ext: str | None) -> Path:
+        path = inside(self.ctx.data_dir(self.format, table.base.stem), stem + (self.ext if ext is None else ext))
         self.files.append(path)
         return path
 
@@ -114,6 +122,11 @@ class Writer:
         self.table = table
 
     def write(self, payload) -> None:
+        raise NotImplementedError
+
+    def write_comments(self, comments: TableComments) -> None:
+        """The open table's comments (called before ``close_table``, only for tables whose snapshot
+        captured comments): written whole, in the main process (a few per cent of the records' size)."""
         raise NotImplementedError
 
     def close_table(self) -> None:
@@ -147,6 +160,27 @@ class StreamWriter(Writer):
 
     def suffix(self) -> bytes:
         return b""
+
+    @staticmethod
+    def encode_dicts(items: list[dict]) -> bytes:
+        """Plain JSON-shaped objects (records, comment entries) as one chunk of this format."""
+        raise NotImplementedError
+
+    @classmethod
+    def encode(cls, batch: Batch) -> bytes:
+        return cls.encode_dicts(batch.shaped())
+
+    def write_comments(self, comments: TableComments) -> None:
+        """The comments file: the same stream as a records file (prefix, one chunk, suffix)."""
+        records, chunks = self.f, self.chunks
+        self.f, self.chunks = self.open_binary(self.comments_path(comments.table)), 0
+        try:
+            self.f.write(self.prefix(comments.table))
+            self.write(self.encode_dicts(comments.entries))
+            self.f.write(self.suffix())
+        finally:
+            self.f.close()
+            self.f, self.chunks = records, chunks
 
     def open_table(self, table: TableMeta) -> None:
         super().open_table(table)

@@ -13,6 +13,8 @@ import re
 
 from exporters import values as V
 from exporters.base import Writer
+from exporters.comments import COLUMNS as COMMENT_COLUMNS
+from exporters.comments import TableComments
 from exporters.stream import Batch, TableMeta
 
 _GUARD = frozenset(V.FORMULA_START)
@@ -119,6 +121,19 @@ def csv_rows(columns: list[list[str]]) -> str:
     return "\r\n".join(map(",".join, zip(*columns, strict=True))) + "\r\n"
 
 
+def csv_chunk(plain: list[list[str]], kinds, raws, guard: bool) -> bytes:
+    """Rows of ``plain`` columns (already CSV text, never quoted) followed by a column per kind."""
+    cols = list(plain)
+    for kind, raw in zip(kinds, raws, strict=True):
+        col = csv_column(kind, raw, guard)
+        cols.append(quoted(col) if kind in _CHECKED else col)
+    return csv_rows(cols).encode("utf-8")
+
+
+#: How each comments column is written (ids and the author as text, the guard applies to them too).
+COMMENT_KINDS = (V.TEXT, V.TEXT, V.INT, V.TEXT, V.TEXT, V.TEXT, V.TEXT, V.DATETIME, V.DATETIME)
+
+
 class CsvWriter(Writer):
     format = "csv"
     ext = ".csv"
@@ -126,18 +141,27 @@ class CsvWriter(Writer):
     @staticmethod
     def encode(batch: Batch) -> bytes:
         spec = batch.spec
-        guard = spec.csv_guard
         cols = [batch.ids, [c or "" for c in batch.created]]  # record ids and times never need quotes
-        for kind, raw in zip(spec.kinds, batch.columns(), strict=True):
-            col = csv_column(kind, raw, guard)
-            cols.append(quoted(col) if kind in _CHECKED else col)
-        return csv_rows(cols).encode("utf-8")
+        return csv_chunk(cols, spec.kinds, batch.columns(), spec.csv_guard)
+
+    def header(self, columns) -> bytes:
+        """The byte-order mark and the header row (formula-guarded like the cells)."""
+        header = [V.guard_formula(h) for h in columns] if self.ctx.csv_guard else list(columns)
+        return ("\ufeff" + csv_rows([[h] for h in quoted(header)])).encode("utf-8")
 
     def open_table(self, table: TableMeta) -> None:
         super().open_table(table)
         self.f = self.open_binary(self.table_path(table))
-        header = [V.guard_formula(h) for h in table.columns] if self.ctx.csv_guard else list(table.columns)
-        self.f.write(("\ufeff" + csv_rows([[h] for h in quoted(header)])).encode("utf-8"))
+        self.f.write(self.header(table.columns))
+
+    def write_comments(self, comments: TableComments) -> None:
+        """A row per comment, :data:`exporters.comments.COLUMNS`; cells follow the records' rules."""
+        f = self.open_binary(self.comments_path(comments.table))
+        try:
+            f.write(self.header(COMMENT_COLUMNS))
+            f.write(csv_chunk([], COMMENT_KINDS, list(comments.columns.values()), self.ctx.csv_guard))
+        finally:
+            f.close()
 
     def write(self, payload: bytes) -> None:
         self.f.write(payload)

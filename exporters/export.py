@@ -3,6 +3,7 @@
 ```
 airtable_backup_YYYY-MM-DD_HH-MM-SS/      (the snapshot's own time, UTC; _2, _3... if taken)
   data/{json,yaml,ndjson,csv,parquet}/<base>/<table>.<ext>   data/sqlite/<base>.sqlite
+  data/{json,yaml,ndjson,csv,parquet}/<base>/<table>.comments.<ext>   (snapshots with comments; see comments.py)
   attachments/<attId>_<filename>
   metadata/snapshot.json  metadata/schema/<base>.json  metadata/manifest.json
   reports/summary.json  reports/summary.md
@@ -32,6 +33,7 @@ import orjson
 
 from exporters import partial, stream
 from exporters.base import ExportContext, Writer
+from exporters.comments import TableComments
 from exporters.csv_writer import CsvWriter
 from exporters.json_writer import JsonWriter
 from exporters.naming import inside
@@ -175,6 +177,7 @@ def export_snapshot(
         log.info("%d worker process(es), %d records a chunk", n_workers, chunk_records)
         table_rows = []
         order = [(base, t) for base in plan for t in base.tables]
+        comments = store.table_comments(snap, [(b.base_id, t.table_id) for b, t in order])
         with Executor(n_workers, stream.use_store, (store,)) as ex:
             n = 0
             for event, k, result in _table_events(ex, store, snap, order, sink, encoders, ctx, chunk_records):
@@ -191,9 +194,10 @@ def export_snapshot(
                     for w in writers:
                         w.open_table(t)
                 else:
+                    tc = _write_comments(writers, t, next(comments))
                     for w in writers:
                         w.close_table()
-                    table_rows.append(_table_row(base, t, n, sink, k, fmts, ctx))
+                    table_rows.append(_table_row(base, t, n, sink, k, fmts, ctx, tc))
                     log.info("%s/%s: %d records", base.name, t.name, n)
         for w in writers:
             w.close()
@@ -276,8 +280,24 @@ def _table_events(ex: Executor, store: Store, snap: SnapshotInfo, order: list[tu
             yield "open", opened, None
 
 
+def _write_comments(writers: list[Writer], t: stream.TableMeta, by_record: dict | None) -> TableComments | None:
+    """The table's comments to every writer; None (and no comments files) when the snapshot did not
+    capture them."""
+    if by_record is None:
+        return None
+    tc = TableComments(t, by_record)
+    for w in writers:
+        w.write_comments(tc)
+    return tc
+
+
+def _comments_file(fmt: str, base: stream.BaseMeta, t: stream.TableMeta) -> str:
+    """Beside the table's records file (SQLite: a table in the base's database)."""
+    return _table_file(fmt, base, t) if fmt == "sqlite" else f"data/{fmt}/{base.stem}/{t.comments_stem}.{fmt}"
+
+
 def _table_row(base: stream.BaseMeta, t: stream.TableMeta, n: int, sink: stream.AttachmentSink,
-               k: int, fmts: list[str], ctx: ExportContext) -> dict:
+               k: int, fmts: list[str], ctx: ExportContext, comments: TableComments | None = None) -> dict:
     info = t.info
     if info is not None and info.records != n:
         ctx.warnings.append(f"{base.name}/{t.name}: snapshot says {info.records} records, exported {n}")
@@ -288,6 +308,10 @@ def _table_row(base: stream.BaseMeta, t: stream.TableMeta, n: int, sink: stream.
         "deleted": info.deleted if info else None, "unchanged": info.unchanged if info else None,
         "attachments_copied": sink.copied_in.get(k, 0), "attachments_missing": sink.missing_in.get(k, 0),
         "files": {f: _table_file(f, base, t) for f in fmts},
+        # None: the snapshot was taken without --comments (and no comments files were written)
+        "comments": comments.count if comments else None,
+        "records_with_comments": len(comments.entries) if comments else None,
+        "comment_files": {f: _comments_file(f, base, t) for f in fmts} if comments else None,
     }
 
 
@@ -324,6 +348,7 @@ def _write_metadata(store, snap, root, plan, fmts, bases, tables, attachments, c
         "bases": [
             {"base_id": b.base_id, "name": b.name, "folder": b.stem, "schema_file": f"metadata/schema/{b.stem}.json",
              "tables": [{"table_id": t.table_id, "name": t.name, "file_stem": t.stem,
+                         "comments_file_stem": t.comments_stem,
                          "columns": dict(zip([f["id"] for f in t.fields], t.field_columns, strict=True))}
                         for t in b.tables]}
             for b in plan
@@ -342,13 +367,17 @@ def _summary(snap, fmts, rows, att, errors, ctx) -> dict:
             "deleted": sum(r["deleted"] or 0 for r in rows),
             "attachments_copied": att["copied"], "attachment_bytes": att["bytes"],
             "attachments_missing": att["missing"],
+            "comments": sum(r["comments"] or 0 for r in rows),
+            "tables_with_comments_captured": sum(r["comments"] is not None for r in rows),
         },
         "tables": rows,
         "missing_tables": snap.missing,
         "errors": errors,
-        "warnings": ctx.warnings,
+        # sorted: chunks reach the main process in order, but the formats' warnings of one chunk come
+        # together, so their interleaving depends on the chunk size; the folder must not
+        "warnings": sorted(ctx.warnings),
         "warning_counts": [{"format": k[0], "table": k[1], "column": k[2], "count": n}
-                           for k, n in ctx.warning_counts.items()],
+                           for k, n in sorted(ctx.warning_counts.items())],
     }
 
 
@@ -367,12 +396,15 @@ def _summary_md(s: dict) -> str:
         f"(new {tot['new']}, changed {tot['changed']}, deleted {tot['deleted']} since the parent snapshot)",
         f"- Attachments: {tot['attachments_copied']} files, {tot['attachment_bytes']} bytes"
         f"{', ' + str(tot['attachments_missing']) + ' missing' if tot['attachments_missing'] else ''}",
-        "", "| Base | Table | Records | New | Changed | Deleted | Unchanged | Attachments |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        f"- Comments: {tot['comments']} in {tot['tables_with_comments_captured']} table(s) whose comments were captured"
+        if tot["tables_with_comments_captured"] else "- Comments: not captured (snapshot taken without --comments)",
+        "", "| Base | Table | Records | New | Changed | Deleted | Unchanged | Attachments | Comments |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in s["tables"]:
         lines.append(f"| {_md(r['base'])} | {_md(r['table'])} | {r['records']} | {_md(r['new'])} | "
-                     f"{_md(r['changed'])} | {_md(r['deleted'])} | {_md(r['unchanged'])} | {r['attachments_copied']} |")
+                     f"{_md(r['changed'])} | {_md(r['deleted'])} | {_md(r['unchanged'])} | {r['attachments_copied']} | "
+                     f"{_md(r['comments'] if r['comments'] is not None else '-')} |")
     lines += ["", "## Errors", ""]
     lines += [f"- {_md(e)}" for e in s["errors"]] or ["None."]
     if s["warnings"]:

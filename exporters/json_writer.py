@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 
 from exporters.base import StreamWriter
-from exporters.stream import Batch, TableMeta
+from exporters.stream import TableMeta
 
 
 class JsonWriter(StreamWriter):
@@ -14,9 +14,9 @@ class JsonWriter(StreamWriter):
     ext = ".json"
 
     @staticmethod
-    def encode(batch: Batch) -> bytes:
+    def encode_dicts(items: list[dict]) -> bytes:
         dumps = orjson.dumps
-        return b",\n".join([dumps(r) for r in batch.shaped()])
+        return b",\n".join([dumps(r) for r in items])
 
     def prefix(self, table: TableMeta) -> bytes:
         return b"["

@@ -5,7 +5,8 @@ control characters, Windows device names (``CON``, ``NUL``, ``COM1``), trailing 
 or be hundreds of characters long. Every name an exporter puts on disk goes through :func:`safe_name`
 (one path component, never a separator) and a :class:`NameAllocator` (unique per folder, compared the
 way case-insensitive, normalising file systems compare: NFC + casefold), and every path is joined with
-:func:`inside`, which refuses anything that would resolve outside the export folder.
+:func:`inside`, which refuses anything that would resolve outside the export folder. Column names, CSV
+headers and SQL identifiers go through :func:`safe_column` (control characters out) and an allocator.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import os
 import re
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 #: Names Windows reserves for devices, with or without an extension (``CON.txt`` is reserved too).
@@ -83,6 +85,19 @@ def safe_filename(filename: object, *, max_bytes: int = MAX_BYTES, fallback: str
     return safe_name(stem, ext=ext, max_bytes=max_bytes, fallback=fallback)
 
 
+#: Control characters (C0, DEL, C1): NUL cannot be in an SQL statement at all (sqlite3 refuses it),
+#: and the others break CSV headers, terminals and tools that read column names line by line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def safe_column(name: object) -> str:
+    """A column name, CSV header or SQL identifier for ``name``: every control character (NUL, tab,
+    line breaks, DEL, C1) becomes ``_``; everything else is kept as the user wrote it (SQL identifiers
+    are quoted, CSV headers RFC 4180-quoted). Empty stays empty (the caller's fallback applies).
+    Uniqueness is the :class:`NameAllocator`'s job."""
+    return _CONTROL.sub("_", "" if name is None else str(name))
+
+
 def _key(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
@@ -98,10 +113,15 @@ class NameAllocator:
         self._used: set[str] = {_key(r) for r in reserved}
         self.max_bytes = max_bytes
 
-    def take(self, name: object, ext: str = "", *, fallback: str = "unnamed", sanitize: bool = True) -> str:
-        """A unique name for ``name`` + ``ext`` (sanitised with :func:`safe_name` unless told not to)."""
+    def take(self, name: object, ext: str = "", *, fallback: str = "unnamed",
+             sanitize: bool | Callable[[object], str] = True) -> str:
+        """A unique name for ``name`` + ``ext``: sanitised with :func:`safe_name` (True), kept as is
+        (False), or passed through ``sanitize`` (e.g. :func:`safe_column`). A collision's hash is
+        of the original text, so two names that sanitise alike still get distinct, stable names."""
         original = "" if name is None else str(name)
-        if sanitize:
+        if callable(sanitize):
+            cand = (sanitize(original) or fallback) + ext
+        elif sanitize:
             ext = _BAD.sub("_", unicodedata.normalize("NFC", ext))
             cand = safe_name(original, ext=ext, max_bytes=self.max_bytes, fallback=fallback)
         else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import orjson
 
 from exporters.base import StreamWriter
-from exporters.stream import Batch
 
 _OPT = orjson.OPT_APPEND_NEWLINE
 
@@ -15,6 +14,6 @@ class NdjsonWriter(StreamWriter):
     ext = ".ndjson"
 
     @staticmethod
-    def encode(batch: Batch) -> bytes:
+    def encode_dicts(items: list[dict]) -> bytes:
         dumps = orjson.dumps
-        return b"".join([dumps(r, option=_OPT) for r in batch.shaped()])
+        return b"".join([dumps(r, option=_OPT) for r in items])

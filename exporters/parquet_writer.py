@@ -6,8 +6,10 @@ date32; dateTime (and createdTime/lastModifiedTime fields) → timestamp[ms, UTC
 result is a date); text, single select → string; multipleSelects and links → list<string>;
 attachments → list<struct<id, filename, size, type, width, height, path, thumbnails (JSON)>>;
 collaborators → struct<id, email, name> (list of them for multipleCollaborators); barcode →
-struct<text, type>; button → struct<label, url>; formula, rollup, lookup, aiText and unknown types →
-string holding the cell as JSON. Each column's Airtable field id, type and encoding are in the Parquet
+struct<text, type>; button → struct<label, url>; formula and rollup → the type of their
+``options.result`` (a number float64, text string, checkbox bool, date/dateTime), lookups → a list of
+the looked-up type; error values null (counted in the warnings); aiText, unknown types and results
+without a typed column → string holding the cell as JSON. Comments: ``<table>.comments.parquet``. Each column's Airtable field id, type and encoding are in the Parquet
 field metadata. Empty fields are null (an unchecked checkbox is null, as Airtable omits it).
 Columns of types whose values repeat (selects, collaborators, checkbox, rating) are dictionary-encoded;
 the rest are plain, since a dictionary over mostly distinct values (ids, names, notes) is built and then
@@ -16,11 +18,14 @@ thrown away for every row group.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from exporters import values as V
 from exporters.base import Writer
+from exporters.comments import TableComments
 from exporters.stream import Batch, TableMeta, TableSpec
 
 ROW_GROUP = 32_768
@@ -37,12 +42,15 @@ ARROW_TYPES = {
     V.COLLABORATOR: _COLLAB, V.COLLABORATORS: pa.list_(_COLLAB),
     V.BARCODE: pa.struct([("text", pa.string()), ("type", pa.string())]),
     V.BUTTON: pa.struct([("label", pa.string()), ("url", pa.string())]), V.JSON: pa.string(),
+    V.FLOAT_LIST: pa.list_(pa.float64()), V.BOOL_LIST: pa.list_(pa.bool_()), V.DATE_LIST: pa.list_(pa.date32()),
+    V.DATETIME_LIST: pa.list_(_TS),
 }
 _STRUCT_KEYS = {V.COLLABORATOR: ("id", "email", "name"), V.BARCODE: ("text", "type"), V.BUTTON: ("label", "url")}
 _ATTACH_KEYS = ("id", "filename", "size", "type", "width", "height", "path", "thumbnails")
 _PARSED_LATER = (V.DATE, V.DATETIME)  # ISO strings, cast column-wise
 #: Kinds whose raw JSON values pyarrow converts directly (a whole column at once).
-_FAST = (V.TEXT, V.FLOAT, V.INT, V.BOOL, V.STR_LIST, V.COLLABORATOR, V.COLLABORATORS, V.BARCODE, V.BUTTON)
+_FAST = (V.TEXT, V.FLOAT, V.INT, V.BOOL, V.STR_LIST, V.COLLABORATOR, V.COLLABORATORS, V.BARCODE, V.BUTTON,
+         V.FLOAT_LIST, V.BOOL_LIST)
 #: Airtable types whose cells take few distinct values: worth a dictionary page.
 DICTIONARY_TYPES = frozenset({"singleSelect", "multipleSelects", "checkbox", "rating", "singleCollaborator",
                               "multipleCollaborators", "createdBy", "lastModifiedBy"})
@@ -87,6 +95,8 @@ def _attachment(v):
 
 def convert(kind: str, v):
     """A cell as the Python value pyarrow builds the column from; raises _Bad when it cannot."""
+    if V.is_error(v):
+        raise _Bad(f"error value {V.dumps_json(v)}"[:120])
     if kind == V.TEXT:
         if type(v) is not str:
             raise _Bad(f"not text: {v!r}"[:120])
@@ -121,6 +131,31 @@ def convert(kind: str, v):
 def _time_array(strings: list, typ: pa.DataType) -> pa.Array:
     """ISO strings to date32 / timestamp[ms, UTC] in one vectorised cast."""
     return pa.array(strings, pa.string()).cast(typ)
+
+
+_CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
+
+
+def cast_times(values: list, typ: pa.DataType, bad: Callable[[int, str], None]) -> pa.Array:
+    """ISO strings to dates or timestamps, in one cast; when that fails, one by one, calling
+    ``bad(index, message)`` for each value that is not a date (it becomes null)."""
+    try:
+        return _time_array(values, typ)
+    except _CAST_ERRORS:
+        return pa.array([one_time(v, typ, i, bad) for i, v in enumerate(values)], typ)
+
+
+def one_time(v, typ: pa.DataType, i: int, bad: Callable[[int, str], None]):
+    if v is None:
+        return None
+    if V.is_error(v):
+        bad(i, f"error value {V.dumps_json(v)}"[:120])
+        return None
+    try:
+        return _time_array([v], typ)[0].as_py()
+    except _CAST_ERRORS:
+        bad(i, f"not a date: {v!r}"[:120])
+        return None
 
 
 def arrow_schema(spec: TableSpec) -> pa.Schema:
@@ -177,22 +212,17 @@ class _Columns:
         self.batch.warn("parquet", self.schema.field(col).name, f"{rid}: {e}; stored null")
 
     def times(self, col: int, raw: list, typ: pa.DataType) -> pa.Array:
-        try:
-            return _time_array(raw, typ)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            out = []
-            for rid, v in zip(self.ids, raw, strict=True):  # cast one by one, null the bad ones
-                try:
-                    out.append(_time_array([v], typ)[0].as_py())
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-                    self._bad(col, rid, f"not a date: {v!r}"[:120])
-                    out.append(None)
-            return pa.array(out, typ)
+        return cast_times(raw, typ, self._reporter(col))
+
+    def _reporter(self, col: int) -> Callable[[int, str], None]:
+        return lambda i, message: self._bad(col, self.ids[i], message)
 
     def column(self, col: int, kind: str, raw: list) -> pa.Array:
         typ = self.schema.field(col).type
         if kind in _PARSED_LATER:
             return self.times(col, raw, typ)
+        if kind in (V.DATE_LIST, V.DATETIME_LIST):
+            return self.time_lists(col, kind, raw, typ)
         if kind == V.JSON:
             dumps = V.dumps_json
             return pa.array([None if v is None else dumps(v) for v in raw], typ)
@@ -201,16 +231,56 @@ class _Columns:
                 return pa.array(raw, typ)
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
                 pass
+        return pa.array(self.checked(col, kind, raw), typ)
+
+    def checked(self, col: int, kind: str, raw: list) -> list:
+        """The cells converted one by one: a bad cell is null, a bad item of a typed list (an error
+        value of a looked-up formula) is a null item; each is reported."""
+        item = V.LIST_ITEM.get(kind)
         out = []
         for rid, v in zip(self.ids, raw, strict=True):
             if v is not None:
                 try:
-                    v = convert(kind, v)
+                    if item is None:
+                        v = convert(kind, v)
+                    elif type(v) is not list:
+                        raise _Bad(f"not a list: {v!r}"[:120])
+                    else:
+                        v = [self._item(col, rid, item, x) for x in v]
                 except _Bad as e:
                     self._bad(col, rid, e)
                     v = None
             out.append(v)
-        return pa.array(out, typ)
+        return out
+
+    def _item(self, col: int, rid: str, kind: str, v):
+        if v is None:
+            return None
+        try:
+            return convert(kind, v)
+        except _Bad as e:
+            self._bad(col, rid, e)
+            return None
+
+    def time_lists(self, col: int, kind: str, raw: list, typ: pa.DataType) -> pa.Array:
+        """Lists of ISO strings to lists of dates/timestamps: one cast, or item by item when it fails."""
+        strings = self.checked(col, kind, raw)
+        try:
+            return pa.array(strings, pa.list_(pa.string())).cast(typ)
+        except _CAST_ERRORS:
+            bad, item = self._reporter(col), typ.value_type
+            return pa.array([None if v is None else [one_time(x, item, i, bad) for x in v]
+                             for i, v in enumerate(strings)], typ)
+
+
+
+#: The comments file's columns (exporters.comments.COLUMNS), typed.
+COMMENTS_SCHEMA = pa.schema([
+    pa.field("record_id", pa.string(), nullable=False), pa.field("comment_id", pa.string()),
+    pa.field("position", pa.int32(), nullable=False), pa.field("author_id", pa.string()),
+    pa.field("author_email", pa.string()), pa.field("author_name", pa.string()), pa.field("text", pa.string()),
+    pa.field("created_time", _TS), pa.field("last_updated_time", _TS),
+])
 
 
 class ParquetWriter(Writer):
@@ -249,6 +319,20 @@ class ParquetWriter(Writer):
         if self.pending:
             self.pw.write_table(pa.concat_tables(self.pending), row_group_size=max(ROW_GROUP, self.pending_rows))
             self.pending, self.pending_rows = [], 0
+
+    def write_comments(self, comments: TableComments) -> None:
+        cols = comments.columns
+        table = comments.table
+
+        def warn(message: str) -> None:
+            self.ctx.warn(self.format, table, "comments", message + "; stored null")
+
+        arrays = [pa.array(cols[f.name], f.type) if f.type != _TS
+                  else cast_times(cols[f.name], _TS, lambda _i, message: warn(message)) for f in COMMENTS_SCHEMA]
+        pq.write_table(pa.Table.from_arrays(arrays, schema=COMMENTS_SCHEMA.with_metadata({
+            "airtable_base_id": table.base.base_id, "airtable_table_id": table.table_id,
+            "airtable_table_name": table.name, "snapshot": self.ctx.snapshot.full_id})),
+            self.comments_path(table), compression="zstd")
 
     def close_table(self) -> None:
         self._flush()

@@ -3,12 +3,17 @@
 Each table has ``_id TEXT PRIMARY KEY`` (the record id), ``_createdTime TEXT`` and a column per field in schema order:
 REAL for number/percent/currency/duration, INTEGER for rating/autoNumber/count and checkbox (1, or NULL
 when unchecked), TEXT for text and selects, ISO-8601 TEXT for dates and date-times, JSON TEXT for
-everything else (lists, attachments, collaborators, barcode, button, formula/rollup/lookup/aiText).
+everything else (lists, attachments, collaborators, barcode, button, aiText). Formula and rollup
+columns take the SQL type of their result type (``options.result``), lookups are JSON arrays of typed
+values; an error value is NULL and counted in the warnings. Table and column names go through
+``exporters.naming.safe_column`` (no control characters: a NUL cannot even be in a statement).
 Every linked-record field also gets a link table ``<table>__<field>`` (record_id, position,
 linked_record_id) with foreign keys to both tables (to the linked table only when it is part of the
 export), so ``sqlite3`` and datasette can join across tables. Metadata tables: ``_airtable_snapshot``
 (key/value), ``_airtable_schema`` (the raw schema JSON), ``_airtable_tables`` and ``_airtable_fields``
 (Airtable ids, names, types, options and the SQL name each one got), ``_airtable_links``.
+Comments (snapshots taken with ``--comments``): ``<table>__comments`` per table, a foreign key to the
+record's row, and the view ``_comments`` over all of them (see exporters/comments.py).
 """
 
 from __future__ import annotations
@@ -19,22 +24,29 @@ import sqlite3
 from exporters import stream
 from exporters import values as V
 from exporters.base import Writer
-from exporters.naming import NameAllocator, inside
+from exporters.comments import COLUMNS as COMMENT_COLUMNS
+from exporters.comments import TableComments
+from exporters.naming import NameAllocator, inside, safe_column
 from exporters.stream import BaseMeta, Batch, TableMeta
 
 SQL_TYPES = {V.TEXT: "TEXT", V.FLOAT: "REAL", V.INT: "INTEGER", V.BOOL: "INTEGER", V.DATE: "TEXT",
              V.DATETIME: "TEXT"}
-ENCODING = {V.DATE: "iso8601 date", V.DATETIME: "iso8601 datetime", V.BOOL: "1 or NULL"}
+ENCODING = {V.DATE: "iso8601 date", V.DATETIME: "iso8601 datetime", V.BOOL: "1 or NULL",
+            V.FLOAT_LIST: "json array of numbers", V.BOOL_LIST: "json array of booleans",
+            V.DATE_LIST: "json array of iso8601 dates", V.DATETIME_LIST: "json array of iso8601 datetimes"}
 #: Larger than SQLite's default 4096: copying chunks in (and the primary-key b-tree) measured 10-25%
 #: faster, with a slightly smaller file.
 PAGE_SIZE = 16384
 META_TABLES = ("_airtable_snapshot", "_airtable_schema", "_airtable_tables", "_airtable_fields", "_airtable_links")
+#: The view over every table's comments (``<table>__comments``), with the Airtable table's id beside each row.
+COMMENTS_VIEW = "_comments"
 
 _META_SQL = """
 CREATE TABLE _airtable_snapshot (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE _airtable_schema (base_id TEXT PRIMARY KEY, base_name TEXT, schema_json TEXT NOT NULL);
 CREATE TABLE _airtable_tables (table_id TEXT PRIMARY KEY, name TEXT NOT NULL, sql_table TEXT,
-    primary_field_id TEXT, description TEXT, records INTEGER, schema_json TEXT);
+    primary_field_id TEXT, description TEXT, records INTEGER, schema_json TEXT, comments_sql_table TEXT,
+    comments INTEGER);
 CREATE TABLE _airtable_fields (table_id TEXT NOT NULL REFERENCES _airtable_tables(table_id),
     field_id TEXT NOT NULL, position INTEGER NOT NULL, name TEXT NOT NULL, type TEXT, sql_column TEXT,
     sql_type TEXT, encoding TEXT, description TEXT, options_json TEXT, PRIMARY KEY (table_id, field_id));
@@ -44,20 +56,42 @@ CREATE TABLE _airtable_links (sql_table TEXT PRIMARY KEY, table_id TEXT NOT NULL
 
 
 def q(name: str) -> str:
-    """A quoted SQL identifier (any text)."""
+    """A quoted SQL identifier (any text but NUL: names are made safe first, exporters.naming.safe_column)."""
     return '"' + name.replace('"', '""') + '"'
 
 
-def sql_column(kind: str, raw: list) -> list:
-    """One column's SQLite values; a value of an unexpected type is stored as its JSON text."""
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_column(kind: str, raw: list, errors: list | None = None) -> list:
+    """One column's SQLite values. A computed field's error value (``{"error": ...}``,
+    ``{"specialValue": ...}``) is NULL, in a list too, and appended to ``errors``; any other value of
+    an unexpected type is stored as its JSON text."""
     dumps = V.dumps_json
+
+    def odd(v):
+        if V.is_error(v):
+            if errors is not None:
+                errors.append(v)
+            return None
+        return dumps(v)
+
     if kind in (V.TEXT, V.DATE, V.DATETIME):
-        return [v if v is None or type(v) is str else dumps(v) for v in raw]
+        return [v if v is None or type(v) is str else odd(v) for v in raw]
     if kind in (V.FLOAT, V.INT):
-        return [v if v is None or type(v) in (int, float) else dumps(v) for v in raw]
+        return [v if v is None or type(v) in (int, float) else odd(v) for v in raw]
     if kind == V.BOOL:
-        return [None if v is None else 1 if v is True else 0 if v is False else dumps(v) for v in raw]
+        return [None if v is None else 1 if v is True else 0 if v is False else odd(v) for v in raw]
+    if kind in V.LIST_ITEM:
+        return [None if v is None else _json_list(v, odd) if type(v) is list and dict in map(type, v) else dumps(v)
+                for v in raw]
     return [None if v is None else dumps(v) for v in raw]
+
+
+def _json_list(items: list, odd) -> str:
+    """A typed list as JSON, its error items null (``odd`` records them)."""
+    return V.dumps_json([odd(x) if V.is_error(x) else x for x in items])
 
 
 def _rows(batch: Batch) -> tuple[list[tuple], list[list[tuple]]]:
@@ -65,7 +99,15 @@ def _rows(batch: Batch) -> tuple[list[tuple], list[list[tuple]]]:
     spec = batch.spec
     ids = batch.ids
     raws = batch.columns()
-    cols = [ids, batch.created] + [sql_column(kind, raw) for kind, raw in zip(spec.kinds, raws, strict=True)]
+    cols = [ids, batch.created]
+    for col, kind, raw in zip(spec.columns[2:], spec.kinds, raws, strict=True):
+        errors: list = []
+        cols.append(sql_column(kind, raw, errors))
+        if errors:  # rare: one more pass to name the records
+            for rid, x in zip(ids, raw, strict=True):
+                for v in (x if type(x) is list else (x,)):
+                    if V.is_error(v):
+                        batch.warn("sqlite", col, f"{rid}: error value {V.dumps_json(v)}; stored null")
     rows = list(zip(*cols, strict=True))
     links = []
     for i, typ in enumerate(spec.types):
@@ -99,17 +141,21 @@ class SqliteWriter(Writer):
             if stmt.strip():
                 self.con.execute(stmt)
         self.base = base
-        alloc = NameAllocator(reserved=META_TABLES, max_bytes=4096)
+        alloc = NameAllocator(reserved=(*META_TABLES, COMMENTS_VIEW), max_bytes=4096)
         self.sql_names: dict[str, str] = {}
         for t in base.tables:
             name = t.name if not t.name.lower().startswith("sqlite_") else "_" + t.name
-            self.sql_names[t.table_id] = alloc.take(name, sanitize=False, fallback=t.table_id)
+            self.sql_names[t.table_id] = alloc.take(name, sanitize=safe_column, fallback=t.table_id)
         self.link_names: dict[tuple[str, str], str] = {}
         for t in base.tables:
             for f in t.fields:
                 if f.get("type") == "multipleRecordLinks":
                     self.link_names[(t.table_id, f["id"])] = alloc.take(
-                        f"{self.sql_names[t.table_id]}__{f.get('name') or f['id']}", sanitize=False)
+                        f"{self.sql_names[t.table_id]}__{f.get('name') or f['id']}", sanitize=safe_column)
+        # after the link tables, so a link field called "comments" keeps the name it always had
+        self.comment_names = {t.table_id: alloc.take(f"{self.sql_names[t.table_id]}__comments", sanitize=False)
+                              for t in base.tables}
+        self.comment_tables: list[tuple[str, str]] = []  # (table id, comments table) written
         snap = self.ctx.snapshot
         self.con.executemany("INSERT INTO _airtable_snapshot VALUES (?, ?)", [
             ("snapshot_id", snap.full_id), ("snapshot_time", snap.time.isoformat().replace("+00:00", "Z")),
@@ -120,12 +166,15 @@ class SqliteWriter(Writer):
                          (base.base_id, base.name, V.dumps_json(base.schema)))
         for ts in base.schema.get("tables", []):
             tid = ts.get("id")
-            self.con.execute("INSERT INTO _airtable_tables VALUES (?, ?, ?, ?, ?, NULL, ?)", (
+            self.con.execute("INSERT INTO _airtable_tables VALUES (?, ?, ?, ?, ?, NULL, ?, NULL, NULL)", (
                 tid, ts.get("name") or tid, self.sql_names.get(tid), ts.get("primaryFieldId"),
                 ts.get("description"), V.dumps_json(ts)))
 
     def _close_base(self) -> None:
         if self.con is not None:
+            if self.comment_tables:
+                self.con.execute(f"CREATE VIEW {q(COMMENTS_VIEW)} AS " + " UNION ALL ".join(
+                    f"SELECT {_literal(tid)} AS table_id, * FROM {q(name)}" for tid, name in self.comment_tables))
             self.con.execute("COMMIT")
             bad = self.con.execute("PRAGMA foreign_key_check").fetchall()
             if bad:
@@ -231,6 +280,20 @@ class SqliteWriter(Writer):
             con.execute("BEGIN")
         os.unlink(path)
         self.count += n
+
+    def write_comments(self, comments: TableComments) -> None:
+        """``<table>__comments``: a row per comment (exporters.comments.COLUMNS), each with a foreign
+        key to its record's row; its primary key (record_id, position) serves the join."""
+        name = self.comment_names[self.table.table_id]
+        con = self.con
+        con.execute(
+            f"CREATE TABLE {q(name)} (record_id TEXT NOT NULL REFERENCES {q(self.sql_table)}({q(self.id_col)}), "
+            "comment_id TEXT NOT NULL, position INTEGER NOT NULL, author_id TEXT, author_email TEXT, author_name TEXT, "
+            "text TEXT, created_time TEXT, last_updated_time TEXT, PRIMARY KEY (record_id, position))")
+        con.executemany(f"INSERT INTO {q(name)} VALUES ({', '.join('?' * len(COMMENT_COLUMNS))})", comments.rows())
+        con.execute("UPDATE _airtable_tables SET comments_sql_table = ?, comments = ? WHERE table_id = ?",
+                    (name, comments.count, self.table.table_id))
+        self.comment_tables.append((self.table.table_id, name))
 
     def close_table(self) -> None:
         for sql in self.link_indexes:

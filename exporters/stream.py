@@ -35,6 +35,8 @@ log = logging.getLogger("snapstore.export")
 
 #: Folder names inside the export for the stream's own output.
 ATTACHMENTS_DIR = "attachments"
+#: A table's comments file is its records file stem + this (``Tasks.comments.json``).
+COMMENTS_SUFFIX = ".comments"
 #: Field types whose cells can hold attachment objects.
 ATTACHMENT_TYPES = ("multipleAttachments", "multipleLookupValues")
 
@@ -58,6 +60,7 @@ class TableMeta:
     fields: list[dict]
     columns: list[str]  # "_id", "_createdTime", then one per field (unique, case-insensitively)
     info: TableInfo | None
+    comments_stem: str = ""  # the comments file's stem: "<stem>.comments", unless another table has it
 
     @property
     def field_columns(self) -> list[str]:
@@ -118,10 +121,12 @@ def plan(store: Store, snap: SnapshotInfo, bases: list[str] | None = None,
             if table_ok is not None and (b.base_id, tid) not in table_ok:
                 continue
             fields = list(ts.get("fields") or [])
+            stem = table_alloc.take(ts.get("name") or tid, fallback=tid)
             bm.tables.append(TableMeta(
-                base=bm, table_id=tid, name=ts.get("name") or tid,
-                stem=table_alloc.take(ts.get("name") or tid, fallback=tid), schema=ts, fields=fields,
+                base=bm, table_id=tid, name=ts.get("name") or tid, stem=stem, schema=ts, fields=fields,
                 columns=column_names(fields), info=stored[tid],
+                # taken from the same allocator, so a table named "X.comments" cannot share X's file
+                comments_stem=table_alloc.take(stem + COMMENTS_SUFFIX, sanitize=False),
             ))
         if table_ok is not None and not bm.tables:
             continue

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from exporters.naming import NameAllocator
+from exporters.naming import NameAllocator, safe_column
 
 TEXT_TYPES = frozenset({
     "singleLineText", "multilineText", "richText", "email", "url", "phoneNumber", "singleSelect",
@@ -24,6 +24,19 @@ COLLABORATOR_TYPES = frozenset({"singleCollaborator", "createdBy", "lastModified
 TEXT, FLOAT, INT, BOOL, DATE, DATETIME = "text", "float", "int", "bool", "date", "datetime"
 STR_LIST, ATTACHMENTS, COLLABORATOR, COLLABORATORS = "str_list", "attachments", "collaborator", "collaborators"
 BARCODE, BUTTON, JSON = "barcode", "button", "json"
+#: Lists of one scalar kind: lookups of numbers, checkboxes, dates (lookups of text are STR_LIST).
+FLOAT_LIST, BOOL_LIST, DATE_LIST, DATETIME_LIST = "float_list", "bool_list", "date_list", "datetime_list"
+#: The item kind of each list kind whose items are typed one by one (error items become null).
+LIST_ITEM = {STR_LIST: TEXT, FLOAT_LIST: FLOAT, BOOL_LIST: BOOL, DATE_LIST: DATE, DATETIME_LIST: DATETIME}
+#: Computed field types typed by their ``options.result`` (the type of the value they compute).
+COMPUTED_TYPES = frozenset({"formula", "rollup", "multipleLookupValues"})
+#: A formula's or rollup's result kinds that get a typed column (anything else stays JSON text).
+#: Integer results are floats: a rollup's AVERAGE of ratings or a formula dividing counts is not whole.
+_SCALAR_RESULT = {TEXT: TEXT, FLOAT: FLOAT, INT: FLOAT, BOOL: BOOL, DATE: DATE, DATETIME: DATETIME}
+#: A lookup's list kind from the looked-up field's kind (Airtable flattens looked-up lists).
+_LOOKUP_LIST = {TEXT: STR_LIST, STR_LIST: STR_LIST, FLOAT: FLOAT_LIST, INT: FLOAT_LIST, BOOL: BOOL_LIST,
+                DATE: DATE_LIST, DATETIME: DATETIME_LIST, ATTACHMENTS: ATTACHMENTS, COLLABORATOR: COLLABORATORS,
+                COLLABORATORS: COLLABORATORS}
 
 #: The two record columns every tabular table (CSV, Parquet, SQLite) gets before its fields; underscored
 #: so they rarely collide with field names (a field called "ID" is common).
@@ -31,9 +44,16 @@ RECORD_COLUMNS = ("_id", "_createdTime")
 
 
 def column_kind(field: dict) -> str:
-    """How a field's cells are stored in typed formats. Computed fields whose value can be an error
-    object or change shape (formula, rollup, lookup, aiText) and unknown types are JSON text."""
+    """How a field's cells are stored in typed formats. Formula, rollup and lookup fields take the
+    kind of their ``options.result`` (a lookup a list of it); where the result type has no typed column
+    (or the schema does not say), they are JSON text, as are aiText and unknown types."""
     t = field.get("type")
+    if t in COMPUTED_TYPES:
+        result = (field.get("options") or {}).get("result")
+        if not isinstance(result, dict) or not result.get("type") or result.get("type") in COMPUTED_TYPES:
+            return JSON
+        kind = column_kind(result)
+        return (_LOOKUP_LIST if t == "multipleLookupValues" else _SCALAR_RESULT).get(kind, JSON)
     if t in TEXT_TYPES:
         return TEXT
     if t in FLOAT_TYPES:
@@ -65,13 +85,19 @@ def column_kind(field: dict) -> str:
 
 
 def column_names(fields: list[dict]) -> list[str]:
-    """Output column names: ``_id``, ``_createdTime``, then each field's name in schema order. A field
-    whose name collides (case-insensitively) with an earlier column gets ``~`` + a short hash."""
+    """Output column names: ``_id``, ``_createdTime``, then each field's name in schema order, with
+    control characters replaced (:func:`exporters.naming.safe_column`). A field whose name collides
+    (case-insensitively, after that) with an earlier column gets ``~`` + a short hash of its name."""
     alloc = NameAllocator(max_bytes=4096)
     out = [alloc.take(c, sanitize=False) for c in RECORD_COLUMNS]
     for f in fields:
-        out.append(alloc.take(f.get("name") or f.get("id"), sanitize=False, fallback=f.get("id") or "field"))
+        out.append(alloc.take(f.get("name") or f.get("id"), sanitize=safe_column, fallback=f.get("id") or "field"))
     return out
+
+
+def is_error(v: Any) -> bool:
+    """A computed field's error value: ``{"error": "#ERROR!"}`` or ``{"specialValue": "NaN"}``."""
+    return type(v) is dict and ("error" in v or "specialValue" in v) and len(v) <= 2
 
 
 def dumps_json(value: Any) -> str:

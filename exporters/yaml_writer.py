@@ -13,7 +13,6 @@ import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from exporters.base import StreamWriter
-from exporters.stream import Batch
 
 _Base = getattr(yaml, "CSafeDumper", None) or yaml.SafeDumper
 WITH_LIBYAML = _Base is not yaml.SafeDumper
@@ -63,9 +62,8 @@ class YamlWriter(StreamWriter):
     ext = ".yaml"
 
     @staticmethod
-    def encode(batch: Batch) -> bytes:
-        records = batch.shaped()
-        return dump_records(records).encode("utf-8") if records else b""
+    def encode_dicts(items: list[dict]) -> bytes:
+        return dump_records(items).encode("utf-8") if items else b""
 
     def suffix(self) -> bytes:
         return b"" if self.chunks else b"[]\n"

@@ -1,0 +1,155 @@
+"""Formula, rollup and lookup columns typed from their result type (``options.result``) in SQLite and
+Parquet: real queries sort and aggregate numerically, text has no JSON quotes, error values are null
+and counted in the warnings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+
+import duckdb
+import emuexport
+import pyarrow.parquet as pq
+import pytest
+
+from exporters import values as V
+from exporters.export import export_snapshot
+from exporters.parquet_writer import ParquetWriter
+from exporters.sqlite_writer import _rows
+from exporters.stream import Batch, TableSpec
+
+TABLE = "Projects"
+NUMERIC = ("Double score", "Tasks total quantity")  # a numeric formula, a numeric rollup
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("types")
+    store, info = emuexport.snapshot_store(root / "store", comments=False)
+    res = export_snapshot(store, info, root / "out", formats="json,sqlite,parquet")
+    row = next(r for r in res.tables if r["table"] == TABLE)
+    records = json.loads((res.path / row["files"]["json"]).read_text())
+    return res, row, records
+
+
+def _numbers(records, column):
+    return [r["fields"][column] for r in records if type(r["fields"].get(column)) in (int, float)]
+
+
+def test_the_data_would_sort_wrongly_as_text(exported):
+    _res, _row, records = exported
+    for column in NUMERIC:
+        nums = _numbers(records, column)
+        assert len(nums) == len(records)
+        assert max(json.dumps(v) for v in nums) != json.dumps(max(nums)), column
+
+
+@pytest.mark.parametrize("engine", ["sqlite3", "duckdb"])
+@pytest.mark.parametrize("column", NUMERIC)
+def test_max_and_order_by_are_numeric(exported, engine, column):
+    res, row, records = exported
+    nums = _numbers(records, column)
+    if engine == "sqlite3":
+        con = sqlite3.connect(res.path / row["files"]["sqlite"])
+        source = f'"{TABLE}"'
+        assert con.execute(f'SELECT DISTINCT typeof("{column}") FROM {source}').fetchall() == [("real",)]
+    else:
+        con = duckdb.connect()
+        source = f"read_parquet('{res.path / row['files']['parquet']}')"
+    assert con.execute(f'SELECT max("{column}") FROM {source}').fetchone()[0] == max(nums)
+    top = [r[0] for r in con.execute(f'SELECT "{column}" FROM {source} ORDER BY "{column}" DESC LIMIT 5').fetchall()]
+    assert top == sorted(nums, reverse=True)[:5]
+
+
+@pytest.mark.parametrize("engine", ["sqlite3", "duckdb"])
+def test_text_formula_has_no_quotes(exported, engine):
+    res, row, records = exported
+    want = sorted(r["fields"]["Label"] for r in records)
+    if engine == "sqlite3":
+        con = sqlite3.connect(res.path / row["files"]["sqlite"])
+        got = [r[0] for r in con.execute(f'SELECT "Label" FROM "{TABLE}" ORDER BY "Label"')]
+    else:
+        got = [r[0] for r in duckdb.sql(
+            f"""SELECT "Label" FROM read_parquet('{res.path / row['files']['parquet']}') ORDER BY "Label" """).fetchall()]
+    assert got == want and not any(g.startswith('"') for g in got)
+
+
+def test_lookup_of_numbers_is_a_list_of_numbers(exported):
+    res, row, records = exported
+    table = pq.read_table(res.path / row["files"]["parquet"])
+    assert str(table.schema.field("Tasks ratios").type) == "list<element: double>"
+    assert str(table.schema.field("Tasks names").type) == "list<element: string>"
+    got = dict(zip(table.column("_id").to_pylist(), table.column("Tasks ratios").to_pylist(), strict=True))
+    for r in records:
+        want = r["fields"].get("Tasks ratios")
+        assert got[r["id"]] == (None if want is None else [None if V.is_error(x) else x for x in want])
+    # SQLite: a JSON array of numbers, usable with json_each
+    con = sqlite3.connect(res.path / row["files"]["sqlite"])
+    total = con.execute(f'SELECT sum(j.value) FROM "{TABLE}", json_each("{TABLE}"."Tasks ratios") j').fetchone()[0]
+    assert total == pytest.approx(sum(x for v in got.values() if v for x in v if x is not None))
+
+
+def test_error_values_are_null_and_counted(exported):
+    res, row, records = exported
+    errors = sum(V.is_error(r["fields"].get("Formula NaN")) for r in records)
+    assert errors > 0
+    con = sqlite3.connect(res.path / row["files"]["sqlite"])
+    assert con.execute(f'SELECT count("Formula NaN") FROM "{TABLE}"').fetchone()[0] == len(records) - errors
+    table = pq.read_table(res.path / row["files"]["parquet"])
+    assert table.column("Formula NaN").null_count == errors
+    summary = json.loads((res.path / "reports" / "summary.json").read_text())
+    counts = {(c["format"], c["column"]): c["count"] for c in summary["warning_counts"] if c["table"].endswith(TABLE)}
+    assert counts[("sqlite", "Formula NaN")] == counts[("parquet", "Formula NaN")] == errors
+
+
+def _spec(fields: list[dict]) -> TableSpec:
+    return TableSpec(base_id="app1", base_name="B", table_id="tbl1", name="T", snapshot_id="s",
+                     field_ids=tuple(f["id"] for f in fields), names=tuple(f["name"] for f in fields),
+                     types=tuple(f["type"] for f in fields), kinds=tuple(V.column_kind(f) for f in fields),
+                     columns=("_id", "_createdTime", *(f["name"] for f in fields)), attachment_fields=())
+
+
+def _f(fid, kind, result):
+    return {"id": fid, "name": fid, "type": kind, "options": {"result": result}}
+
+
+FIELDS = [
+    _f("day", "formula", {"type": "date"}), _f("at", "formula", {"type": "dateTime"}),
+    _f("ok", "formula", {"type": "checkbox"}), _f("days", "multipleLookupValues", {"type": "date"}),
+    _f("flags", "multipleLookupValues", {"type": "checkbox"}), _f("n", "rollup", {"type": "number"}),
+    _f("odd", "formula", {"type": "multipleAttachments"}),
+]
+
+
+def test_dates_booleans_and_lists_are_typed():
+    spec = _spec(FIELDS)
+    assert spec.kinds == (V.DATE, V.DATETIME, V.BOOL, V.DATE_LIST, V.BOOL_LIST, V.FLOAT, V.JSON)
+    err = {"error": "#ERROR!"}
+    records = [
+        {"id": "rec1", "createdTime": "2024-01-01T00:00:00.000Z", "fields": {
+            "day": "2024-05-01", "at": "2024-05-01T09:30:00.000Z", "ok": True, "days": ["2024-01-02", err],
+            "flags": [True, False], "n": 3, "odd": {"x": 1}}},
+        {"id": "rec2", "createdTime": "2024-01-01T00:00:00.000Z", "fields": {
+            "day": err, "at": {"specialValue": "NaN"}, "ok": err, "days": ["nope"], "n": err}},
+    ]
+    batch = Batch(spec, records)
+    table = ParquetWriter.encode(batch)
+    types = {f.name: str(f.type).replace("<item:", "<element:") for f in table.schema}
+    assert types["day"] == "date32[day]" and types["at"] == "timestamp[ms, tz=UTC]" and types["ok"] == "bool"
+    assert types["days"] == "list<element: date32[day]>" and types["flags"] == "list<element: bool>"
+    assert types["n"] == "double" and types["odd"] == "string"
+    rows = table.to_pylist()
+    assert rows[0]["day"] == dt.date(2024, 5, 1) and rows[0]["at"] == dt.datetime(2024, 5, 1, 9, 30, tzinfo=dt.UTC)
+    assert rows[0]["days"] == [dt.date(2024, 1, 2), None] and rows[0]["flags"] == [True, False]
+    assert rows[0]["ok"] is True and rows[0]["n"] == 3.0 and json.loads(rows[0]["odd"]) == {"x": 1}
+    assert [rows[1][c] for c in ("day", "at", "ok", "days", "n")] == [None, None, None, [None], None]
+    parquet_warnings = [w for w in batch.warnings if w[0] == "parquet"]
+    assert {w[1] for w in parquet_warnings} == {"day", "at", "ok", "days", "n"} and len(parquet_warnings) == 6
+
+    batch = Batch(spec, records)
+    rows, _links = _rows(batch)
+    assert rows[0][2:] == ("2024-05-01", "2024-05-01T09:30:00.000Z", 1, '["2024-01-02",null]', "[true,false]", 3,
+                           '{"x":1}')
+    assert rows[1][2:] == (None, None, None, '["nope"]', None, None, None)
+    assert sorted(w[1] for w in batch.warnings) == ["at", "day", "days", "n", "ok"]
