@@ -35,7 +35,7 @@ class LocatedChunk:
     """Consecutive record blobs of one table and where each one is (pack, frame offset and
     length, place in the decompressed frame, compression dictionary): what
     :meth:`Store.record_chunks` yields and :meth:`BlobReader.read_chunk` reads. Plain lists, so it
-    pickles cheaply to a worker process. A chunk never splits a frame."""
+    pickles cheaply to a worker process."""
 
     index: int
     hashes: list[bytes]

@@ -740,7 +740,10 @@ class Store:
             while checked < k:
                 self._check_located(snap, tables[checked], seen[checked], infos[checked].records)
                 checked += 1
-            for cols in _frame_batches(locs, size):
+            # exact chunk sizes (export's workers rely on them): a frame cut by a chunk boundary
+            # is decompressed by each of the two readers, ~1 frame per 4,096-record chunk
+            for batch in locs.to_batches(max_chunksize=size):
+                cols = batch.to_pydict()
                 seen[k] += len(cols["hash"])
                 yield k, LocatedChunk(index[k], cols["hash"], [packs[p] for p in cols["pack_seq"]], cols["off"],
                                       cols["clen"], cols["rlen"], cols["dict_hash"], cols["ioff"])
@@ -853,21 +856,6 @@ class Store:
 
     def open_attachment(self, att_id: str) -> BinaryIO:
         return self.attachment_index([att_id]).open(att_id)
-
-
-def _frame_batches(locs: pa.Table, size: int) -> Iterator[dict]:
-    """A table of located blobs (pack order) as column dicts of about ``size`` rows, each ending
-    at a frame's end: two readers (say, two export workers) never decompress the same frame."""
-    cols = locs.to_pydict()
-    n = len(cols["hash"])
-    seqs, offs = cols["pack_seq"], cols["off"]
-    i = 0
-    while i < n:
-        j = min(i + size, n)
-        while j < n and seqs[j] == seqs[j - 1] and offs[j] == offs[j - 1]:
-            j += 1
-        yield {k: v[i:j] for k, v in cols.items()}
-        i = j
 
 
 def _parse_when(name: str) -> datetime | None:
