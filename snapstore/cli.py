@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "retention",
     "store",
     "emulator",
+    "migrate",
 ]
 
 

@@ -538,6 +538,12 @@ class Catalog:
             return con.execute(f"SELECT rv.record_id, rv.hash {self._MEMBERS} ORDER BY rv.record_id",
                                {"seq": seq, "base": base_id, "table": table_id}).to_arrow_table()
 
+    def attachments_stored_by(self, seq: int) -> list[str]:
+        """Ids of the attachments first stored by snapshot ``seq`` or before it."""
+        with self.read() as con:
+            return [r[0] for r in con.execute(
+                "SELECT att_id FROM attachment WHERE first_seq <= ? ORDER BY att_id", [seq]).fetchall()]
+
     def blob_location(self, h: bytes) -> tuple | None:
         with self.read() as con:
             return con.execute(

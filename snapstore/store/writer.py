@@ -299,6 +299,8 @@ class SnapshotWriter:
         self.tags = list(tags)
         self.command = command
         self.started = datetime.now(UTC)
+        #: the commit's time; None: now (``migrate`` keeps the source snapshot's)
+        self.time: datetime | None = None
         self._t0 = time.monotonic()
         self._mutex = threading.Lock()
         #: format 2: a table's new records are packed many to a zstd frame
@@ -560,7 +562,7 @@ class SnapshotWriter:
         parent = self.store.latest_id()
         return {
             "type": "snapshot", "v": 1, "store_id": self.store.config["store_id"],
-            "time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "time": (self.time or datetime.now(UTC)).isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "started": self.started.isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "parent": parent, "status": "partial" if missing else "complete",
             "note": self.note, "tags": self.tags, "command": self.command,
