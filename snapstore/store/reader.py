@@ -152,7 +152,7 @@ class BlobReader:
             ks = list(firsts.values())
             frames = [data[offs[k]: offs[k] + clens[k]] for k in ks]
             raws = None
-            if _MULTI_D and len(ks) > 16:
+            if _MULTI_D and len(ks) > 1:  # frames of ~128 KiB: worth a thread each
                 try:
                     raws = [bytes(b) for b in self.decompressor(dh).multi_decompress_to_buffer(frames, threads=self.threads)]
                 except zstandard.ZstdError:
