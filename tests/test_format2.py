@@ -140,3 +140,11 @@ def test_unknown_format_is_refused(tmp_path):
     with pytest.raises(Exception, match="format version 9"):
         Store.open(tmp_path / "s")
     assert pack_key("ab" * 32).startswith("packs/ab/")
+
+
+def test_catalog_is_readable_by_its_owner_only(tmp_path):
+    store = Store.init(tmp_path / "s")
+    snapshot(store, make_records(10))
+    assert (store.catalog.path.stat().st_mode & 0o777) == 0o600
+    store.rebuild_catalog()
+    assert (store.catalog.path.stat().st_mode & 0o777) == 0o600

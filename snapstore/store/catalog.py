@@ -188,11 +188,14 @@ class Catalog:
         return self.path.exists()
 
     def create(self, meta: dict[str, str]) -> None:
+        """A new catalog file, readable by its owner only: it indexes the store's record hashes,
+        table and base ids and names, attachment names and every commit object's text."""
         with self.write() as con:
             con.execute(SCHEMA)
             con.execute("DELETE FROM meta")
             rows = {"catalog_version": CATALOG_VERSION, "duckdb_version": duckdb.__version__, **meta}
             con.executemany("INSERT INTO meta VALUES (?, ?)", list(rows.items()))
+        self.path.chmod(0o600)
 
     def check(self) -> None:
         """Raise if the catalog file cannot be read as ours (corrupt, foreign, other version)."""

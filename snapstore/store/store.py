@@ -334,7 +334,8 @@ class Store:
         _check_config(config, backend.url)
         local = cache_root() / config["store_id"]
         for d in ("tmp", "logs", "locks"):
-            (local / d).mkdir(parents=True, exist_ok=True)
+            (local / d).mkdir(mode=0o700, parents=True, exist_ok=True)
+        local.chmod(0o700)  # the cache indexes the bucket's content: its owner's alone
         store = cls(local, backend, config, Catalog(local / "catalog.duckdb"), location=backend.url)
         store._ensure_catalog()
         try:
