@@ -6,6 +6,7 @@ unchanged snapshot independent of the record count; peak memory for 1,000,000 re
 
     python3 bench/bench_store.py --records 100000
     python3 bench/bench_store.py --records 1000000
+    python3 bench/bench_store.py --records 100000 --format 1   # the format-1 layout, to compare
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def gen_time(n: int, seed: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--format", type=int, default=2, choices=(1, 2), help="store format to write")
     args = ap.parse_args()
     n = args.records
     pre = None
@@ -91,7 +93,8 @@ def main() -> None:
               "peak RSS is the figure to read here")
     gc.freeze()
     with tempfile.TemporaryDirectory() as d:
-        store = Store.init(Path(d) / "store")
+        store = Store.init(Path(d) / "store", format_version=args.format)
+        print(f"store format {args.format}")
         prev_bytes, prev_rows = dir_bytes(store.root), catalog_rows(store)
         for label, edit in (("first", 0.0), ("unchanged", 0.0), ("1% changed", 0.01)):
             secs, info = run(store, n, 0, edit, pre)
@@ -102,6 +105,10 @@ def main() -> None:
             print(f"{label:>11}: {secs:6.2f} s total, {local:6.2f} s local work ({n / local:,.0f} rec/s); "
                   f"bytes written {b - prev_bytes:,}; new/changed {t.new:,}/{t.changed:,}; catalog rows added {added}")
             prev_bytes, prev_rows = b, rows
+        t0 = time.perf_counter()
+        got = sum(1 for _ in store.records(info, BASE, TABLE))
+        secs = time.perf_counter() - t0
+        print(f"  read back: {got:,} records in {secs:.2f} s ({got / secs:,.0f} rec/s, decoded to dicts)")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS: {peak:,.0f} MiB; store on disk {dir_bytes(store.root):,} bytes + catalog "
               f"{(store.root / 'catalog.duckdb').stat().st_size:,} bytes")

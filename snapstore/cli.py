@@ -15,6 +15,7 @@ from snapstore.commands import (
     export,
     feed,
     find,
+    migrate,
     restore,
     retention,
     snapshot,
@@ -24,7 +25,7 @@ from snapstore.commands.base import SnapstoreCommand, SnapstoreGroup
 from snapstore.errors import SnapstoreError  # noqa: F401 (the error root, for library users of the CLI)
 
 #: The verb modules, each exposing ``commands`` (a list of click commands), in help order.
-COMMAND_MODULES = [demo, snapshot, feed, diff, find, cat, export, restore, retention, store, emulator]
+COMMAND_MODULES = [demo, snapshot, feed, diff, find, cat, export, restore, retention, store, migrate, emulator]
 
 
 @click.group(cls=SnapstoreGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -25,7 +25,6 @@ finishes whatever an interrupted one left):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -41,8 +40,9 @@ from snapstore.canonical import loads
 from snapstore.retention import TRIM_VERSIONS, finish_pending_forgets
 from snapstore.store import Store, StoreError, objects
 from snapstore.store import inventory as inv
-from snapstore.store.backend import ObjectMissing
-from snapstore.store.packs import _TAIL, KIND_ATTACHMENT, PackWriter, pack_key
+from snapstore.store.packs import _TAIL, KIND_ATTACHMENT, PackWriter, build_frames, pack_key
+from snapstore.store.reader import BlobReader
+from snapstore.store.writer import ZSTD_LEVEL, compress_many
 
 log = logging.getLogger("snapstore.prune")
 
@@ -114,38 +114,17 @@ def parse_size_or_percent(text: str) -> tuple[str, float]:
 # ---- marking -----------------------------------------------------------------------------------------
 
 
-class _Frames:
-    """Read blobs pack by pack (one pack in memory at a time)."""
+def _reader(store: Store) -> BlobReader:
+    """Prune reads pack by pack: one pack in memory at a time."""
+    return BlobReader(store, cache_packs=1)
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._name: str | None = None
-        self._data = b""
-        self._dctx: dict = {}
 
-    def pack(self, name: str) -> bytes:
-        if name != self._name:
-            try:
-                self._data = self.store.backend.get(pack_key(name))
-            except ObjectMissing as e:
-                raise StoreError(f"pack {name[:12]} is missing; run `snapstore verify`") from e
-            self._name = name
-        return self._data
-
-    def raw(self, h: bytes, pack: str, off: int, clen: int, rlen: int, dh: bytes | None) -> bytes:
-        frame = self.pack(pack)[off:off + clen]
-        d = self._dctx.get(dh)
-        if d is None:
-            d = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(self.store._dict_bytes(dh))) \
-                if dh else zstandard.ZstdDecompressor()
-            self._dctx[dh] = d
-        try:
-            raw = d.decompress(frame, max_output_size=max(rlen, 1))
-        except zstandard.ZstdError as e:
-            raise StoreError(f"blob {h.hex()[:12]} in pack {pack[:12]} is damaged ({e}); run `snapstore verify`") from e
-        if hashlib.sha256(raw).digest() != h:
-            raise StoreError(f"blob {h.hex()[:12]} in pack {pack[:12]} is damaged (hash mismatch); run `snapstore verify`")
-        return raw
+def _read_checked(reader: BlobReader, h: bytes, pack: str, off: int, clen: int, rlen: int, dh: bytes | None,
+                  ioff: int) -> bytes:
+    try:
+        return reader.read(h, pack, off, clen, rlen, dh, ioff)
+    except StoreError as e:
+        raise StoreError(f"{e}; run `snapstore verify`") from e
 
 
 def _att_ids(value, out: set[str]) -> None:
@@ -186,8 +165,8 @@ def mark(store: Store) -> Live:
             "SELECT DISTINCT manifest, dict_hash, comments_hash, schema_hash FROM snapshot_table").fetchall()
         docs = [r[0] for r in con.execute("SELECT doc FROM snapshot").fetchall()]
         locs = con.execute(
-            """SELECT b.hash, p.name, b.off, b.clen, b.rlen, b.dict_hash, b.kind FROM blob b
-               JOIN pack p ON p.pack_seq = b.pack_seq ORDER BY b.pack_seq, b.off""").fetchall()
+            """SELECT b.hash, p.name, b.off, b.clen, b.rlen, b.dict_hash, b.kind, b.ioff FROM blob b
+               JOIN pack p ON p.pack_seq = b.pack_seq ORDER BY b.pack_seq, b.off, b.ioff""").fetchall()
         att_all = con.execute("SELECT att_id, content_hash, size, mime, filename FROM attachment").fetchall()
     meta_blobs: set[bytes] = set()
     dicts: set[bytes] = set()
@@ -220,17 +199,17 @@ def mark(store: Store) -> Live:
             todo.append(m["parent"])
     # attachments mentioned by live records and comments
     att_ids: set[str] = set()
-    frames = _Frames(store)
+    reader = _reader(store)
     want = record_blobs | {h for h in meta_blobs}
-    for h, pack, off, clen, rlen, dh, kind in locs:
+    for h, pack, off, clen, rlen, dh, kind, ioff in locs:
         if h not in want or kind not in ("R", "C"):
             continue
-        raw = frames.raw(h, pack, off, clen, rlen, dh)
+        raw = _read_checked(reader, h, pack, off, clen, rlen, dh, ioff)
         if b'"att' in raw:
             _att_ids(loads(raw), att_ids)
     att_rows = [a for a in att_all if a[0] in att_ids]
     live = record_blobs | meta_blobs | {bytes(a[1]) for a in att_rows}
-    for h, _pack, _off, _clen, _rlen, dh, _kind in locs:
+    for h, _pack, _off, _clen, _rlen, dh, _kind, _ioff in locs:
         if h in live and dh:
             dicts.add(dh)
     objs = manifests | att_indexes | {d.hex() for d in dicts} | {bytes(a[1]).hex() for a in att_rows}
@@ -262,20 +241,24 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
         res.snapshots = con.execute("SELECT count(*) FROM snapshot").fetchone()[0]
         pack_rows = con.execute("SELECT pack_seq, name, size FROM pack ORDER BY pack_seq").fetchall()
         blob_rows = con.execute(
-            "SELECT hash, pack_seq, off, clen, rlen, kind, dict_hash FROM blob ORDER BY pack_seq, off").fetchall()
+            "SELECT hash, pack_seq, off, clen, rlen, kind, dict_hash, ioff FROM blob ORDER BY pack_seq, off, ioff").fetchall()
     on_disk = {k.rsplit("/", 1)[-1]: s for k, s in store.backend.list("packs")}
     packs = {seq: PackInfo(seq, name, size) for seq, name, size in pack_rows}
-    by_pack: dict[int, list[tuple]] = defaultdict(list)
+    # frames (pack_seq, off) -> [blob rows]: a format-2 frame holds many records, and its live
+    # share (by raw length) of its bytes is what counts as used
+    frames: dict[int, dict[int, list[tuple]]] = defaultdict(lambda: defaultdict(list))
     dead_blobs = 0
     for row in blob_rows:
-        h, pseq = row[0], row[1]
-        if h in live.blobs:
-            if pseq is not None:
-                packs[pseq].used += row[3]
-                packs[pseq].n_live += 1
-                by_pack[pseq].append(row)
-        else:
+        if row[0] not in live.blobs:
             dead_blobs += 1
+        if row[1] is not None:
+            frames[row[1]][row[2]].append(row)
+    for pseq, by_off in frames.items():
+        for rows in by_off.values():
+            live_rows = [r for r in rows if r[0] in live.blobs]
+            if live_rows:
+                packs[pseq].used += rows[0][3] * sum(r[4] for r in live_rows) // max(sum(r[4] for r in rows), 1)
+                packs[pseq].n_live += len(live_rows)
     res.blobs_live = len(live.blobs)
     res.blobs_dead = dead_blobs
     res.packs_total = len(packs)
@@ -327,13 +310,11 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
         return res
 
     # 4. repack: new packs first
-    frames = _Frames(store)
-    writers = {False: PackWriter(store.backend.put, store.pack_size), True: PackWriter(store.backend.put, store.pack_size)}
+    writers = {k: PackWriter(store.backend.put, store.pack_size, version=store.pack_version) for k in (False, True)}
+    reader = _reader(store)
     for p in repack:
-        for h, _pseq, off, clen, rlen, kind, dh in by_pack[p.pack_seq]:
-            frames.raw(h, p.name, off, clen, rlen, dh)  # never copy a damaged blob
-            frame = frames.pack(p.name)[off:off + clen]
-            writers[kind == KIND_ATTACHMENT].add(h, frame, rlen, kind, dh)
+        for rows in frames[p.pack_seq].values():
+            _repack_frame(store, reader, p.name, rows, live.blobs, writers)
     for w in writers.values():
         w.seal()
     sealed = writers[False].sealed + writers[True].sealed
@@ -343,7 +324,7 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
     # 5. the store index describing the store after this prune
     drop = {p.pack_seq for p in dead} | {p.pack_seq for p in repack}
     kept_packs = sorted({p.name for p in packs.values() if p.pack_seq not in drop} | set(res.packs_new))
-    standalone = [(h, clen) for h, pseq, _o, clen, _r, _k, _d in blob_rows if pseq is None and h in live.blobs]
+    standalone = [(h, clen) for h, pseq, _o, clen, _r, _k, _d, _i in blob_rows if pseq is None and h in live.blobs]
     with store.catalog.read() as con:
         covers = [r[0] for r in con.execute("SELECT id FROM snapshot").fetchall()]
     index_name, _ = inv.write_index(store.backend, covers=covers, packs=kept_packs, standalone=standalone,
@@ -376,6 +357,27 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
     return res
 
 
+def _repack_frame(store: Store, reader: BlobReader, pack: str, rows: list[tuple], live: set[bytes],
+                  writers: dict[bool, PackWriter]) -> None:
+    """Move one frame's live blobs to the new packs: the frame's bytes as they are when all its
+    blobs live (each checked first: never copy a damaged blob), else its live records compressed
+    into a new frame (with the table's dictionary)."""
+    _h, _pseq, off, clen, _rlen, kind, dh, _ioff = rows[0]
+    live_rows = [r for r in rows if r[0] in live]
+    if not live_rows:
+        return
+    raws = [_read_checked(reader, h, pack, o, c, rl, d, io) for h, _p, o, c, rl, _k, d, io in live_rows]
+    w = writers[kind == KIND_ATTACHMENT]
+    if len(live_rows) == len(rows):
+        data = reader.pack(pack)[off:off + clen]
+        w.add_frames([(data, [(r[0], r[7], r[4]) for r in live_rows])], kind, dh)
+        return
+    cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, dict_data=zstandard.ZstdCompressionDict(store._dict_bytes(dh))) \
+        if dh else zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    items = [(r[0], raw) for r, raw in zip(live_rows, raws, strict=True)]
+    w.add_frames(build_frames(items, lambda fs: compress_many(cctx, fs, 2)), kind, dh)
+
+
 def _catalog_apply(store: Store, sealed: list, drop: set[int], live: Live) -> None:
     live_tbl = pa.table({"hash": pa.array(sorted(live.blobs), pa.binary())})
     att_tbl = pa.table({"att_id": pa.array(sorted(live.att_ids), pa.string())})
@@ -384,7 +386,7 @@ def _catalog_apply(store: Store, sealed: list, drop: set[int], live: Live) -> No
         try:
             pack_seq = con.execute("SELECT coalesce(max(pack_seq), 0) FROM pack").fetchone()[0]
             first_seq = con.execute("SELECT coalesce(max(seq), 0) FROM snapshot").fetchone()[0]
-            hs, ps, offs = [], [], []
+            hs, ps, offs, clens, ioffs = [], [], [], [], []
             known = dict(con.execute("SELECT name, pack_seq FROM pack").fetchall())
             for name, size, entries in sealed:
                 if name in known and known[name] not in drop:
@@ -397,12 +399,16 @@ def _catalog_apply(store: Store, sealed: list, drop: set[int], live: Live) -> No
                     hs.append(e.hash)
                     ps.append(seq)
                     offs.append(e.offset)
+                    clens.append(e.clen)
+                    ioffs.append(e.inner)
             con.register("live_b", live_tbl)
             con.register("live_a", att_tbl)
             if hs:
                 con.register("moved", pa.table({"hash": pa.array(hs, pa.binary()), "pack_seq": pa.array(ps, pa.int32()),
-                                                "off": pa.array(offs, pa.int64())}))
-                con.execute("UPDATE blob SET pack_seq = m.pack_seq, off = m.off FROM moved m WHERE blob.hash = m.hash")
+                                                "off": pa.array(offs, pa.int64()), "clen": pa.array(clens, pa.int64()),
+                                                "ioff": pa.array(ioffs, pa.int64())}))
+                con.execute("""UPDATE blob SET pack_seq = m.pack_seq, off = m.off, clen = m.clen, ioff = m.ioff
+                               FROM moved m WHERE blob.hash = m.hash""")
                 con.unregister("moved")
             con.execute("DELETE FROM blob WHERE NOT EXISTS (SELECT 1 FROM live_b WHERE live_b.hash = blob.hash)")
             if drop:

@@ -14,9 +14,10 @@ import pyarrow as pa
 
 from snapstore import units
 from snapstore.canonical import loads
-from snapstore.prune import LIVE_VERSIONS, _att_ids, _Frames
+from snapstore.prune import LIVE_VERSIONS, _att_ids, _read_checked, _reader
 from snapstore.store import Store
 from snapstore.store import inventory as inv
+from snapstore.store.catalog import BLOB_SHARE
 
 PER_SNAPSHOT = """
 WITH w AS (
@@ -35,7 +36,8 @@ firsts AS (
     SELECT rv.hash, min(rv.begin_seq) AS seq, arg_min(rv.table_pk, rv.begin_seq) AS table_pk
     FROM record_version rv GROUP BY rv.hash),
 added AS (
-    SELECT f.seq, f.table_pk, sum(b.clen) AS clen FROM firsts f JOIN blob b ON b.hash = f.hash GROUP BY ALL)
+    SELECT f.seq, f.table_pk, sum(b.share) AS clen FROM firsts f JOIN """ + BLOB_SHARE + """ b ON b.hash = f.hash
+    GROUP BY ALL)
 SELECT st.seq, s.id, st.base_id, sum(coalesce(c.n, 0))::BIGINT AS records,
        sum(coalesce(c.bytes, 0))::BIGINT AS logical, sum(coalesce(ad.clen, 0))::BIGINT AS added
 FROM snapshot_table st JOIN snapshot s ON s.seq = st.seq
@@ -51,15 +53,15 @@ def _attachment_weights(store: Store) -> pa.Table:
         live = {r[0] for r in con.execute(LIVE_VERSIONS).fetchall()}
         sizes = dict(con.execute("SELECT att_id, size FROM attachment").fetchall())
         locs = con.execute(
-            """SELECT b.hash, p.name, b.off, b.clen, b.rlen, b.dict_hash FROM blob b
-               JOIN pack p ON p.pack_seq = b.pack_seq WHERE b.kind = 'R' ORDER BY b.pack_seq, b.off""").fetchall()
+            """SELECT b.hash, p.name, b.off, b.clen, b.rlen, b.dict_hash, b.ioff FROM blob b
+               JOIN pack p ON p.pack_seq = b.pack_seq WHERE b.kind = 'R' ORDER BY b.pack_seq, b.off, b.ioff""").fetchall()
     hs, ws = [], []
     if sizes:
-        frames = _Frames(store)
-        for h, pack, off, clen, rlen, dh in locs:
+        reader = _reader(store)
+        for h, pack, off, clen, rlen, dh, ioff in locs:
             if h not in live:
                 continue
-            raw = frames.raw(h, pack, off, clen, rlen, dh)
+            raw = _read_checked(reader, h, pack, off, clen, rlen, dh, ioff)
             if b'"att' not in raw:
                 continue
             ids: set[str] = set()

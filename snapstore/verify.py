@@ -22,12 +22,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-import zstandard
 
 from snapstore.store import Store, StoreError, objects
 from snapstore.store import inventory as inv
 from snapstore.store.backend import ObjectMissing
 from snapstore.store.packs import PackError, pack_key, parse_trailer
+from snapstore.store.reader import BlobReader
 
 SAMPLE = 10
 
@@ -102,7 +102,7 @@ def verify(store: Store, *, read_data: bool = False, subset: str | None = None) 
         cat_snaps = con.execute("SELECT seq, id, doc FROM snapshot ORDER BY seq").fetchall()
         packs = con.execute("SELECT pack_seq, name, size FROM pack").fetchall()
         blobs = con.execute(
-            "SELECT b.hash, b.pack_seq, p.name, b.off, b.clen, b.rlen, b.kind, b.dict_hash FROM blob b "
+            "SELECT b.hash, b.pack_seq, p.name, b.off, b.clen, b.rlen, b.kind, b.dict_hash, b.ioff FROM blob b "
             "LEFT JOIN pack p ON p.pack_seq = b.pack_seq").fetchall()
         tables = con.execute(
             "SELECT seq, table_pk, base_id, table_id, manifest, dict_hash, comments_hash, schema_hash "
@@ -178,7 +178,7 @@ def verify(store: Store, *, read_data: bool = False, subset: str | None = None) 
     if missing_blobs:
         rep.add("blob-missing", "-", f"{len(missing_blobs)} blob(s) snapshots need are in no pack or object",
                 missing_blobs)
-    for h, _pseq, _pname, _off, _clen, _rlen, _kind, dh in blobs:
+    for h, _pseq, _pname, _off, _clen, _rlen, _kind, dh, _ioff in blobs:
         if dh and h in needed:
             dicts_needed[dh].add(h)
     for dh, hs in dicts_needed.items():
@@ -280,7 +280,7 @@ def _read_data(store: Store, rep: Report, sub, packs, blobs, pack_ok, on_disk) -
             by_pack[r[2]].append(r)
     names = sorted(n for _s, n, _z in packs if n in on_disk)
     chosen = _pick(names, sub)
-    dctx: dict = {}
+    reader = BlobReader(store, cache_packs=1)
     n_blobs = 0
     for name in chosen:
         data = store.backend.get(pack_key(name))
@@ -293,31 +293,20 @@ def _read_data(store: Store, rep: Report, sub, packs, blobs, pack_ok, on_disk) -
             rep.add("pack-trailer", name, f"pack {name[:12]}: trailer unreadable ({e})")
             entries = None
         bad = set()
-        for h, _pseq, _pn, off, clen, rlen, _kind, dh in by_pack[name]:
+        for h, _pseq, _pn, off, clen, rlen, _kind, dh, ioff in by_pack[name]:
             n_blobs += 1
             if entries is not None:
                 e = entries.get(h)
-                if e is None or e.offset != off or e.clen != clen:
+                if e is None or e.offset != off or e.clen != clen or e.inner != ioff:
                     bad.add(h)
                     continue
-            frame = data[off:off + clen]
-            if len(frame) != clen:
-                bad.add(h)
-                continue
             try:
-                d = dctx.get(dh)
-                if d is None:
-                    d = zstandard.ZstdDecompressor(
-                        dict_data=zstandard.ZstdCompressionDict(store._dict_bytes(dh))) if dh else zstandard.ZstdDecompressor()
-                    dctx[dh] = d
+                reader.decompressor(dh)
             except StoreError:
                 continue  # reported as dict-missing
             try:
-                raw = d.decompress(frame, max_output_size=max(rlen, 1))
-            except zstandard.ZstdError:
-                bad.add(h)
-                continue
-            if hashlib.sha256(raw).digest() != h:
+                reader.read(h, name, off, clen, rlen, dh, ioff, memoryview(data)[off:off + clen])
+            except StoreError:
                 bad.add(h)
         if bad:
             rep.add("blob", name, f"pack {name[:12]}: {len(bad)} blob(s) damaged", bad)

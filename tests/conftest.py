@@ -121,8 +121,10 @@ def s3_env(s3_server, monkeypatch, tmp_path):
 class StoreFactory:
     """Fresh stores on one backend: ``location()`` names a new store, ``init()`` creates one."""
 
-    def __init__(self, kind: str, tmp_path: Path, new_url=None) -> None:
+    def __init__(self, kind: str, tmp_path: Path, new_url=None, format_version: int | None = None) -> None:
         self.kind = kind
+        #: None: the current format; 1: a format-1 store (still read and written)
+        self.format_version = format_version
         self.tmp_path = tmp_path
         self._new_url = new_url
         self._n = 0
@@ -139,10 +141,13 @@ class StoreFactory:
     def init(self, name: str | None = None, **kw):
         from snapstore.store import Store
 
+        if self.format_version is not None:
+            kw.setdefault("format_version", self.format_version)
         return Store.init(self.location(name), **kw)
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "local-format1"])
 def store_factory(request, tmp_path):
     new_url = request.getfixturevalue("s3_env") if request.param == "s3" else None
-    return StoreFactory(request.param, tmp_path, new_url)
+    kind, _, fmt = request.param.partition("-format")
+    return StoreFactory(kind, tmp_path, new_url, int(fmt) if fmt else None)

@@ -69,8 +69,8 @@ def take(store: Store, records: list[dict], clock: Clock, tags=()):
         writer_mod.datetime = orig
 
 
-def build(root: Path, n_snapshots: int = 8, n_records: int = 300) -> list:
-    store = Store.init(root, pack_size=64 * 1024)
+def build(root: Path, n_snapshots: int = 8, n_records: int = 300, **init) -> list:
+    store = Store.init(root, pack_size=64 * 1024, **init)
     store.backend.fsync = False
     rng = random.Random(7)
     recs = [make_record(rng, i) for i in range(n_records)]

@@ -65,8 +65,15 @@ def test_flipped_byte_is_found_by_read_data_naming_the_record(hist):
     assert not rep.ok
     assert any(d.kind == "pack-hash" and d.object == name for d in rep.damage)
     (a,) = affected(rep, "blob")
-    assert a["base_id"] == BASE and a["records"] == 1 and a["record_ids"] == [rid]
-    assert a["snapshots"] == shows and snaps[-1].id in shows
+    # a frame is the unit of damage: format 2 frames hold many records, each one named
+    with store.catalog.read() as con:
+        in_frame = {r[0] for r in con.execute(
+            """SELECT DISTINCT rv.record_id FROM record_version rv JOIN blob b ON b.hash = rv.hash
+               JOIN pack p ON p.pack_seq = b.pack_seq WHERE p.name = ? AND b.off = ?""", [name, off]).fetchall()}
+    assert (len(in_frame) == 1) == (store.format_version == 1)
+    assert a["base_id"] == BASE and a["records"] == len(in_frame) and rid in a["record_ids"]
+    assert set(a["record_ids"]) <= in_frame
+    assert set(shows) <= set(a["snapshots"]) and snaps[-1].id in shows
     text = format_report(rep)
     assert rid in text and snaps[-1].id in text
     r = CliRunner().invoke(verify_cmd, ["--store", str(store.root), "--read-data", "--json"])

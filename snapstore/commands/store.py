@@ -11,10 +11,13 @@ from snapstore.store import Store, StoreError
 
 @command()
 @store_option
-def init(store: str) -> None:
+@click.option("--format", "format_version", type=click.IntRange(1, 2), default=2, show_default=True,
+              help="Store format: 2 packs a table's records many to a compressed frame; 1 (older "
+                   "snapstore) one record per frame.")
+def init(store: str, format_version: int) -> None:
     """Create an empty store in STORE (a new or empty folder)."""
     try:
-        s = Store.init(store)
+        s = Store.init(store, format_version=format_version)
     except StoreError as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"created store {s.config['store_id'][:8]} in {s.location}")

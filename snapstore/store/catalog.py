@@ -26,7 +26,7 @@ from snapstore.errors import StoreError
 from snapstore.store.hashset import HashSet
 from snapstore.store.packs import entries_table
 
-CATALOG_VERSION = "1"
+CATALOG_VERSION = "2"  # 2: blob.ioff (format 2 frames of many records)
 #: DuckDB's own memory (buffer cache and query state) per connection; larger work spills to disk.
 #: Without a limit it caches up to 80% of RAM, which is most of a snapshot's peak memory.
 MEMORY_LIMIT = "384MB"
@@ -50,12 +50,18 @@ CREATE TABLE IF NOT EXISTS snapshot_table (
     manifest_depth INTEGER, chain_entries BIGINT);
 CREATE TABLE IF NOT EXISTS pack (pack_seq INTEGER, name VARCHAR, size BIGINT, n_blobs INTEGER, first_seq INTEGER);
 CREATE TABLE IF NOT EXISTS blob (hash BLOB, pack_seq INTEGER, off BIGINT, clen BIGINT, rlen BIGINT,
-    kind VARCHAR, dict_hash BLOB);
+    kind VARCHAR, dict_hash BLOB, ioff BIGINT);
 CREATE TABLE IF NOT EXISTS record_version (table_pk INTEGER, record_id VARCHAR, hash BLOB,
     begin_seq INTEGER, end_seq INTEGER);
 CREATE TABLE IF NOT EXISTS attachment (att_id VARCHAR, content_hash BLOB, size BIGINT, mime VARCHAR,
     filename VARCHAR, first_seq INTEGER);
 """
+
+#: Each blob's share of the stored bytes: its frame's compressed length prorated by raw length
+#: (a format 2 frame holds many records; a standalone object or a format 1 frame is one blob).
+BLOB_SHARE = """(SELECT hash, pack_seq, kind, rlen,
+    clen * rlen / greatest(sum(rlen) OVER (PARTITION BY pack_seq, off, CASE WHEN pack_seq IS NULL THEN hash END), 1)
+    AS share FROM blob)"""
 
 _LOCKS: dict[str, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -228,11 +234,14 @@ class Catalog:
         return self.path.exists()
 
     def create(self, meta: dict[str, str]) -> None:
+        """A new catalog file, readable by its owner only: it indexes the store's record hashes,
+        table and base ids and names, attachment names and every commit object's text."""
         with self.write() as con:
             con.execute(SCHEMA)
             con.execute("DELETE FROM meta")
             rows = {"catalog_version": CATALOG_VERSION, "duckdb_version": duckdb.__version__, **meta}
             con.executemany("INSERT INTO meta VALUES (?, ?)", list(rows.items()))
+        self.path.chmod(0o600)
 
     def check(self) -> None:
         """Raise if the catalog file cannot be read as ours (corrupt, foreign, other version)."""
@@ -278,7 +287,7 @@ class Catalog:
                 "hash": pa.array([h for h, _s in batch.standalone], pa.binary()),
                 "off": pa.array([0] * n, pa.int64()), "clen": sizes, "rlen": sizes,
                 "kind": pa.array(["A"] * n, pa.string()), "dict_hash": pa.array([None] * n, pa.binary()),
-                "pack_seq": pa.array([None] * n, pa.int32()),
+                "ioff": pa.array([0] * n, pa.int64()), "pack_seq": pa.array([None] * n, pa.int32()),
             }))
         if parts:
             new_blobs = pa.concat_tables(parts)
@@ -286,10 +295,10 @@ class Catalog:
             # one row per hash: the first location wins (a blob stored twice wastes bytes, never breaks reads)
             unique = pa.compute.count_distinct(new_blobs.column("hash")).as_py() == new_blobs.num_rows
             source = "new_blobs" if unique else (
-                "(SELECT * FROM new_blobs QUALIFY row_number() OVER (PARTITION BY hash ORDER BY pack_seq NULLS LAST, off) = 1)"
+                "(SELECT * FROM new_blobs QUALIFY row_number() OVER (PARTITION BY hash ORDER BY pack_seq NULLS LAST, off, ioff) = 1)"
             )
             con.execute(
-                f"""INSERT INTO blob SELECT n.hash, n.pack_seq, n.off, n.clen, n.rlen, n.kind, n.dict_hash
+                f"""INSERT INTO blob SELECT n.hash, n.pack_seq, n.off, n.clen, n.rlen, n.kind, n.dict_hash, n.ioff
                     FROM {source} n ANTI JOIN blob b ON b.hash = n.hash"""
             )
             con.unregister("new_blobs")
@@ -492,12 +501,12 @@ class Catalog:
         The join is built on their record versions (DuckDB's own choice: the smaller side)."""
         with self._locate_memory(con):
             return con.execute(
-                f"""SELECT rv.table_pk, rv.hash, b.pack_seq, b.off, b.clen, b.rlen, b.dict_hash
+                f"""SELECT rv.table_pk, rv.hash, b.pack_seq, b.off, b.clen, b.rlen, b.dict_hash, b.ioff
                     FROM record_version rv JOIN blob b ON b.hash = rv.hash
                     WHERE rv.table_pk IN ({", ".join(str(int(pk)) for pk in table_pks)})
                       AND rv.begin_seq <= $seq AND (rv.end_seq IS NULL OR rv.end_seq > $seq)
                       AND b.pack_seq IS NOT NULL
-                    ORDER BY rv.table_pk, b.pack_seq, b.off""", {"seq": seq}).to_arrow_table()
+                    ORDER BY rv.table_pk, b.pack_seq, b.off, b.ioff""", {"seq": seq}).to_arrow_table()
 
     @contextlib.contextmanager
     def _locate_memory(self, con) -> Iterator[None]:
@@ -547,13 +556,13 @@ class Catalog:
     #: table's record versions stream past them: written in that order, with the join-order
     #: optimizer off, because DuckDB would otherwise build on the record versions (memory and time
     #: growing with the table, once per range).
-    _LOCATE = """SELECT rv.hash, b.pack_seq, b.off, b.clen, b.rlen, b.dict_hash
+    _LOCATE = """SELECT rv.hash, b.pack_seq, b.off, b.clen, b.rlen, b.dict_hash, b.ioff
                  FROM record_version rv
-                 JOIN (SELECT hash, pack_seq, off, clen, rlen, dict_hash FROM blob
+                 JOIN (SELECT hash, pack_seq, off, clen, rlen, dict_hash, ioff FROM blob
                        WHERE pack_seq BETWEEN $lo AND $hi AND off >= $off_lo AND off < $off_hi) b
                    ON b.hash = rv.hash
                  WHERE rv.table_pk = $pk AND rv.begin_seq <= $seq AND (rv.end_seq IS NULL OR rv.end_seq > $seq)
-                 ORDER BY b.pack_seq, b.off"""
+                 ORDER BY b.pack_seq, b.off, b.ioff"""
 
     def _locate(self, con, seq: int, table_pk: int, r: tuple[int, int, int, int]) -> pa.Table:
         """One range's rows, in pack order."""
@@ -578,10 +587,16 @@ class Catalog:
             return con.execute(f"SELECT rv.record_id, rv.hash {self._MEMBERS} ORDER BY rv.record_id",
                                {"seq": seq, "base": base_id, "table": table_id}).to_arrow_table()
 
+    def attachments_stored_by(self, seq: int) -> list[str]:
+        """Ids of the attachments first stored by snapshot ``seq`` or before it."""
+        with self.read() as con:
+            return [r[0] for r in con.execute(
+                "SELECT att_id FROM attachment WHERE first_seq <= ? ORDER BY att_id", [seq]).fetchall()]
+
     def blob_location(self, h: bytes) -> tuple | None:
         with self.read() as con:
             return con.execute(
-                """SELECT p.name, b.off, b.clen, b.rlen, b.dict_hash, b.kind FROM blob b
+                """SELECT p.name, b.off, b.clen, b.rlen, b.dict_hash, b.kind, b.ioff FROM blob b
                    LEFT JOIN pack p ON p.pack_seq = b.pack_seq WHERE b.hash = ?""",
                 [h],
             ).fetchone()

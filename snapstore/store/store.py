@@ -12,8 +12,6 @@ import logging
 import os
 import re
 import secrets
-import struct
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,7 +20,6 @@ from typing import BinaryIO
 
 import duckdb
 import pyarrow as pa
-import zstandard
 
 from snapstore.canonical import CANON_VERSION, loads
 from snapstore.errors import NoStore
@@ -37,14 +34,17 @@ from snapstore.store.lock import (
     read_lock,
     read_remote_locks,
 )
-from snapstore.store.packs import PackError, pack_key, read_trailer
+from snapstore.store.packs import PACK_VERSION, PackError, pack_key, read_trailer
+from snapstore.store.reader import BlobReader, LocatedChunk
 from snapstore.store.s3 import parse_s3_url
 from snapstore.store.writer import SnapshotWriter, StoreError  # noqa: F401 (re-exported)
 
 log = logging.getLogger("snapstore.store")
 
 FORMAT = "snapstore"
-FORMAT_VERSION = 1
+#: 2: records of a table share zstd frames (docs/FORMAT.md); 1 is still read and written
+FORMAT_VERSION = 2
+FORMAT_VERSIONS = (1, 2)
 DEFAULT_PACK_SIZE = 16 * 1024 * 1024
 
 
@@ -126,129 +126,12 @@ def _info_from_doc(seq: int, full_id: str, doc: dict) -> SnapshotInfo:
     )
 
 
-_MULTI_D = hasattr(zstandard.ZstdDecompressor, "multi_decompress_to_buffer")
-
-
-@dataclass
-class LocatedChunk:
-    """Consecutive record blobs of one table and where each one is (pack, offset, lengths,
-    compression dictionary): what :meth:`Store.record_chunks` yields and :meth:`BlobReader.read_chunk`
-    reads. Plain lists, so it pickles cheaply to a worker process."""
-
-    index: int
-    hashes: list[bytes]
-    packs: list[str]
-    offs: list[int]
-    clens: list[int]
-    rlens: list[int]
-    dict_hashes: list[bytes | None]
-
-    def __len__(self) -> int:
-        return len(self.hashes)
-
-
-class BlobReader:
-    """Reads blobs out of packs, keeping the last few packs in memory (a pack is ~16 MiB)."""
-
-    def __init__(self, store: Store, cache_packs: int = 2, threads: int = -1) -> None:
-        self.store = store
-        #: zstd threads for a batch (-1: one per core). A reader in a worker process, one of a pool
-        #: already using every core, passes 0: extra threads there only add switching.
-        self.threads = threads
-        self._packs: OrderedDict[str, bytes] = OrderedDict()
-        self._cache = cache_packs
-        self._dctx: dict[bytes | None, zstandard.ZstdDecompressor] = {}
-
-    def _pack(self, name: str) -> bytes:
-        data = self._packs.get(name)
-        if data is None:
-            try:
-                data = self.store.backend.get(pack_key(name))
-            except ObjectMissing as e:
-                raise StoreError(f"pack {name[:12]} is missing from the store") from e
-            self._packs[name] = data
-            if len(self._packs) > self._cache:
-                self._packs.popitem(last=False)
-        else:
-            self._packs.move_to_end(name)
-        return data
-
-    def decompressor(self, dict_hash: bytes | None) -> zstandard.ZstdDecompressor:
-        d = self._dctx.get(dict_hash)
-        if d is None:
-            if dict_hash is None:
-                d = zstandard.ZstdDecompressor()
-            else:
-                d = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(self.store._dict_bytes(dict_hash)))
-            self._dctx[dict_hash] = d
-        return d
-
-    def read(self, h: bytes, pack: str, off: int, clen: int, rlen: int, dict_hash: bytes | None) -> bytes:
-        return self.decode(h, pack, self._pack(pack)[off : off + clen], rlen, dict_hash)
-
-    def read_many(self, hashes: list[bytes], packs: list[str], offs: list[int], clens: list[int],
-                  rlens: list[int], dict_hashes: list[bytes | None]) -> list[bytes]:
-        """A batch of blobs, decompressed on all cores where zstandard can (one call per run of
-        blobs sharing a pack and a dictionary), each checked against its hash."""
-        out: list[bytes] = []
-        i, n = 0, len(hashes)
-        sha256 = hashlib.sha256
-        while i < n:
-            j = self._run_end(packs, dict_hashes, i, n)
-            data = memoryview(self._pack(packs[i]))
-            frames = [data[o : o + c] for o, c in zip(offs[i:j], clens[i:j], strict=True)]
-            dctx = self.decompressor(dict_hashes[i])
-            if _MULTI_D and j - i > 64:
-                try:
-                    raws = [bytes(b) for b in dctx.multi_decompress_to_buffer(
-                        frames, decompressed_sizes=struct.pack(f"={j - i}Q", *rlens[i:j]), threads=self.threads)]
-                except zstandard.ZstdError:  # find and name the damaged blob
-                    raws = [self.decode(hashes[k], packs[k], bytes(frames[k - i]), rlens[k], dict_hashes[k])
-                            for k in range(i, j)]
-            else:
-                raws = [dctx.decompress(f, max_output_size=r) for f, r in zip(frames, rlens[i:j], strict=True)]
-            if [sha256(raw).digest() for raw in raws] != hashes[i:j]:
-                for k, raw in zip(range(i, j), raws, strict=True):
-                    if sha256(raw).digest() != hashes[k]:
-                        raise StoreError(f"blob {hashes[k].hex()[:12]} in pack {packs[k][:12]} is damaged "
-                                         "(hash mismatch)")
-            out.extend(raws)
-            i = j
-        return out
-
-    @staticmethod
-    def _run_end(packs: list[str], dict_hashes: list, i: int, n: int) -> int:
-        """End of the run of blobs from ``i`` sharing a pack and a dictionary (usually all of them:
-        a chunk rarely spans two packs, so that case is settled by two C-speed counts)."""
-        p, d = packs[i], dict_hashes[i]
-        if packs[n - 1] == p and packs[i:].count(p) == n - i and dict_hashes[i:].count(d) == n - i:
-            return n
-        j = i + 1
-        while j < n and packs[j] == p and dict_hashes[j] == d:
-            j += 1
-        return j
-
-    def read_chunk(self, chunk: LocatedChunk) -> list[bytes]:
-        """The raw (canonical JSON) blobs of a chunk, in order, each checked against its hash."""
-        return self.read_many(chunk.hashes, chunk.packs, chunk.offs, chunk.clens, chunk.rlens, chunk.dict_hashes)
-
-    def decode(self, h: bytes, pack: str, frame: bytes, rlen: int, dict_hash: bytes | None) -> bytes:
-        """Decompress one frame and check it is the blob it claims to be."""
-        try:
-            raw = self.decompressor(dict_hash).decompress(frame, max_output_size=rlen)
-        except zstandard.ZstdError as e:
-            raise StoreError(f"blob {h.hex()[:12]} in pack {pack[:12]} is damaged ({e})") from e
-        if hashlib.sha256(raw).digest() != h:
-            raise StoreError(f"blob {h.hex()[:12]} in pack {pack[:12]} is damaged (hash mismatch)")
-        return raw
-
-
 _BlobReader = BlobReader  # the name exporters and restore used first
 
 
 def locate_blobs(con: duckdb.DuckDBPyConnection, hashes) -> list[tuple]:
     """Where blobs are, in one query on an open catalog connection: rows of
-    (hash, pack name, offset, clen, rlen, dict_hash, standalone) in pack order.
+    (hash, pack name, offset, clen, rlen, dict_hash, standalone, inner) in pack order.
     Raises StoreError naming the first hash the catalog does not know."""
     arr = hashes if isinstance(hashes, pa.Array | pa.ChunkedArray) else pa.array(list(set(hashes)), pa.binary())
     if len(arr) == 0:
@@ -256,13 +139,13 @@ def locate_blobs(con: duckdb.DuckDBPyConnection, hashes) -> list[tuple]:
     con.register("want_blobs", pa.table({"hash": arr}))
     try:
         found_rows = con.execute(
-            """SELECT b.hash, p.name, b.off, b.clen, b.rlen, b.dict_hash, b.pack_seq IS NULL
+            """SELECT b.hash, p.name, b.off, b.clen, b.rlen, b.dict_hash, b.pack_seq IS NULL, b.ioff
                FROM (SELECT DISTINCT hash FROM want_blobs) w JOIN blob b ON w.hash = b.hash
                LEFT JOIN pack p ON p.pack_seq = b.pack_seq"""
         ).fetchall()
     finally:
         con.unregister("want_blobs")
-    rows = sorted(found_rows, key=lambda r: (r[1] or "", r[2]))
+    rows = sorted(found_rows, key=lambda r: (r[1] or "", r[2], r[7]))
     found = {r[0] for r in rows}
     wanted = set(arr.to_pylist()) - {None}
     if len(found) < len(wanted):
@@ -279,7 +162,7 @@ class AttachmentIndex:
         self.store = store
         self._reader: BlobReader | None = None
         sql = """SELECT a.att_id, a.content_hash, a.size, a.mime, a.filename,
-                        p.name, b.off, b.clen, b.rlen, b.dict_hash, b.hash IS NOT NULL
+                        p.name, b.off, b.clen, b.rlen, b.dict_hash, b.hash IS NOT NULL, b.ioff
                  FROM attachment a LEFT JOIN blob b ON b.hash = a.content_hash
                  LEFT JOIN pack p ON p.pack_seq = b.pack_seq"""
         with store.catalog.read() as con:
@@ -316,7 +199,7 @@ class AttachmentIndex:
                 raise StoreError(f"attachment {att_id}: object {h.hex()[:12]} is missing from the store") from e
         if self._reader is None:
             self._reader = BlobReader(self.store)
-        return io.BytesIO(self._reader.read(h, pack, off, clen, rlen, dh))
+        return io.BytesIO(self._reader.read(h, pack, off, clen, rlen, dh, r[11]))
 
 
 #: Commands that take a shared lock on an S3 store: several may run at once (each writes only new
@@ -337,15 +220,17 @@ def cache_root() -> Path:
 def _check_config(config: dict, where: str) -> None:
     if config.get("format") != FORMAT:
         raise StoreError(f"{where} is not a snapstore store")
-    if config.get("version") != FORMAT_VERSION:
+    if config.get("version") not in FORMAT_VERSIONS:
         raise StoreError(f"store format version {config.get('version')} is not supported by this snapstore")
     if config.get("canon") != CANON_VERSION:
         raise StoreError(f"store uses record serializer {config.get('canon')!r}, this snapstore has {CANON_VERSION!r}")
 
 
-def _new_config(pack_size: int) -> dict:
+def _new_config(pack_size: int, version: int = FORMAT_VERSION) -> dict:
+    if version not in FORMAT_VERSIONS:
+        raise StoreError(f"store format {version} is not one this snapstore writes ({FORMAT_VERSIONS})")
     return {
-        "format": FORMAT, "version": FORMAT_VERSION, "store_id": secrets.token_hex(16),
+        "format": FORMAT, "version": version, "store_id": secrets.token_hex(16),
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "canon": CANON_VERSION,
         "hash": "sha256", "compression": "zstd", "pack_size": pack_size,
         "duckdb_version": duckdb.__version__,
@@ -386,21 +271,24 @@ class Store:
         self.config = config
         self.catalog = catalog
         self.pack_size = int(config.get("pack_size", DEFAULT_PACK_SIZE))
+        #: the store's format: 2 packs a table's records many to a frame, 1 one per frame
+        self.format_version = int(config.get("version", 1))
+        self.pack_version = 1 if self.format_version < 2 else PACK_VERSION
         self._dicts: dict[bytes, bytes] = {}
 
     # ---- opening -------------------------------------------------------------------------
 
     @classmethod
-    def init(cls, path: str | Path, *, pack_size: int = DEFAULT_PACK_SIZE) -> Store:
+    def init(cls, path: str | Path, *, pack_size: int = DEFAULT_PACK_SIZE, format_version: int = FORMAT_VERSION) -> Store:
         if parse_s3_url(path) is not None:
-            return cls._init_s3(path, pack_size=pack_size)
+            return cls._init_s3(path, pack_size=pack_size, format_version=format_version)
         root = Path(path)
         if (root / "config.json").exists():
             raise StoreError(f"{root} already holds a store")
         if root.exists() and any(root.iterdir()):
             raise StoreError(f"{root} exists and is not empty; choose an empty or new folder for a store")
+        config = _new_config(pack_size, format_version)
         root.mkdir(parents=True, exist_ok=True)
-        config = _new_config(pack_size)
         for d in ("packs", "objects", "snapshots", "locks", "tmp", "logs"):
             (root / d).mkdir(exist_ok=True)
         LocalBackend(root).put("config.json", json.dumps(config, indent=1).encode() + b"\n")
@@ -408,7 +296,7 @@ class Store:
         return store
 
     @classmethod
-    def _init_s3(cls, url, *, pack_size: int) -> Store:
+    def _init_s3(cls, url, *, pack_size: int, format_version: int = FORMAT_VERSION) -> Store:
         from snapstore.store.s3 import S3Backend
 
         backend = S3Backend.from_url(os.fspath(url))
@@ -418,7 +306,7 @@ class Store:
                 raise StoreError(f"{backend.url} already holds a store")
             if not backend.is_empty():
                 raise StoreError(f"{backend.url} is not empty; choose an empty or new prefix for a store")
-            config = _new_config(pack_size)
+            config = _new_config(pack_size, format_version)
             if not backend.create("config.json", json.dumps(config, indent=1).encode() + b"\n"):
                 raise StoreError(f"{backend.url} already holds a store")
         except BackendError as e:
@@ -446,7 +334,8 @@ class Store:
         _check_config(config, backend.url)
         local = cache_root() / config["store_id"]
         for d in ("tmp", "logs", "locks"):
-            (local / d).mkdir(parents=True, exist_ok=True)
+            (local / d).mkdir(mode=0o700, parents=True, exist_ok=True)
+        local.chmod(0o700)  # the cache indexes the bucket's content: its owner's alone
         store = cls(local, backend, config, Catalog(local / "catalog.duckdb"), location=backend.url)
         store._ensure_catalog()
         try:
@@ -853,11 +742,13 @@ class Store:
             while checked < k:
                 self._check_located(snap, tables[checked], seen[checked], infos[checked].records)
                 checked += 1
+            # exact chunk sizes (export's workers rely on them): a frame cut by a chunk boundary
+            # is decompressed by each of the two readers, ~1 frame per 4,096-record chunk
             for batch in locs.to_batches(max_chunksize=size):
                 cols = batch.to_pydict()
                 seen[k] += len(cols["hash"])
                 yield k, LocatedChunk(index[k], cols["hash"], [packs[p] for p in cols["pack_seq"]], cols["off"],
-                                      cols["clen"], cols["rlen"], cols["dict_hash"])
+                                      cols["clen"], cols["rlen"], cols["dict_hash"], cols["ioff"])
                 index[k] += 1
         while checked < len(tables):
             self._check_located(snap, tables[checked], seen[checked], infos[checked].records)
@@ -894,22 +785,25 @@ class Store:
         out: dict[bytes, bytes] = {}
         dctx = BlobReader(self)
         by_pack: dict[str, list] = {}
-        for h, pack, off, clen, rlen, dh, standalone in rows:
+        for h, pack, off, clen, rlen, dh, standalone, inner in rows:
             if standalone:
                 out[h] = self._read_standalone(h)
             elif pack is None:
                 raise StoreError(f"blob {h.hex()[:12]} is not in the store")
             else:
-                by_pack.setdefault(pack, []).append((h, off, clen, rlen, dh))
+                by_pack.setdefault(pack, []).append((h, off, clen, rlen, dh, inner))
         for pack, entries in by_pack.items():
             try:
                 f = self.backend.open(pack_key(pack))
             except ObjectMissing as e:
                 raise StoreError(f"pack {pack[:12]} is missing from the store") from e
             with f:
-                for h, off, clen, rlen, dh in entries:
+                for h, off, clen, rlen, dh, inner in entries:
+                    if (pack, off) in dctx._frames:
+                        out[h] = dctx.read(h, pack, off, clen, rlen, dh, inner)
+                        continue
                     f.seek(off)
-                    out[h] = dctx.decode(h, pack, f.read(clen), rlen, dh)
+                    out[h] = dctx.read(h, pack, off, clen, rlen, dh, inner, f.read(clen))
         return out
 
     def attachment_index(self, att_ids=None) -> AttachmentIndex:
@@ -929,10 +823,10 @@ class Store:
         loc = self.catalog.blob_location(h)
         if loc is None:
             raise StoreError(f"blob {h.hex()[:12]} is not in the store")
-        pack, off, clen, rlen, dh, _kind = loc
+        pack, off, clen, rlen, dh, _kind, inner = loc
         if pack is None:
             return self._read_standalone(h)
-        return BlobReader(self).decode(h, pack, self.backend.get_range(pack_key(pack), off, clen), rlen, dh)
+        return BlobReader(self).read(h, pack, off, clen, rlen, dh, inner, self.backend.get_range(pack_key(pack), off, clen))
 
     def _read_json_blob(self, h: bytes):
         return loads(self.read_blob(h))

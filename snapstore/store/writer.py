@@ -30,7 +30,14 @@ from snapstore.canonical import CANON_VERSION, dumps, record_bytes, strip_volati
 from snapstore.errors import StoreError
 from snapstore.store import objects
 from snapstore.store.catalog import IngestBatch, TableChange, TableState
-from snapstore.store.packs import KIND_ATTACHMENT, KIND_COMMENTS, KIND_RECORD, KIND_SCHEMA, PackWriter
+from snapstore.store.packs import (
+    KIND_ATTACHMENT,
+    KIND_COMMENTS,
+    KIND_RECORD,
+    KIND_SCHEMA,
+    PackWriter,
+    build_frames,
+)
 
 if TYPE_CHECKING:
     from snapstore.store.store import SnapshotInfo, Store
@@ -62,6 +69,13 @@ class TableCounts:
     deleted: int
     unchanged: int
     bytes_added: int
+
+
+def compress_many(cctx: zstandard.ZstdCompressor, raws: list[bytes], parallel_from: int) -> list[bytes]:
+    """zstd frames of ``raws``, on all cores where zstandard can and the batch is worth it."""
+    if _MULTI and len(raws) >= parallel_from:
+        return [bytes(f) for f in cctx.multi_compress_to_buffer(raws, threads=-1)]
+    return [cctx.compress(d) for d in raws]
 
 
 class TableWriter:
@@ -169,11 +183,12 @@ class TableWriter:
             self._futures.pop(0).result()
 
     def _compress_and_pack(self, batch: list[tuple[bytes, bytes]]) -> None:
-        datas = [d for _h, d in batch]
-        if _MULTI and len(datas) > 64:
-            frames = [bytes(f) for f in self._compressor.multi_compress_to_buffer(datas, threads=-1)]
-        else:
-            frames = [self._compressor.compress(d) for d in datas]
+        if self.snap.framed:  # format 2: many records to a frame
+            frames = build_frames(batch, lambda raws: compress_many(self._compressor, raws, 2))
+            self._frame_bytes += sum(len(f) for f, _b in frames)
+            self.snap._add_frames(frames, KIND_RECORD, self._dict_hash)
+            return
+        frames = compress_many(self._compressor, [d for _h, d in batch], 64)
         self._frame_bytes += sum(map(len, frames))
         self.snap._add_blobs([(h, f, len(d)) for (h, d), f in zip(batch, frames, strict=True)], KIND_RECORD,
                              self._dict_hash)
@@ -335,13 +350,17 @@ class SnapshotWriter:
         self.tags = list(tags)
         self.command = command
         self.started = datetime.now(UTC)
-        self.time: str | None = None  # a back-filled snapshot's own time (import), else the commit's
+        #: the commit's time: None is now; a back-filled snapshot keeps its own (import: the ISO text
+        #: of the export; migrate: the source snapshot's datetime)
+        self.time: datetime | str | None = None
         self.parent: str | None = None  # and its parent ("": none), else the store's latest
         self._t0 = time.monotonic()
         self._mutex = threading.Lock()
-        self._packs = PackWriter(store.backend.put, store.pack_size, columnar=True)
+        #: format 2: a table's new records are packed many to a zstd frame
+        self.framed = store.format_version >= 2
+        self._packs = PackWriter(store.backend.put, store.pack_size, columnar=True, version=store.pack_version)
         self._compress_pool = ThreadPoolExecutor(1, thread_name_prefix="compress")
-        self._att_packs = PackWriter(store.backend.put, store.pack_size, columnar=True)
+        self._att_packs = PackWriter(store.backend.put, store.pack_size, columnar=True, version=store.pack_version)
         self._bases: dict[str, dict] = {}
         self._tables: dict[tuple[str, str], TableChange] = {}
         self._writers: dict[tuple[str, str], TableWriter] = {}
@@ -499,6 +518,11 @@ class SnapshotWriter:
                 self._run_blobs.update(h for h, _f, _r in blobs)
             (self._att_packs if kind == KIND_ATTACHMENT else self._packs).add_many(blobs, kind, dict_hash)
 
+    def _add_frames(self, frames: list[tuple[bytes, list[tuple[bytes, int, int]]]], kind: str,
+                    dict_hash: bytes | None) -> None:
+        with self._mutex:
+            self._packs.add_frames(frames, kind, dict_hash)
+
     def _add_small_blob(self, h: bytes, data: bytes, kind: str) -> None:
         with self._mutex:
             if h in self._run_blobs:
@@ -592,7 +616,8 @@ class SnapshotWriter:
         parent = (self.parent or None) if self.parent is not None else self.store.latest_id()
         return {
             "type": "snapshot", "v": 1, "store_id": self.store.config["store_id"],
-            "time": self.time or datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "time": self.time if isinstance(self.time, str) else
+            (self.time or datetime.now(UTC)).isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "started": self.started.isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "parent": parent, "status": "partial" if missing else "complete",
             "note": self.note, "tags": self.tags, "command": self.command,

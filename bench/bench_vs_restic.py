@@ -1,0 +1,116 @@
+"""The store against what a user would otherwise do: dump every table to NDJSON each day and back
+the folder up with restic. Same data both ways, in one run.
+
+100,000 records of the benchmark's mix (tests/storegen.py), DAYS daily snapshots at 1% churn.
+Prints, per format (1 and 2) and for restic (if the `restic` binary is installed: Debian's
+package, bench only), the repository size on day one and after the last day, and the seconds per
+snapshot. Issue 17's targets: day one <= restic's repository; after 30 days <= 1.3x day one and
+>= 25x smaller than restic's.
+
+    python3 bench/bench_vs_restic.py --records 100000 --days 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from storegen import BASE, SCHEMA, TABLE, churn, make_records  # noqa: E402
+
+from snapstore.canonical import record_bytes  # noqa: E402
+from snapstore.store import Store  # noqa: E402
+
+
+def dir_bytes(root: Path, skip: tuple[str, ...] = ("catalog",)) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.name.startswith(skip))
+
+
+def snapshot(store: Store, recs: list[dict]) -> None:
+    w = store.begin_snapshot()
+    w.add_base(BASE, "Bench", SCHEMA)
+    tw = w.table(BASE, TABLE)
+    tw.add_many(recs)
+    tw.finish()
+    w.commit()
+
+
+def run_store(root: Path, days: list[list[dict]], fmt: int) -> dict:
+    store = Store.init(root, format_version=fmt)
+    store.backend.fsync = False
+    out = {"secs": []}
+    for i, recs in enumerate(days):
+        t0 = time.perf_counter()
+        snapshot(store, recs)
+        out["secs"].append(time.perf_counter() - t0)
+        if i == 0:
+            out["day1"] = dir_bytes(root)
+    out["last"] = dir_bytes(root)
+    t0 = time.perf_counter()
+    n = sum(1 for _ in store.records("latest", BASE, TABLE))
+    out["read"] = time.perf_counter() - t0
+    assert n == len(days[-1])
+    return out
+
+
+def run_restic(root: Path, days: list[list[dict]]) -> dict | None:
+    exe = shutil.which("restic")
+    if exe is None:
+        return None
+    env = dict(os.environ, RESTIC_PASSWORD="bench", RESTIC_REPOSITORY=str(root / "repo"))
+    subprocess.run([exe, "init"], env=env, check=True, capture_output=True)
+    dump = root / "dump"
+    dump.mkdir()
+    out = {"secs": []}
+    for i, recs in enumerate(days):
+        (dump / f"{TABLE}.ndjson").write_bytes(b"\n".join(record_bytes(r) for r in recs) + b"\n")
+        t0 = time.perf_counter()
+        subprocess.run([exe, "backup", "--quiet", str(dump)], env=env, check=True, capture_output=True)
+        out["secs"].append(time.perf_counter() - t0)
+        if i == 0:
+            out["day1"] = dir_bytes(root / "repo", skip=())
+    out["last"] = dir_bytes(root / "repo", skip=())
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--days", type=int, default=30)
+    args = ap.parse_args()
+    days = [make_records(args.records)]
+    for d in range(1, args.days):
+        days.append(churn(days[-1], 0.01, seed=d))
+    mib = 1 << 20
+    with tempfile.TemporaryDirectory() as tmp:
+        res = {f"store format {f}": run_store(Path(tmp) / f"f{f}", days, f) for f in (1, 2)}
+        r = run_restic(Path(tmp) / "restic", days)
+        if r is not None:
+            res["restic (NDJSON)"] = r
+    for name, r in res.items():
+        first, rest = r["secs"][0], sorted(r["secs"][1:])
+        med = rest[len(rest) // 2] if rest else 0.0
+        extra = f"; full read {r['read']:.2f} s" if "read" in r else ""
+        print(f"{name:>16}: day one {r['day1'] / mib:7.2f} MiB, after {args.days} days {r['last'] / mib:7.2f} MiB "
+              f"({r['last'] / r['day1']:.2f}x day one); first snapshot {first:.2f} s, median daily {med:.2f} s{extra}")
+    if "restic (NDJSON)" in res:
+        rr, s2 = res["restic (NDJSON)"], res["store format 2"]
+        print(f"format 2 vs restic: day one {s2['day1'] / rr['day1']:.2f}x, after {args.days} days "
+              f"{rr['last'] / s2['last']:.1f}x smaller")
+    else:
+        print("restic not installed (apt-get install restic): restic's side not measured")
+    s1, s2 = res["store format 1"], res["store format 2"]
+    print(f"format 1 / format 2: day one {s1['day1'] / s2['day1']:.2f}x, after {args.days} days "
+          f"{s1['last'] / s2['last']:.2f}x; first snapshot time {s1['secs'][0] / s2['secs'][0]:.2f}, "
+          f"full read time {s1['read'] / s2['read']:.2f} (old/new: above 1 = format 2 faster)")
+
+
+if __name__ == "__main__":
+    main()
