@@ -75,7 +75,8 @@ def one_run(verb: str, sig: str, env: dict, work: Path, store: Path, base_id: st
         args = ["restore", "latest", "--store", str(store), "--base", base_id, "--to-base", base_id, "--new",
                 *LIMITS[:6]]
     proc = _cli(args, env)
-    time.sleep(rng.uniform(0.3, 4.0))  # after the interpreter's own start (~50 ms)
+    delay = rng.uniform(0.3, 4.0)
+    time.sleep(delay)
     workers = _children(proc.pid)
     finished_before = proc.poll() is not None
     try:
@@ -102,7 +103,7 @@ def one_run(verb: str, sig: str, env: dict, work: Path, store: Path, base_id: st
     elif rc == 0:
         if verb == "export" and not finished:
             return f"EXIT 0 without a folder after SIG{sig} of export"
-    elif rc == -getattr(signal, f"SIG{sig}") and not list(out.iterdir()):
+    elif rc == -getattr(signal, f"SIG{sig}") and delay < 1.5 and not list(out.iterdir()):
         return "BEFORE START"  # the interpreter was still starting: Python's default action, nothing begun
     elif rc != 130:
         tail = (err or "").strip().splitlines()[-1:] or [""]
