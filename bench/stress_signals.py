@@ -75,7 +75,8 @@ def one_run(verb: str, sig: str, env: dict, work: Path, store: Path, base_id: st
         args = ["restore", "latest", "--store", str(store), "--base", base_id, "--to-base", base_id, "--new",
                 *LIMITS[:6]]
     proc = _cli(args, env)
-    time.sleep(rng.uniform(0.3, 4.0))  # after the interpreter's own start (~50 ms)
+    delay = rng.uniform(0.3, 4.0)
+    time.sleep(delay)
     workers = _children(proc.pid)
     finished_before = proc.poll() is not None
     try:
@@ -102,6 +103,8 @@ def one_run(verb: str, sig: str, env: dict, work: Path, store: Path, base_id: st
     elif rc == 0:
         if verb == "export" and not finished:
             return f"EXIT 0 without a folder after SIG{sig} of export"
+    elif rc == -getattr(signal, f"SIG{sig}") and delay < 1.5 and not list(out.iterdir()):
+        return "BEFORE START"  # the interpreter was still starting: Python's default action, nothing begun
     elif rc != 130:
         tail = (err or "").strip().splitlines()[-1:] or [""]
         detail = err[-3000:] if rc < 0 else tail[0][:200]
@@ -154,7 +157,10 @@ def main() -> None:
                 key = f"{verb} SIG{sig}"
                 counts[key] = counts.get(key, 0) + 1
                 print(f"[{i + 1}/{a.runs}] {key}: {res or 'ok'}", flush=True)
-                if res:
+                if res == "BEFORE START":
+                    counts["stopped before the interpreter had started"] = counts.get(
+                        "stopped before the interpreter had started", 0) + 1
+                elif res:
                     failures.append(res)
     finally:
         for b in burners:

@@ -29,6 +29,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from snapstore import interrupts
 from snapstore.store import StoreError
 
 
@@ -57,6 +58,7 @@ def _init_worker(initializer: Callable[..., None], initargs: tuple) -> None:
     # run a handler it installed before forking.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    interrupts.unblock_in_child()
     _die_with_parent()
     initializer(*initargs, worker=True)
 
@@ -123,7 +125,9 @@ class Executor:
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                          initializer=_init_worker, initargs=(initializer, initargs))
         try:
-            for f in [self._pool.submit(_ready) for _ in range(workers)]:
+            with interrupts.deferred():  # a signal inside os.fork's hooks would be lost
+                futures = [self._pool.submit(_ready) for _ in range(workers)]
+            for f in futures:
                 f.result()
         except BrokenProcessPool as e:
             self.terminate()

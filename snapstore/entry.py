@@ -1,7 +1,11 @@
-"""The console script's first code: install the stop handlers before anything heavy is imported.
+"""The console script's first code: install the stop handlers, and import the verbs with the stop
+signals held.
 
-Importing the verbs (DuckDB, Arrow, pyairtable) takes about a second; a SIGTERM in that second used
-to kill the process with the default action (exit -15) and a Ctrl-C printed an import traceback."""
+Importing the verbs (DuckDB, Arrow, orjson, pyairtable) takes about a second, more on a loaded
+machine. A SIGTERM in that second used to kill the process with the default action (exit -15); a
+KeyboardInterrupt raised inside a C extension's initialisation surfaced as "ImportError:
+initialization failed", and once (1 in 60 stopped exports) as a segfault. With the signals held
+(pthread_sigmask), a stop that arrives during the imports is delivered right after them."""
 
 from __future__ import annotations
 
@@ -14,10 +18,10 @@ def run() -> None:
 
     interrupts.install()
     try:
-        import snapstore.cli  # noqa: F401 - every verb: the heavy imports happen here
-        from snapstore.commands.base import run as run_command
+        with interrupts.deferred():
+            import snapstore.cli  # noqa: F401 - every verb: the heavy imports happen here
+            from snapstore.commands.base import run as run_command
     except BaseException:
-        # a stop during a C extension's import surfaces as ImportError("initialization failed")
         if not interrupts.requested():
             raise
         sys.stderr.write("interrupted: nothing was started\n")
