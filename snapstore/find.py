@@ -302,7 +302,8 @@ def _new_versions(store: Store, reader: BlobReader, base_id: str, table_id: str,
         packed = [r for r in rows if not r[6]]
         out = []
         if packed:
-            chunk = LocatedChunk(0, *map(list, zip(*[r[:6] for r in packed], strict=True)))
+            # (hash, pack, off, clen, rlen, dict_hash) and the place inside the frame (format 2)
+            chunk = LocatedChunk(0, *map(list, zip(*[(*r[:6], r[7] or 0) for r in packed], strict=True)))
             out = list(zip(chunk.hashes, reader.read_chunk(chunk), strict=True))
         out += [(r[0], store.read_blob(r[0])) for r in rows if r[6]]
         yield out

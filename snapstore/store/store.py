@@ -25,7 +25,14 @@ from snapstore.canonical import CANON_VERSION, loads
 from snapstore.errors import NoStore
 from snapstore.store import inventory, objects
 from snapstore.store.backend import Backend, BackendError, LocalBackend, ObjectMissing
-from snapstore.store.catalog import Catalog, CatalogBusy, IngestBatch, TableChange, is_lock_conflict
+from snapstore.store.catalog import (
+    Catalog,
+    CatalogBusy,
+    CatalogCorrupt,
+    IngestBatch,
+    TableChange,
+    is_lock_conflict,
+)
 from snapstore.store.lock import (
     LockError,
     RemoteLock,
@@ -371,15 +378,12 @@ class Store:
             try:
                 self.catalog.check()
                 return
-            except duckdb.Error as e:
+            except (duckdb.Error, CatalogCorrupt) as e:
                 if is_lock_conflict(e):
                     raise
-                bad = self.catalog.path.with_name(f"catalog.duckdb.corrupt-{datetime.now(UTC):%Y%m%d%H%M%S}")
-                log.warning("catalog unreadable (%s); moved to %s and rebuilding from the objects", e, bad.name)
-                self.catalog.path.rename(bad)
-                wal = self.catalog.path.with_name("catalog.duckdb.wal")
-                if wal.exists():
-                    wal.rename(bad.with_name(bad.name + ".wal"))
+                bad = self.catalog.quarantine()
+                log.warning("catalog unreadable (%s); moved to %s and rebuilding from the objects",
+                            str(e).splitlines()[0], bad.name)
         self.rebuild_catalog()
 
     # ---- writing -------------------------------------------------------------------------
