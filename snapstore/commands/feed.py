@@ -13,23 +13,17 @@ from snapstore.commands.snapshot import (
     _source_options,
 )
 from snapstore.feed import manage
-from snapstore.source import SourceError
-from snapstore.store import LockError, Store, StoreError
+from snapstore.store import Store
 
 
 def _store(store: str) -> Store:
-    try:
-        return Store.open(store, create=True)
-    except (StoreError, LockError, OSError) as e:
-        raise SnapshotCommandError(f"store {store}: {e}") from None
+    """The store (created if new); its errors keep their exit codes (10 no store, 11 locked)."""
+    return Store.open(store, create=True)
 
 
 def _bases(source, wanted: tuple[str, ...]) -> list[dict]:
-    try:
-        source.preflight()
-        visible = source.bases()
-    except SourceError as e:
-        raise SnapshotCommandError(str(e)) from None
+    source.preflight()
+    visible = source.bases()
     if not wanted:
         return visible
     out = []
@@ -69,10 +63,7 @@ def enable(store, base, as_json, **kw) -> None:
     with source:
         bases = _bases(source, base)
         st = _store(store)
-        try:
-            res = manage.enable(st, source, bases)
-        except (LockError, StoreError, SourceError) as e:
-            raise SnapshotCommandError(str(e)) from None
+        res = manage.enable(st, source, bases)
     _results(res, as_json)
 
 
@@ -86,10 +77,7 @@ def disable(store, base, as_json, **kw) -> None:
     source, _token = _make_source(kw)
     st = _open_existing(store)
     with source:
-        try:
-            res = manage.disable(st, source, list(base) or None)
-        except (LockError, StoreError) as e:
-            raise SnapshotCommandError(str(e)) from None
+        res = manage.disable(st, source, list(base) or None)
     _results(res, as_json)
 
 
