@@ -307,9 +307,12 @@ def _record_from_export(rec: dict, table: dict, src) -> dict:
     cols = src.layout.columns.get(table["id"], {})
     fields: dict[str, Any] = {}
     for key, value in (rec.get("fields") or {}).items():
-        fid = cols.get(key)
+        # a record's keys are the real field names; the export's column names (made safe of control
+        # characters, deduplicated) only where no field has that name (``Na_me`` beside ``Na\0me``)
+        f = by_name.get(key)
+        fid = f["id"] if f is not None else cols.get(key)
         if fid is None:
-            f = by_name.get(key) or by_id.get(key)
+            f = by_id.get(key)
             fid = f["id"] if f is not None else (key if re.fullmatch(r"fld[A-Za-z0-9]{14}", key) else None)
         if fid is None:
             continue
