@@ -55,7 +55,6 @@ WRITERS: dict[str, type[Writer]] = {
     "sqlite": SqliteWriter, "parquet": ParquetWriter,
 }
 FOLDER_PREFIX = "airtable_backup_"
-TMP_PREFIX = partial.PREFIX
 MANIFEST = "metadata/manifest.json"
 SUBDIRS = ("data", "attachments", "metadata", "reports", "logs")
 #: Records a chunk: the unit a worker reads and encodes (a few MB of output per format).

@@ -46,6 +46,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+# Exit codes of ``snapstore snapshot`` (also used by ``check``) come from snapstore.errors;
+# EXIT_PARTIAL is a snapshot committed with something unreadable (listed under ``missing``).
+from snapstore.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from snapstore.errors import EXIT_INCOMPLETE as EXIT_PARTIAL
 from snapstore.selection import NotFound as NoSuchItem
 from snapstore.selection import find_id, select_tables, table_pairs
 from snapstore.source.errors import (
@@ -63,10 +67,6 @@ from snapstore.store import StoreError
 
 log = logging.getLogger("snapstore.snapshot")
 
-#: Exit codes of ``snapstore snapshot`` (also used by ``check``): snapstore.errors has them all;
-#: EXIT_PARTIAL is a snapshot committed with something unreadable (listed under ``missing``).
-from snapstore.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE  # noqa: E402, I001
-from snapstore.errors import EXIT_INCOMPLETE as EXIT_PARTIAL  # noqa: E402
 
 PAGE_SIZE = 100
 
