@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from snapstore.emulator import Emulator, ScaledClock, generate_workspace  # noqa: E402
 from snapstore.feed import manage  # noqa: E402
-from snapstore.feed.state import stored_schemas  # noqa: E402
+from snapstore.feed.hints import feed_hints  # noqa: E402
 from snapstore.snapshot import SnapshotOptions, plan_snapshot, take_snapshot  # noqa: E402
 from snapstore.source import AirtableSource  # noqa: E402
 from snapstore.store import Store  # noqa: E402
@@ -40,10 +40,10 @@ HOURS_PER_MONTH = 24 * 30
 
 def run(emu, src, store, **opts):
     now = lambda: datetime.fromtimestamp(emu.clock.now(), UTC)  # noqa: E731
-    stored = stored_schemas(store) if opts.get("changes") != "full" else None
     emu.counters.reset()
     t = time.perf_counter()
-    plan = plan_snapshot(src, stored_schemas=stored)
+    hints = feed_hints(store, full_every=None, changes=opts.get("changes", "auto"), now=now())
+    plan = plan_snapshot(src, feed=hints)
     res = take_snapshot(store, src, plan, SnapshotOptions(attachments=False, now=now, full_every=None, **opts))
     wall = time.perf_counter() - t
     c = emu.counters.snapshot()

@@ -36,6 +36,7 @@ Shape of a run:
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import logging
 import math
 import threading
@@ -50,6 +51,7 @@ from typing import Any
 # EXIT_PARTIAL is a snapshot committed with something unreadable (listed under ``missing``).
 from snapstore.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from snapstore.errors import EXIT_INCOMPLETE as EXIT_PARTIAL
+from snapstore.feed.state import iso
 from snapstore.selection import NotFound as NoSuchItem
 from snapstore.selection import find_id, select_tables, table_pairs
 from snapstore.source.errors import (
@@ -107,6 +109,7 @@ class BasePlan:
     tables: list[TablePlan] = field(default_factory=list)
     error: str | None = None  # schema could not be read: the base will be marked missing
     schema_from_store: bool = False  # the parent snapshot's schema (a feed base): re-read when it changed
+    hooks: list[dict] | None = None  # the base's webhooks, when the plan listed them (a feed run)
 
 
 @dataclass
@@ -114,8 +117,13 @@ class Plan:
     user: dict
     bases: list[BasePlan]
     visible_bases: int
-    requests: int = 0  # requests the plan itself made (whoami, bases, schemas)
+    requests: int = 0  # requests the plan itself made (whoami, bases, schemas; or the hook listings)
     selection: Selection = field(default_factory=Selection)
+    # the bases listing this run rests on (``stats.bases_listed``: snapstore.feed.hints.listing_record);
+    # "at" None: listed by this plan (the run stamps it with its clock)
+    bases_listing: dict | None = None
+    listing_skipped: str | None = None  # why no bases listing was needed (None: the bases were listed)
+    notices: list[str] = field(default_factory=list)  # one line each, shown with the run's feed notices
 
     @property
     def tables(self) -> list[tuple[BasePlan, TablePlan]]:
@@ -152,40 +160,33 @@ def plan_snapshot(
     previous=None,
     workers: int | None = None,
     stored_schemas: dict[str, dict] | None = None,
+    feed=None,
 ) -> Plan:
     """Check the token, list the bases, resolve the selection and read the selected schemas.
 
     Raises :class:`AuthError`, :class:`Unreachable` or :class:`SelectionError` (nothing is read
     or written after those). ``previous`` (a SnapshotInfo) fills in ``previous_records`` for
     estimates. ``stored_schemas`` (base id → schema, see ``snapstore.feed.state.stored_schemas``):
-    bases whose schema the change feed will tell about, so the plan does not read it.
+    bases whose schema the change feed will tell about, so the plan does not read it. ``feed``
+    (``snapstore.feed.hints.feed_hints``, in place of ``stored_schemas``): also skip ``whoami`` and
+    the bases listing when every selected base is fed (see that module for when they still happen).
     """
     sel = selection or Selection()
     before = source.stats.total
-    user = source.preflight() if hasattr(source, "preflight") else source.whoami()
-    visible = source.bases()
-    if sel.bases:
-        chosen: dict[str, dict] = {}
-        for spec in sel.bases:
-            hits = _match_base(spec, visible)
-            if not hits:
-                names = ", ".join(f"{b.get('name')} ({b['id']})" for b in visible[:8])
-                more = f" and {len(visible) - 8} more" if len(visible) > 8 else ""
-                raise SelectionError(
-                    f"base {spec!r} is not visible to this token (it can see {len(visible)} base(s)"
-                    + (f": {names}{more}" if visible else "")
-                    + "); check the token's access list and scopes"
-                )
-            for b in hits:
-                chosen[b["id"]] = b
-        bases = [b for b in visible if b["id"] in chosen]
+    notices: list[str] = []
+    hooks, skipped = _feed_plan(source, sel, feed, notices) if feed is not None else ({}, None)
+    if skipped is not None:
+        user, visible = {}, list(feed.visible)
+        listing = {"at": iso(feed.listed_at), "bases": feed.visible}
     else:
-        bases = list(visible)
-    for spec in sel.exclude_bases:
-        hits = {b["id"] for b in _match_base(spec, bases)}
-        if not hits:
-            log.warning("--exclude-base %r matches no base", spec)
-        bases = [b for b in bases if b["id"] not in hits]
+        user = source.preflight() if hasattr(source, "preflight") else source.whoami()
+        visible = source.bases()
+        listing = {"at": None, "bases": visible}
+        if feed is not None and feed.visible is not None:
+            _report_lost(sel, feed.visible, visible, notices)
+    bases = _chosen_bases(sel, visible)
+    if feed is not None:
+        stored_schemas = feed.schemas
 
     # schemas, in parallel (each on its own base's budget)
     stored = stored_schemas or {}
@@ -217,7 +218,7 @@ def plan_snapshot(
         if err is not None and b["id"] in named:
             raise SelectionError(f"base {b.get('name')!r} ({b['id']}): {err}")
         bp = BasePlan(b["id"], b.get("name", b["id"]), b.get("permissionLevel"), schema, error=err,
-                      schema_from_store=b["id"] in stored)
+                      schema_from_store=b["id"] in stored, hooks=hooks.get(b["id"]))
         if schema is not None:
             bp.tables = table_plans(b, schema, sel, previous, wanted=wanted, excluded=excluded)
         plans.append(bp)
@@ -226,7 +227,89 @@ def plan_snapshot(
         # with --table, only the bases holding a selected table take part
         plans = [bp for bp in plans if bp.tables or bp.error]
     return Plan(user=user, bases=plans, visible_bases=len(visible), requests=source.stats.total - before,
-                selection=sel)
+                selection=sel, bases_listing=listing, listing_skipped=skipped, notices=notices)
+
+
+def _chosen_bases(sel: Selection, visible: list[dict]) -> list[dict]:
+    """The bases ``--base``/``--exclude-base`` select among ``visible`` (SelectionError: one named
+    is not there)."""
+    if sel.bases:
+        chosen: dict[str, dict] = {}
+        for spec in sel.bases:
+            hits = _match_base(spec, visible)
+            if not hits:
+                names = ", ".join(f"{b.get('name')} ({b['id']})" for b in visible[:8])
+                more = f" and {len(visible) - 8} more" if len(visible) > 8 else ""
+                raise SelectionError(
+                    f"base {spec!r} is not visible to this token (it can see {len(visible)} base(s)"
+                    + (f": {names}{more}" if visible else "")
+                    + "); check the token's access list and scopes"
+                )
+            for b in hits:
+                chosen[b["id"]] = b
+        bases = [b for b in visible if b["id"] in chosen]
+    else:
+        bases = list(visible)
+    for spec in sel.exclude_bases:
+        hits = {b["id"] for b in _match_base(spec, bases)}
+        if not hits:
+            log.warning("--exclude-base %r matches no base", spec)
+        bases = [b for b in bases if b["id"] not in hits]
+    return bases
+
+
+def _feed_plan(source, sel: Selection, feed, notices: list[str]) -> tuple[dict[str, list[dict]], str | None]:
+    """A run over fed bases only: list each base's hooks here instead of ``whoami``, the bases and
+    their schemas. Returns (hooks by base, None when the bases must be listed after all, else why not).
+
+    The first hook listing runs alone with a preflight's quick retries, so a bad token (401) or a
+    dead network fails here, before the store is touched, as ``whoami`` would. A base whose hooks
+    cannot be listed (403/404: access lost, or the scope) sends the plan to the bases listing, which
+    tells a lost base from a missing scope."""
+    from snapstore.source import webhooks
+
+    if sel.tables or sel.exclude_tables:
+        return {}, None
+    try:
+        ids = [b["id"] for b in _chosen_bases(sel, feed.visible or [])]
+    except SelectionError:
+        ids = []  # a base the last listing did not have: list again
+    why = feed.must_list(ids) if ids else "a selected base is not in the last bases listing"
+    if why is not None:
+        log.info("listing the bases: %s", why)
+        return {}, None
+    hooks: dict[str, list[dict]] = {}
+    failed: list[str] = []
+
+    def one(base_id: str) -> None:
+        try:
+            hooks[base_id] = webhooks.list_hooks(source, base_id)
+        except (AuthError, Unreachable, Cancelled):
+            raise
+        except SourceError as e:
+            failed.append(f"{base_id}: {e}")
+
+    with source.quick_retries() if hasattr(source, "quick_retries") else contextlib.nullcontext():
+        one(ids[0])
+    if len(ids) > 1:
+        with cf.ThreadPoolExecutor(min(10, len(ids) - 1), thread_name_prefix="hooks") as pool:
+            list(pool.map(one, ids[1:]))
+    if failed:
+        log.warning("listing the bases: the hooks of %s could not be listed", "; ".join(failed))
+        return hooks, None
+    return hooks, f"every selected base is fed (bases last listed {iso(feed.listed_at)})"
+
+
+def _report_lost(sel: Selection, before: list[dict], now: list[dict], notices: list[str]) -> None:
+    """A base of the last listing that this one lacks: say so once (its stored snapshots stay). With
+    ``--base``, a named base that is gone is an error of the selection instead."""
+    if sel.bases:
+        return
+    ids = {b["id"] for b in now}
+    for b in _chosen_bases(sel, before):
+        if b["id"] not in ids:
+            notices.append(f"{b['id']}: base {b.get('name')!r} is no longer visible to this token (access "
+                           "removed, or the base deleted): not in this snapshot; its earlier snapshots are kept")
 
 
 def table_plans(base: dict, schema: dict, sel: Selection, previous=None, *,
@@ -322,7 +405,9 @@ class SnapshotOptions:
     max_restarts: int = 5  # expired-iterator restarts per table
     download_attempts: int = 5  # per attachment (expired URL refreshes and transient failures)
     changes: str = "auto"  # auto: the change feed where enabled and healthy; feed: also enable it; full
-    full_every: float | None = 86400.0  # seconds between full listings of a feed base (None: never on time)
+    # seconds between full listings of a feed base, "auto" (from the base's size: snapstore.feed.sweep)
+    # or None (never on time)
+    full_every: float | str | None = "auto"
     now: Callable[[], datetime] | None = None  # the clock hook expiry is judged by (tests: the emulator's)
     on_event: Callable[[str, dict], None] | None = None  # progress events (see Progress in the CLI)
 
@@ -472,6 +557,22 @@ class _Run:
     # -- bases and tables -------------------------------------------------------------------
 
     def run_base(self, bp: BasePlan) -> None:
+        try:
+            self._run_base(bp)
+        except (AuthError, Unreachable, Cancelled):
+            raise
+        except (AccessDenied, NotFound) as e:
+            # e.g. a fed base whose schema the plan took from the store, its access lost since: the
+            # base is left out of this snapshot as an unreadable schema is (its earlier ones stay)
+            with self.snap._mutex:
+                self.snap._bases.pop(bp.base_id, None)
+                for key in [k for k in self.snap._writers if k[0] == bp.base_id]:
+                    self.snap._writers.pop(key, None)
+                    self.snap._tables.pop(key, None)
+            self.feed_states.pop(bp.base_id, None)
+            self.error(bp.base_id, None, f"base unreadable: {e}", drop_table=True)
+
+    def _run_base(self, bp: BasePlan) -> None:
         self.event("base_start", base_id=bp.base_id, name=bp.name, tables=len(bp.tables))
         if self.registry is not None and (bp.base_id in self.registry.hooks or self.opts.changes == "feed"
                                           or self.registry.problem):
@@ -797,6 +898,8 @@ def take_snapshot(store, source, plan: Plan, opts: SnapshotOptions | None = None
     req0 = source.stats.snapshot()
     snap = store.begin_snapshot(note=opts.note, tags=opts.tags, command="snapshot")
     run = _Run(store, source, plan, opts, snap)
+    for line in plan.notices:
+        run.notice(*line.split(": ", 1))
     try:
         _load_feed(run)
     except BaseException:
@@ -854,6 +957,7 @@ def take_snapshot(store, source, plan: Plan, opts: SnapshotOptions | None = None
             "api_url": source.api_url,
             "log_file": log_file,
             **({"feed": {b: r.to_dict() for b, r in run.feed_reports.items()}} if run.feed_reports else {}),
+            **_listing_stats(plan, run),
         })
         info = snap.commit()
         committed = True
@@ -878,6 +982,17 @@ def take_snapshot(store, source, plan: Plan, opts: SnapshotOptions | None = None
             _join_quietly(base_pool, run.dl_pool, timeout=10.0)
             snap.abandon()
         source.cancel.clear()  # the source stays usable by the caller
+
+
+def _listing_stats(plan: Plan, run: _Run) -> dict:
+    """``stats.bases_listed``: the bases listing this snapshot rests on (a later feed run may skip
+    its own listing while this one is fresh: snapstore.feed.hints)."""
+    if plan.bases_listing is None:
+        return {}
+    from snapstore.feed.hints import listing_record
+
+    return {"bases_listed": listing_record(plan.bases_listing["bases"], plan.bases_listing["at"] or run.now()),
+            "bases_listing_skipped": plan.listing_skipped}
 
 
 def _load_feed(run: _Run) -> None:

@@ -406,8 +406,9 @@ def _selection(base, table, exclude_base, exclude_table) -> Selection:
 @click.option("--changes", type=click.Choice(["auto", "feed", "full"]), default="auto", show_default=True,
               help="auto: read only what changed where the change feed is enabled and healthy; feed: also "
                    "enable it on bases without it; full: list everything (and measure the feed).")
-@click.option("--full-every", default="24h", show_default=True, callback=lambda c, p, v: _duration(v),
-              help="A feed base is listed in full (its feed measured) when its last full listing is older.")
+@click.option("--full-every", default="auto", show_default=True, callback=lambda c, p, v: _duration(v),
+              help="A feed base is listed in full (its feed measured) when its last full listing is older; "
+                   "auto: as many hours as the listing costs requests (24 h to 7 days); a duration; never.")
 def snapshot(store, base, table, exclude_base, exclude_table, attachments, comments, dry_run, as_json, note,
              tags, workers, progress, verbose, quiet, changes, full_every, **kw) -> None:
     """Take a complete snapshot of every base the token can read (or those named), storing only
@@ -436,9 +437,9 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
                 if parse_s3_url(str(store)) is None:
                     raise
                 previous = None  # an empty bucket prefix: nothing taken yet
-        stored = _feed_schemas(store, changes) if not dry_run else None
+        stored = _feed_schemas(store, changes, full_every) if not dry_run else None
         try:
-            plan = plan_snapshot(source, selection, previous=previous, workers=workers, stored_schemas=stored)
+            plan = plan_snapshot(source, selection, previous=previous, workers=workers, feed=stored)
         except KeyboardInterrupt:
             raise Interrupted("nothing was written") from None
         if dry_run:
@@ -486,15 +487,15 @@ def _duration(value: str) -> float | None:
         raise click.BadParameter(str(e)) from None
 
 
-def _feed_schemas(store: str, changes: str) -> dict | None:
-    """Stored schemas of the feed bases (their schema request is skipped unless a payload says it
-    changed); read-only, and nothing on any doubt."""
-    if changes == "full" or not _store_exists(store):
+def _feed_schemas(store: str, changes: str, full_every):
+    """What the store knows of its feed bases (snapstore.feed.hints: schemas, the last bases listing),
+    so a feed run skips whoami, the bases listing and the schemas; read-only, nothing on any doubt."""
+    if not _store_exists(store):
         return None
-    from snapstore.feed.state import stored_schemas
+    from snapstore.feed.hints import feed_hints
 
     try:
-        return stored_schemas(Store.open(store))
+        return feed_hints(Store.open(store), full_every=full_every, changes=changes)
     except (StoreError, LockError, OSError):
         return None
 

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from snapstore.canonical import loads
-from snapstore.feed import knockon
+from snapstore.feed import knockon, sweep
 from snapstore.feed.links import LinkIndex, cells
 from snapstore.feed.payloads import Changes, FeedBroken, FeedGap, changes_from, read_payloads
 from snapstore.feed.reread import PER_REQUEST, reread
@@ -65,6 +65,8 @@ class FeedReport:
     tables_listed: int = 0
     schema_reread: bool = False
     requests: int = 0
+    reread_by_table: dict[str, int] = field(default_factory=dict)  # records re-read per table (1 request a 100)
+    sweep_every: float | None = None  # seconds between full listings of this base (--full-every, auto: its size)
     missed: int | None = None
     warning: str | None = None
     hook_recreated: bool = False
@@ -95,7 +97,7 @@ class BaseFeed:
     registry: object
     registry_lock: threading.Lock
     changes_mode: str  # auto | feed | full
-    full_every: float | None  # seconds; None: never on time
+    full_every: float | str | None  # seconds, "auto" (sweep.interval) or None: never on time
     now: datetime
     report: FeedReport = field(init=False)
 
@@ -114,12 +116,14 @@ class BaseFeed:
             self._execute()
         finally:
             r.requests = self.source.stats.snapshot()["requests_by_base"].get(self.base_id, 0) - before
+            r.requests += self.bp.hooks is not None  # the hook listing the plan made for this base
             log.info("%s: %s (%s); %d payloads, %d re-read (+%d knock-on), %d requests", self.base_id, r.mode,
                      r.reason, r.payloads, r.reread_changed, r.reread_knockon, r.requests)
 
     def _execute(self) -> None:
         doc, state, problem = latest_state(self.store, self.base_id, self.run.snapshot_docs())
         self.parent_doc, self.state = doc, state
+        self.report.sweep_every = sweep.interval(self.full_every, self._parent_tables().values())
         hook = self.registry.hooks.get(self.base_id)
         if self.bp.schema is not None and len(self.bp.tables) < len(self.bp.schema.get("tables") or []):
             # the cursor is the whole base's: advancing it for some tables would lose the others' changes
@@ -151,7 +155,8 @@ class BaseFeed:
                 return _Decision("plain", "the feed is not enabled for this base")
             return self._recreate(None, "no hook yet")
         try:
-            hooks = webhooks.list_hooks(self.source, self.base_id)
+            # the plan may have listed them already (a run that skipped whoami and the bases listing)
+            hooks = self.bp.hooks if self.bp.hooks is not None else webhooks.list_hooks(self.source, self.base_id)
         except AccessDenied:
             raise FeedOff("the token cannot manage webhooks on this base (403: scope webhook:manage or the "
                           "creator role missing); feed off for this base, full listing") from None
@@ -191,13 +196,12 @@ class BaseFeed:
         r = self.report
         r.payloads, r.transactions = len(got.payloads), got.transactions
         ch = changes_from(got.payloads)
-        last_full = parse_time(state.last_full)
         if self.changes_mode == "full":
             return _Decision("verify", "--changes full", live, got.cursor, ch)
-        due = self.full_every is not None and (last_full is None or
-                                                (self.now - last_full).total_seconds() >= self.full_every)
-        if due and self.changes_mode == "auto":
-            return _Decision("verify", "periodic full listing (--full-every)", live, got.cursor, ch)
+        if sweep.due(parse_time(state.last_full), self.report.sweep_every, self.now) and self.changes_mode == "auto":
+            how = ", auto: its listing's pages as hours" if self.full_every == sweep.AUTO else ""
+            return _Decision("verify", f"periodic full listing (--full-every: every "
+                                       f"{self.report.sweep_every / 3600:g} h{how})", live, got.cursor, ch)
         return _Decision("feed", f"{len(got.payloads)} payload(s) since cursor {state.cursor}", live, got.cursor, ch)
 
     def _recreate(self, old: dict | None, why: str) -> _Decision:
@@ -321,6 +325,7 @@ class BaseFeed:
         fetch(knock2, "knock-on")
         r.reread_changed = sum(len(v) for t, v in direct.items() if t not in full and t not in late)
         r.reread_knockon = sum(len(v - direct.get(t, set())) for t, v in asked.items() if t not in late)
+        r.reread_by_table = {t: len(v) for t, v in sorted(asked.items()) if t not in late}
         r.destroyed = sum(len(v) for t, v in gone.items() if t not in full and t not in late)
         # 4. every other table carries over from the parent with what was re-read
         for tid, tp in now_tables.items():
@@ -512,7 +517,7 @@ class BaseFeed:
             last_feed=now if mode == "feed" else (st.last_feed if st else None),
             missed=missed if missed is not None else (st.missed if st else None),
             missed_at=now if missed is not None else (st.missed_at if st else None),
-            links=links,
+            links=links, sweep_every=self.report.sweep_every,
         )
         r = self.report
         r.hook_id, r.cursor, r.expires = fs.hook_id, fs.cursor, fs.expires

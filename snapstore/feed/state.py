@@ -129,6 +129,7 @@ class FeedState:
     missed: int | None = None  # records the feed missed, measured by the last full listing (None: not measured)
     missed_at: str | None = None
     links: str | None = None  # object name of the one-sided link index (feed/links.py)
+    sweep_every: float | None = None  # seconds between full listings the run applied (None: never on time)
     v: int = STATE_VERSION
 
     def to_dict(self) -> dict:

@@ -7,16 +7,19 @@ import re
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def parse_duration(text: str) -> float | None:
-    """``24h``, ``90m``, ``7d``, ``1d12h``, a number of seconds; ``0``/``never`` → None (no periodic sweep)."""
+def parse_duration(text: str) -> float | str | None:
+    """``24h``, ``90m``, ``7d``, ``1d12h``, a number of seconds; ``0``/``never`` → None (no periodic sweep);
+    ``auto`` → ``"auto"`` (each base's interval from its size: snapstore.feed.sweep)."""
     t = str(text).strip().lower()
     if t in ("0", "never", "off", "none"):
         return None
+    if t == "auto":
+        return "auto"
     if re.fullmatch(r"\d+(\.\d+)?", t):
         return float(t)
     parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw])", t)
     if not parts or "".join(a + b for a, b in parts) != t:
-        raise ValueError(f"{text!r} is not a duration (e.g. 24h, 90m, 7d, never)")
+        raise ValueError(f"{text!r} is not a duration (e.g. auto, 24h, 90m, 7d, never)")
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 

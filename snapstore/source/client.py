@@ -174,13 +174,20 @@ class AirtableSource:
     def preflight(self, retries: int = 2) -> dict:
         """``whoami`` with few retries: a wrong URL or a dead network is reported in seconds rather
         than after the full backoff a running snapshot deserves. Single-threaded, before anything else."""
+        with self.quick_retries(retries):
+            return self.whoami()
+
+    @contextlib.contextmanager
+    def quick_retries(self, retries: int = 2) -> Iterator[None]:
+        """Few, short retries for the first request of a run (``whoami``, or the hook listing of a
+        feed run that needs no whoami). Single-threaded: the policy is the adapter's."""
         full = self._adapter.policy
         self._adapter.policy = RetryPolicy(
             max_retries=min(retries, full.max_retries), max_429=full.max_429,
             backoff=min(full.backoff, 0.5), backoff_max=full.backoff_max,
         )
         try:
-            return self.whoami()
+            yield
         finally:
             self._adapter.policy = full
 
