@@ -104,6 +104,8 @@ def status(store, as_json) -> None:
         click.echo(f"  last snapshot {b['last_snapshot'] or '-'} ({b['last_mode'] or '-'}: {b['last_reason'] or '-'})")
         click.echo(f"  last feed snapshot {b['last_feed'] or '-'}, last full listing {b['last_full'] or '-'}; "
                    f"records the feed missed: {missed}")
+        click.echo("  next full listing " + ("due now" if b["sweep_due"] else b["next_sweep"] or "not on time")
+                   + (f" (every {b['sweep_every_hours']:g} h)" if b["sweep_every_hours"] else ""))
 
 
 commands = [feed]

@@ -502,6 +502,9 @@ class BaseFeed:
                       *, full_listing: bool, missed: int | None) -> None:
         st = self.state
         now = iso(self.now)
+        if full_listing:  # the base's size as listed now (a first listing has no parent to size it by)
+            counts = [res.records for (b, _t), res in self.run.results.items() if b == self.base_id]
+            self.report.sweep_every = sweep.interval(self.full_every, counts)
         links = st.links if st is not None and not index.dirty else None
         if index.data and (index.dirty or links is None):
             name, data = index.encode()

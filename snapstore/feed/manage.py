@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
+from snapstore.feed import sweep
 from snapstore.feed.engine import BaseFeed, FeedOff
-from snapstore.feed.state import latest_state, load_registry, parse_time, recover_registry, save_registry
+from snapstore.feed.state import iso, latest_state, load_registry, parse_time, recover_registry, save_registry
 from snapstore.source import webhooks
 from snapstore.source.errors import AccessDenied, NotFound, SourceError
 
@@ -79,6 +80,15 @@ def disable(store, source, base_ids: list[str] | None = None, now: datetime | No
     return out
 
 
+def _sweep(st, now: datetime) -> dict:
+    """When the next full listing is due, by the interval the last run applied (``--full-every``;
+    auto: from the base's size, snapstore.feed.sweep). A run at or after that time sweeps."""
+    every = st.sweep_every if st else None
+    nxt = sweep.next_due(parse_time(st.last_full), every) if st else None
+    return {"sweep_every_hours": None if every is None else round(every / 3600, 2),
+            "next_sweep": iso(nxt), "sweep_due": bool(st and sweep.due(parse_time(st.last_full), every, now))}
+
+
 def status(store, now: datetime | None = None) -> dict:
     """Per feed-enabled base: hook, expiry, cursor, the last feed snapshot and the last full listing,
     and the misses the last full listing measured. From the store alone (no token needed)."""
@@ -98,5 +108,6 @@ def status(store, now: datetime | None = None) -> dict:
             "last_feed": st.last_feed if st else None, "last_full": st.last_full if st else None,
             "missed": st.missed if st else None, "missed_at": st.missed_at if st else None,
             "hook_matches": bool(st and st.hook_id == hook.hook_id),
+            **_sweep(st, now),
         })
     return {"registry_problem": reg.problem, "bases": bases}
