@@ -17,7 +17,8 @@ Shape of a run:
 1. **Plan** (:func:`plan_snapshot`): ``whoami`` (a bad token or an unreachable API fails here, before
    the store is touched), list the bases, resolve ``--base/--table/--exclude-*`` (ids or names), read
    each selected base's raw schema. A named base the token cannot see is an error; nothing has been
-   written yet.
+   written yet. When every selected base is fed (``feed=``, snapstore.feed.hints), the plan lists each
+   base's hooks instead, and the first of those requests proves the token as ``whoami`` would.
 2. **Read** (:func:`take_snapshot`): bases in parallel (enough threads to approach the token's limit:
    ``2 x rate_token / rate_base`` = 20, the token throttle caps their sum), the tables of one base one after another (they share the base's
    5 requests/s). A table is listed page after page straight into its table writer; nothing slow

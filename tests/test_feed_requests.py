@@ -182,3 +182,35 @@ def test_feed_status_cli_shows_the_next_full_listing(w):
     doc = json.loads(CliRunner().invoke(main, ["feed", "status", "--json"], env=env).output)
     st = doc["bases"][0]
     assert st["sweep_every_hours"] == 24 and st["next_sweep"] > st["last_full"]
+
+
+@pytest.mark.parametrize(("damage", "reason"), [
+    ({"store_id": "f" * 32}, "belongs to another store"),
+    ({"cursor": "x"}, "damaged"),
+])
+def test_a_feed_state_of_another_store_or_damaged_costs_one_listing(w, monkeypatch, damage, reason):
+    """The commit's feed state cannot be trusted: one line, a full listing from the hook's cursor,
+    exit 0, nothing lost; the run after is a feed snapshot again."""
+    real = type(w.store.catalog).snapshot_docs
+
+    def tampered(self):
+        docs = real(self)
+        seq, cid, doc_json = docs[-1]
+        doc = json.loads(doc_json)
+        doc["feed"][w.base_id].update(damage)
+        return [*docs[:-1], (seq, cid, json.dumps(doc))]
+
+    w.clock.advance(HOUR)
+    w.emu.churn(seed=11, edit_share=0.02, add_share=0.0, delete_share=0.0)
+    monkeypatch.setattr(type(w.store.catalog), "snapshot_docs", tampered)
+    res, routes = snap(w)
+    monkeypatch.undo()
+    f = feed_of(res, w.base_id)
+    assert res.exit_code == 0 and f["mode"] == "full" and reason in f["reason"] and "\n" not in f["reason"], f
+    assert routes.get("list_bases") == 1  # the base is not counted as fed: the plan lists the bases
+    w.clock.advance(HOUR)
+    w.emu.churn(seed=12, edit_share=0.02, add_share=0.0, delete_share=0.0)
+    nxt, _ = snap(w)
+    assert feed_of(nxt, w.base_id)["mode"] == "feed"
+    full, _ = snap(w, changes="full")
+    assert hashes(w.store, nxt.info) == hashes(w.store, full.info) and feed_of(full, w.base_id)["missed"] == 0

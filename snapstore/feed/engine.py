@@ -254,7 +254,8 @@ class BaseFeed:
         """Apply the payloads. False (and ``self._decision`` set) when a full listing is better."""
         run, bp, r = self.run, self.bp, self.report
         ch = d.changes
-        old_schema = self._parent_schema()
+        # the plan's schema is the parent's when it came from the store (one blob read fewer)
+        old_schema = self.bp.schema if getattr(self.bp, "schema_from_store", False) else self._parent_schema()
         if old_schema is None:
             self._decision = _Decision("verify", "the parent snapshot's schema is unreadable; full listing",
                                        d.hook, d.cursor, ch)
