@@ -214,3 +214,34 @@ def test_a_feed_state_of_another_store_or_damaged_costs_one_listing(w, monkeypat
     assert feed_of(nxt, w.base_id)["mode"] == "feed"
     full, _ = snap(w, changes="full")
     assert hashes(w.store, nxt.info) == hashes(w.store, full.info) and feed_of(full, w.base_id)["missed"] == 0
+
+
+def test_a_feed_plan_fails_fast_when_the_api_is_unreachable():
+    """Without whoami, the first hook listing is the preflight: few, short retries, then Unreachable."""
+    import socket
+
+    from snapstore.feed.hints import FeedHints
+    from snapstore.source import RetryPolicy
+    from snapstore.source.errors import Unreachable
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    hints = FeedHints(now, schemas={"appAAAAAAAAAAAAA1": {"tables": []}}, fed={"appAAAAAAAAAAAAA1"},
+                      listed_at=now, visible=[{"id": "appAAAAAAAAAAAAA1", "name": "A"}])
+    assert hints.must_list(["appAAAAAAAAAAAAA1"]) is None
+    slow = RetryPolicy(max_retries=8, max_429=3, backoff=5.0, backoff_max=30.0)  # a snapshot's patience
+    src = AirtableSource("pat" + "u" * 14 + "." + "4" * 64, f"http://127.0.0.1:{port}", policy=slow)
+    seen = []
+    real = src.quick_retries
+
+    def spy(*a, **k):
+        seen.append(True)
+        return real(*a, **k)
+
+    src.quick_retries = spy
+    with src, pytest.raises(Unreachable, match="cannot reach"):
+        plan_snapshot(src, feed=hints)
+    assert seen and src._adapter.policy is slow  # the short policy applied, and put back
