@@ -19,7 +19,7 @@ from snapstore.emulator import Emulator, generate_workspace
 from snapstore.emulator.clock import ManualClock
 from snapstore.emulator.values import READ_ONLY_TYPES
 from snapstore.feed import manage
-from snapstore.feed.state import stored_schemas
+from snapstore.feed.hints import feed_hints
 from snapstore.snapshot import SnapshotOptions, plan_snapshot, take_snapshot
 from snapstore.source import AirtableSource, RetryPolicy
 from snapstore.store import Store
@@ -52,10 +52,13 @@ class World:
         return manage.enable(self.store, self.src, [{"id": self.base_id, "name": "b"}], now=self.now())
 
     def snap(self, *, src: AirtableSource | None = None, **opts):
+        """A snapshot planned as the CLI plans it (the store's feed hints: no whoami, bases listing or
+        schema request while every base is fed)."""
         src = src or self.src
-        stored = stored_schemas(self.store) if opts.get("changes") != "full" else None
-        plan = plan_snapshot(src, stored_schemas=stored)
         opts.setdefault("full_every", None)
+        hints = feed_hints(self.store, full_every=opts["full_every"], changes=opts.get("changes", "auto"),
+                           now=self.now())
+        plan = plan_snapshot(src, feed=hints)
         return take_snapshot(self.store, src, plan, SnapshotOptions(attachments=False, now=self.now, **opts))
 
     def close(self) -> None:
