@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from snapstore.cli import main
-from snapstore.commands.snapshot import Progress
+from snapstore.commands.progress import Progress
 from snapstore.emulator import Emulator, ScaledClock, generate_workspace
 from snapstore.errors import EXIT_LOCKED
 from snapstore.snapshot import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, TableResult
