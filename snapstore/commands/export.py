@@ -10,6 +10,8 @@ from snapstore import units
 from snapstore.commands.base import command, stoppable
 from snapstore.commands.options import open_store, store_option
 from snapstore.commands.output import Output
+from snapstore.commands.progress import activity
+from snapstore.commands.progress import wanted as progress_wanted
 from snapstore.errors import Incomplete, Interrupted, os_error
 from snapstore.selection import resolve_snapshot
 
@@ -31,18 +33,20 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--no-attachments", is_flag=True, help="Do not copy attachment files (records keep their metadata).")
 @click.option("--no-csv-guard", is_flag=True,
               help="Do not prefix ' to CSV cells starting with = + - @ (spreadsheet formula injection guard).")
+@click.option("--progress/--no-progress", default=None, help="A live line on stderr (default: on a terminal).")
 @click.option("--workers", "-j", type=click.IntRange(min=1, max=MAX_WORKERS), default=None,
               help="Processes encoding records, at most one per core [default: one per core for a local "
                    "store and 20,000+ records].")
 def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[str, ...], tables: tuple[str, ...],
-           no_attachments: bool, no_csv_guard: bool, workers: int | None, out: Output) -> None:
+           no_attachments: bool, no_csv_guard: bool, workers: int | None, progress: bool | None,
+           out: Output) -> None:
     """Export SNAPSHOT (id, latest, latest~N, a date or ISO time; default latest) as a backup folder."""
     from exporters.export import export_snapshot
 
     s = open_store(store)
     try:
-        with stoppable():
-            snap = resolve_snapshot(s, snapshot, _split(bases))  # latest: the latest holding --base
+        snap = resolve_snapshot(s, snapshot, _split(bases))  # latest: the latest holding --base
+        with stoppable(), activity(f"exporting snapshot {snap.id}", show=progress_wanted(out, progress)):
             res = export_snapshot(s, snap, out_dir, formats=formats, bases=_split(bases), tables=_split(tables),
                                   attachments=not no_attachments, csv_guard=not no_csv_guard, workers=workers)
     except KeyboardInterrupt:

@@ -10,6 +10,8 @@ import click
 from snapstore.commands.base import command
 from snapstore.commands.options import dry_run_option, make_source, open_store, source_options, store_option
 from snapstore.commands.output import Output
+from snapstore.commands.progress import activity
+from snapstore.commands.progress import wanted as progress_wanted
 from snapstore.errors import UsageError
 from snapstore.restore import FolderSource, RestoreError, RevertPlan, SnapshotSource, open_source
 from snapstore.restore import restore as run_restore
@@ -155,9 +157,12 @@ def restore(source, store, to_base, to_workspace, base_name, base, tables, keep_
         rep = run_revert(src, client=client, base_id=base, table=tables[0], records=records,
                          delete_added=delete_added, dry_run=dry_run, confirm=confirm, schema=schema)
     else:
-        rep = run_restore(src, to_base=to_base, to_workspace=to_workspace, base_name=base_name, client=client,
-                          base_id=base, tables=tables, keep_computed=keep_computed_values, dry_run=dry_run, new=new,
-                          comments=not no_comments, log=None if out.quiet else (lambda m: click.echo(m, err=True)))
+        live = progress_wanted(out, None)
+        with activity(f"restoring {src.label}", show=live) as update:
+            lines = update if live else None if out.quiet else (lambda m: click.echo(m, err=True))
+            rep = run_restore(src, to_base=to_base, to_workspace=to_workspace, base_name=base_name, client=client,
+                              base_id=base, tables=tables, keep_computed=keep_computed_values, dry_run=dry_run,
+                              new=new, comments=not no_comments, log=lines)
     if client is not None:
         rep.requests = client.stats.snapshot()
     doc = rep.to_dict()

@@ -12,7 +12,6 @@ Exit codes::
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from snapstore.commands.logs import run_logging, start_file_log
 from snapstore.commands.options import dry_run_option, make_source, source_options, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.progress import Progress
+from snapstore.commands.progress import wanted as progress_wanted
 from snapstore.errors import Incomplete, Interrupted, NoStore, SnapstoreError, UsageError
 from snapstore.feed.text import feed_lines, parse_duration
 from snapstore.retention import check_tags
@@ -109,8 +109,7 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
     """
     cancel = threading.Event()
     source, token = make_source(kw, cancel)
-    tty = sys.stderr.isatty()
-    show_progress = tty and not out.json and not out.quiet if progress is None else progress
+    show_progress = progress_wanted(out, progress)
     selection = Selection(list(base), list(table), list(exclude_base), list(exclude_table))
     store_path = Path(store)
     to_stderr = not show_progress and not out.json and not out.quiet or out.verbose
@@ -146,7 +145,7 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
                                base_workers=workers, changes=changes, full_every=full_every)
         prog = None
         if show_progress:
-            prog = Progress(source).start()
+            prog = Progress(source, plan=plan).start()
             opts.on_event = prog
         try:
             result = take_snapshot(st, source, plan, opts, log_file=str(log_path))
