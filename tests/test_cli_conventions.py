@@ -170,3 +170,23 @@ def test_verbose_prints_debug_lines_on_stderr(world, store_copy, tmp_path):
     assert "exporting snapshot" not in run(args, store_copy).stderr
     r = run(["snapshot", "-v", *LIMITS], store_copy)
     assert r.exit_code == 0 and "DEBUG" in r.stderr and world["emu"].token not in r.stderr + r.stdout
+
+
+def test_emulator_json_is_one_line_a_script_can_read():
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from snapstore.cli import main; main()", "emulator", "--json", "--bases", "1",
+         "--tables", "1", "--records", "5", "--time-scale", "50"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        doc = json.loads(proc.stdout.readline())
+        assert doc["url"].startswith("http://127.0.0.1:") and doc["token"]
+        assert doc["client_flags"] == ["--rate-limit-base", "250", "--rate-limit-token", "2500", "--penalty", "0.6"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=30)
+    assert rest == "" and "listening on" in err  # the lines for a person went to stderr

@@ -197,6 +197,9 @@ class SnapstoreGroup(click.Group):
         sys.exit(invoke_safely(self, args, prog_name, **extra))
 
     def command(self, *args, **kwargs):  # noqa: D102
+        if args and callable(args[0]):  # @group.command without parentheses
+            return self.command(*args[1:], **kwargs)(args[0])
+
         def decorator(f):
             cmd = command(*args, **kwargs)(f)
             self.add_command(cmd)
