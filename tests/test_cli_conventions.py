@@ -45,7 +45,7 @@ def test_every_command_is_registered():
 @pytest.mark.parametrize("path,cmd", COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
 def test_every_command_has_the_shared_flags(path, cmd):
     opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
-    assert {"--json", "-q", "--quiet", "-v", "--verbose", "--config"} <= opts, sorted(opts)
+    assert {"--json", "-q", "--quiet", "-v", "--verbose", "--config", "--color"} <= opts, sorted(opts)
     r = run([*path, "--help"])
     assert r.exit_code == 0 and "--json" in r.output and "--quiet" in r.output
     # -n is --dry-run wherever it exists, and nothing else
@@ -186,7 +186,19 @@ def test_emulator_json_is_one_line_a_script_can_read():
         doc = json.loads(proc.stdout.readline())
         assert doc["url"].startswith("http://127.0.0.1:") and doc["token"]
         assert doc["client_flags"] == ["--rate-limit-base", "250", "--rate-limit-token", "2500", "--penalty", "0.6"]
+        err = ""
+        for line in proc.stderr:  # the lines for a person go to stderr
+            err += line
+            if line.startswith("Press Ctrl-C"):
+                break
+        assert "listening on" in err
     finally:
         proc.send_signal(signal.SIGINT)
-        rest, err = proc.communicate(timeout=30)
-    assert rest == "" and "listening on" in err  # the lines for a person went to stderr
+        rest, _ = proc.communicate(timeout=30)
+    assert rest == "", rest
+
+
+def test_color_always_never_and_auto(world, store_copy):
+    assert "\x1b[" in run(["diff", "--color", "always"], store_copy).stdout
+    assert "\x1b[" not in run(["diff", "--color", "never"], store_copy).stdout
+    assert "\x1b[" not in run(["diff"], store_copy).stdout  # auto: not a terminal

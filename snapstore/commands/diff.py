@@ -6,7 +6,7 @@ import click
 
 from snapstore.commands.base import command
 from snapstore.commands.options import open_store, store_option
-from snapstore.commands.output import Output, color, format_option
+from snapstore.commands.output import Output, format_option
 from snapstore.diff import add_labels, diff_snapshots
 from snapstore.diff_render import render
 from snapstore.selection import default_pair, resolve_snapshot
@@ -44,6 +44,7 @@ def diff(a, b, store, bases, tables, fmt, fields, limit, exit_code, out: Output)
     d = diff_snapshots(s, a, b, bases=bases or None, tables=tables or None, fields=fields)
     if fmt != "json" and not fields:  # name the records listed (by their primary field)
         add_labels(s, d, 100 if limit is None else limit)
-    click.echo(render(d, fmt, color=color(), limit=limit))
+    colored = out.colored()
+    click.echo(render(d, fmt, color=colored, limit=limit), color=colored)
     if exit_code and not d.empty:
         click.get_current_context().exit(1)

@@ -11,7 +11,6 @@ from snapstore.commands.base import command, stoppable
 from snapstore.commands.options import open_store, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
-from snapstore.commands.progress import wanted as progress_wanted
 from snapstore.errors import Incomplete, Interrupted, os_error
 from snapstore.selection import resolve_snapshot
 
@@ -46,7 +45,7 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
     s = open_store(store)
     try:
         snap = resolve_snapshot(s, snapshot, _split(bases))  # latest: the latest holding --base
-        with stoppable(), activity(f"exporting snapshot {snap.id}", show=progress_wanted(out, progress)):
+        with stoppable(), activity(f"exporting snapshot {snap.id}", out, progress):
             res = export_snapshot(s, snap, out_dir, formats=formats, bases=_split(bases), tables=_split(tables),
                                   attachments=not no_attachments, csv_guard=not no_csv_guard, workers=workers)
     except KeyboardInterrupt:

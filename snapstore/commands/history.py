@@ -6,7 +6,7 @@ import click
 
 from snapstore.commands.base import command
 from snapstore.commands.options import open_store, store_option
-from snapstore.commands.output import Output, color, format_option
+from snapstore.commands.output import Output, format_option
 from snapstore.diff import history as record_history
 from snapstore.diff_comments import record_comment_history
 from snapstore.diff_render import render_history
@@ -23,5 +23,6 @@ def history(record_id, store, field, fmt, out: Output):
     s = open_store(store)
     versions = record_history(s, record_id, field=field)
     comments = None if field else record_comment_history(s, record_id, versions)
-    click.echo(render_history(record_id, versions, "json" if out.json else fmt, color=color(), field=field,
-                              comments=comments))
+    colored = out.colored()
+    click.echo(render_history(record_id, versions, "json" if out.json else fmt, color=colored, field=field,
+                              comments=comments), color=colored)

@@ -11,7 +11,6 @@ from snapstore.commands.base import command
 from snapstore.commands.options import open_store, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
-from snapstore.commands.progress import wanted as progress_wanted
 from snapstore.restore import import_folder
 
 
@@ -27,7 +26,7 @@ def import_(folder, store, note, tags, no_verify, when, out: Output):
     """Make an exported folder (airtable_backup_*, or another tool's folder with data/json) a snapshot
     in the store, with its original record ids, schema and attachments."""
     st = open_store(store, create=True)
-    with activity(f"importing {Path(folder).name}", show=progress_wanted(out, None)):
+    with activity(f"importing {Path(folder).name}", out):
         info = import_folder(folder, st, note=note, tags=tags, verify=not no_verify, time=when)
     if out.json:
         out.emit(info.to_dict())

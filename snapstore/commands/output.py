@@ -34,6 +34,13 @@ class Output:
     json: bool = False
     quiet: bool = False
     verbose: bool = False
+    color: str = "auto"  # --color auto|always|never
+
+    def colored(self, stream=None) -> bool:
+        """Colour on ``stream`` (stdout): ``--color always|never``, else a terminal without NO_COLOR."""
+        if self.color != "auto":
+            return self.color == "always"
+        return (stream or sys.stdout).isatty() and "NO_COLOR" not in os.environ
 
     def echo(self, text: str = "", *, err: bool = False) -> None:
         """A line for a person: on stdout (stderr with ``--json``, which keeps stdout for JSON);
@@ -80,7 +87,14 @@ def standard_options() -> list[click.Option]:
                      help="Nothing on success; one line on failure (cron)."),
         click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, callback=_flag("verbose"),
                      help="Debug lines on stderr."),
+        click.Option(["--color"], type=click.Choice(["auto", "always", "never"]), default="auto",
+                     expose_value=False, callback=_set_color, show_default=True,
+                     help="Colour: auto is a terminal without $NO_COLOR."),
     ]
+
+
+def _set_color(ctx: click.Context, _param: click.Parameter, value: str) -> None:
+    output_of(ctx).color = value
 
 
 def json_format_callback(ctx: click.Context, _param: click.Parameter, value):
@@ -97,11 +111,6 @@ def format_option(f):
     return click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
                         callback=json_format_callback,
                         help="text for a terminal, json for scripts (= --json), markdown for a ticket.")(f)
-
-
-def color() -> bool:
-    """Colour on stdout: a terminal, and no NO_COLOR."""
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
 # ------------------------------------------------------------------------------------------------

@@ -29,9 +29,11 @@ REFRESH_PER_SECOND = 4
 MAX_TABLE_LINES = 12
 
 
-def console(stream=None, *, width: int | None = None) -> Console:
-    """A console on stderr (stdout stays for results and JSON), the terminal's own width."""
-    return Console(file=stream or sys.stderr, width=width, highlight=False, soft_wrap=False)
+def console(stream=None, *, width: int | None = None, color: str = "auto") -> Console:
+    """A console on stderr (stdout stays for results and JSON), the terminal's own width; ``color``
+    is ``--color`` (rich itself honours NO_COLOR)."""
+    return Console(file=stream or sys.stderr, width=width, highlight=False, soft_wrap=False,
+                   no_color=color == "never" or None, force_terminal=True if color == "always" else None)
 
 
 def line(text: str, style: str | None = None) -> Text:
@@ -54,9 +56,9 @@ class Progress:
     ``SnapshotOptions.on_event``, drawn live on a terminal (``start``/``stop``)."""
 
     def __init__(self, source: AirtableSource, stream=None, interval: float = 1 / REFRESH_PER_SECOND, *,
-                 plan=None, width: int | None = None, clock=time.monotonic) -> None:
+                 plan=None, width: int | None = None, clock=time.monotonic, color: str = "auto") -> None:
         self.source = source
-        self.console = console(stream, width=width)
+        self.console = console(stream, width=width, color=color)
         self.interval = interval
         self.clock = clock
         self.lock = threading.Lock()
@@ -170,14 +172,15 @@ class Progress:
 
 
 @contextmanager
-def activity(label: str, *, show: bool, stream=None) -> Iterator[Callable[[str], None]]:
+def activity(label: str, out, flag: bool | None = None, *, stream=None) -> Iterator[Callable[[str], None]]:
     """A spinner line with ``label`` and the time it has taken, for verbs whose library reports only
     lines (restore) or nothing (export, import, prune, verify); yields ``update(text)``, which prints
-    a line above the live line on a terminal and is a no-op elsewhere."""
-    if not show:
+    a line above the live line on a terminal and is a no-op elsewhere. ``out``: the verb's Output;
+    ``flag``: its ``--progress/--no-progress``, if it has one."""
+    if not wanted(out, flag):
         yield lambda _text: None
         return
-    con = console(stream)
+    con = console(stream, color=out.color)
     t0 = time.monotonic()
 
     def render():

@@ -9,7 +9,6 @@ from snapstore.commands.base import command
 from snapstore.commands.options import dry_run_option, open_store, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
-from snapstore.commands.progress import wanted as progress_wanted
 from snapstore.commands.render import prune_lines
 from snapstore.errors import SnapstoreError
 
@@ -27,7 +26,7 @@ def prune_cmd(store, max_unused, repack_threshold, dry_run, out: Output) -> None
 
     s = open_store(store)
     try:
-        with activity("pruning" + (" (dry run)" if dry_run else ""), show=progress_wanted(out, None)):
+        with activity("pruning" + (" (dry run)" if dry_run else ""), out):
             r = prune(s, max_unused=max_unused, repack_threshold=repack_threshold, dry_run=dry_run)
     except ValueError as e:
         raise SnapstoreError(str(e)) from e

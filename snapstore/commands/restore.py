@@ -158,7 +158,7 @@ def restore(source, store, to_base, to_workspace, base_name, base, tables, keep_
                          delete_added=delete_added, dry_run=dry_run, confirm=confirm, schema=schema)
     else:
         live = progress_wanted(out, None)
-        with activity(f"restoring {src.label}", show=live) as update:
+        with activity(f"restoring {src.label}", out) as update:
             lines = update if live else None if out.quiet else (lambda m: click.echo(m, err=True))
             rep = run_restore(src, to_base=to_base, to_workspace=to_workspace, base_name=base_name, client=client,
                               base_id=base, tables=tables, keep_computed=keep_computed_values, dry_run=dry_run,

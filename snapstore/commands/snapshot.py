@@ -145,7 +145,7 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
                                base_workers=workers, changes=changes, full_every=full_every)
         prog = None
         if show_progress:
-            prog = Progress(source, plan=plan).start()
+            prog = Progress(source, plan=plan, color=out.color).start()
             opts.on_event = prog
         try:
             result = take_snapshot(st, source, plan, opts, log_file=str(log_path))

@@ -9,7 +9,6 @@ from snapstore.commands.base import command
 from snapstore.commands.options import open_store, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
-from snapstore.commands.progress import wanted as progress_wanted
 from snapstore.errors import SnapstoreError
 
 
@@ -28,7 +27,7 @@ def verify(store, read_data, read_data_subset, out: Output) -> None:
     s = open_store(store)
     try:
         what = "reading every pack" if read_data else "reading some packs" if read_data_subset else "checking"
-        with activity(f"verify: {what}", show=progress_wanted(out, None)):
+        with activity(f"verify: {what}", out):
             rep = do_verify(s, read_data=read_data, subset=read_data_subset)
     except ValueError as e:
         raise click.BadParameter(str(e)) from e
