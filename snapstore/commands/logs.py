@@ -23,6 +23,17 @@ class _Buffer(logging.Handler):
         self.records.append(record)
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is at the time of the write: while the live progress runs, that is
+    rich's proxy, which prints the line above the drawn block instead of through it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 @contextmanager
 def run_logging(token: str, *, to_stderr: bool, verbose: bool) -> Iterator[dict]:
     """Capture the ``snapstore`` loggers for one run; ``to_stderr`` copies INFO lines (DEBUG with
@@ -35,7 +46,7 @@ def run_logging(token: str, *, to_stderr: bool, verbose: bool) -> Iterator[dict]
     root.addHandler(buf)
     stderr_h = None
     if to_stderr:
-        stderr_h = logging.StreamHandler(sys.stderr)
+        stderr_h = logging.StreamHandler(_CurrentStderr())
         stderr_h.setLevel(logging.DEBUG if verbose else logging.INFO)
         stderr_h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         stderr_h.addFilter(RedactFilter([token]))

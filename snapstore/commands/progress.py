@@ -134,7 +134,8 @@ class Progress:
             eta = self.eta(records, dt)
             out = [f"snapshot: {done}/{self.total or len(self.tables)} tables, {records:,} records, "
                    f"{duration(dt)}" + (f", ETA {eta}" if eta else ""),
-                   f"  {s['requests']:,} requests ({s['requests'] / dt:.1f}/s), {s['rate_limited_429']} x 429, "
+                   f"  {s['requests']:,} requests" + (f" ({s['requests'] / dt:.1f}/s)" if dt >= 1 else "")
+                   + f", {s['rate_limited_429']} x 429, "
                    f"{s['retries']} retries; attachments {self.att_new}/{self.att_scheduled} new "
                    f"({units.size(self.att_bytes)})"]
             listing = [(k, t) for k, t in self.tables.items() if t["status"] == "listing"]
@@ -161,7 +162,8 @@ class Progress:
 
     def start(self) -> Progress:
         self._live = Live(get_renderable=self.renderable, console=self.console, transient=True,
-                          refresh_per_second=1 / self.interval, redirect_stdout=False, redirect_stderr=False)
+                          refresh_per_second=1 / self.interval, redirect_stdout=False,
+                          redirect_stderr=self.console.file is sys.stderr)  # -v lines print above the block
         self._live.start()
         return self
 
