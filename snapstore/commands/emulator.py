@@ -111,15 +111,15 @@ def emulator(host: str, port: int, token: str | None, workspace_path: str | None
         emu.start()
     except OSError as e:
         raise click.ClickException(f"cannot listen on {host}:{port}: {e}") from e
-    if out.json:  # one line, so that a script can read it while the emulator runs
-        click.echo(json.dumps({"url": emu.url, "token": emu.token, "workspace": repr(ws),
-                               "client_flags": client_flags(rate_limit_base, rate_limit_token, penalty, time_scale)}))
-    out.echo(f"Airtable emulator listening on {emu.url}")
-    out.echo(f"workspace: {ws!r}")
-    out.echo("\n".join(client_setup(emu.url, emu.token, rate_base=rate_limit_base, rate_token=rate_limit_token,
-                                    penalty=penalty, scale=time_scale, rate_limits=not no_rate_limit)))
-    out.echo("Press Ctrl-C to stop.")
-    try:
+    try:  # a Ctrl-C from here on (even while the lines below print) is the normal way to stop
+        if out.json:  # one line, so that a script can read it while the emulator runs
+            click.echo(json.dumps({"url": emu.url, "token": emu.token, "workspace": repr(ws),
+                                   "client_flags": client_flags(rate_limit_base, rate_limit_token, penalty, time_scale)}))
+        out.echo(f"Airtable emulator listening on {emu.url}")
+        out.echo(f"workspace: {ws!r}")
+        out.echo("\n".join(client_setup(emu.url, emu.token, rate_base=rate_limit_base, rate_token=rate_limit_token,
+                                        penalty=penalty, scale=time_scale, rate_limits=not no_rate_limit)))
+        out.echo("Press Ctrl-C to stop.")
         emu.serve_forever()
     except KeyboardInterrupt:
         pass
