@@ -121,3 +121,11 @@ def test_a_missing_or_broken_file_is_one_line(tmp_path):
     p = cfg(tmp_path, "store = \n")
     r = run(["log"], {"SNAPSTORE_CONFIG": str(p)})
     assert r.exit_code == 2 and "not valid TOML" in r.stderr
+
+
+def test_the_negative_of_a_switch_is_not_a_key(tmp_path):
+    """`--attachments/--no-attachments`: the key is `attachments = false`; `no_attachments = true`
+    would read as the opposite of what it says, so it is refused."""
+    p = cfg(tmp_path, "[snapshot]\nno_attachments = true\n")
+    r = run(["snapshot"], {"SNAPSTORE_CONFIG": str(p)})
+    assert r.exit_code == 2 and "'no_attachments'" in r.stderr and "did you mean 'attachments'?" in r.stderr

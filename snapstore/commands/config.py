@@ -19,7 +19,7 @@ def keys_of(cmd: click.Command) -> dict[str, str]:
     for p in cmd.params:
         if not isinstance(p, click.Option) or not p.name or p.name in _NOT_KEYS:
             continue
-        for opt in p.opts + p.secondary_opts:
+        for opt in p.opts:  # not --no-X of --X/--no-X: `no_x = true` would read as x = true
             if opt.startswith("--"):
                 out.setdefault(config.key(opt[2:]), p.name)
         out.setdefault(p.name, p.name)
