@@ -106,7 +106,7 @@ BAD = [
     (["stats", "--last", "0"], EXIT_USAGE, "--last"),
     (["stats", "--last", "x"], EXIT_USAGE, "--last"),
     (["log", "--limit", "0"], EXIT_USAGE, "--limit"),
-    (["log", "-n", "-5"], EXIT_USAGE, "--limit"),
+    (["log", "--last", "-5"], EXIT_USAGE, "--limit"),
     (["show", "nope"], EXIT_ERROR, "nope"),
     (["show", "latest~100"], EXIT_ERROR, ""),
     (["diff", "nope", "latest"], EXIT_ERROR, "nope"),

@@ -52,9 +52,9 @@ def test_partial_snapshot_then_diff_reports_no_base_removed(groups):
 
 def test_latest_and_log_narrow_with_base(groups):
     path, snaps, _ = groups
-    ids = [x["id"] for x in json.loads(run("log", "--store", path, "--json", "--base", "sales").stdout)]
+    ids = [x["short_id"] for x in json.loads(run("log", "--store", path, "--json", "--base", "sales").stdout)]
     assert ids == [snaps[3].id, snaps[1].id, snaps[0].id]
-    ids = [x["id"] for x in json.loads(run("log", "--store", path, "--json", "--base", "operations").stdout)]
+    ids = [x["short_id"] for x in json.loads(run("log", "--store", path, "--json", "--base", "operations").stdout)]
     assert ids == [s.id for s in reversed(snaps)]
     r = run("log", "--store", path, "--base", "SALES")
     assert r.exit_code == 2 and "ambiguous" in r.output

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from snapstore.commands.diff import diff as diff_cmd
-from snapstore.commands.diff import history as history_cmd
+from snapstore.commands.history import history as history_cmd
 from snapstore.diff import diff_snapshots, history
 from snapstore.diff_render import render_markdown, render_text
 from snapstore.selection import SelectionError
@@ -419,15 +419,15 @@ def test_diff_shows_comments_added_edited_deleted(tmp_path):
 def test_history_shows_each_records_comment_timeline(tmp_path):
     from click.testing import CliRunner
 
-    from snapstore.commands.diff import commands
+    from snapstore.commands.history import history
 
     store, a, b, F = _comment_store(tmp_path)
-    res = CliRunner().invoke(commands[1], [F.R1, "--store", str(store.root), "--format", "json"])
+    res = CliRunner().invoke(history, [F.R1, "--store", str(store.root), "--format", "json"])
     assert res.exit_code == 0, res.output
     tl = json.loads(res.output)["comments"]
     assert [e["texts"] for e in tl] == [["First\nwith a new line"], ["Second, edited", "Second, edited again"],
                                         ["Reply: agreed"], ["A new one"]]
     assert [e["deleted_in"] for e in tl] == [None, None, b.id, None]
     assert tl[2]["parent"] == "comAAAAAAAAAAAAA1" and tl[3]["first"] == b.id
-    text = CliRunner().invoke(commands[1], [F.R1, "--store", str(store.root)]).output
+    text = CliRunner().invoke(history, [F.R1, "--store", str(store.root)]).output
     assert "comments (4)" in text and '~ edited: "Second, edited again"' in text and f"deleted (gone in {b.id})" in text

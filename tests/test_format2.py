@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from storegen import BASE, TABLE, churn, make_records, snapshot
 
 from snapstore.canonical import record_bytes
-from snapstore.commands.store import init as init_cmd
+from snapstore.commands.init import init as init_cmd
 from snapstore.prune import prune
 from snapstore.retention import Policy, forget
 from snapstore.store import Store

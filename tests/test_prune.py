@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from retgen import BIG, contents, history_store
 
-from snapstore.commands.retention import forget as forget_cmd
-from snapstore.commands.retention import prune_cmd
+from snapstore.commands.forget import forget as forget_cmd
+from snapstore.commands.prune import prune_cmd
 from snapstore.prune import CRASH_ENV, prune
 from snapstore.retention import Policy, forget
 from snapstore.store import Store

@@ -190,9 +190,9 @@ def test_tampered_export_is_refused_before_any_write(env):
 
 
 def test_cli_restore_dry_run_and_import(env, monkeypatch):
-    from snapstore.commands.restore import commands
+    from snapstore.commands.import_ import import_ as import_cmd
+    from snapstore.commands.restore import restore as restore_cmd
 
-    restore_cmd, import_cmd = commands
     assert import_cmd.name == "import"
     emu, store, snap = env["emu"], env["store"], env["snap"]
     target = new_base(emu, "CLI")

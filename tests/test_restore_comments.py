@@ -158,13 +158,13 @@ def test_attribution_prefix():
 
 
 def test_cli_no_comments(env, monkeypatch):
-    from snapstore.commands.restore import commands
+    from snapstore.commands.restore import restore
 
     emu, store, snap = env["emu"], env["store"], env["snap"]
     monkeypatch.setenv("AIRTABLE_TOKEN", emu.token)
     monkeypatch.setenv("AIRTABLE_API_URL", emu.url)
     target = new_base(emu, "CLI no comments")
-    res = CliRunner().invoke(commands[0], [snap.id, "--store", str(store.root), "--to-base", target, "--no-comments",
+    res = CliRunner().invoke(restore, [snap.id, "--store", str(store.root), "--to-base", target, "--no-comments",
                                            "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["comments"]["restored"] == 0

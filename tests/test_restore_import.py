@@ -45,7 +45,7 @@ def test_import_keeps_the_exported_time_log_order_and_forget(old_export, tmp_pat
 
 
 def test_import_time_override_and_cli(old_export, tmp_path):
-    from snapstore.commands.restore import commands
+    from snapstore.commands.import_ import import_
 
     _old, folder = old_export
     store, newer = F.build(tmp_path / "b", hostile=False)
@@ -54,7 +54,7 @@ def test_import_time_override_and_cli(old_export, tmp_path):
     assert forget(store, Policy(daily=2), dry_run=True).removed == []  # two days, two kept
     with pytest.raises(R.RestoreError, match="not an ISO date"):
         R.import_folder(folder, store, time="yesterday-ish")
-    res = CliRunner().invoke(commands[1], [str(folder), "--store", str(store.root), "--time", "2021-06-01"])
+    res = CliRunner().invoke(import_, [str(folder), "--store", str(store.root), "--time", "2021-06-01"])
     assert res.exit_code == 0, res.output
     assert "of 2021-06-01 00:00:00 UTC" in res.output
     assert len(store.list_snapshots()) == 3 and store.list_snapshots()[-1].time.year == 2020

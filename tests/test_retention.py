@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from retgen import Clock, contents, history_store, take
 from storegen import BASE, TABLE, make_records
 
-from snapstore.commands.retention import forget as forget_cmd
-from snapstore.commands.retention import tag as tag_cmd
+from snapstore.commands.forget import forget as forget_cmd
+from snapstore.commands.tag import tag as tag_cmd
 from snapstore.retention import Candidate, Duration, Policy, apply_policy, forget, plan, tag
 from snapstore.store import Store, StoreError
 from snapstore.verify import verify

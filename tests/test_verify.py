@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from retgen import history_store
 from storegen import BASE, TABLE
 
-from snapstore.commands.retention import stats as stats_cmd
-from snapstore.commands.retention import verify as verify_cmd
+from snapstore.commands.stats import stats as stats_cmd
+from snapstore.commands.verify import verify as verify_cmd
 from snapstore.stats import stats
 from snapstore.store import objects
 from snapstore.store.packs import pack_key

@@ -8,17 +8,23 @@ saying so and where its traceback went; ``SNAPSTORE_DEBUG=1`` prints the traceba
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
 import os
 import sys
+import threading
 import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from snapstore import interrupts
+from snapstore.commands.output import SECRET_VARS, output_of, session, standard_options
 from snapstore.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -27,9 +33,6 @@ from snapstore.errors import (
     find_os_error,
     os_error_message,
 )
-
-#: Environment variables whose values must never appear in a crash report.
-SECRET_VARS = ("AIRTABLE_TOKEN", "SNAPSTORE_PASSWORD")
 
 
 def _wants_json(args: list[str]) -> bool:
@@ -182,7 +185,8 @@ class SnapstoreCommand(click.Command):
 
 
 class SnapstoreGroup(click.Group):
-    """The ``snapstore`` group: every verb's errors pass through :func:`invoke_safely` once."""
+    """The ``snapstore`` group (and ``feed``): every verb's errors pass through :func:`invoke_safely`
+    once, and a subcommand declared with ``@group.command()`` gets the shared flags like any verb."""
 
     command_class = SnapstoreCommand
 
@@ -192,11 +196,79 @@ class SnapstoreGroup(click.Group):
         extra.pop("windows_expand_args", None)
         sys.exit(invoke_safely(self, args, prog_name, **extra))
 
+    def command(self, *args, **kwargs):  # noqa: D102
+        if args and callable(args[0]):  # @group.command without parentheses
+            return self.command(*args[1:], **kwargs)(args[0])
 
-def command(*args, **kwargs):
-    """``click.command`` with :class:`SnapstoreCommand`: every verb is declared with this."""
+        def decorator(f):
+            cmd = command(*args, **kwargs)(f)
+            self.add_command(cmd)
+            return cmd
+        return decorator
+
+
+#: Values a verb may declare itself (older verbs, feed) that the shared Output picks up.
+_OWN_FLAGS = {"as_json": "json", "quiet": "quiet", "verbose": "verbose"}
+
+
+def _conventions(f: Callable, own_logging: bool) -> Callable:
+    takes_out = "out" in inspect.signature(f).parameters
+
+    @functools.wraps(f)
+    def verb(*args, **kwargs):
+        out = output_of(click.get_current_context())
+        for name, attr in _OWN_FLAGS.items():
+            if kwargs.get(name):
+                setattr(out, attr, True)
+        if takes_out:
+            kwargs["out"] = out
+        with session(out, own_logging=own_logging):
+            return f(*args, **kwargs)
+    return verb
+
+
+def command(name: str | None = None, *, own_logging: bool = False, **kwargs):
+    """``click.command`` with :class:`SnapstoreCommand` and the conventions every verb shares: every
+    verb is declared with this. It adds ``--json``, ``-q/--quiet``, ``-v/--verbose`` (unless the verb
+    declares them) and ``--config`` (snapstore/commands/config.py); a verb that takes an ``out``
+    argument receives its :class:`~snapstore.commands.output.Output`. ``own_logging``: the verb sets
+    up its own log handlers (``-v`` is its business)."""
+    from snapstore.commands.config import config_option
+
     kwargs.setdefault("cls", SnapstoreCommand)
-    return click.command(*args, **kwargs)
+
+    def decorator(f: Callable) -> click.Command:
+        cmd = click.command(name, **kwargs)(_conventions(f, own_logging))
+        have = {o for p in cmd.params for o in getattr(p, "opts", [])}
+        for opt in standard_options():
+            if not have & set(opt.opts):
+                cmd.params.append(opt)
+        cmd.params.append(config_option())
+        return cmd
+    return decorator
+
+
+def group(name: str | None = None, **kwargs):
+    """``click.group`` with :class:`SnapstoreGroup`, whose subcommands follow :func:`command`."""
+    kwargs.setdefault("cls", SnapstoreGroup)
+    return click.group(name, **kwargs)
+
+
+@contextmanager
+def stoppable(cancel: threading.Event | None = None) -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop the command the same way (a service manager's stop, a job's timeout):
+    the main thread raises KeyboardInterrupt once, and ``cancel`` tells worker threads
+    (snapstore/interrupts.py has the rules)."""
+    interrupts.install()
+    if cancel is None:
+        yield
+        return
+    with interrupts.cancel_on_stop(cancel):
+        try:
+            yield
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
 
 
 def run() -> None:

@@ -13,13 +13,16 @@ from pathlib import Path
 import click
 
 from snapstore.commands.base import command
+from snapstore.commands.output import Output
 
 
-def _run(args: list[str], env: dict[str, str]) -> None:
+def _run(args: list[str], env: dict[str, str], out: Output) -> None:
     from snapstore.cli import main
 
     shown = " ".join(a if " " not in a else repr(a) for a in args)
-    click.secho(f"\n$ snapstore {shown}", fg="cyan", bold=True)
+    out.echo(click.style(f"\n$ snapstore {shown}", fg="cyan", bold=True))
+    if out.json:  # stdout is for the demo's own JSON
+        args = [*args, "-q"]
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -45,7 +48,7 @@ def _run(args: list[str], env: dict[str, str]) -> None:
 @click.option("--time-scale", type=click.FloatRange(min=1.0), default=20.0, show_default=True,
               help="How much faster than real time the emulator's rate-limit clock runs (the client is told "
                    "the same limits, scaled, so nothing is throttled more than the real service would).")
-def demo(workdir: str, bases: int, tables: int, records: int, seed: int, time_scale: float) -> None:
+def demo(workdir: str, bases: int, tables: int, records: int, seed: int, time_scale: float, out: Output) -> None:
     """Run snapstore end to end on a generated workspace served by the built-in emulator."""
     from snapstore.emulator import Emulator, ScaledClock, generate_workspace
 
@@ -58,25 +61,27 @@ def demo(workdir: str, bases: int, tables: int, records: int, seed: int, time_sc
     (root / ".snapstore-demo").write_text("made by `snapstore demo`; safe to delete\n")
     store, exports = root / "store", root / "exports"
 
-    click.echo(f"generating a workspace: {bases} base(s) x {tables} table(s) x {records} records (seed {seed})")
+    out.echo(f"generating a workspace: {bases} base(s) x {tables} table(s) x {records} records (seed {seed})")
     ws = generate_workspace(seed=seed, bases=bases, tables_per_base=tables, records_per_table=records,
                             attachment_share=0.2, link_share=0.5, comment_share=0.1)
     with Emulator(ws, clock=ScaledClock(time_scale)) as emu:
-        click.echo(f"emulator listening on {emu.url} (rate limits on: 5 requests/s per base, 50/s per token, "
+        out.echo(f"emulator listening on {emu.url} (rate limits on: 5 requests/s per base, 50/s per token, "
                    f"clock x{time_scale:g})")
         env = {"AIRTABLE_TOKEN": emu.token, "AIRTABLE_API_URL": emu.url, "SNAPSTORE_STORE": str(store)}
         limits = ["--rate-limit-base", f"{5 * time_scale:g}", "--rate-limit-token", f"{50 * time_scale:g}",
                   "--penalty", f"{30 / time_scale:g}", "--no-progress"]
-        _run(["init", "--store", str(store)], env)
-        _run(["snapshot", "--comments", "--note", "first", *limits], env)
+        _run(["init", "--store", str(store)], env, out)
+        _run(["snapshot", "--comments", "--note", "first", *limits], env, out)
         report = emu.churn(seed=seed + 1, edit_share=0.02, add_share=0.01, delete_share=0.01, rename_fields=1,
                            replace_attachments=2)
-        click.secho("\n# a day of work in Airtable: " + _churn_summary(report), fg="yellow")
-        _run(["snapshot", "--comments", "--note", "after a day of work", *limits], env)
-        _run(["log"], env)
-        _run(["diff", "latest~1", "latest", "--fields", "--limit", "5"], env)
-        _run(["export", "latest", "--out", str(exports)], env)
-    click.secho(f"\ndone: the store is in {store}, the export in {exports}", fg="green", bold=True)
+        out.echo(click.style("\n# a day of work in Airtable: " + _churn_summary(report), fg="yellow"))
+        _run(["snapshot", "--comments", "--note", "after a day of work", *limits], env, out)
+        _run(["log"], env, out)
+        _run(["diff", "latest~1", "latest", "--fields", "--limit", "5"], env, out)
+        _run(["export", "latest", "--out", str(exports)], env, out)
+    if out.json:
+        out.emit({"store": str(store), "exports": str(exports), "churn": _churn_summary(report)})
+    out.echo(click.style(f"\ndone: the store is in {store}, the export in {exports}", fg="green", bold=True))
 
 
 def _churn_summary(report: dict) -> str:
@@ -87,5 +92,3 @@ def _churn_summary(report: dict) -> str:
               "renamed_fields": "field(s) renamed", "replaced_attachments": "attachment(s) replaced"}
     return ", ".join(f"{n} {labels[k]}" for k, n in counts.items() if n) or "no changes"
 
-
-commands = [demo]

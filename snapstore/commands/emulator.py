@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 
 import click
 
 from snapstore.commands.base import command
+from snapstore.commands.output import Output
 
 _SHARE = click.FloatRange(0.0, 1.0)
 #: The client's own defaults (snapstore snapshot/check/restore), which match Airtable's limits.
@@ -79,7 +81,7 @@ def client_setup(url: str, token: str, *, rate_base: float, rate_token: float, p
 def emulator(host: str, port: int, token: str | None, workspace_path: str | None, seed: int, bases: int,
              tables: int, records: int, attachment_share: float, link_share: float, comment_share: float,
              save_path: str | None, rate_limit_base: int, rate_limit_token: int, penalty: float,
-             time_scale: float, iterator_ttl: float, attachment_ttl: float, no_rate_limit: bool) -> None:
+             time_scale: float, iterator_ttl: float, attachment_ttl: float, no_rate_limit: bool, out: Output) -> None:
     """Run a local Airtable Web API emulator (for tests, demos and benchmarks).
 
     Prints `export AIRTABLE_API_URL=... AIRTABLE_TOKEN=...` lines to paste into the shell that runs
@@ -109,12 +111,15 @@ def emulator(host: str, port: int, token: str | None, workspace_path: str | None
         emu.start()
     except OSError as e:
         raise click.ClickException(f"cannot listen on {host}:{port}: {e}") from e
-    click.echo(f"Airtable emulator listening on {emu.url}")
-    click.echo(f"workspace: {ws!r}")
-    click.echo("\n".join(client_setup(emu.url, emu.token, rate_base=rate_limit_base, rate_token=rate_limit_token,
-                                      penalty=penalty, scale=time_scale, rate_limits=not no_rate_limit)))
-    click.echo("Press Ctrl-C to stop.")
-    try:
+    try:  # a Ctrl-C from here on (even while the lines below print) is the normal way to stop
+        if out.json:  # one line, so that a script can read it while the emulator runs
+            click.echo(json.dumps({"url": emu.url, "token": emu.token, "workspace": repr(ws),
+                                   "client_flags": client_flags(rate_limit_base, rate_limit_token, penalty, time_scale)}))
+        out.echo(f"Airtable emulator listening on {emu.url}")
+        out.echo(f"workspace: {ws!r}")
+        out.echo("\n".join(client_setup(emu.url, emu.token, rate_base=rate_limit_base, rate_token=rate_limit_token,
+                                        penalty=penalty, scale=time_scale, rate_limits=not no_rate_limit)))
+        out.echo("Press Ctrl-C to stop.")
         emu.serve_forever()
     except KeyboardInterrupt:
         pass
@@ -123,7 +128,5 @@ def emulator(host: str, port: int, token: str | None, workspace_path: str | None
         if save_path:
             with emu.lock:
                 ws.save(save_path)
-            click.echo(f"saved workspace to {os.path.abspath(save_path)}")
+            out.echo(f"saved workspace to {os.path.abspath(save_path)}")
 
-
-commands = [emulator]

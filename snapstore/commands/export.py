@@ -3,14 +3,14 @@ Parquet, attachments, metadata, reports, logs)."""
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from exporters.parallel import MAX_WORKERS
 from snapstore import units
-from snapstore.commands.base import command
-from snapstore.commands.common import interrupts, open_store, store_option
+from snapstore.commands.base import command, stoppable
+from snapstore.commands.options import open_store, store_option
+from snapstore.commands.output import Output
+from snapstore.commands.progress import activity
 from snapstore.errors import Incomplete, Interrupted, os_error
 from snapstore.selection import resolve_snapshot
 
@@ -32,19 +32,20 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--no-attachments", is_flag=True, help="Do not copy attachment files (records keep their metadata).")
 @click.option("--no-csv-guard", is_flag=True,
               help="Do not prefix ' to CSV cells starting with = + - @ (spreadsheet formula injection guard).")
+@click.option("--progress/--no-progress", default=None, help="A live line on stderr (default: on a terminal).")
 @click.option("--workers", "-j", type=click.IntRange(min=1, max=MAX_WORKERS), default=None,
               help="Processes encoding records, at most one per core [default: one per core for a local "
                    "store and 20,000+ records].")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[str, ...], tables: tuple[str, ...],
-           no_attachments: bool, no_csv_guard: bool, workers: int | None, as_json: bool) -> None:
+           no_attachments: bool, no_csv_guard: bool, workers: int | None, progress: bool | None,
+           out: Output) -> None:
     """Export SNAPSHOT (id, latest, latest~N, a date or ISO time; default latest) as a backup folder."""
     from exporters.export import export_snapshot
 
     s = open_store(store)
     try:
-        with interrupts():
-            snap = resolve_snapshot(s, snapshot, _split(bases))  # latest: the latest holding --base
+        snap = resolve_snapshot(s, snapshot, _split(bases))  # latest: the latest holding --base
+        with stoppable(), activity(f"exporting snapshot {snap.id}", out, progress):
             res = export_snapshot(s, snap, out_dir, formats=formats, bases=_split(bases), tables=_split(tables),
                                   attachments=not no_attachments, csv_guard=not no_csv_guard, workers=workers)
     except KeyboardInterrupt:
@@ -53,21 +54,19 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
         raise os_error(e, f"exporting to {out_dir}") from e
     incomplete = Incomplete(f"the export in {res.path} is incomplete: {len(res.errors)} error(s), listed in its "
                             "reports/summary.md") if res.errors else None
-    if as_json:
-        click.echo(json.dumps(res.to_dict(), indent=1, ensure_ascii=False))
+    if out.json:
+        out.emit({**res.to_dict(), "snapshot": {"id": res.snapshot.full_id, "short_id": res.snapshot.id}})
         if incomplete:
             raise click.exceptions.Exit(incomplete.exit_code)
         return
-    click.echo(f"exported snapshot {res.snapshot.id} to {res.path}")
-    click.echo(f"  {units.count(len(res.tables), 'table')}, {units.count(res.records, 'record')}, "
+    out.echo(f"exported snapshot {res.snapshot.id} to {res.path}")
+    out.echo(f"  {units.count(len(res.tables), 'table')}, {units.count(res.records, 'record')}, "
                f"{units.count(res.attachments['copied'], 'attachment')}, {units.count(res.files, 'file')}, "
                f"{units.size(res.bytes)} in {res.seconds:.1f}s")
     for e in res.errors:
-        click.echo(f"  error: {e}", err=True)
+        out.echo(f"  error: {e}", err=True)
     for w in res.warnings:
-        click.echo(f"  warning: {w}", err=True)
+        out.echo(f"  warning: {w}", err=True)
     if incomplete:
         raise incomplete
 
-
-commands = [export]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import click
 
-from snapstore.commands.common import store_option
-from snapstore.commands.snapshot import (
-    SnapshotCommandError,
-    _echo_json,
-    _make_source,
-    _open_existing,
-    _source_options,
-)
+from snapstore.commands.base import group
+from snapstore.commands.options import make_source as _make_source
+from snapstore.commands.options import open_store as _open_existing
+from snapstore.commands.options import source_options as _source_options
+from snapstore.commands.options import store_option
+from snapstore.commands.output import dumps
+from snapstore.errors import SnapstoreError as SnapshotCommandError
 from snapstore.feed import manage
 from snapstore.store import Store
 
@@ -38,7 +37,7 @@ def _bases(source, wanted: tuple[str, ...]) -> list[dict]:
 def _results(res: list[dict], as_json: bool) -> None:
     """One line per base (or JSON); exit 3 when a base failed."""
     if as_json:
-        _echo_json(res)
+        click.echo(dumps(res))
     else:
         for r in res:
             name = f"{r['name']} ({r['base_id']})" if r.get("name") else r["base_id"]
@@ -47,7 +46,7 @@ def _results(res: list[dict], as_json: bool) -> None:
         raise click.exceptions.Exit(3)
 
 
-@click.group()
+@group()
 def feed() -> None:
     """The change feed: a snapstore webhook per base, so a snapshot reads only what changed."""
 
@@ -89,7 +88,7 @@ def status(store, as_json) -> None:
     st = _open_existing(store)
     doc = manage.status(st)
     if as_json:
-        _echo_json(doc)
+        click.echo(dumps(doc))
         return
     if doc["registry_problem"]:
         click.echo(f"warning: {doc['registry_problem']}")
@@ -107,5 +106,3 @@ def status(store, as_json) -> None:
         click.echo("  next full listing " + ("due now" if b["sweep_due"] else b["next_sweep"] or "not on time")
                    + (f" (every {b['sweep_every_hours']:g} h)" if b["sweep_every_hours"] else ""))
 
-
-commands = [feed]

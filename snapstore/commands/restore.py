@@ -1,42 +1,22 @@
-"""`snapstore restore` and `snapstore import`: getting the data back. Thin: parses, calls
-snapstore.restore, prints."""
+"""`snapstore restore`: getting the data back into Airtable. Thin: parses, calls snapstore.restore,
+prints."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from snapstore.commands.base import command
-from snapstore.commands.common import open_store, store_option
-from snapstore.commands.snapshot import _make_source, _source_options
+from snapstore.commands.options import dry_run_option, make_source, open_store, source_options, store_option
+from snapstore.commands.output import Output
+from snapstore.commands.progress import activity
+from snapstore.commands.progress import wanted as progress_wanted
 from snapstore.errors import UsageError
-from snapstore.restore import (
-    FolderSource,
-    RestoreError,
-    RevertPlan,
-    SnapshotSource,
-    import_folder,
-    open_source,
-)
-from snapstore.restore import (
-    restore as run_restore,
-)
-from snapstore.restore import (
-    revert as run_revert,
-)
-from snapstore.selection import SelectionError, resolve_snapshot
-from snapstore.source import SourceError
-from snapstore.store import CatalogBusy, LockError, StoreError
-
-_ERRORS = (RestoreError, StoreError, LockError, CatalogBusy, SourceError, SelectionError)
-
-
-def _fail(e: Exception) -> click.ClickException:
-    err = click.ClickException(str(e))
-    err.exit_code = getattr(e, "exit_code", 1)  # 2 for a --base/--table naming nothing or several
-    return err
+from snapstore.restore import FolderSource, RestoreError, RevertPlan, SnapshotSource, open_source
+from snapstore.restore import restore as run_restore
+from snapstore.restore import revert as run_revert
+from snapstore.selection import resolve_snapshot
 
 
 def _human(rep: dict) -> str:
@@ -95,10 +75,23 @@ def _human(rep: dict) -> str:
     return "\n".join(lines)
 
 
+def _open(source: str, store: str, base: str | None, *, verify: bool):
+    """What to restore from: an exported folder, or a snapshot of the store (latest, latest~N and
+    dates count among the snapshots holding ``base``, the source base)."""
+    p = Path(source)
+    if p.is_dir() and (p / "data").is_dir():
+        return FolderSource(p, verify=verify)
+    if p.exists() or "/" in source or source.startswith("."):  # a path, not a snapshot name
+        what = "is not an exported folder (it has no data/ folder)" if p.exists() else "does not exist"
+        raise UsageError(f"{source} {what}; give an airtable_backup_* folder or a snapshot name")
+    st = open_store(store)
+    return open_source(resolve_snapshot(st, source, [base] if base else None).full_id, st)
+
+
 @command()
 @click.argument("source")
 @store_option
-@_source_options
+@source_options
 @click.option("--to-base", metavar="BASE_ID", help="Restore into new tables of this base.")
 @click.option("--to-workspace", metavar="WSP_ID", help="Restore into a new base of this workspace (every table).")
 @click.option("--base-name", metavar="NAME", help="With --to-workspace: the new base's name (default: the source's).")
@@ -116,13 +109,11 @@ def _human(rep: dict) -> str:
 @click.option("--new", "--force", "new", is_flag=True,
               help="Restore again into new tables even though this restore was completed before.")
 @click.option("--no-verify", is_flag=True, help="Use an exported folder without checking its manifest.")
-@click.option("--dry-run", is_flag=True, help="Show the plan; send no write request.")
+@dry_run_option("Show the plan; send no write request.")
 @click.option("--yes", "-y", is_flag=True, help="With --revert: do not ask before writing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 def restore(source, store, to_base, to_workspace, base_name, base, tables, keep_computed_values, no_comments, revert, records, delete_added, schema,
             new,
-            no_verify, dry_run, yes, as_json, quiet, **kw):
+            no_verify, dry_run, yes, out: Output, **kw):
     """Restore SOURCE (a snapshot name, or an exported airtable_backup_* folder) into Airtable.
 
     \b
@@ -145,78 +136,39 @@ def restore(source, store, to_base, to_workspace, base_name, base, tables, keep_
         raise click.UsageError("--base-name goes with --to-workspace")
     if (records or delete_added or schema) and not revert:
         raise click.UsageError("--record, --delete-added and --schema go with --revert")
-    try:
-        p = Path(source)
-        st = None
-        if p.is_dir() and (p / "data").is_dir():
-            src = FolderSource(p, verify=not no_verify)
-        elif p.exists() or "/" in source or source.startswith("."):  # a path, not a snapshot name
-            what = "is not an exported folder (it has no data/ folder)" if p.exists() else "does not exist"
-            raise UsageError(f"{source} {what}; give an airtable_backup_* folder or a snapshot name")
-        else:
-            st = open_store(store)
-            # latest, latest~N and dates count among the snapshots holding --base (the source base)
-            src = open_source(resolve_snapshot(st, source, [base] if base and not revert else None).full_id, st)
-        if revert and not isinstance(src, SnapshotSource):
-            raise RestoreError("--revert needs a snapshot in a store (import the folder first: snapstore import)")
-        client = None
-        if not dry_run or kw.get("token") or kw.get("token_file"):
-            client, _token = _make_source(kw)
-        if revert:
-            def confirm(plan: RevertPlan) -> bool:
-                if yes:
-                    return True
-                c = plan.counts()
-                click.echo(f"Revert {plan.table_name} ({plan.table_id}) in {base} to {src.label}: re-create "
-                           f"{c['recreate']}, rewrite {c['update']}, {c['added_since']} added since "
-                           f"({'will be deleted' if delete_added else 'kept'}).", err=True)
-                return click.confirm("Go ahead?", default=False, err=True)
+    src = _open(source, store, base if not revert else None, verify=not no_verify)
+    if revert and not isinstance(src, SnapshotSource):
+        raise RestoreError("--revert needs a snapshot in a store (import the folder first: snapstore import)")
+    client = None
+    if not dry_run or kw.get("token") or kw.get("token_file"):
+        client, _token = make_source(kw)
+    if revert:
+        def confirm(plan: RevertPlan) -> bool:
+            if yes:
+                return True
+            c = plan.counts()
+            click.echo(f"Revert {plan.table_name} ({plan.table_id}) in {base} to {src.label}: re-create "
+                       f"{c['recreate']}, rewrite {c['update']}, {c['added_since']} added since "
+                       f"({'will be deleted' if delete_added else 'kept'}).", err=True)
+            return click.confirm("Go ahead?", default=False, err=True)
 
-            if client is None:
-                raise RestoreError("--revert --dry-run needs a token to read the live table")
-            rep = run_revert(src, client=client, base_id=base, table=tables[0], records=records,
-                             delete_added=delete_added, dry_run=dry_run, confirm=confirm, schema=schema)
-        else:
+        if client is None:
+            raise RestoreError("--revert --dry-run needs a token to read the live table")
+        rep = run_revert(src, client=client, base_id=base, table=tables[0], records=records,
+                         delete_added=delete_added, dry_run=dry_run, confirm=confirm, schema=schema)
+    else:
+        live = progress_wanted(out, None)
+        with activity(f"restoring {src.label}", out) as update:
+            lines = update if live else None if out.quiet else (lambda m: click.echo(m, err=True))
             rep = run_restore(src, to_base=to_base, to_workspace=to_workspace, base_name=base_name, client=client,
-                              base_id=base, tables=tables, keep_computed=keep_computed_values, dry_run=dry_run, new=new,
-                              comments=not no_comments, log=None if quiet else (lambda m: click.echo(m, err=True)))
-        if client is not None:
-            rep.requests = client.stats.snapshot()
-    except _ERRORS as e:
-        raise _fail(e) from e
+                              base_id=base, tables=tables, keep_computed=keep_computed_values, dry_run=dry_run,
+                              new=new, comments=not no_comments, log=lines)
+    if client is not None:
+        rep.requests = client.stats.snapshot()
     doc = rep.to_dict()
-    if as_json:
-        click.echo(json.dumps(doc, indent=1, default=str))
+    if out.json:
+        out.emit(doc)
     else:
-        click.echo(_human(doc))
+        out.echo(_human(doc))
     if doc["status"] == "cancelled":
-        click.get_current_context().exit(1)
-
-
-@command("import")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@store_option
-@click.option("--note", default=None, help="A note stored with the snapshot.")
-@click.option("--tag", "tags", multiple=True, help="A tag stored with the snapshot (repeatable).")
-@click.option("--no-verify", is_flag=True, help="Do not check the folder against its manifest.")
-@click.option("--time", "when", metavar="ISO", default=None,
-              help="The snapshot's time (default: the exported snapshot's own time, else now).")
-@click.option("--json", "as_json", is_flag=True, help="Print the new snapshot as JSON.")
-def import_(folder, store, note, tags, no_verify, when, as_json):
-    """Make an exported folder (airtable_backup_*, or another tool's folder with data/json) a snapshot
-    in the store, with its original record ids, schema and attachments."""
-    try:
-        st = open_store(store, create=True)
-        info = import_folder(folder, st, note=note, tags=tags, verify=not no_verify, time=when)
-    except _ERRORS as e:
-        raise _fail(e) from e
-    if as_json:
-        click.echo(json.dumps(info.to_dict(), indent=1, default=str))
-    else:
-        click.echo(f"imported {Path(folder).name} as snapshot {info.id} of {info.time:%Y-%m-%d %H:%M:%S} UTC: "
-                   f"{info.records} records in "
-                   f"{sum(len(b.tables) for b in info.bases)} tables"
-                   + (f" ({len(info.missing)} tables missing)" if info.missing else ""))
-
-
-commands = [restore, import_]
+        out.fail(RestoreError("the restore was cancelled: nothing was written"))

@@ -1,0 +1,37 @@
+"""`snapstore import`: an exported folder becomes a snapshot in the store. Thin: parses, calls
+snapstore.restore, prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from snapstore.commands.base import command
+from snapstore.commands.options import open_store, store_option
+from snapstore.commands.output import Output
+from snapstore.commands.progress import activity
+from snapstore.restore import import_folder
+
+
+@command("import")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@store_option
+@click.option("--note", default=None, help="A note stored with the snapshot.")
+@click.option("--tag", "tags", multiple=True, help="A tag stored with the snapshot (repeatable).")
+@click.option("--no-verify", is_flag=True, help="Do not check the folder against its manifest.")
+@click.option("--time", "when", metavar="ISO", default=None,
+              help="The snapshot's time (default: the exported snapshot's own time, else now).")
+def import_(folder, store, note, tags, no_verify, when, out: Output):
+    """Make an exported folder (airtable_backup_*, or another tool's folder with data/json) a snapshot
+    in the store, with its original record ids, schema and attachments."""
+    st = open_store(store, create=True)
+    with activity(f"importing {Path(folder).name}", out):
+        info = import_folder(folder, st, note=note, tags=tags, verify=not no_verify, time=when)
+    if out.json:
+        out.emit(info.to_dict())
+    else:
+        out.echo(f"imported {Path(folder).name} as snapshot {info.id} of {info.time:%Y-%m-%d %H:%M:%S} UTC: "
+                   f"{info.records} records in "
+                   f"{sum(len(b.tables) for b in info.bases)} tables"
+                   + (f" ({len(info.missing)} tables missing)" if info.missing else ""))

@@ -1,0 +1,56 @@
+"""Parameter checks that several verbs share: counts, durations, sizes, subsets. Each turns a bad
+value into click's usage error (exit 2) naming the option."""
+
+from __future__ import annotations
+
+import click
+
+#: A --keep-* count above this is a typo, not a policy (a million hourly snapshots is 114 years).
+MAX_KEEP = 1_000_000
+
+
+def count(_ctx, _param, value: str | None) -> int:
+    """--keep-* N: a count from 0 to MAX_KEEP, or 'unlimited' (stored as -1)."""
+    if value is None:
+        return 0
+    if value.strip().lower() == "unlimited":
+        return -1
+    try:
+        n = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a count: use a whole number from 0 to {MAX_KEEP:,} "
+                                 "or 'unlimited'") from None
+    if not 0 <= n <= MAX_KEEP:
+        raise click.BadParameter(f"{n} is out of range: use a whole number from 0 to {MAX_KEEP:,} or 'unlimited'")
+    return n
+
+
+def duration(_ctx, _param, value: str | None):
+    from snapstore.retention import Duration
+
+    if not value:
+        return None
+    try:
+        return Duration.parse(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def size_or_percent(_ctx, _param, value: str) -> str:
+    from snapstore.prune import parse_size_or_percent
+
+    try:
+        parse_size_or_percent(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    return value
+
+
+def subset(_ctx, _param, value: str | None) -> str | None:
+    from snapstore.verify import parse_subset
+
+    try:
+        parse_subset(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    return value

@@ -1,0 +1,49 @@
+"""``snapstore show``: one snapshot, per base and table."""
+
+from __future__ import annotations
+
+import click
+
+from snapstore import units
+from snapstore.commands.base import command
+from snapstore.commands.options import open_store, store_option
+from snapstore.commands.output import Output, snapshot_json
+from snapstore.feed.text import feed_lines
+
+
+@command()
+@store_option
+@click.argument("name", default="latest", metavar="SNAPSHOT")
+def show(store, name, out: Output) -> None:
+    """Show one snapshot per base and table: SNAPSHOT is a short id, latest, latest~N or a date."""
+    info = open_store(store).resolve(name)
+    if out.json:
+        out.emit(info.to_dict())
+        return
+    c = snapshot_json(info)
+    out.echo(f"snapshot {info.id} ({info.full_id})")
+    out.echo(f"  time    {info.time:%Y-%m-%d %H:%M:%S}Z")
+    out.echo(f"  status  {info.status}")
+    out.echo(f"  parent  {info.parent[:8] if info.parent else '-'}")
+    if info.tags:
+        out.echo(f"  tags    {', '.join(info.tags)}")
+    if info.note:
+        out.echo(f"  note    {info.note}")
+    out.echo(f"  records {c['records']:,} (+{c['new']:,} new, ~{c['changed']:,} changed, "
+             f"-{c['deleted']:,} deleted), {units.size(info.bytes_added)} added")
+    run = info.stats or {}
+    if run:
+        att = run.get("attachments") or {}
+        out.echo(f"  run     {run.get('requests', '?')} requests, {run.get('rate_limited_429', 0)} x 429, "
+                 f"{run.get('retries', 0)} retries, {run.get('duration_seconds', '?')}s; attachments "
+                 f"{att.get('new', 0)} new, {att.get('reused', 0)} reused")
+    for b in info.bases:
+        out.echo(f"  {b.name} ({b.base_id})")
+        for t in b.tables:
+            out.echo(f"    {t.name} ({t.table_id}): {units.count(t.records, 'record')}, "
+                     f"+{t.new} ~{t.changed} -{t.deleted}")
+    for line in feed_lines(list((run.get("feed") or {}).values())):
+        out.echo(f"  {line}")
+    for m in info.missing:
+        where = m.get("base_id", "?") + (f"/{m['table_id']}" if m.get("table_id") else "")
+        out.echo(f"  MISSING {where}: {m.get('reason')}")

@@ -1,0 +1,24 @@
+"""``snapstore stats``: store size, deduplication, growth per base."""
+
+from __future__ import annotations
+
+import click
+
+from snapstore.commands.base import command
+from snapstore.commands.options import open_store, store_option
+from snapstore.commands.output import Output
+
+
+@command()
+@store_option
+@click.option("--last", type=click.IntRange(min=1), default=20, show_default=True, help="Snapshots per base to list (text output).")
+def stats(store, last, out: Output) -> None:
+    """Store size, deduplication ratio, and growth of each base per snapshot."""
+    from snapstore.stats import format_stats
+    from snapstore.stats import stats as do_stats
+
+    st = do_stats(open_store(store))
+    if out.json:
+        out.emit(st)
+    else:
+        out.echo(format_stats(st, last))
