@@ -310,7 +310,7 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
         return res
 
     # 4. repack: new packs first
-    writers = {k: PackWriter(store.backend.put, store.pack_size, version=store.pack_version) for k in (False, True)}
+    writers = {k: PackWriter(store.backend.put, store.pack_size, version=store.pack_version, box=store.box) for k in (False, True)}
     reader = _reader(store)
     for p in repack:
         for rows in frames[p.pack_seq].values():
@@ -370,7 +370,7 @@ def _repack_frame(store: Store, reader: BlobReader, pack: str, rows: list[tuple]
     w = writers[kind == KIND_ATTACHMENT]
     if len(live_rows) == len(rows):
         data = reader.pack(pack)[off:off + clen]
-        w.add_frames([(data, [(r[0], r[7], r[4]) for r in live_rows])], kind, dh)
+        w.add_frames([(data, [(r[0], r[7], r[4]) for r in live_rows])], kind, dh, sealed=True)
         return
     cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, dict_data=zstandard.ZstdCompressionDict(store._dict_bytes(dh))) \
         if dh else zstandard.ZstdCompressor(level=ZSTD_LEVEL)

@@ -288,7 +288,7 @@ def _read_data(store: Store, rep: Report, sub, packs, blobs, pack_ok, on_disk) -
             if pack_ok.get(name, True):
                 rep.add("pack-hash", name, f"pack {name[:12]}: content does not match its name (sha256)")
         try:
-            entries = {e.hash: e for e in parse_trailer(data)}
+            entries = {e.hash: e for e in parse_trailer(data, store.box)}
         except PackError as e:
             rep.add("pack-trailer", name, f"pack {name[:12]}: trailer unreadable ({e})")
             entries = None

@@ -499,7 +499,7 @@ class BaseFeed:
         now = iso(self.now)
         links = st.links if st is not None and not index.dirty else None
         if index.data and (index.dirty or links is None):
-            name, data = index.encode()
+            name, data = index.encode(self.store.box)
             self.store.backend.put(objects.object_key(name), data)
             links = name
         elif not index.data:
