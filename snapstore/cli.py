@@ -15,7 +15,9 @@ from snapstore.commands import (
     export,
     feed,
     find,
+    key,
     migrate,
+    password,
     restore,
     retention,
     snapshot,
@@ -25,16 +27,19 @@ from snapstore.commands.base import SnapstoreCommand, SnapstoreGroup
 from snapstore.errors import SnapstoreError  # noqa: F401 (the error root, for library users of the CLI)
 
 #: The verb modules, each exposing ``commands`` (a list of click commands), in help order.
-COMMAND_MODULES = [demo, snapshot, feed, diff, find, cat, export, restore, retention, store, migrate, emulator]
+COMMAND_MODULES = [demo, snapshot, feed, diff, find, cat, export, restore, retention, store, key, migrate, emulator]
 
 
 @click.group(cls=SnapstoreGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="snapstore")
-def main() -> None:
+@click.option("--password-file", envvar="SNAPSTORE_PASSWORD_FILE", metavar="FILE",
+              help="Read an encrypted store's password from FILE's first line ($SNAPSTORE_PASSWORD_FILE).")
+def main(password_file: str | None) -> None:
     """Incremental, content-addressed backups of Airtable: snapshot, log, diff, export, restore.
 
     Exit codes: 0 ok, 1 error, 2 usage, 3 incomplete, 10 no store, 11 locked, 12 wrong password,
     130 interrupted."""
+    password.PASSWORD_FILE = password_file
 
 
 def _adopt(cmd: click.Command) -> click.Command:

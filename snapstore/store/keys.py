@@ -49,9 +49,13 @@ _derived: dict[tuple[bytes, int, int, int, bytes], bytes] = {}
 password_source: Callable[[str, bool], str] | None = None
 
 
+class PasswordNeeded(UsageError):
+    """An encrypted store (or a new one) needs a password and none was given (exit 2)."""
+
+
 def ask_password(location: str, *, new: bool = False) -> str:
     if password_source is None:
-        raise UsageError(f"the store at {location} is encrypted: pass its password (password=...)")
+        raise PasswordNeeded(f"the store at {location} is encrypted: pass its password (password=...)")
     return password_source(location, new)
 
 
@@ -153,3 +157,53 @@ def unlock(backend, password: str, location: str) -> tuple[KeyBox, KeyFile]:
         if box is not None:
             return box, kf
     raise WrongPassword(f"wrong password: no key of the store at {location} opens with it")
+
+
+# ---- managing the keys of an opened store (snapstore key ...) --------------------------------
+
+
+def _require_encrypted(store) -> None:
+    if not store.encrypted:
+        raise UsageError(f"the store at {store.location} is not encrypted: it has no keys")
+
+
+def add_key(store, password: str) -> KeyFile:
+    """Another key file for the store's master key, wrapped by ``password``."""
+    _require_encrypted(store)
+    return write_key(store.backend, store.box, password)
+
+
+def find_key(store, key_id: str) -> KeyFile:
+    """The key file whose name starts with ``key_id``."""
+    _require_encrypted(store)
+    hits = [k for k in list_keys(store.backend) if k.name.startswith(key_id.lower())]
+    if not hits or len(key_id) < 4:
+        raise UsageError(f"no key {key_id!r} in the store (see `snapstore key list`)" if not hits else
+                         f"key id {key_id!r} is too short: give at least 4 characters")
+    if len(hits) > 1:
+        raise UsageError(f"key id {key_id!r} is ambiguous ({len(hits)} keys match)")
+    return hits[0]
+
+
+def remove_key(store, key_id: str, *, force: bool = False) -> KeyFile:
+    """Remove a key file. Never the last one (the store would be unreadable for good); the one
+    that opened this store only with ``force``."""
+    kf = find_key(store, key_id)
+    if len(list_keys(store.backend)) <= 1:
+        raise UsageError(f"key {kf.id} is the store's only key; add another first (`snapstore key add`)")
+    if store.key_file is not None and kf.name == store.key_file.name and not force:
+        raise UsageError(f"key {kf.id} is the one in use (it opened the store); give --force to remove it")
+    store.backend.delete(key_key(kf.name))
+    return kf
+
+
+def change_password(store, password: str) -> tuple[KeyFile, KeyFile]:
+    """A new key file for ``password``, then the key in use removed: (new, removed)."""
+    _require_encrypted(store)
+    if store.key_file is None:
+        raise UsageError("the store was opened with a master key, not a password: no key to replace")
+    new = add_key(store, password)
+    old = store.key_file
+    store.backend.delete(key_key(old.name))
+    store.key_file = new
+    return new, old
