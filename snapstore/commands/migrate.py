@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from snapstore.commands import password
 from snapstore.commands.common import open_store
 from snapstore.store import Store, StoreError
 from snapstore.store.migrate import migrate as migrate_store
@@ -12,12 +13,13 @@ from snapstore.store.migrate import migrate as migrate_store
 @click.command()
 @click.argument("src")
 @click.argument("dst")
-def migrate(src: str, dst: str) -> None:
+@click.option("--no-encryption", is_flag=True, help="Make DST a plain store (by default it is encrypted).")
+def migrate(src: str, dst: str, no_encryption: bool) -> None:
     """Copy every snapshot of store SRC, with its time, tags and note, into a new store DST (format 2).
     SRC is only read."""
     source = open_store(src)
     try:
-        target = Store.init(dst)
+        target = Store.init(dst, password=None if no_encryption else password.resolve(dst, new=True))
         ids = migrate_store(source, target, progress=lambda old, new: click.echo(
             f"{old.id} -> {new.id}  {old.time:%Y-%m-%d %H:%M:%S}  {old.records} records"))
     except StoreError as e:
