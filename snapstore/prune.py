@@ -423,6 +423,16 @@ def _catalog_apply(store: Store, sealed: list, drop: set[int], live: Live) -> No
             raise
 
 
+def _opened_head(store: Store, key: str, size: int) -> bytes:
+    """The first bytes of a sealed object's plaintext (b"" if it is not one sealed message)."""
+    if size >= (64 << 20):
+        return b""
+    try:
+        return store.box.open(store.backend.get(key))[:4]
+    except StoreError:
+        return b""
+
+
 def _dead_objects(store: Store, live: Live) -> tuple[list[str], int]:
     """Objects no kept snapshot reaches, of kinds prune recognises; unknown objects are kept."""
     with store.catalog.read() as con:
@@ -436,12 +446,14 @@ def _dead_objects(store: Store, live: Live) -> tuple[list[str], int]:
             dead.append(name)
             continue
         head = store.backend.get_range(key, 0, 4)
+        if store.encrypted:  # sealed: what an object is shows once opened
+            head = _opened_head(store, key, size)
         if head == DICT_MAGIC:
             dead.append(name)
             continue
         if head == ZSTD_MAGIC and size < (64 << 20):
             try:
-                doc = objects.decode(store.backend.get(key))
+                doc = objects.decode(store.backend.get(key), store.box)
             except Exception:  # noqa: BLE001 - not one of ours
                 doc = None
             if isinstance(doc, dict) and doc.get("type") in (objects.MANIFEST, objects.ATTACHMENT_INDEX):
