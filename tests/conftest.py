@@ -157,9 +157,11 @@ TEST_PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _store_password():
+def _store_password(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:  # session-wide: module fixtures run CLI verbs too
         mp.setenv("SNAPSTORE_PASSWORD", TEST_PASSWORD)
+        # an encrypted store keeps its run logs and restore journals in the machine's cache folder
+        mp.setenv("SNAPSTORE_CACHE", str(tmp_path_factory.mktemp("cache")))
         mp.delenv("SNAPSTORE_PASSWORD_FILE", raising=False)
         yield
 

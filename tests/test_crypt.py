@@ -35,10 +35,9 @@ def run(args: list[str], **env):
 
 
 def stored_files(root: Path) -> dict[str, bytes]:
-    """Every file of a store folder but the local catalog and the run logs (the machine's own
-    plaintext index and diary, docs/FORMAT.md)."""
+    """Every file of a store folder but the local catalog (the machine's plaintext index)."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.startswith("catalog") and "logs" not in p.relative_to(root).parts}
+            if p.is_file() and not p.name.startswith("catalog")}
 
 
 def tree(root: Path) -> dict[str, bytes]:

@@ -314,6 +314,17 @@ class Store:
     def encrypted(self) -> bool:
         return "encryption" in self.config
 
+    @property
+    def private_dir(self) -> Path:
+        """Where working files that hold plaintext go (run logs, restore journals): a plain local
+        store's folder; for an encrypted or S3 store, this machine's cache folder
+        (``cache_root()/<store id>``, mode 0700), so an encrypted store's folder holds sealed data only."""
+        if self.remote or not self.encrypted:
+            return self.local_dir
+        d = cache_root() / self.config["store_id"]
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return d
+
     def blob_id(self, raw: bytes) -> bytes:
         """A blob's identity: SHA-256 of its bytes, or HMAC-SHA256 under an encrypted store's MAC
         key. The one place ids are computed (the writer, the reader, verify and prune call it)."""
