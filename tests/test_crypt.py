@@ -5,6 +5,7 @@ the same exports as a plain one of the same data."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import os
 import shutil
@@ -264,6 +265,8 @@ def test_ids_are_keyed_and_equal_records_still_dedupe(tmp_path):
     hb = b.record_hashes(ib, BASE, TABLE).column("hash").to_pylist()
     hp = plain.record_hashes(ip, BASE, TABLE).column("hash").to_pylist()
     assert not set(ha) & set(hb) and not set(ha) & set(hp)  # two master keys: unrelated ids
+    raw = a.read_blob(ha[0])
+    assert a.blob_id(raw) == hmac.digest(a.box.mac_key, raw, "sha256") == ha[0]
     packs = {k for k, _ in a.backend.list("packs")}
     again = snapshot(a, recs)
     assert {k for k, _ in a.backend.list("packs")} == packs and again.table(BASE, TABLE).unchanged == 300

@@ -52,14 +52,19 @@ def list_(store: str, as_json: bool) -> None:
         click.echo(f"{'*' if r['current'] else ' '} {r['id']:<8}  {r['created'] or '?':<25}  {r['username']}@{r['hostname']}")
 
 
+def _store_and_new_password(store: str, path: str | None):
+    """The opened (encrypted) store, then the new password: a wrong current one asks nothing."""
+    s = open_store(store)
+    keys._require_encrypted(s)
+    return s, _new_password(path)
+
+
 @key.command("add")
 @store_option
 @new_password_file
 def add(store: str, new_password_file: str | None) -> None:
     """Add a key for another password (the store opens with any of its keys)."""
-    s = open_store(store)
-    keys._require_encrypted(s)
-    kf = keys.add_key(s, _new_password(new_password_file))
+    kf = keys.add_key(*_store_and_new_password(store, new_password_file))
     click.echo(f"added key {kf.id}")
 
 
@@ -79,9 +84,7 @@ def remove(store: str, key_id: str, force: bool) -> None:
 @new_password_file
 def passwd(store: str, new_password_file: str | None) -> None:
     """Change the password: add a key for the new password, then remove the key in use."""
-    s = open_store(store)
-    keys._require_encrypted(s)
-    new, old = keys.change_password(s, _new_password(new_password_file))
+    new, old = keys.change_password(*_store_and_new_password(store, new_password_file))
     click.echo(f"added key {new.id} for the new password and removed key {old.id}")
 
 

@@ -43,17 +43,24 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def read_indexes(backend: Backend) -> list[tuple[str, dict]]:
-    """Every readable store index, oldest first (by gen, then time, then name)."""
-    out = []
-    for key, _size in backend.list(INDEX_PREFIX):
+def read_named(backend: Backend, prefix: str, what: str, error: type[Exception] = ValueError):
+    """(name, bytes) of each file under ``prefix``, whose name must be the SHA-256 of its bytes
+    (``error`` if not); a file removed meanwhile is skipped."""
+    for key, _size in backend.list(prefix):
         name = key.rsplit("/", 1)[-1]
         try:
             data = backend.get(key)
         except ObjectMissing:
             continue
         if hashlib.sha256(data).hexdigest() != name:
-            raise ValueError(f"store index {name[:12]} is damaged (hash mismatch)")
+            raise error(f"{what} {name[:12]} is damaged (hash mismatch)")
+        yield name, data
+
+
+def read_indexes(backend: Backend) -> list[tuple[str, dict]]:
+    """Every readable store index, oldest first (by gen, then time, then name)."""
+    out = []
+    for name, data in read_named(backend, INDEX_PREFIX, "store index"):
         doc = objects.decode(data, box_of(backend))
         if doc.get("type") == STORE_INDEX:
             out.append((name, doc))

@@ -29,7 +29,6 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from snapstore.errors import StoreError, UsageError, WrongPassword
-from snapstore.store.backend import ObjectMissing
 from snapstore.store.crypto import NONCE, KeyBox
 
 KEYS_PREFIX = "keys"
@@ -131,15 +130,10 @@ def write_key(backend, box: KeyBox, password: str) -> KeyFile:
 
 def list_keys(backend) -> list[KeyFile]:
     """Every key file, oldest first."""
+    from snapstore.store.inventory import read_named
+
     out = []
-    for key, _size in backend.list(KEYS_PREFIX):
-        name = key.rsplit("/", 1)[-1]
-        try:
-            data = backend.get(key)
-        except ObjectMissing:
-            continue
-        if hashlib.sha256(data).hexdigest() != name:
-            raise StoreError(f"key file {name[:8]} is damaged (hash mismatch)")
+    for name, data in read_named(backend, KEYS_PREFIX, "key file", StoreError):
         try:
             out.append(KeyFile(name, json.loads(data)))
         except ValueError as e:
