@@ -39,7 +39,7 @@ def main(password_file: str | None) -> None:
 
     Exit codes: 0 ok, 1 error, 2 usage, 3 incomplete, 10 no store, 11 locked, 12 wrong password,
     130 interrupted."""
-    password.PASSWORD_FILE = password_file
+    password.use(password_file)
 
 
 def _adopt(cmd: click.Command) -> click.Command:

@@ -14,6 +14,9 @@ import click
 
 from snapstore.commands.base import command
 
+#: The demo store's password (SNAPSTORE_PASSWORD=snapstore-demo opens it afterwards).
+DEMO_PASSWORD = "snapstore-demo"
+
 
 def _run(args: list[str], env: dict[str, str]) -> None:
     from snapstore.cli import main
@@ -64,7 +67,8 @@ def demo(workdir: str, bases: int, tables: int, records: int, seed: int, time_sc
     with Emulator(ws, clock=ScaledClock(time_scale)) as emu:
         click.echo(f"emulator listening on {emu.url} (rate limits on: 5 requests/s per base, 50/s per token, "
                    f"clock x{time_scale:g})")
-        env = {"AIRTABLE_TOKEN": emu.token, "AIRTABLE_API_URL": emu.url, "SNAPSTORE_STORE": str(store)}
+        env = {"AIRTABLE_TOKEN": emu.token, "AIRTABLE_API_URL": emu.url, "SNAPSTORE_STORE": str(store),
+               "SNAPSTORE_PASSWORD": DEMO_PASSWORD}  # the demo's store is encrypted, as a user's is
         limits = ["--rate-limit-base", f"{5 * time_scale:g}", "--rate-limit-token", f"{50 * time_scale:g}",
                   "--penalty", f"{30 / time_scale:g}", "--no-progress"]
         _run(["init", "--store", str(store)], env)
@@ -76,7 +80,8 @@ def demo(workdir: str, bases: int, tables: int, records: int, seed: int, time_sc
         _run(["log"], env)
         _run(["diff", "latest~1", "latest", "--fields", "--limit", "5"], env)
         _run(["export", "latest", "--out", str(exports)], env)
-    click.secho(f"\ndone: the store is in {store}, the export in {exports}", fg="green", bold=True)
+    click.secho(f"\ndone: the store is in {store} (encrypted; password {DEMO_PASSWORD!r}), the export in {exports}",
+                fg="green", bold=True)
 
 
 def _churn_summary(report: dict) -> str:

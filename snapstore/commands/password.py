@@ -79,6 +79,14 @@ def resolve(location: str, new: bool = False) -> str:
     raise PasswordNeeded(f"the store at {location} is encrypted: {HOW}")
 
 
+def use(password_file: str | None) -> None:
+    """The group's --password-file, and :func:`resolve` as the library's source (also when the
+    group runs without :func:`installed` around it, as ``snapstore demo`` runs its verbs)."""
+    global PASSWORD_FILE
+    PASSWORD_FILE = password_file
+    keys.password_source = resolve
+
+
 @contextmanager
 def installed() -> Iterator[None]:
     """:func:`resolve` as the library's password source for one CLI invocation."""
