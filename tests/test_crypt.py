@@ -71,9 +71,11 @@ def world(tmp_path_factory):
         for churn in (False, True):
             if churn:
                 emu.churn(seed=1, edit_share=0.1)
-            for s in (enc, plain):
-                r = run(["snapshot", "--store", str(s), "--comments", *LIMITS], **env)
+            for s in (enc, plain):  # the encrypted store reads through the change feed
+                feed = ["--changes", "feed"] if s == enc else []
+                r = run(["snapshot", "--store", str(s), "--comments", *feed, *LIMITS], **env)
                 assert r.exit_code == 0, r.output
+        assert any((enc / "feed" / "registry").iterdir())
         yield {"ws": ws, "emu": emu, "env": env, "enc": enc, "plain": plain, "root": root, "big": big}
 
 
