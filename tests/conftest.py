@@ -156,9 +156,25 @@ class StoreFactory:
 TEST_PASSWORD = "correct horse battery staple"
 
 
+def _test_password_source(location: str, new: bool) -> str | None:
+    """The library's password source in tests: an existing store opens with $SNAPSTORE_PASSWORD
+    (tests open the stores the CLI made); a store the library creates stays plain."""
+    from snapstore.store.keys import PasswordNeeded
+
+    if new:
+        return None
+    pw = os.environ.get("SNAPSTORE_PASSWORD")
+    if not pw:
+        raise PasswordNeeded(f"the store at {location} is encrypted: pass its password (password=...)")
+    return pw
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _store_password(tmp_path_factory):
+    from snapstore.store import keys
+
     with pytest.MonkeyPatch.context() as mp:  # session-wide: module fixtures run CLI verbs too
+        mp.setattr(keys, "password_source", _test_password_source)
         mp.setenv("SNAPSTORE_PASSWORD", TEST_PASSWORD)
         # an encrypted store keeps its run logs and restore journals in the machine's cache folder
         mp.setenv("SNAPSTORE_CACHE", str(tmp_path_factory.mktemp("cache")))

@@ -43,19 +43,21 @@ _MIN_N = 1 << 15
 _derived: dict[tuple[bytes, int, int, int, bytes], bytes] = {}
 
 #: How the library gets a password it was not given: ``source(location, new)`` returns one or
-#: raises. None (the library alone): a password must be passed. The CLI installs its own
-#: (environment, --password-file, terminal prompt): snapstore/commands/password.py.
-password_source: Callable[[str, bool], str] | None = None
+#: raises (for a ``new`` store it may return None: the store is made plain). None (the library
+#: alone): a password must be passed. The CLI installs its own (environment, --password-file,
+#: terminal prompt): snapstore/commands/password.py.
+password_source: Callable[[str, bool], str | None] | None = None
 
 
 class PasswordNeeded(UsageError):
     """An encrypted store (or a new one) needs a password and none was given (exit 2)."""
 
 
-def ask_password(location: str, *, new: bool = False) -> str:
-    if password_source is None:
+def ask_password(location: str, *, new: bool = False) -> str | None:
+    pw = password_source(location, new) if password_source is not None else None
+    if pw is None and not new:
         raise PasswordNeeded(f"the store at {location} is encrypted: pass its password (password=...)")
-    return password_source(location, new)
+    return pw
 
 
 def derive(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
