@@ -15,6 +15,7 @@ import pytest
 import zstandard
 from click.testing import CliRunner
 from conftest import TEST_PASSWORD
+from restore_helpers import new_base
 from storegen import BASE, SCHEMA, TABLE, make_records, snapshot
 
 from snapstore.cli import main
@@ -130,6 +131,23 @@ def test_encrypted_and_plain_stores_export_the_same(world, tmp_path):
         outs[kind] = {k: v for k, v in files.items() if k.startswith(("data/", "attachments/"))}
     assert outs["enc"] == outs["plain"] and len(outs["enc"]) > 10
     assert world["big"] in outs["enc"].values()
+
+
+def test_encrypted_and_plain_stores_restore_the_same(world):
+    """A base restored into new tables from each store: the same tables, records and comments."""
+    emu = world["emu"]
+    src = world["ws"].bases[1]
+    got = {}
+    for kind in ("enc", "plain"):
+        target = new_base(emu, f"Restored from {kind}")
+        r = run(["restore", "latest", "--store", str(world[kind]), "--base", src.id, "--to-base", target,
+                 *LIMITS[:6]], **world["env"])
+        assert r.exit_code == 0, r.output
+        b = emu.workspace.base(target)
+        got[kind] = [(t.name, len(t.records), sorted(str(r.cells.get(t.fields[0]["id"])) for r in t.records.values()),
+                      sum(r.comment_count for r in t.records.values())) for t in b.tables]
+    assert got["enc"] == got["plain"]
+    assert len(got["enc"]) == len(src.tables) and all(n > 0 for _t, n, _v, _c in got["enc"])
 
 
 def test_every_verb_reads_an_encrypted_store(world, tmp_path):
@@ -314,3 +332,15 @@ def test_s3_two_machines_share_one_password(s3_env, tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     r = run(["verify", "--store", url], SNAPSTORE_PASSWORD=None)
     assert r.exit_code == 0 and "without the password" in r.output
+
+
+def test_a_password_read_from_a_file_is_redacted_from_crash_reports(tmp_path, monkeypatch):
+    from snapstore.commands import base, password
+
+    monkeypatch.delenv("SNAPSTORE_PASSWORD")
+    f = tmp_path / "pw"
+    f.write_text("file-only secret\nsecond line ignored\n")
+    assert password.read_password_file(str(f)) == "file-only secret"
+    assert base._redact("boom: file-only secret") == "boom: [redacted]"
+    monkeypatch.setenv("SNAPSTORE_PASSWORD", "env secret")
+    assert base._redact("env secret / file-only secret") == "[redacted] / [redacted]"
