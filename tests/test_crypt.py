@@ -176,14 +176,15 @@ def test_flipped_ciphertext_byte_is_found_and_named(world, tmp_path):
     shutil.copytree(world["enc"], store)
     st = Store.open(store, password=TEST_PASSWORD)
     with st.catalog.read() as con:
-        pack, off, clen, rid, table = con.execute(
-            """SELECT p.name, b.off, b.clen, rv.record_id, st.table_id FROM blob b JOIN pack p USING (pack_seq)
+        pack, off, clen, rid, table, base, snap = con.execute(
+            """SELECT p.name, b.off, b.clen, rv.record_id, st.table_id, st.base_id, s.id FROM blob b JOIN pack p USING (pack_seq)
                JOIN record_version rv ON rv.hash = b.hash JOIN snapshot_table st ON st.table_pk = rv.table_pk
-               WHERE b.kind = 'R' ORDER BY b.off DESC LIMIT 1""").fetchone()
+               AND rv.begin_seq <= st.seq AND (rv.end_seq IS NULL OR rv.end_seq > st.seq) JOIN snapshot s ON s.seq = st.seq WHERE b.kind = 'R' ORDER BY b.off DESC LIMIT 1""").fetchone()
     flip(store / "packs" / pack[:2] / pack, off + clen // 2)  # inside the frame's ciphertext
     r = run(["verify", "--read-data", "--store", str(store)])
     assert r.exit_code == 1
-    assert "damaged" in r.output and table in r.output and rid in r.output and "snapshot" in r.output
+    assert "damaged" in r.output and f"affects base {base} table {table}" in r.output
+    assert rid in r.output and snap[:8] in r.output
     # without the password: the pack no longer matches its name
     r = run(["verify", "--store", str(store)], SNAPSTORE_PASSWORD=None)
     assert r.exit_code == 1 and f"packs/{pack[:2]}/{pack}: content does not match its name" in r.output
