@@ -118,7 +118,6 @@ def contents(store: Store, snap) -> list:
     """Everything a snapshot exports: its records, schema, and each named attachment's bytes (hashed)."""
     import hashlib
 
-    from snapstore.store import objects
     from snapstore.store.store import _BlobReader
 
     recs = sorted(store.records(snap, BASE, TABLE), key=lambda r: r["id"])
@@ -132,7 +131,7 @@ def contents(store: Store, snap) -> list:
     atts = {}
     for att_id, h, pack, off, clen, rlen, dh in rows:
         if pack is None:
-            data = store.backend.get(objects.object_key(h.hex()))
+            data = store._read_standalone(h)  # (opened, if the store is encrypted)
         else:
             data = reader.read(h, pack, off, clen, rlen, dh)
         atts[att_id] = hashlib.sha256(data).hexdigest()
