@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from snapstore import __version__
+from snapstore.commands import password
 from snapstore.commands.base import SnapstoreGroup
 from snapstore.commands.cat import cat
 from snapstore.commands.check import check
@@ -21,6 +22,7 @@ from snapstore.commands.forget import forget
 from snapstore.commands.history import history
 from snapstore.commands.import_ import import_
 from snapstore.commands.init import init
+from snapstore.commands.key import key
 from snapstore.commands.log import log_cmd
 from snapstore.commands.migrate import migrate
 from snapstore.commands.prune import prune_cmd
@@ -37,7 +39,9 @@ from snapstore.errors import SnapstoreError  # noqa: F401 (the error root, for l
 
 @click.group(cls=SnapstoreGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="snapstore")
-def main() -> None:
+@click.option("--password-file", envvar="SNAPSTORE_PASSWORD_FILE", metavar="FILE",
+              help="Read an encrypted store's password from FILE's first line ($SNAPSTORE_PASSWORD_FILE).")
+def main(password_file: str | None) -> None:
     """Incremental, content-addressed backups of Airtable: snapshot, log, diff, export, restore.
 
     Every command takes --json, -q/--quiet, -v/--verbose and --config FILE ($SNAPSTORE_CONFIG);
@@ -45,11 +49,12 @@ def main() -> None:
 
     Exit codes: 0 ok, 1 error, 2 usage, 3 incomplete, 10 no store, 11 locked, 12 wrong password,
     130 interrupted."""
+    password.use(password_file)
 
 
 #: Every verb (click lists them by name).
 VERBS = [demo, snapshot, check, feed, log_cmd, show, diff, history, find_cmd, cat, export, restore, import_,
-         forget, prune_cmd, verify, stats, tag, init, unlock, rebuild_catalog, migrate, emulator]
+         forget, prune_cmd, verify, stats, tag, init, key, unlock, rebuild_catalog, migrate, emulator]
 
 for _verb in VERBS:
     main.add_command(_verb)

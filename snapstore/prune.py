@@ -310,7 +310,7 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
         return res
 
     # 4. repack: new packs first
-    writers = {k: PackWriter(store.backend.put, store.pack_size, version=store.pack_version) for k in (False, True)}
+    writers = {k: PackWriter(store.backend.put, store.pack_size, version=store.pack_version, box=store.box) for k in (False, True)}
     reader = _reader(store)
     for p in repack:
         for rows in frames[p.pack_seq].values():
@@ -370,7 +370,7 @@ def _repack_frame(store: Store, reader: BlobReader, pack: str, rows: list[tuple]
     w = writers[kind == KIND_ATTACHMENT]
     if len(live_rows) == len(rows):
         data = reader.pack(pack)[off:off + clen]
-        w.add_frames([(data, [(r[0], r[7], r[4]) for r in live_rows])], kind, dh)
+        w.add_frames([(data, [(r[0], r[7], r[4]) for r in live_rows])], kind, dh, sealed=True)
         return
     cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, dict_data=zstandard.ZstdCompressionDict(store._dict_bytes(dh))) \
         if dh else zstandard.ZstdCompressor(level=ZSTD_LEVEL)
@@ -423,6 +423,16 @@ def _catalog_apply(store: Store, sealed: list, drop: set[int], live: Live) -> No
             raise
 
 
+def _opened_head(store: Store, key: str, size: int) -> bytes:
+    """The first bytes of a sealed object's plaintext (b"" if it is not one sealed message)."""
+    if size >= (64 << 20):
+        return b""
+    try:
+        return store.box.open(store.backend.get(key))[:4]
+    except StoreError:
+        return b""
+
+
 def _dead_objects(store: Store, live: Live) -> tuple[list[str], int]:
     """Objects no kept snapshot reaches, of kinds prune recognises; unknown objects are kept."""
     with store.catalog.read() as con:
@@ -436,12 +446,14 @@ def _dead_objects(store: Store, live: Live) -> tuple[list[str], int]:
             dead.append(name)
             continue
         head = store.backend.get_range(key, 0, 4)
+        if store.encrypted:  # sealed: what an object is shows once opened
+            head = _opened_head(store, key, size)
         if head == DICT_MAGIC:
             dead.append(name)
             continue
         if head == ZSTD_MAGIC and size < (64 << 20):
             try:
-                doc = objects.decode(store.backend.get(key))
+                doc = objects.decode(store.backend.get(key), store.box)
             except Exception:  # noqa: BLE001 - not one of ours
                 doc = None
             if isinstance(doc, dict) and doc.get("type") in (objects.MANIFEST, objects.ATTACHMENT_INDEX):

@@ -288,7 +288,7 @@ def _read_data(store: Store, rep: Report, sub, packs, blobs, pack_ok, on_disk) -
             if pack_ok.get(name, True):
                 rep.add("pack-hash", name, f"pack {name[:12]}: content does not match its name (sha256)")
         try:
-            entries = {e.hash: e for e in parse_trailer(data)}
+            entries = {e.hash: e for e in parse_trailer(data, store.box)}
         except PackError as e:
             rep.add("pack-trailer", name, f"pack {name[:12]}: trailer unreadable ({e})")
             entries = None
@@ -311,6 +311,7 @@ def _read_data(store: Store, rep: Report, sub, packs, blobs, pack_ok, on_disk) -
         if bad:
             rep.add("blob", name, f"pack {name[:12]}: {len(bad)} blob(s) damaged", bad)
     n_obj = 0
+    sealed_atts = {r[0] for r in blobs if r[1] is None}  # large attachments: standalone blobs
     obj_keys = [k for k, _s in store.backend.list("objects")]
     for key in _pick(obj_keys, sub) if sub is not None else obj_keys:
         name = key.rsplit("/", 1)[-1]
@@ -322,6 +323,13 @@ def _read_data(store: Store, rep: Report, sub, packs, blobs, pack_ok, on_disk) -
         if h.hexdigest() != name:
             rep.add("object-hash", name, f"object {name[:12]}: content does not match its name (sha256)",
                     {bytes.fromhex(name)})
+        elif store.encrypted and bytes.fromhex(name) in sealed_atts:  # every chunk authenticates
+            try:
+                with store.box.open_stream(store.backend.open(key), f"attachment object {name[:12]}") as f:
+                    while f.read(1 << 20):
+                        pass
+            except StoreError as e:
+                rep.add("object", name, str(e), {bytes.fromhex(name)})
     rep.checked.update({"packs_read": len(chosen), "blobs_read": n_blobs, "objects_read": n_obj})
 
 

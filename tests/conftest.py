@@ -143,11 +143,54 @@ class StoreFactory:
 
         if self.format_version is not None:
             kw.setdefault("format_version", self.format_version)
+        if self.encrypted:
+            kw.setdefault("password", TEST_PASSWORD)
         return Store.init(self.location(name), **kw)
 
+    encrypted = False
 
-@pytest.fixture(params=["local", "s3", "local-format1"])
-def store_factory(request, tmp_path):
+
+#: The password of the suite's encrypted stores: every CLI run gets it (SNAPSTORE_PASSWORD), so
+#: the stores the CLI creates are encrypted, as a user's are by default; stores the library makes
+#: without a password (most fixtures) stay plain, so every verb runs on both kinds.
+TEST_PASSWORD = "correct horse battery staple"
+
+
+def _test_password_source(location: str, new: bool) -> str | None:
+    """The library's password source in tests: an existing store opens with $SNAPSTORE_PASSWORD
+    (tests open the stores the CLI made); a store the library creates stays plain."""
+    from snapstore.store.keys import PasswordNeeded
+
+    if new:
+        return None
+    pw = os.environ.get("SNAPSTORE_PASSWORD")
+    if not pw:
+        raise PasswordNeeded(f"the store at {location} is encrypted: pass its password (password=...)")
+    return pw
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _store_password(tmp_path_factory):
+    from snapstore.store import keys
+
+    with pytest.MonkeyPatch.context() as mp:  # session-wide: module fixtures run CLI verbs too
+        mp.setattr(keys, "password_source", _test_password_source)
+        mp.setenv("SNAPSTORE_PASSWORD", TEST_PASSWORD)
+        # an encrypted store keeps its run logs and restore journals in the machine's cache folder
+        mp.setenv("SNAPSTORE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        mp.delenv("SNAPSTORE_PASSWORD_FILE", raising=False)
+        yield
+
+
+@pytest.fixture(params=["local", "s3", "local-format1", "local-encrypted"])
+def store_factory(request, tmp_path, monkeypatch):
     new_url = request.getfixturevalue("s3_env") if request.param == "s3" else None
     kind, _, fmt = request.param.partition("-format")
-    return StoreFactory(kind, tmp_path, new_url, int(fmt) if fmt else None)
+    kind, _, enc = kind.partition("-")
+    f = StoreFactory(kind, tmp_path, new_url, int(fmt) if fmt else None)
+    if enc:  # the library reopens it without a password argument: give it a password source
+        from snapstore.store import keys
+
+        f.encrypted = True
+        monkeypatch.setattr(keys, "password_source", lambda _loc, _new: TEST_PASSWORD)
+    return f

@@ -100,15 +100,16 @@ def build(root: Path, n_snapshots: int = 8, n_records: int = 300, **init) -> lis
 _CACHE: dict[str, Path] = {}
 
 
-def history_store(tmp_path_factory, tmp_path: Path) -> tuple[Store, list]:
-    """A fresh copy of the shared history store."""
-    if "base" not in _CACHE:
+def history_store(tmp_path_factory, tmp_path: Path, password: str | None = None) -> tuple[Store, list]:
+    """A fresh copy of the shared history store (encrypted with ``password`` if given)."""
+    kind = "encrypted" if password else "base"
+    if kind not in _CACHE:
         base = tmp_path_factory.mktemp("history") / "store"
-        build(base)
-        _CACHE["base"] = base
+        build(base, password=password)
+        _CACHE[kind] = base
     dst = tmp_path / "store"
-    shutil.copytree(_CACHE["base"], dst)
-    store = Store.open(dst)
+    shutil.copytree(_CACHE[kind], dst)
+    store = Store.open(dst, password=password)
     store.backend.fsync = False
     return store, list(reversed(store.list_snapshots()))
 
@@ -117,7 +118,6 @@ def contents(store: Store, snap) -> list:
     """Everything a snapshot exports: its records, schema, and each named attachment's bytes (hashed)."""
     import hashlib
 
-    from snapstore.store import objects
     from snapstore.store.store import _BlobReader
 
     recs = sorted(store.records(snap, BASE, TABLE), key=lambda r: r["id"])
@@ -131,7 +131,7 @@ def contents(store: Store, snap) -> list:
     atts = {}
     for att_id, h, pack, off, clen, rlen, dh in rows:
         if pack is None:
-            data = store.backend.get(objects.object_key(h.hex()))
+            data = store._read_standalone(h)  # (opened, if the store is encrypted)
         else:
             data = reader.read(h, pack, off, clen, rlen, dh)
         atts[att_id] = hashlib.sha256(data).hexdigest()

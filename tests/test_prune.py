@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import TEST_PASSWORD
 from retgen import BIG, contents, history_store
 
 from snapstore.commands.forget import forget as forget_cmd
@@ -79,19 +80,21 @@ def test_default_prune_tolerates_five_percent_and_cli(tmp_path_factory, tmp_path
 
 
 CHILD = textwrap.dedent("""
-    import sys
+    import os, sys
     sys.path.insert(0, {root!r})
     from snapstore.store import Store
     from snapstore.prune import prune
-    s = Store.open(sys.argv[1])
+    s = Store.open(sys.argv[1], password=os.environ.get("SNAPSTORE_PASSWORD"))  # (a plain store ignores it)
     s.backend.fsync = False
     prune(s, max_unused="0%")
 """)
 
 
-@pytest.mark.parametrize("step", ["repacked", "indexed", "catalog", "indexes-dropped", "deleting"])
-def test_prune_killed_at_each_step_then_rerun(tmp_path_factory, tmp_path, step):
-    store, snaps = history_store(tmp_path_factory, tmp_path)
+@pytest.mark.parametrize("step, password", [(s, None) for s in ("repacked", "indexed", "catalog", "indexes-dropped",
+                                                                "deleting")] + [("repacked", TEST_PASSWORD),
+                                                                                ("deleting", TEST_PASSWORD)])
+def test_prune_killed_at_each_step_then_rerun(tmp_path_factory, tmp_path, step, password):
+    store, snaps = history_store(tmp_path_factory, tmp_path, password)
     forget(store, Policy(last=3))
     before = kept_contents(store)
     size_before = disk_bytes(store.root)
@@ -101,7 +104,7 @@ def test_prune_killed_at_each_step_then_rerun(tmp_path_factory, tmp_path, step):
     assert p.returncode == -signal.SIGKILL, p.stderr
     assert (store.root / "locks" / "writer.json").exists()  # died holding the lock
     # killed: still readable, every kept snapshot intact, nothing damaged
-    store = Store.open(store.root)
+    store = Store.open(store.root, password=password)
     assert kept_contents(store) == before
     rep = verify(store)
     assert rep.ok, rep.to_dict()
@@ -109,7 +112,7 @@ def test_prune_killed_at_each_step_then_rerun(tmp_path_factory, tmp_path, step):
     copy = tmp_path / "copy"
     shutil.copytree(store.root, copy)
     (copy / "catalog.duckdb").unlink()
-    c = Store.open(copy)
+    c = Store.open(copy, password=password)
     assert kept_contents(c) == before
     assert verify(c).ok
     # a second prune (breaking the dead process's lock) finishes the job

@@ -246,7 +246,7 @@ def _writable_diff(store, snap, base, table_id, after, alias):
 
 def _all_aliases(store) -> dict[str, str]:
     alias = {}
-    for p in sorted((Path(store.root) / "restores").glob("revert-*.sqlite")):
+    for p in sorted((Path(store.private_dir) / "restores").glob("revert-*.sqlite")):
         j = R.Journal(p)
         alias.update(j.record_map())
         j.close()

@@ -56,7 +56,7 @@ def test_snapshot_log_show_json_and_dry_run(emu, tmp_path):
     r = invoke(["snapshot", "--comments", "--tag", "first", *LIMITS], env)
     assert r.exit_code == EXIT_OK, r.output
     assert "complete" in r.output and "requests:" in r.output and "attachments:" in r.output
-    logs = list((store / "logs").glob("snapshot-*.log"))
+    logs = list((Store.open(store).private_dir / "logs").glob("snapshot-*.log"))
     assert len(logs) == 1
     text = logs[0].read_text()
     assert "INFO" in text and "listing" in text and emu.token not in text

@@ -197,7 +197,7 @@ CHILD = textwrap.dedent(
     point = sys.argv[1]
     def die():
         os.kill(os.getpid(), signal.SIGKILL)
-    store = Store.open({root!r})
+    store = Store.open({root!r}, password=os.environ.get("SNAPSTORE_PASSWORD"))  # (ignored by a plain store)
     recs = churn(make_records(3000), 0.2, seed=5) + make_records(500, seed=6)
     if point == "ingest":
         cat_mod.Catalog.ingest = lambda self, batch: die()

@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 
 from snapstore import interrupts
+from snapstore.commands import password
 from snapstore.commands.output import SECRET_VARS, output_of, session, standard_options
 from snapstore.errors import (
     EXIT_ERROR,
@@ -45,8 +46,7 @@ def _wants_json(args: list[str]) -> bool:
 
 
 def _redact(text: str) -> str:
-    for var in SECRET_VARS:
-        v = os.environ.get(var)
+    for v in [os.environ.get(var) for var in SECRET_VARS] + password.secrets():
         if v and len(v) >= 4:
             text = text.replace(v, "[redacted]")
     return text
@@ -129,7 +129,7 @@ def _corrupt_catalog(exc: BaseException):
 
 
 def _invoke(cmd: click.Command, argv: list[str], prog_name: str | None, **extra):
-    with cmd.make_context(prog_name or "snapstore", list(argv), **extra) as ctx:
+    with password.installed(), cmd.make_context(prog_name or "snapstore", list(argv), **extra) as ctx:
         return cmd.invoke(ctx)
 
 

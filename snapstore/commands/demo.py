@@ -15,6 +15,9 @@ import click
 from snapstore.commands.base import command
 from snapstore.commands.output import Output
 
+#: The demo store's password unless SNAPSTORE_PASSWORD is set (SNAPSTORE_PASSWORD=snapstore-demo opens it afterwards).
+DEMO_PASSWORD = "snapstore-demo"
+
 
 def _run(args: list[str], env: dict[str, str], out: Output) -> None:
     from snapstore.cli import main
@@ -60,6 +63,7 @@ def demo(workdir: str, bases: int, tables: int, records: int, seed: int, time_sc
     root.mkdir(parents=True)
     (root / ".snapstore-demo").write_text("made by `snapstore demo`; safe to delete\n")
     store, exports = root / "store", root / "exports"
+    own_pw = os.environ.get("SNAPSTORE_PASSWORD")
 
     out.echo(f"generating a workspace: {bases} base(s) x {tables} table(s) x {records} records (seed {seed})")
     ws = generate_workspace(seed=seed, bases=bases, tables_per_base=tables, records_per_table=records,
@@ -67,7 +71,8 @@ def demo(workdir: str, bases: int, tables: int, records: int, seed: int, time_sc
     with Emulator(ws, clock=ScaledClock(time_scale)) as emu:
         out.echo(f"emulator listening on {emu.url} (rate limits on: 5 requests/s per base, 50/s per token, "
                    f"clock x{time_scale:g})")
-        env = {"AIRTABLE_TOKEN": emu.token, "AIRTABLE_API_URL": emu.url, "SNAPSTORE_STORE": str(store)}
+        env = {"AIRTABLE_TOKEN": emu.token, "AIRTABLE_API_URL": emu.url, "SNAPSTORE_STORE": str(store),
+               "SNAPSTORE_PASSWORD": own_pw or DEMO_PASSWORD}  # the demo's store is encrypted, as a user's is
         limits = ["--rate-limit-base", f"{5 * time_scale:g}", "--rate-limit-token", f"{50 * time_scale:g}",
                   "--penalty", f"{30 / time_scale:g}", "--no-progress"]
         _run(["init", "--store", str(store)], env, out)
@@ -80,8 +85,11 @@ def demo(workdir: str, bases: int, tables: int, records: int, seed: int, time_sc
         _run(["diff", "latest~1", "latest", "--fields", "--limit", "5"], env, out)
         _run(["export", "latest", "--out", str(exports)], env, out)
     if out.json:
-        out.emit({"store": str(store), "exports": str(exports), "churn": _churn_summary(report)})
-    out.echo(click.style(f"\ndone: the store is in {store}, the export in {exports}", fg="green", bold=True))
+        out.emit({"store": str(store), "exports": str(exports), "encrypted": True,
+                  "churn": _churn_summary(report)})
+    pw = "$SNAPSTORE_PASSWORD" if own_pw else repr(DEMO_PASSWORD)  # never print the user's own
+    out.echo(click.style(f"\ndone: the store is in {store} (encrypted; password {pw}), the export in {exports}",
+                         fg="green", bold=True))
 
 
 def _churn_summary(report: dict) -> str:

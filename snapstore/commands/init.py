@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from snapstore.commands import password
 from snapstore.commands.base import command
 from snapstore.commands.options import store_option
 from snapstore.commands.output import Output
@@ -15,11 +16,15 @@ from snapstore.store import Store
 @click.option("--format", "format_version", type=click.IntRange(1, 2), default=2, show_default=True,
               help="Store format: 2 packs a table's records many to a compressed frame; 1 (older "
                    "snapstore) one record per frame.")
-def init(store: str, format_version: int, out: Output) -> None:
-    """Create an empty store in STORE (a new or empty folder)."""
-    s = Store.init(store, format_version=format_version)
+@click.option("--no-encryption", is_flag=True, help="Make a plain store (by default a new store is encrypted).")
+def init(store: str, format_version: int, no_encryption: bool, out: Output) -> None:
+    """Create an empty store in STORE (a new or empty folder), encrypted with a password unless
+    --no-encryption."""
+    s = Store.init(store, format_version=format_version,
+                   password=None if no_encryption else password.resolve(str(store), new=True))
     if out.json:
         out.emit({"store_id": s.config["store_id"], "short_id": s.config["store_id"][:8],
-                  "location": str(s.location), "format": s.format_version})
+                  "location": str(s.location), "format": s.format_version, "encrypted": s.encrypted})
         return
-    out.echo(f"created store {s.config['store_id'][:8]} in {s.location}")
+    kind = "an encrypted" if s.encrypted else "a plain"
+    out.echo(f"created {kind} store {s.config['store_id'][:8]} in {s.location}")

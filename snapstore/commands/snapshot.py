@@ -141,7 +141,7 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
         holder = st.lock_holder()
         if holder is not None and not holder.is_stale():  # say so before writing even a log file
             raise LockError(f"the store is busy: locked by {holder.describe()}")
-        log_path = start_file_log(logstate, st.root, token)
+        log_path = start_file_log(logstate, st.private_dir, token)
         opts = SnapshotOptions(attachments=attachments, comments=comments, note=note, tags=tuple(tags),
                                base_workers=workers, changes=changes, full_every=full_every)
         prog = None

@@ -508,7 +508,7 @@ class BaseFeed:
             self.report.sweep_every = sweep.interval(self.full_every, counts)
         links = st.links if st is not None and not index.dirty else None
         if index.data and (index.dirty or links is None):
-            name, data = index.encode()
+            name, data = index.encode(self.store.box)
             self.store.backend.put(objects.object_key(name), data)
             links = name
         elif not index.data:

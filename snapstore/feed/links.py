@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from snapstore.store import objects
+from snapstore.store.crypto import PLAIN, PlainBox
 
 COMPUTED_THROUGH_LINK = {"multipleLookupValues", "rollup", "count"}
 LINKS_TYPE = "feed-links"
@@ -178,17 +179,17 @@ class LinkIndex:
         self._reverse = None
 
     # -- storage: one object in the store, named by its hash
-    def encode(self) -> tuple[str, bytes]:
+    def encode(self, box: PlainBox = PLAIN) -> tuple[str, bytes]:
         doc = {"type": LINKS_TYPE, "v": 1,
                "fields": {f"{t}/{f}": {s: sorted(tg) for s, tg in sorted(m.items())}
                           for (t, f), m in sorted(self.data.items())}}
-        return objects.encode(doc)
+        return objects.encode(doc, box)
 
     @classmethod
     def load(cls, store, name: str | None) -> LinkIndex:
         if not name:
             return cls()
-        doc = objects.decode(store.backend.get(objects.object_key(name)))
+        doc = objects.decode(store.backend.get(objects.object_key(name)), store.box)
         if doc.get("type") != LINKS_TYPE:
             raise ValueError("not a feed link index")
         data = {}

@@ -82,7 +82,7 @@ def load_registry(store) -> Registry:
         return Registry(store_id)
     key = keys[-1]
     try:
-        doc = json.loads(store.backend.get(key))
+        doc = json.loads(store.box.open(store.backend.get(key), "feed registry"))
         if not isinstance(doc, dict) or doc.get("type") != "feed-registry":
             raise ValueError("not a feed registry")
         hooks = {}
@@ -90,7 +90,7 @@ def load_registry(store) -> Registry:
             if not isinstance(h, dict) or not str(h.get("hook_id", "")).startswith("ach"):
                 raise ValueError(f"bad entry for base {b}")
             hooks[b] = Hook(b, h["hook_id"], h.get("created"), h.get("expires"))
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, KeyError, StoreError) as e:
         return Registry(store_id, problem=f"the feed registry {key} is unreadable ({e})")
     if doc.get("store_id") != store_id:
         return Registry(store_id, problem=f"the feed registry {key} belongs to another store "
@@ -104,7 +104,7 @@ def save_registry(store, reg: Registry, now: datetime) -> None:
     key = f"{REGISTRY_PREFIX}/{now.astimezone(UTC):%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}.json"
     if old and key <= old[-1]:  # a clock that went back must not hide the new registry
         key = f"{old[-1][:-5]}-{secrets.token_hex(4)}.json"
-    store.backend.put(key, reg.to_json())
+    store.backend.put(key, store.box.seal(reg.to_json()))
     for k in old:
         store.backend.delete(k)
 

@@ -28,7 +28,7 @@ class SnapshotSource:
         self.snap = store.resolve(snap)
         self.identity = f"snapshot:{self.snap.full_id}"
         self.label = f"snapshot {self.snap.id}"
-        self.journal_root = Path(store.root) / "restores"
+        self.journal_root = Path(store.private_dir) / "restores"
 
     def bases(self) -> list[tuple[str, str]]:
         return [(b.base_id, b.name) for b in self.snap.bases]

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 
 from snapstore.store import objects
 from snapstore.store.backend import Backend, ObjectMissing
+from snapstore.store.crypto import Damaged, box_of
 
 INDEX_PREFIX = "index"
 TAGS_PREFIX = "tags"
@@ -42,18 +43,25 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def read_indexes(backend: Backend) -> list[tuple[str, dict]]:
-    """Every readable store index, oldest first (by gen, then time, then name)."""
-    out = []
-    for key, _size in backend.list(INDEX_PREFIX):
+def read_named(backend: Backend, prefix: str, what: str, error: type[Exception] = ValueError):
+    """(name, bytes) of each file under ``prefix``, whose name must be the SHA-256 of its bytes
+    (``error`` if not); a file removed meanwhile is skipped."""
+    for key, _size in backend.list(prefix):
         name = key.rsplit("/", 1)[-1]
         try:
             data = backend.get(key)
         except ObjectMissing:
             continue
         if hashlib.sha256(data).hexdigest() != name:
-            raise ValueError(f"store index {name[:12]} is damaged (hash mismatch)")
-        doc = objects.decode(data)
+            raise error(f"{what} {name[:12]} is damaged (hash mismatch)")
+        yield name, data
+
+
+def read_indexes(backend: Backend) -> list[tuple[str, dict]]:
+    """Every readable store index, oldest first (by gen, then time, then name)."""
+    out = []
+    for name, data in read_named(backend, INDEX_PREFIX, "store index"):
+        doc = objects.decode(data, box_of(backend))
         if doc.get("type") == STORE_INDEX:
             out.append((name, doc))
     out.sort(key=lambda x: (x[1].get("gen", 0), x[1].get("time", ""), x[0]))
@@ -73,7 +81,7 @@ def write_index(backend: Backend, *, covers, packs, standalone, attachments) -> 
         "packs": sorted(packs), "standalone": [[bytes(h), int(n)] for h, n in standalone],
         "attachments": [[a, bytes(h), int(n), m, fn] for a, h, n, m, fn in attachments],
     }
-    name, data = objects.encode(doc)
+    name, data = objects.encode(doc, box_of(backend))
     backend.put(index_key(name), data)
     return name, doc
 
@@ -96,7 +104,7 @@ def tag_key(full_id: str, name: str) -> str:
 
 def write_tag_event(backend: Backend, full_id: str, add=(), remove=()) -> str:
     doc = {"type": "tag", "v": 1, "snapshot": full_id, "time": now_iso(), "add": list(add), "remove": list(remove)}
-    data = json.dumps(doc, sort_keys=True).encode() + b"\n"
+    data = box_of(backend).seal(json.dumps(doc, sort_keys=True).encode() + b"\n")
     name = hashlib.sha256(data).hexdigest()
     backend.put(tag_key(full_id, name), data)
     return name
@@ -110,8 +118,8 @@ def read_tag_events(backend: Backend) -> dict[str, list[dict]]:
         if len(parts) != 3:
             continue
         try:
-            doc = json.loads(backend.get(key))
-        except (ObjectMissing, ValueError):
+            doc = json.loads(box_of(backend).open(backend.get(key), "tag event"))
+        except (ObjectMissing, ValueError, Damaged):
             continue
         out.setdefault(parts[1], []).append((doc.get("time", ""), parts[2], doc))
     return {cid: [d for _t, _n, d in sorted(evs, key=lambda e: (e[0], e[1]))] for cid, evs in out.items()}

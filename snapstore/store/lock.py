@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from snapstore.errors import Locked
+from snapstore.store.crypto import Damaged, box_of
 
 log = logging.getLogger("snapstore.lock")
 
@@ -160,12 +161,12 @@ def read_remote_locks(backend) -> list[RemoteLockInfo]:
         if not key.endswith(".json"):
             continue
         try:
-            doc = json.loads(backend.get(key))
+            doc = json.loads(box_of(backend).open(backend.get(key), "lock object"))
             out.append(RemoteLockInfo(doc["host"], int(doc["pid"]), doc.get("command", "?"), doc.get("time", "?"),
                                       bool(doc.get("exclusive")), doc.get("refreshed", "?"), key))
         except ObjectMissing:
             continue  # released meanwhile
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, Damaged):
             out.append(RemoteLockInfo("?", -1, "unreadable lock object", "?", True, "?", key))
     return out
 
@@ -196,7 +197,7 @@ class RemoteLock:
 
     def _body(self) -> bytes:
         self._doc["refreshed"] = datetime.now(UTC).isoformat(timespec="seconds")
-        return json.dumps(self._doc).encode()
+        return box_of(self.backend).seal(json.dumps(self._doc).encode())
 
     def acquire(self) -> RemoteLock:
         if self.local is not None:

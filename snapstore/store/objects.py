@@ -14,6 +14,8 @@ import msgpack
 import pyarrow as pa
 import zstandard
 
+from snapstore.store.crypto import PLAIN, PlainBox
+
 MANIFEST = "table-manifest"
 ATTACHMENT_INDEX = "attachment-index"
 
@@ -26,13 +28,14 @@ def snapshot_key(name_hex: str) -> str:
     return f"snapshots/{name_hex}"
 
 
-def encode(doc: dict) -> tuple[str, bytes]:
-    data = zstandard.ZstdCompressor(level=3).compress(msgpack.packb(doc, use_bin_type=True))
+def encode(doc: dict, box: PlainBox = PLAIN) -> tuple[str, bytes]:
+    """(name, stored bytes): zstd(msgpack(doc)), sealed by an encrypted store's box."""
+    data = box.seal(zstandard.ZstdCompressor(level=3).compress(msgpack.packb(doc, use_bin_type=True)))
     return hashlib.sha256(data).hexdigest(), data
 
 
-def decode(data: bytes) -> dict:
-    return msgpack.unpackb(zstandard.ZstdDecompressor().decompress(data), raw=False)
+def decode(data: bytes, box: PlainBox = PLAIN) -> dict:
+    return msgpack.unpackb(zstandard.ZstdDecompressor().decompress(box.open(data)), raw=False)
 
 
 def arrow_bytes(table: pa.Table) -> bytes:
@@ -52,13 +55,13 @@ def manifest_columns(doc: dict) -> tuple[list[str], list[bytes | None]]:
     return doc["ids"], [bytes(h) if h is not None else None for h in doc["hashes"]]
 
 
-def encode_commit(doc: dict) -> tuple[str, bytes]:
-    data = json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False).encode() + b"\n"
+def encode_commit(doc: dict, box: PlainBox = PLAIN) -> tuple[str, bytes]:
+    data = box.seal(json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False).encode() + b"\n")
     return hashlib.sha256(data).hexdigest(), data
 
 
-def decode_commit(data: bytes) -> dict:
-    doc = json.loads(data)
+def decode_commit(data: bytes, box: PlainBox = PLAIN) -> dict:
+    doc = json.loads(box.open(data, "commit object"))
     if doc.get("type") != "snapshot":
         raise ValueError("not a snapshot commit object")
     return doc

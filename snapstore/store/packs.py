@@ -18,6 +18,7 @@ import pyarrow as pa
 import zstandard
 
 from snapstore.errors import StoreError
+from snapstore.store.crypto import PLAIN, PlainBox
 
 MAGIC = b"SSPK"
 #: 1: one blob per frame; 2: a frame may hold many blobs (each entry says where in the frame)
@@ -98,8 +99,9 @@ class PackWriter:
     name and entries. One writer per run and pack family (records or attachments)."""
 
     def __init__(self, put: Callable[[str, bytes], None], target_size: int, *, columnar: bool = False,
-                 version: int = PACK_VERSION) -> None:
+                 version: int = PACK_VERSION, box: PlainBox = PLAIN) -> None:
         self._put = put
+        self.box = box  # seals every frame and the trailer (an encrypted store's; plain: as is)
         self.version = version
         self.target_size = target_size
         #: keep sealed packs' entries as one compact Arrow table each (a snapshot of millions of
@@ -118,8 +120,11 @@ class PackWriter:
         self.add_frames([(f, [(h, 0, rlen)]) for h, f, rlen in items], kind, dict_hash)
 
     def add_frames(self, frames: list[tuple[bytes, list[tuple[bytes, int, int]]]], kind: str,
-                   dict_hash: bytes | None) -> None:
-        """Append frames, each with its blobs (hash, offset in the decompressed frame, raw length)."""
+                   dict_hash: bytes | None, *, sealed: bool = False) -> None:
+        """Append frames, each with its blobs (hash, offset in the decompressed frame, raw length).
+        ``sealed``: the frames are stored bytes already (prune copying them), not to seal again."""
+        if not sealed and self.box.encrypted:
+            frames = [(self.box.seal(f), b) for f, b in frames]
         hashes, offs, clens, rlens, kinds, dicts, inners = self._cols
         off = len(self._buf)
         n = 0
@@ -155,6 +160,7 @@ class PackWriter:
         trailer = zstandard.ZstdCompressor(level=3).compress(
             msgpack.packb({"dicts": dicts, "blobs": rows}, use_bin_type=True)
         )
+        trailer = self.box.seal(trailer)
         data = bytes(self._buf) + trailer + _TAIL.pack(len(trailer), zlib.crc32(trailer), MAGIC, self.version)
         name = hashlib.sha256(data).hexdigest()
         self._put(pack_key(name), data)
@@ -172,7 +178,7 @@ class PackWriter:
         self._cols = ([], [], [], [], [], [], [])
 
 
-def parse_trailer(tail_and_trailer: bytes) -> list[BlobEntry]:
+def parse_trailer(tail_and_trailer: bytes, box: PlainBox = PLAIN) -> list[BlobEntry]:
     """Parse the end of a pack (at least trailer + 13 bytes) into its entries."""
     if len(tail_and_trailer) < _TAIL.size:
         raise PackError("pack too short for a trailer")
@@ -186,7 +192,7 @@ def parse_trailer(tail_and_trailer: bytes) -> list[BlobEntry]:
     trailer = tail_and_trailer[-_TAIL.size - tlen : -_TAIL.size]
     if zlib.crc32(trailer) != crc:
         raise PackError("pack trailer checksum mismatch")
-    doc = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(trailer), raw=False)
+    doc = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(box.open(trailer, "pack trailer")), raw=False)
     dicts = doc["dicts"]
     return [
         BlobEntry(bytes(r[0]), r[1], r[2], r[3], r[4], dicts[r[5]] if r[5] >= 0 else None, r[6] if version >= 2 else 0)
@@ -194,7 +200,8 @@ def parse_trailer(tail_and_trailer: bytes) -> list[BlobEntry]:
     ]
 
 
-def read_trailer(get_range: Callable[[str, int, int], bytes], size_of: Callable[[str], int], name: str) -> list[BlobEntry]:
+def read_trailer(get_range: Callable[[str, int, int], bytes], size_of: Callable[[str], int], name: str,
+                 box: PlainBox = PLAIN) -> list[BlobEntry]:
     key = pack_key(name)
     size = size_of(key)
     if size < _TAIL.size:
@@ -203,7 +210,7 @@ def read_trailer(get_range: Callable[[str, int, int], bytes], size_of: Callable[
     tlen = _TAIL.unpack(tail)[0]
     if tlen + _TAIL.size > size:
         raise PackError(f"pack {name[:12]} is truncated")
-    return parse_trailer(get_range(key, size - _TAIL.size - tlen, tlen + _TAIL.size))
+    return parse_trailer(get_range(key, size - _TAIL.size - tlen, tlen + _TAIL.size), box)
 
 
 def trailer_overhead(data: bytes) -> int:

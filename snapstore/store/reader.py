@@ -9,7 +9,6 @@ verify, prune and stats all read through here; nothing else decompresses a pack'
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import zstandard
 
 from snapstore.errors import StoreError
 from snapstore.store.backend import ObjectMissing
+from snapstore.store.crypto import PLAIN, Damaged
 from snapstore.store.packs import pack_key
 
 if TYPE_CHECKING:
@@ -67,8 +67,10 @@ class BlobReader:
         self._cache = cache_packs
         self._frames: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._dctx: dict[bytes | None, zstandard.ZstdDecompressor] = {}
-        #: a blob's identity from its bytes (the store's: SHA-256)
-        self.blob_id: Callable[[bytes], bytes] = lambda raw: hashlib.sha256(raw).digest()
+        #: a blob's identity from its bytes (the store's: SHA-256, or a keyed MAC if encrypted)
+        self.blob_id: Callable[[bytes], bytes] = store.blob_id
+        #: opens a sealed frame (an encrypted store's; a plain store's frames are as stored)
+        self.box = getattr(store, "box", None) or PLAIN
 
     def pack(self, name: str) -> bytes:
         data = self._packs.get(name)
@@ -111,8 +113,8 @@ class BlobReader:
         if len(data) != clen:
             raise damaged(h, pack, "frame truncated")
         try:
-            raw = self.decompressor(dict_hash).decompress(data)
-        except zstandard.ZstdError as e:
+            raw = self.decompressor(dict_hash).decompress(self.box.open(data))
+        except (zstandard.ZstdError, Damaged) as e:
             raise damaged(h, pack, str(e)) from e
         self._remember(key, raw)
         return raw
@@ -154,8 +156,9 @@ class BlobReader:
             raws = None
             if _MULTI_D and len(ks) > 1:  # frames of ~128 KiB: worth a thread each
                 try:
-                    raws = [bytes(b) for b in self.decompressor(dh).multi_decompress_to_buffer(frames, threads=self.threads)]
-                except zstandard.ZstdError:
+                    raws = [bytes(b) for b in self.decompressor(dh).multi_decompress_to_buffer(
+                        [self.box.open(f) for f in frames], threads=self.threads)]
+                except (zstandard.ZstdError, Damaged):
                     raws = None  # decompressed one by one below, to name the damaged blob
             if raws is None:
                 raws = [self.frame(pack, offs[k], clens[k], dh, hashes[k], f) for k, f in zip(ks, frames, strict=True)]
@@ -177,7 +180,7 @@ class BlobReader:
     def decode(self, h: bytes, pack: str, frame: bytes, rlen: int, dict_hash: bytes | None, inner: int = 0) -> bytes:
         """Decompress one frame's bytes (read by the caller) and cut out blob ``h``."""
         try:
-            raw = self.decompressor(dict_hash).decompress(frame)
-        except zstandard.ZstdError as e:
+            raw = self.decompressor(dict_hash).decompress(self.box.open(frame))
+        except (zstandard.ZstdError, Damaged) as e:
             raise damaged(h, pack, str(e)) from e
         return self.cut(h, pack, raw, inner, rlen)

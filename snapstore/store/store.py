@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from snapstore.canonical import CANON_VERSION, loads
 from snapstore.errors import NoStore
-from snapstore.store import inventory, objects
+from snapstore.store import inventory, keys, objects
 from snapstore.store.backend import Backend, BackendError, LocalBackend, ObjectMissing
 from snapstore.store.catalog import (
     Catalog,
@@ -33,6 +33,8 @@ from snapstore.store.catalog import (
     TableChange,
     is_lock_conflict,
 )
+from snapstore.store.crypto import AEAD_NAME, ID_NAME, PLAIN, KeyBox, PlainBox
+from snapstore.store.keys import KeyFile, ask_password
 from snapstore.store.lock import (
     LockError,
     RemoteLock,
@@ -53,6 +55,8 @@ FORMAT = "snapstore"
 FORMAT_VERSION = 2
 FORMAT_VERSIONS = (1, 2)
 DEFAULT_PACK_SIZE = 16 * 1024 * 1024
+#: config.json's "encryption" of an encrypted store (no secret: what was used, docs/FORMAT.md)
+ENCRYPTION = {"aead": AEAD_NAME, "kdf": "scrypt", "id": ID_NAME}
 
 
 @dataclass
@@ -201,7 +205,8 @@ class AttachmentIndex:
             raise StoreError(f"attachment {att_id}: its content {h.hex()[:12]} is not in the store")
         if pack is None:  # a large attachment: a standalone object, streamed
             try:
-                return self.store.backend.open(objects.object_key(h.hex()))
+                return self.store.box.open_stream(self.store.backend.open(objects.object_key(h.hex())),
+                                                  f"attachment {att_id}")
             except ObjectMissing as e:
                 raise StoreError(f"attachment {att_id}: object {h.hex()[:12]} is missing from the store") from e
         if self._reader is None:
@@ -233,7 +238,25 @@ def _check_config(config: dict, where: str) -> None:
         raise StoreError(f"store uses record serializer {config.get('canon')!r}, this snapstore has {CANON_VERSION!r}")
 
 
-def _new_config(pack_size: int, version: int = FORMAT_VERSION) -> dict:
+def _first_key(backend, password: str | None, key: KeyBox | None) -> KeyBox | None:
+    """A new encrypted store's master key (random unless given), with its first key file."""
+    if password is None and key is None:
+        return None
+    key = key or keys.new_master()
+    if password is not None:
+        keys.write_key(backend, key, password)
+    return key
+
+
+def _new_store_secret(location: str, password: str | None, key: KeyBox | None) -> dict:
+    """For a store ``open(create=True)`` makes: the caller's password or key, else the installed
+    password source's answer for a new store (the CLI's: encrypted by default), else none (plain)."""
+    if password is None and key is None and keys.password_source is not None:
+        password = ask_password(location, new=True)
+    return {"password": password, "key": key}
+
+
+def _new_config(pack_size: int, version: int = FORMAT_VERSION, *, encrypted: bool = False) -> dict:
     if version not in FORMAT_VERSIONS:
         raise StoreError(f"store format {version} is not one this snapstore writes ({FORMAT_VERSIONS})")
     return {
@@ -241,6 +264,7 @@ def _new_config(pack_size: int, version: int = FORMAT_VERSION) -> dict:
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "canon": CANON_VERSION,
         "hash": "sha256", "compression": "zstd", "pack_size": pack_size,
         "duckdb_version": duckdb.__version__,
+        **({"encryption": dict(ENCRYPTION)} if encrypted else {}),
     }
 
 
@@ -282,28 +306,68 @@ class Store:
         self.format_version = int(config.get("version", 1))
         self.pack_version = 1 if self.format_version < 2 else PACK_VERSION
         self._dicts: dict[bytes, bytes] = {}
+        #: seals and opens stored bytes (plain: as is); set by open for an encrypted store
+        self.box: PlainBox = PLAIN
+        self.key_file: KeyFile | None = None  # the key file that opened an encrypted store
+
+    @property
+    def encrypted(self) -> bool:
+        return "encryption" in self.config
+
+    @property
+    def private_dir(self) -> Path:
+        """Where working files that hold plaintext go (run logs, restore journals): a plain local
+        store's folder; for an encrypted or S3 store, this machine's cache folder
+        (``cache_root()/<store id>``, mode 0700), so an encrypted store's folder holds sealed data only."""
+        if self.remote or not self.encrypted:
+            return self.local_dir
+        d = cache_root() / self.config["store_id"]
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return d
+
+    def blob_id(self, raw: bytes) -> bytes:
+        """A blob's identity: SHA-256 of its bytes, or HMAC-SHA256 under an encrypted store's MAC
+        key. The one place ids are computed (the writer, the reader, verify and prune call it)."""
+        return self.box.blob_id(raw)
+
+    def _unlock(self, password: str | None, key: KeyBox | None) -> None:
+        """An encrypted store's master key, from ``key`` or the key file ``password`` opens."""
+        if not self.encrypted:
+            return
+        if key is None:
+            if password is None:
+                password = ask_password(str(self.location))
+            key, self.key_file = keys.unlock(self.backend, password, str(self.location))
+        self.box = key
+        self.backend.box = key  # type: ignore[attr-defined]  (see crypto.box_of)
 
     # ---- opening -------------------------------------------------------------------------
 
     @classmethod
-    def init(cls, path: str | Path, *, pack_size: int = DEFAULT_PACK_SIZE, format_version: int = FORMAT_VERSION) -> Store:
+    def init(cls, path: str | Path, *, pack_size: int = DEFAULT_PACK_SIZE, format_version: int = FORMAT_VERSION,
+             password: str | None = None, key: KeyBox | None = None) -> Store:
+        """A new, empty store; encrypted when given a ``password`` (a new random master key
+        wrapped by it) or a master ``key`` (another store's, as migrate passes)."""
         if parse_s3_url(path) is not None:
-            return cls._init_s3(path, pack_size=pack_size, format_version=format_version)
+            return cls._init_s3(path, pack_size=pack_size, format_version=format_version, password=password, key=key)
         root = Path(path)
         if (root / "config.json").exists():
             raise StoreError(f"{root} already holds a store")
         if root.exists() and any(root.iterdir()):
             raise StoreError(f"{root} exists and is not empty; choose an empty or new folder for a store")
-        config = _new_config(pack_size, format_version)
+        config = _new_config(pack_size, format_version, encrypted=password is not None or key is not None)
         root.mkdir(parents=True, exist_ok=True)
         for d in ("packs", "objects", "snapshots", "locks", "tmp", "logs"):
             (root / d).mkdir(exist_ok=True)
-        LocalBackend(root).put("config.json", json.dumps(config, indent=1).encode() + b"\n")
-        store = cls.open(root)
+        backend = LocalBackend(root)
+        key = _first_key(backend, password, key)  # before config.json: a store exists with its key
+        backend.put("config.json", json.dumps(config, indent=1).encode() + b"\n")
+        store = cls.open(root, key=key)
         return store
 
     @classmethod
-    def _init_s3(cls, url, *, pack_size: int, format_version: int = FORMAT_VERSION) -> Store:
+    def _init_s3(cls, url, *, pack_size: int, format_version: int = FORMAT_VERSION, password: str | None = None,
+                 key: KeyBox | None = None) -> Store:
         from snapstore.store.s3 import S3Backend
 
         backend = S3Backend.from_url(os.fspath(url))
@@ -313,15 +377,17 @@ class Store:
                 raise StoreError(f"{backend.url} already holds a store")
             if not backend.is_empty():
                 raise StoreError(f"{backend.url} is not empty; choose an empty or new prefix for a store")
-            config = _new_config(pack_size, format_version)
+            config = _new_config(pack_size, format_version, encrypted=password is not None or key is not None)
+            key = _first_key(backend, password, key)
             if not backend.create("config.json", json.dumps(config, indent=1).encode() + b"\n"):
                 raise StoreError(f"{backend.url} already holds a store")
         except BackendError as e:
             raise StoreError(str(e)) from e
-        return cls._open_s3(url, backend=backend)
+        return cls._open_s3(url, backend=backend, key=key)
 
     @classmethod
-    def _open_s3(cls, url, *, create: bool = False, pack_size: int | None = None, backend=None) -> Store:
+    def _open_s3(cls, url, *, create: bool = False, pack_size: int | None = None, backend=None,
+                 password: str | None = None, key: KeyBox | None = None) -> Store:
         from snapstore.store.s3 import S3Backend
 
         backend = backend or S3Backend.from_url(os.fspath(url))
@@ -329,7 +395,8 @@ class Store:
             raw = backend.get("config.json")
         except ObjectMissing:
             if create:
-                return cls._init_s3(url, pack_size=pack_size or DEFAULT_PACK_SIZE)
+                return cls._init_s3(url, pack_size=pack_size or DEFAULT_PACK_SIZE,
+                                    **_new_store_secret(backend.url, password, key))
             raise NoStore(f"no store at {backend.url} (no config.json); create one with "
                              f"`snapstore init --store {backend.url}`") from None
         except BackendError as e:
@@ -339,11 +406,14 @@ class Store:
         except ValueError as e:
             raise StoreError(f"{backend.url}/config.json is not valid JSON: {e}") from e
         _check_config(config, backend.url)
+        probe = cls(Path("."), backend, config, None, location=backend.url)  # type: ignore[arg-type]
+        probe._unlock(password, key)  # a wrong password stops here: nothing written, not even the cache
         local = cache_root() / config["store_id"]
         for d in ("tmp", "logs", "locks"):
             (local / d).mkdir(mode=0o700, parents=True, exist_ok=True)
         local.chmod(0o700)  # the cache indexes the bucket's content: its owner's alone
         store = cls(local, backend, config, Catalog(local / "catalog.duckdb"), location=backend.url)
+        store.box, store.key_file = probe.box, probe.key_file
         store._ensure_catalog()
         try:
             store.sync()
@@ -352,17 +422,23 @@ class Store:
         return store
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = False, pack_size: int | None = None) -> Store:
+    def open(cls, path: str | Path, *, create: bool = False, pack_size: int | None = None,
+             password: str | None = None, key: KeyBox | None = None) -> Store:
         """Open a store: a folder, or ``s3://bucket/prefix`` (endpoint and credentials from the
         standard AWS variables). An S3 store's catalog is a cache (``cache_root()/<store id>``),
-        brought up to date with the bucket on every open."""
+        brought up to date with the bucket on every open.
+
+        An encrypted store needs ``password`` (or its master ``key``); without either, the
+        password source the CLI installs is asked (snapstore.store.keys.password_source). A new
+        store made by ``create`` is encrypted when a password is given or that source gives one."""
         if parse_s3_url(path) is not None:
-            return cls._open_s3(path, create=create, pack_size=pack_size)
+            return cls._open_s3(path, create=create, pack_size=pack_size, password=password, key=key)
         root = Path(path)
         cfg_path = root / "config.json"
         if not cfg_path.exists():
             if create:
-                return cls.init(root, pack_size=pack_size or DEFAULT_PACK_SIZE)
+                return cls.init(root, pack_size=pack_size or DEFAULT_PACK_SIZE,
+                                **_new_store_secret(str(root), password, key))
             raise NoStore(f"no store at {root} (no config.json); create one with `snapstore init {root}`")
         try:
             config = json.loads(cfg_path.read_text())
@@ -370,6 +446,7 @@ class Store:
             raise StoreError(f"{cfg_path} is not valid JSON: {e}") from e
         _check_config(config, str(root))
         store = cls(root, LocalBackend(root), config, Catalog(root / "catalog.duckdb"))
+        store._unlock(password, key)
         store._ensure_catalog()
         return store
 
@@ -504,7 +581,7 @@ class Store:
         data = self.backend.get(objects.snapshot_key(cid))
         if hashlib.sha256(data).hexdigest() != cid:
             raise StoreError(f"snapshot object {cid[:8]} is damaged (hash mismatch)")
-        return objects.decode_commit(data)
+        return objects.decode_commit(data, self.box)
 
     def _orphan_packs(self) -> list[tuple[str, int, list]]:
         """Packs on disk the catalog does not know: left by a run that died before committing.
@@ -516,7 +593,7 @@ class Store:
             if name in known:
                 continue
             try:
-                entries = read_trailer(self.backend.get_range, self.backend.size, name)
+                entries = read_trailer(self.backend.get_range, self.backend.size, name, self.box)
             except (PackError, BackendError) as e:
                 log.warning("ignoring unreadable leftover pack %s: %s", name[:12], e)
                 continue
@@ -569,7 +646,7 @@ class Store:
         for name in index["packs"]:
             try:
                 batch.packs.append((name, self.backend.size(pack_key(name)),
-                                    read_trailer(self.backend.get_range, self.backend.size, name)))
+                                    read_trailer(self.backend.get_range, self.backend.size, name, self.box)))
             except (PackError, ObjectMissing) as e:
                 raise StoreError(f"store index: pack {name[:12]} unreadable: {e}") from e
         batch.standalone.extend((bytes(h), n) for h, n in index["standalone"])
@@ -582,13 +659,13 @@ class Store:
         for name in [] if covered else doc.get("packs", []):
             try:
                 packs.append((name, self.backend.size(pack_key(name)),
-                              read_trailer(self.backend.get_range, self.backend.size, name)))
+                              read_trailer(self.backend.get_range, self.backend.size, name, self.box)))
             except (PackError, ObjectMissing) as e:
                 raise StoreError(f"snapshot {cid[:8]}: pack {name[:12]} unreadable: {e}") from e
         standalone = [] if covered else [(bytes.fromhex(h), n) for h, n in doc.get("standalone", [])]
         atts = []
         if doc.get("attachment_index") and not covered:
-            idx = objects.decode(self.backend.get(objects.object_key(doc["attachment_index"])))
+            idx = objects.decode(self.backend.get(objects.object_key(doc["attachment_index"])), self.box)
             atts = [(a, bytes(h), n, m, fn) for a, h, n, m, fn in idx["attachments"]]
         tables = []
         for b in doc["bases"]:
@@ -628,7 +705,7 @@ class Store:
             raise StoreError(f"manifest {name[:12]} is missing from the store") from e
         if hashlib.sha256(data).hexdigest() != name:
             raise StoreError(f"manifest {name[:12]} is damaged (hash mismatch)")
-        doc = objects.decode(data)
+        doc = objects.decode(data, self.box)
         doc["ids"], doc["hashes"] = objects.manifest_columns(doc)
         doc.pop("arrow", None)
         return doc
@@ -813,15 +890,17 @@ class Store:
     def attachment_index(self, att_ids=None) -> AttachmentIndex:
         return AttachmentIndex(self, att_ids)
 
-    def _read_standalone(self, h: bytes, what: str = "object") -> bytes:
-        """A standalone object, checked against its name."""
+    def _read_standalone(self, h: bytes, what: str = "object", *, chunked: bool = True) -> bytes:
+        """A standalone object, checked against its name and opened (``chunked``: a large
+        attachment, sealed in chunks; else one sealed message)."""
         try:
             data = self.backend.get(objects.object_key(h.hex()))
         except ObjectMissing as e:
             raise StoreError(f"{what} {h.hex()[:12]} is missing from the store") from e
         if hashlib.sha256(data).digest() != h:
             raise StoreError(f"{what} {h.hex()[:12]} is damaged (hash mismatch)")
-        return data
+        what = f"{what} {h.hex()[:12]}"
+        return self.box.open_chunks(data, what) if chunked else self.box.open(data, what)
 
     def read_blob(self, h: bytes) -> bytes:
         loc = self.catalog.blob_location(h)
@@ -841,7 +920,7 @@ class Store:
     def _dict_bytes(self, h: bytes) -> bytes:
         d = self._dicts.get(h)
         if d is None:
-            d = self._dicts[h] = self._read_standalone(h, "compression dictionary")
+            d = self._dicts[h] = self._read_standalone(h, "compression dictionary", chunked=False)
         return d
 
     def comments(self, snap: SnapshotInfo | str, base_id: str, table_id: str) -> dict:

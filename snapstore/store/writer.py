@@ -111,7 +111,7 @@ class TableWriter:
 
     def add(self, record: dict) -> None:
         data = record_bytes(record)
-        h = hashlib.sha256(data).digest()
+        h = self.snap.store.blob_id(data)
         self._ids.append(record["id"])
         self._hashes.append(h)
         if len(self._ids) >= SPILL:
@@ -331,7 +331,7 @@ class TableWriter:
                "full": full, "parent": None if full else parent,
                "arrow": objects.arrow_bytes(pa.table({"record_id": ids, "hash": hashes}))}
         depth, chain = (0, 0) if full else (self.state.depth + 1, self.state.chain_entries + len(ids))
-        name, data = objects.encode(doc)
+        name, data = objects.encode(doc, self.snap.store.box)
         del doc
         self.snap.store.backend.put(objects.object_key(name), data)
         with self.snap._mutex:
@@ -358,9 +358,11 @@ class SnapshotWriter:
         self._mutex = threading.Lock()
         #: format 2: a table's new records are packed many to a zstd frame
         self.framed = store.format_version >= 2
-        self._packs = PackWriter(store.backend.put, store.pack_size, columnar=True, version=store.pack_version)
+        self._packs = PackWriter(store.backend.put, store.pack_size, columnar=True, version=store.pack_version,
+                                 box=store.box)
         self._compress_pool = ThreadPoolExecutor(1, thread_name_prefix="compress")
-        self._att_packs = PackWriter(store.backend.put, store.pack_size, columnar=True, version=store.pack_version)
+        self._att_packs = PackWriter(store.backend.put, store.pack_size, columnar=True, version=store.pack_version,
+                                 box=store.box)
         self._bases: dict[str, dict] = {}
         self._tables: dict[tuple[str, str], TableChange] = {}
         self._writers: dict[tuple[str, str], TableWriter] = {}
@@ -392,7 +394,7 @@ class SnapshotWriter:
     # -- schema and tables
     def add_base(self, base_id: str, base_name: str, schema_json: dict, permission_level: str | None = None) -> None:
         data = dumps(schema_json)
-        h = hashlib.sha256(data).digest()
+        h = self.store.blob_id(data)
         self._add_small_blob(h, data, KIND_SCHEMA)
         self._bases[base_id] = {"base_id": base_id, "name": base_name, "permission_level": permission_level,
                                 "schema": h.hex(), "_schema": schema_json}
@@ -447,7 +449,7 @@ class SnapshotWriter:
         if change is None:
             raise StoreError(f"finish table {table_id} before adding its comments")
         data = dumps(strip_volatile({rid: cs for rid, cs in comments.items() if cs}))
-        h = hashlib.sha256(data).digest()
+        h = self.store.blob_id(data)
         self._add_small_blob(h, data, KIND_COMMENTS)
         change.comments_hash = h
 
@@ -461,14 +463,13 @@ class SnapshotWriter:
         """Stream a file into the store; returns its content hash (hex)."""
         tmpdir = self.store.local_dir / "tmp"
         tmpdir.mkdir(exist_ok=True)
-        sha = hashlib.sha256()
         n = 0
         head = bytearray()
         tmp_path = None
         f = None
+        cw = None  # a large file goes to a temp file as stored (sealed in chunks if encrypted)
         try:
             while chunk := fileobj.read(1 << 20):
-                sha.update(chunk)
                 n += len(chunk)
                 if f is None and len(head) + len(chunk) <= SMALL_ATTACHMENT:
                     head += chunk
@@ -476,18 +477,20 @@ class SnapshotWriter:
                 if f is None:
                     tmp_path = tmpdir / f"att-{os.getpid()}-{secrets.token_hex(6)}"
                     f = open(tmp_path, "wb")
-                    f.write(head)
+                    cw = self.store.box.chunk_writer(f)
+                    cw.write(bytes(head))
                     head = bytearray()
-                f.write(chunk)
+                cw.write(chunk)
             if f is not None:
+                h = cw.close()[0]  # the object's name: SHA-256 of its stored bytes
                 f.flush()
                 os.fsync(f.fileno())
                 f.close()
                 f = None
             if size is not None and n != size:
                 raise StoreError(f"attachment {att_id}: received {n} bytes, expected {size}")
-            h = sha.digest()
             if tmp_path is None:
+                h = self.store.blob_id(bytes(head))
                 self._add_small_blob(h, bytes(head), KIND_ATTACHMENT)
             else:
                 if not self.store.has_blob(h):
@@ -535,6 +538,7 @@ class SnapshotWriter:
         self._add_blob(h, frame, len(data), kind, None)
 
     def _put_dict(self, raw: bytes) -> bytes:
+        raw = self.store.box.seal(raw)  # named by its stored bytes, like every object
         h = hashlib.sha256(raw).digest()
         self.store.backend.put(objects.object_key(h.hex()), raw)
         with self._mutex:
@@ -571,13 +575,13 @@ class SnapshotWriter:
                 att_index, data = objects.encode({
                     "type": objects.ATTACHMENT_INDEX, "v": 1,
                     "attachments": [[a, h, n, m, fn] for a, h, n, m, fn in self._new_atts],
-                })
+                }, self.store.box)
                 self.store.backend.put(objects.object_key(att_index), data)
                 extra += len(data)
             bytes_added = sum(size for _n, size, _e in self._packs.sealed + self._att_packs.sealed)
             bytes_added += self._extra_bytes + extra
             doc = self._commit_doc(sealed, att_index, bytes_added)
-            commit_id, data = objects.encode_commit(doc)
+            commit_id, data = objects.encode_commit(doc, self.store.box)
             self.store.backend.put(objects.snapshot_key(commit_id), data)
             batch = IngestBatch(
                 commit_id=commit_id, doc=doc, packs=sealed, standalone=list(self._standalone),

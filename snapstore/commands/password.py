@@ -1,0 +1,101 @@
+"""Where the CLI gets a store's password: ``SNAPSTORE_PASSWORD``, else ``--password-file`` (a
+global option) or ``SNAPSTORE_PASSWORD_FILE``, else a prompt on a terminal (twice for a new
+store). Without any of them, a command that needs one stops with one line saying how (exit 2).
+
+The library never prompts: :func:`installed` makes :func:`resolve` the library's password source
+(``snapstore.store.keys.password_source``) for the length of one CLI invocation. A password read
+from a file or a prompt is kept in memory only, and :func:`secrets` lets crash reports redact it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from snapstore.store import keys
+from snapstore.store.keys import PasswordNeeded
+
+#: the global --password-file of this invocation (snapstore/cli.py sets it)
+PASSWORD_FILE: str | None = None
+_known: list[str] = []  # passwords read from files or prompts (for redaction), this process only
+_prompted: dict[tuple[str, bool], str] = {}
+
+HOW = ("set SNAPSTORE_PASSWORD, or give --password-file FILE (or SNAPSTORE_PASSWORD_FILE), "
+       "or run on a terminal to be asked")
+
+
+def secrets() -> list[str]:
+    """Passwords this process read from a file or a prompt: crash reports redact them."""
+    return list(_known)
+
+
+def _remember(pw: str) -> str:
+    if pw not in _known:
+        _known.append(pw)
+    return pw
+
+
+def read_password_file(path: str) -> str:
+    """The file's first line (a trailing newline is not part of the password)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise PasswordNeeded(f"cannot read the password file {path}: {e.strerror or e}") from e
+    pw = text.splitlines()[0] if text else ""
+    if not pw:
+        raise PasswordNeeded(f"the password file {path} is empty")
+    return _remember(pw)
+
+
+def prompt(label: str, *, confirm: bool) -> str:
+    pw = getpass.getpass(f"{label}: ")
+    if not pw:
+        raise PasswordNeeded("an empty password is not allowed")
+    if confirm and getpass.getpass(f"{label} (again): ") != pw:
+        raise PasswordNeeded("the two passwords differ; nothing was changed")
+    return _remember(pw)
+
+
+def resolve(location: str, new: bool = False) -> str:
+    """The password for the store at ``location`` (``new``: one for a store being created)."""
+    pw = os.environ.get("SNAPSTORE_PASSWORD")
+    if pw:
+        return pw
+    path = PASSWORD_FILE or os.environ.get("SNAPSTORE_PASSWORD_FILE")
+    if path:
+        return read_password_file(path)
+    if sys.stdin.isatty():
+        if (location, new) not in _prompted:
+            label = f"new password for {location}" if new else f"password for {location}"
+            _prompted[(location, new)] = prompt(label, confirm=new)
+        return _prompted[(location, new)]
+    if new:
+        raise PasswordNeeded(f"a new store is encrypted and needs a password: {HOW}; or make a plain "
+                             "store with `snapstore init --no-encryption`")
+    raise PasswordNeeded(f"the store at {location} is encrypted: {HOW}")
+
+
+def use(password_file: str | None) -> None:
+    """The group's --password-file, and :func:`resolve` as the library's source (also when the
+    group runs without :func:`installed` around it, as ``snapstore demo`` runs its verbs)."""
+    global PASSWORD_FILE
+    PASSWORD_FILE = password_file
+    keys.password_source = resolve
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    """:func:`resolve` as the library's password source for one CLI invocation."""
+    global PASSWORD_FILE
+    prev = keys.password_source
+    keys.password_source = resolve
+    try:
+        yield
+    finally:
+        keys.password_source = prev
+        PASSWORD_FILE = None
+        _prompted.clear()

@@ -1,0 +1,347 @@
+"""Encryption at rest: an encrypted store holds no plaintext, damage is found and named, a wrong
+password changes nothing, keys can be added, removed and changed, and an encrypted store gives
+the same exports as a plain one of the same data."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import zstandard
+from click.testing import CliRunner
+from conftest import TEST_PASSWORD
+from restore_helpers import new_base
+from storegen import BASE, SCHEMA, TABLE, make_records, snapshot
+
+from snapstore.cli import main
+from snapstore.emulator import Emulator, ScaledClock, generate_workspace
+from snapstore.errors import EXIT_WRONG_PASSWORD
+from snapstore.store import Store, keys
+from snapstore.store.crypto import CHUNK
+
+SCALE = 50
+LIMITS = ["--rate-limit-base", str(5 * SCALE), "--rate-limit-token", str(50 * SCALE),
+          "--penalty", str(30 / SCALE), "--retry-backoff", "0.001", "--max-retries", "2", "--no-progress"]
+WS = dict(seed=11, bases=2, tables_per_base=2, records_per_table=120, attachment_share=0.2, comment_share=0.2)
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def run(args: list[str], **env):
+    return CliRunner().invoke(main, args, env={"SNAPSTORE_CONFIG": None, "AIRTABLE_TOKEN_FILE": None, **env},
+                              catch_exceptions=False)
+
+
+def stored_files(root: Path) -> dict[str, bytes]:
+    """Every file of a store folder but the local catalog (the machine's plaintext index)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.startswith("catalog")}
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def flip(path: Path, offset: int) -> None:
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """An emulator workspace (records, attachments, comments) snapshotted by the CLI into an
+    encrypted and a plain store, twice (with churn between)."""
+    root = tmp_path_factory.mktemp("crypt")
+    ws = generate_workspace(**WS)
+    big = os.urandom(CHUNK * 2 + 12345)  # a large attachment: a standalone object sealed in 3 chunks
+    t = ws.bases[0].tables[0]
+    att_field = next(f["id"] for f in t.fields if f["type"] == "multipleAttachments")
+    rec = next(iter(t.records.values()))
+    rec.cells[att_field] = [ws.add_attachment(big, "big-secret.bin")]
+    with Emulator(ws, clock=ScaledClock(SCALE)) as emu:
+        env = {"AIRTABLE_TOKEN": emu.token, "AIRTABLE_API_URL": emu.url}
+        enc, plain = root / "enc", root / "plain"
+        assert run(["init", "--store", str(enc)], **env).exit_code == 0
+        assert run(["init", "--store", str(plain), "--no-encryption"], **env).exit_code == 0
+        for churn in (False, True):
+            if churn:
+                emu.churn(seed=1, edit_share=0.1)
+            for s in (enc, plain):  # the encrypted store reads through the change feed
+                feed = ["--changes", "feed"] if s == enc else []
+                r = run(["snapshot", "--store", str(s), "--comments", *feed, *LIMITS], **env)
+                assert r.exit_code == 0, r.output
+        assert any((enc / "feed" / "registry").iterdir())
+        yield {"ws": ws, "emu": emu, "env": env, "enc": enc, "plain": plain, "root": root, "big": big}
+
+
+def needles(ws) -> dict[str, bytes]:
+    """What a reader of the store must not find: a record's text, a field name, a table name, a
+    base name, a comment, and an attachment's bytes."""
+    b = ws.bases[0]
+    t = b.tables[0]
+    text = next(v for r in t.records.values() for v in r.cells.values() if isinstance(v, str) and len(v) >= 12)
+    comment = next(c["text"] for tt in b.tables for r in tt.records.values() for c in (r.comments or []) if len(c["text"]) >= 12)
+    att = next(data for data in ws.blobs.values() if 64 <= len(data) < 512 * 1024)
+    return {"record text": text.encode(), "field name": t.fields[1]["name"].encode(), "table name": t.name.encode(),
+            "base name": b.name.encode(), "comment": comment.encode(), "attachment": att[:64],
+            "large attachment": next(d for d in ws.blobs.values() if len(d) > CHUNK)[CHUNK: CHUNK + 64]}
+
+
+def plaintext_hits(files: dict[str, bytes], wanted: dict[str, bytes]) -> set[tuple[str, str]]:
+    """(needle, file) pairs: in the bytes as stored, or in any zstd frame found in them."""
+    hits = set()
+    for name, data in files.items():
+        views = [data]
+        at = data.find(ZSTD_MAGIC)
+        while at >= 0:
+            try:
+                views.append(zstandard.ZstdDecompressor().decompressobj().decompress(data[at:]))
+            except zstandard.ZstdError:
+                pass
+            at = data.find(ZSTD_MAGIC, at + 1)
+        for what, needle in wanted.items():
+            if any(needle in v for v in views):
+                hits.add((what, name))
+    return hits
+
+
+def test_no_plaintext_in_an_encrypted_store(world):
+    wanted = needles(world["ws"])
+    enc = stored_files(world["enc"])
+    assert any(k.startswith("keys/") for k in enc) and any(k.startswith("packs/") for k in enc)
+    assert plaintext_hits(enc, wanted) == set()
+    # the same search finds every needle but the dictionary-compressed record text in the plain store
+    found = {w for w, _f in plaintext_hits(stored_files(world["plain"]), wanted)}
+    assert {"table name", "base name", "field name", "attachment", "large attachment"} <= found
+
+
+def test_encrypted_and_plain_stores_export_the_same(world, tmp_path):
+    outs = {}
+    for kind in ("enc", "plain"):
+        out = tmp_path / kind
+        r = run(["export", "latest", "--store", str(world[kind]), "--out", str(out), "--format", "json,ndjson,csv"])
+        assert r.exit_code == 0, r.output
+        files = {k.split("/", 1)[1]: v for k, v in tree(out).items()}  # below airtable_backup_<time>/
+        outs[kind] = {k: v for k, v in files.items() if k.startswith(("data/", "attachments/"))}
+    assert outs["enc"] == outs["plain"] and len(outs["enc"]) > 10
+    assert world["big"] in outs["enc"].values()
+
+
+def test_encrypted_and_plain_stores_restore_the_same(world):
+    """A base restored into new tables from each store: the same tables, records and comments."""
+    emu = world["emu"]
+    src = world["ws"].bases[1]
+    got = {}
+    for kind in ("enc", "plain"):
+        target = new_base(emu, f"Restored from {kind}")
+        r = run(["restore", "latest", "--store", str(world[kind]), "--base", src.id, "--to-base", target,
+                 *LIMITS[:6]], **world["env"])
+        assert r.exit_code == 0, r.output
+        b = emu.workspace.base(target)
+        got[kind] = [(t.name, len(t.records), sorted(str(r.cells.get(t.fields[0]["id"])) for r in t.records.values()),
+                      sum(r.comment_count for r in t.records.values())) for t in b.tables]
+    assert got["enc"] == got["plain"]
+    assert len(got["enc"]) == len(src.tables) and all(n > 0 for _t, n, _v, _c in got["enc"])
+
+
+def test_every_verb_reads_an_encrypted_store(world, tmp_path):
+    store = tmp_path / "enc"
+    shutil.copytree(world["enc"], store)
+    s = str(store)
+    rid = next(iter(world["ws"].bases[0].tables[0].records))
+    for args in (["log"], ["show", "latest"], ["diff", "latest~1", "latest"], ["stats"], ["verify", "--read-data"],
+                 ["rebuild-catalog"], ["find", "a"], ["history", rid], ["cat", "latest", rid]):
+        r = run([args[0], "--store", s, *args[1:]])
+        assert r.exit_code == 0, (args, r.output)
+    r = run(["snapshot", "--store", s, *LIMITS], **world["env"])
+    assert r.exit_code == 0, r.output
+    assert run(["forget", "--store", s, "--keep-last", "1"]).exit_code == 0
+    r = run(["prune", "--store", s])
+    assert r.exit_code == 0, r.output
+    assert run(["verify", "--read-data", "--store", s]).exit_code == 0
+    dst = tmp_path / "migrated"
+    r = run(["migrate", s, str(dst)])
+    assert r.exit_code == 0, r.output
+    assert Store.open(dst, password=TEST_PASSWORD).encrypted
+
+
+def test_flipped_ciphertext_byte_is_found_and_named(world, tmp_path):
+    store = tmp_path / "enc"
+    shutil.copytree(world["enc"], store)
+    st = Store.open(store, password=TEST_PASSWORD)
+    with st.catalog.read() as con:
+        pack, off, clen, rid, table, base, snap = con.execute(
+            """SELECT p.name, b.off, b.clen, rv.record_id, st.table_id, st.base_id, s.id FROM blob b JOIN pack p USING (pack_seq)
+               JOIN record_version rv ON rv.hash = b.hash JOIN snapshot_table st ON st.table_pk = rv.table_pk
+               AND rv.begin_seq <= st.seq AND (rv.end_seq IS NULL OR rv.end_seq > st.seq) JOIN snapshot s ON s.seq = st.seq WHERE b.kind = 'R' ORDER BY b.off DESC LIMIT 1""").fetchone()
+    flip(store / "packs" / pack[:2] / pack, off + clen // 2)  # inside the frame's ciphertext
+    r = run(["verify", "--read-data", "--store", str(store)])
+    assert r.exit_code == 1
+    assert "damaged" in r.output and f"affects base {base} table {table}" in r.output
+    assert rid in r.output and snap[:8] in r.output
+    # without the password: the pack no longer matches its name
+    r = run(["verify", "--store", str(store)], SNAPSTORE_PASSWORD=None)
+    assert r.exit_code == 1 and f"packs/{pack[:2]}/{pack}: content does not match its name" in r.output
+    assert "without the password" in r.output
+
+
+def test_flipped_object_byte_is_found_without_the_password(world, tmp_path):
+    store = tmp_path / "enc"
+    shutil.copytree(world["enc"], store)
+    obj = next(p for p in sorted((store / "objects").rglob("*")) if p.is_file())
+    flip(obj, 40)
+    r = run(["verify", "--store", str(store)], SNAPSTORE_PASSWORD=None)
+    assert r.exit_code == 1
+    assert f"objects/{obj.name[:2]}/{obj.name}: content does not match its name" in r.output
+    r = run(["verify", "--store", str(store)], SNAPSTORE_PASSWORD=None)
+    clean = tmp_path / "clean"
+    shutil.copytree(world["enc"], clean)
+    assert run(["verify", "--store", str(clean)], SNAPSTORE_PASSWORD=None).exit_code == 0
+
+
+@pytest.mark.parametrize("verb", [["log"], ["snapshot", *LIMITS], ["verify", "--read-data"], ["key", "list"],
+                                  ["prune"], ["key", "add"]])
+def test_wrong_password_is_exit_12_one_line_nothing_written(world, tmp_path, verb):
+    store = tmp_path / "enc"
+    shutil.copytree(world["enc"], store)
+    before = tree(store)
+    r = run([*verb, "--store", str(store)], SNAPSTORE_PASSWORD="not the password", SNAPSTORE_NEW_PASSWORD="x" * 8,
+            **world["env"])
+    assert r.exit_code == EXIT_WRONG_PASSWORD
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert lines == [f"Error: wrong password: no key of the store at {store} opens with it"]
+    assert tree(store) == before
+
+
+def test_no_password_on_a_non_terminal_says_how(tmp_path):
+    r = run(["init", "--store", str(tmp_path / "s")], SNAPSTORE_PASSWORD=None)
+    assert r.exit_code == 2 and "SNAPSTORE_PASSWORD" in r.stderr and "--no-encryption" in r.stderr
+    assert not (tmp_path / "s").exists()
+    assert run(["init", "--store", str(tmp_path / "s")]).exit_code == 0
+    r = run(["log", "--store", str(tmp_path / "s")], SNAPSTORE_PASSWORD=None)
+    assert r.exit_code == 2 and "--password-file" in r.stderr
+
+
+def test_password_file_and_key_round_trips(tmp_path):
+    s = str(tmp_path / "s")
+    pw1, pw2, pw3 = tmp_path / "pw1", tmp_path / "pw2", tmp_path / "pw3"
+    pw1.write_text("first password\n")
+    pw2.write_text("second password\n")
+    pw3.write_text("third password\n")
+    p1 = ["--password-file", str(pw1)]
+    assert run([*p1, "init", "--store", s], SNAPSTORE_PASSWORD=None).exit_code == 0
+    st = Store.open(s, password="first password")
+    snapshot(st, make_records(50))
+    r = run([*p1, "key", "add", "--store", s, "--new-password-file", str(pw2)], SNAPSTORE_PASSWORD=None)
+    assert r.exit_code == 0, r.output
+    assert len(keys.list_keys(Store.open(s, password="second password").backend)) == 2
+    r = run(["key", "list", "--store", s], SNAPSTORE_PASSWORD="second password")
+    assert r.exit_code == 0 and r.output.count("@") == 3 and r.output.count("\n* ") == 1  # header + 2 keys
+    # the key in use, then the last key: refused
+    in_use = Store.open(s, password="second password").key_file.id
+    r = run(["key", "remove", in_use, "--store", s], SNAPSTORE_PASSWORD="second password")
+    assert r.exit_code == 2 and "in use" in r.stderr
+    # passwd: the old password stops working, the new one works
+    r = run(["key", "passwd", "--store", s, "--new-password-file", str(pw3)], SNAPSTORE_PASSWORD="second password")
+    assert r.exit_code == 0, r.output
+    assert run(["log", "--store", s], SNAPSTORE_PASSWORD="second password").exit_code == EXIT_WRONG_PASSWORD
+    r = run(["log", "--store", s], SNAPSTORE_PASSWORD="third password")
+    assert r.exit_code == 0 and "50" in r.output
+    first = next(k.id for k in keys.list_keys(st.backend) if k.id != Store.open(s, password="third password").key_file.id)
+    assert run(["key", "remove", first, "--store", s], SNAPSTORE_PASSWORD="third password").exit_code == 0
+    assert run(["log", "--store", s], SNAPSTORE_PASSWORD="first password").exit_code == EXIT_WRONG_PASSWORD
+    last = keys.list_keys(st.backend)[0].id
+    r = run(["key", "remove", last, "--store", s, "--force"], SNAPSTORE_PASSWORD="third password")
+    assert r.exit_code == 2 and "only key" in r.stderr
+    got = list(Store.open(s, password="third password").records("latest", BASE, TABLE))
+    assert len(got) == 50
+
+
+def test_scrypt_runs_once_per_process_and_key(tmp_path, monkeypatch):
+    Store.init(tmp_path / "s", password="pw-once")
+    keys._derived.clear()
+    calls = []
+    real = keys.hashlib.scrypt
+    monkeypatch.setattr(keys.hashlib, "scrypt", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for _ in range(3):
+        Store.open(tmp_path / "s", password="pw-once")
+    assert len(calls) == 1
+    kf = keys.list_keys(Store.open(tmp_path / "s", password="pw-once").backend)[0]
+    assert kf.doc["kdf"] == "scrypt" and kf.doc["N"] >= 2 ** 15 and kf.doc["r"] == 8 and kf.doc["p"] >= 1
+
+
+def test_ids_are_keyed_and_equal_records_still_dedupe(tmp_path):
+    recs = make_records(300)
+    a = Store.init(tmp_path / "a", password="pw")
+    b = Store.init(tmp_path / "b", password="pw")
+    plain = Store.init(tmp_path / "p")
+    ia, ib, ip = snapshot(a, recs), snapshot(b, recs), snapshot(plain, recs)
+    ha = a.record_hashes(ia, BASE, TABLE).column("hash").to_pylist()
+    hb = b.record_hashes(ib, BASE, TABLE).column("hash").to_pylist()
+    hp = plain.record_hashes(ip, BASE, TABLE).column("hash").to_pylist()
+    assert not set(ha) & set(hb) and not set(ha) & set(hp)  # two master keys: unrelated ids
+    raw = a.read_blob(ha[0])
+    assert a.blob_id(raw) == hmac.digest(a.box.mac_key, raw, "sha256") == ha[0]
+    packs = {k for k, _ in a.backend.list("packs")}
+    again = snapshot(a, recs)
+    assert {k for k, _ in a.backend.list("packs")} == packs and again.table(BASE, TABLE).unchanged == 300
+    assert a.schema(again, BASE) == SCHEMA
+
+
+def test_large_attachment_is_sealed_in_chunks_and_dedupes(tmp_path):
+    st = Store.init(tmp_path / "s", password="pw")
+    data = os.urandom(CHUNK * 3)  # exactly three chunks: the last full chunk is the one flagged last
+    w = st.begin_snapshot()
+    h1 = w.add_attachment("attA", io.BytesIO(data), size=len(data))
+    h2 = w.add_attachment("attB", io.BytesIO(data), size=len(data))
+    w.add_base(BASE, "b", SCHEMA)
+    w.table(BASE, TABLE).finish()
+    w.commit()
+    assert h1 == h2
+    obj = tmp_path / "s" / "objects" / h1[:2] / h1
+    assert hashlib.sha256(obj.read_bytes()).hexdigest() == h1 and data[:4096] not in obj.read_bytes()
+    with Store.open(tmp_path / "s", password="pw").open_attachment("attB") as f:
+        assert f.read() == data
+    flip(obj, CHUNK + 100)  # the second chunk
+    with pytest.raises(Exception, match="chunk 1"):
+        Store.open(tmp_path / "s", password="pw").open_attachment("attA").read()
+
+
+def test_s3_two_machines_share_one_password(s3_env, tmp_path, monkeypatch):
+    url = s3_env()
+    monkeypatch.setenv("SNAPSTORE_CACHE", str(tmp_path / "machine-a"))
+    a = Store.init(url, password="shared pw")
+    snapshot(a, make_records(80))
+    monkeypatch.setenv("SNAPSTORE_CACHE", str(tmp_path / "machine-b"))
+    with pytest.raises(Exception, match="wrong password"):
+        Store.open(url, password="not it")
+    assert not (tmp_path / "machine-b").exists()  # a wrong password writes nothing, not even a cache
+    b = Store.open(url, password="shared pw")
+    assert b.encrypted and len(b.list_snapshots()) == 1
+    snapshot(b, make_records(90))
+    monkeypatch.setenv("SNAPSTORE_CACHE", str(tmp_path / "machine-a"))
+    a2 = Store.open(url, password="shared pw")
+    assert [s.records for s in a2.list_snapshots()] == [90, 80]
+    assert len(list(a2.records("latest", BASE, TABLE))) == 90
+    r = run(["verify", "--read-data", "--store", url], SNAPSTORE_PASSWORD="shared pw")
+    assert r.exit_code == 0, r.output
+    r = run(["verify", "--store", url], SNAPSTORE_PASSWORD=None)
+    assert r.exit_code == 0 and "without the password" in r.output
+
+
+def test_a_password_read_from_a_file_is_redacted_from_crash_reports(tmp_path, monkeypatch):
+    from snapstore.commands import base, password
+
+    monkeypatch.delenv("SNAPSTORE_PASSWORD")
+    f = tmp_path / "pw"
+    f.write_text("file-only secret\nsecond line ignored\n")
+    assert password.read_password_file(str(f)) == "file-only secret"
+    assert base._redact("boom: file-only secret") == "boom: [redacted]"
+    monkeypatch.setenv("SNAPSTORE_PASSWORD", "env secret")
+    assert base._redact("env secret / file-only secret") == "[redacted] / [redacted]"
