@@ -7,13 +7,14 @@ import click
 from snapstore.commands.base import command
 from snapstore.commands.common import open_store, store_option
 from snapstore.store import Store, StoreError
+from snapstore.store.store import FORMAT_VERSION
 
 
 @command()
 @store_option
-@click.option("--format", "format_version", type=click.IntRange(1, 2), default=2, show_default=True,
-              help="Store format: 2 packs a table's records many to a compressed frame; 1 (older "
-                   "snapstore) one record per frame.")
+@click.option("--format", "format_version", type=click.IntRange(1, 3), default=FORMAT_VERSION, show_default=True,
+              help="Store format: 3 names a table's record frames by id (no per-record hash on disk); "
+                   "2 packs records many to a frame, each with its hash; 1 (older snapstore) one record per frame.")
 def init(store: str, format_version: int) -> None:
     """Create an empty store in STORE (a new or empty folder)."""
     try:

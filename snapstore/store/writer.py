@@ -101,17 +101,21 @@ class TableWriter:
         self._new = bytearray()  # hashes this writer packed, 32 bytes each (known to it after a restart)
         self._futures: list = []
         self._frame_bytes = 0
+        #: format 3: (frame id, hashes of its records) of every frame this writer packed
+        self._frames_written: list[tuple[bytes, list[bytes]]] = []
+        self._blob_id = snap.store.blob_id
+        self._level = snap.store.record_level
         self.bytes_added = 0
         self.finished: TableCounts | None = None
         if self._dict_hash is not None:
             d = zstandard.ZstdCompressionDict(snap.store._dict_bytes(self._dict_hash))
-            self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, dict_data=d)
+            self._compressor = zstandard.ZstdCompressor(level=self._level, dict_data=d)
         else:
             self._sampling = []
 
     def add(self, record: dict) -> None:
         data = record_bytes(record)
-        h = hashlib.sha256(data).digest()
+        h = self._blob_id(data)
         self._ids.append(record["id"])
         self._hashes.append(h)
         if len(self._ids) >= SPILL:
@@ -148,15 +152,15 @@ class TableWriter:
         dict_data = None
         if len(samples) >= DICT_MIN_SAMPLES:
             try:
-                dict_data = zstandard.train_dictionary(DICT_SIZE, [d for _, d in samples], level=ZSTD_LEVEL)
+                dict_data = zstandard.train_dictionary(DICT_SIZE, [d for _, d in samples], level=self._level)
             except zstandard.ZstdError:
                 dict_data = None
         if dict_data is not None:
             raw = dict_data.as_bytes()
             self._dict_hash = self.snap._put_dict(raw)
-            self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, dict_data=dict_data)
+            self._compressor = zstandard.ZstdCompressor(level=self._level, dict_data=dict_data)
         else:
-            self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+            self._compressor = zstandard.ZstdCompressor(level=self._level)
         for h, data in samples:
             self._put(h, data)
 
@@ -186,7 +190,9 @@ class TableWriter:
         if self.snap.framed:  # format 2: many records to a frame
             frames = build_frames(batch, lambda raws: compress_many(self._compressor, raws, 2))
             self._frame_bytes += sum(len(f) for f, _b in frames)
-            self.snap._add_frames(frames, KIND_RECORD, self._dict_hash)
+            fids = self.snap._add_frames(frames, KIND_RECORD, self._dict_hash)
+            self._frames_written.extend((fid, [h for h, _i, _r in blobs])
+                                        for fid, (_f, blobs) in zip(fids, frames, strict=True) if fid is not None)
             return
         frames = compress_many(self._compressor, [d for _h, d in batch], 64)
         self._frame_bytes += sum(map(len, frames))
@@ -310,6 +316,25 @@ class TableWriter:
         ids = change.ids
         return set(ids.to_pylist() if hasattr(ids, "to_pylist") else ids)
 
+    def _by_frames(self, ids, hashes) -> tuple[list[bytes], pa.ChunkedArray, pa.ChunkedArray]:
+        """Split a manifest's entries into the frames this writer packed whose every record is
+        among them (named by frame id) and the entries left (dedup hits, deletions, and records of
+        a frame that holds one the table no longer has, e.g. after a listing restart)."""
+        if not self._frames_written:
+            return [], ids, hashes
+        want = set(pc.drop_null(hashes).to_pylist())
+        fids: list[bytes] = []
+        covered: list[bytes] = []
+        for fid, hs in self._frames_written:
+            if all(h in want for h in hs):
+                fids.append(fid)
+                covered.extend(hs)
+        if covered:
+            inside = pc.fill_null(pc.is_in(hashes, value_set=pa.array(covered, pa.binary())), False)
+            keep = pc.invert(inside)
+            ids, hashes = pc.filter(ids, keep), pc.filter(hashes, keep)
+        return fids, ids, hashes
+
     def _write_manifest(self, ids: pa.ChunkedArray, hashes: pa.ChunkedArray, n_records: int, *,
                         all_new: bool) -> tuple[str, int, int, int]:
         parent = self.state.manifest
@@ -327,10 +352,14 @@ class TableWriter:
             upd = pa.table({"record_id": ids, "hash": hashes}).filter(pc.is_valid(hashes))
             state = pa.concat_tables([keep.select(["record_id", "hash"]), upd]).sort_by("record_id")
             ids, hashes = state.column("record_id"), state.column("hash")
-        doc = {"type": objects.MANIFEST, "v": 2, "base_id": self.base_id, "table_id": self.table_id,
-               "full": full, "parent": None if full else parent,
-               "arrow": objects.arrow_bytes(pa.table({"record_id": ids, "hash": hashes}))}
         depth, chain = (0, 0) if full else (self.state.depth + 1, self.state.chain_entries + len(ids))
+        doc = {"type": objects.MANIFEST, "v": 2, "base_id": self.base_id, "table_id": self.table_id,
+               "full": full, "parent": None if full else parent}
+        if self.snap.store.format_version >= 3:
+            # the records this snapshot packed are named by their frames; only the rest one by one
+            fids, ids, hashes = self._by_frames(ids, hashes)
+            doc.update(v=3, frames=fids)
+        doc["arrow"] = objects.arrow_bytes(pa.table({"record_id": ids, "hash": hashes}))
         name, data = objects.encode(doc)
         del doc
         self.snap.store.backend.put(objects.object_key(name), data)
@@ -392,7 +421,7 @@ class SnapshotWriter:
     # -- schema and tables
     def add_base(self, base_id: str, base_name: str, schema_json: dict, permission_level: str | None = None) -> None:
         data = dumps(schema_json)
-        h = hashlib.sha256(data).digest()
+        h = self.store.blob_id(data)
         self._add_small_blob(h, data, KIND_SCHEMA)
         self._bases[base_id] = {"base_id": base_id, "name": base_name, "permission_level": permission_level,
                                 "schema": h.hex(), "_schema": schema_json}
@@ -447,7 +476,7 @@ class SnapshotWriter:
         if change is None:
             raise StoreError(f"finish table {table_id} before adding its comments")
         data = dumps(strip_volatile({rid: cs for rid, cs in comments.items() if cs}))
-        h = hashlib.sha256(data).digest()
+        h = self.store.blob_id(data)
         self._add_small_blob(h, data, KIND_COMMENTS)
         change.comments_hash = h
 
@@ -519,9 +548,9 @@ class SnapshotWriter:
             (self._att_packs if kind == KIND_ATTACHMENT else self._packs).add_many(blobs, kind, dict_hash)
 
     def _add_frames(self, frames: list[tuple[bytes, list[tuple[bytes, int, int]]]], kind: str,
-                    dict_hash: bytes | None) -> None:
+                    dict_hash: bytes | None) -> list[bytes | None]:
         with self._mutex:
-            self._packs.add_frames(frames, kind, dict_hash)
+            return self._packs.add_frames(frames, kind, dict_hash)
 
     def _add_small_blob(self, h: bytes, data: bytes, kind: str) -> None:
         with self._mutex:
