@@ -306,16 +306,20 @@ def _read_data(store: Store, rep: Report, sub, packs, blobs, pack_ok, on_disk) -
             trailer = None
         # where the trailer puts each blob: by hash, or (format 3 record frames, whose trailer
         # holds no record hash) by place in the frame; each such frame checked against its id
-        entries = {e.hash if e.hash is not None else (e.offset, e.inner): e for e in trailer or []}
-        bad_frames = {e.offset for e in trailer or [] if e.fid is not None
-                      and frame_id(memoryview(data)[e.offset:e.offset + e.clen]) != e.fid}
+        entries = {e.hash: e for e in trailer or [] if e.hash is not None}
+        frames = {e.offset: e for e in trailer or [] if e.fid is not None}
+        bad_frames = {off for off, e in frames.items() if frame_id(memoryview(data)[off:off + e.clen]) != e.fid}
         bad = set()
         for h, _pseq, _pn, off, clen, rlen, _kind, dh, ioff in by_pack[name]:
             n_blobs += 1
             if trailer is not None:
-                e = entries.get(h) or entries.get((off, ioff))
-                if e is None or e.offset != off or e.clen != clen or e.inner != ioff or e.rlen != rlen \
-                        or off in bad_frames:
+                e = entries.get(h)
+                if e is not None:
+                    ok = e.offset == off and e.clen == clen and e.inner == ioff and e.rlen == rlen
+                else:  # a format-3 record: its frame is in the trailer, the record's id is in its bytes
+                    f = frames.get(off)
+                    ok = f is not None and f.clen == clen and off not in bad_frames
+                if not ok:
                     bad.add(h)
                     continue
             try:

@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS record_version (table_pk INTEGER, record_id VARCHAR, 
 CREATE TABLE IF NOT EXISTS attachment (att_id VARCHAR, content_hash BLOB, size BIGINT, mime VARCHAR,
     filename VARCHAR, first_seq INTEGER);
 CREATE TABLE IF NOT EXISTS frame (fid BLOB, pack_seq INTEGER, off BIGINT, clen BIGINT, dict_hash BLOB,
-    rlens BIGINT[]);
+    n_items INTEGER);
 """
 
 #: Each blob's share of the stored bytes: its frame's compressed length prorated by raw length
@@ -97,11 +97,11 @@ class CatalogBusy(StoreError):
 
 def insert_frames(con: duckdb.DuckDBPyConnection, view: str) -> None:
     """Add the frames (format 3: blob rows with a frame id) of a registered Arrow view of blob rows
-    to the frame table, one row per frame id (its first copy), item lengths in frame order."""
+    to the frame table, one row per frame id (its first copy), with the number of records in it."""
     con.execute(f"""INSERT INTO frame
-        SELECT fid, pack_seq, off, clen, dict_hash, rlens FROM (
+        SELECT fid, pack_seq, off, clen, dict_hash, n_items FROM (
             SELECT fid, pack_seq, off, any_value(clen) AS clen, any_value(dict_hash) AS dict_hash,
-                   list(rlen ORDER BY ioff) AS rlens
+                   count(*) AS n_items
             FROM {view} WHERE fid IS NOT NULL GROUP BY fid, pack_seq, off
             QUALIFY row_number() OVER (PARTITION BY fid ORDER BY pack_seq, off) = 1) n
         WHERE NOT EXISTS (SELECT 1 FROM frame f WHERE f.fid = n.fid)""")
@@ -357,18 +357,18 @@ class Catalog:
         )
         return seq
 
-    def frame_locations(self, fids: list[bytes]) -> dict[bytes, tuple[str, int, int, bytes | None, list[int]]]:
-        """Format 3: frame id -> (pack name, offset, compressed length, dictionary, item lengths)."""
+    def frame_locations(self, fids: list[bytes]) -> dict[bytes, tuple[str, int, int, bytes | None, int]]:
+        """Format 3: frame id -> (pack name, offset, compressed length, dictionary, records in it)."""
         if not fids:
             return {}
         with self.read() as con:
             con.register("want_frames", pa.table({"fid": pa.array(list(set(fids)), pa.binary())}))
             try:
-                rows = con.execute("""SELECT f.fid, p.name, f.off, f.clen, f.dict_hash, f.rlens FROM frame f
+                rows = con.execute("""SELECT f.fid, p.name, f.off, f.clen, f.dict_hash, f.n_items FROM frame f
                                       JOIN want_frames w ON w.fid = f.fid JOIN pack p ON p.pack_seq = f.pack_seq""").fetchall()
             finally:
                 con.unregister("want_frames")
-        return {r[0]: (r[1], r[2], r[3], r[4], list(r[5])) for r in rows}
+        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
     @staticmethod
     def _table_pk(con: duckdb.DuckDBPyConnection, base_id: str, table_id: str) -> int:

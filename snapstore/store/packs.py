@@ -21,8 +21,8 @@ from snapstore.errors import StoreError
 
 MAGIC = b"SSPK"
 #: 1: one blob per frame; 2: a frame may hold many blobs (each entry says where in the frame);
-#: 3: record frames are listed once per frame (frame id, raw lengths of its items), with no
-#: per-record hash: a record's id is computed from its bytes when it is read
+#: 3: a record frame is NDJSON (each record followed by a newline) and is listed once (frame id,
+#: item count), with no per-record hash or length: both are computed from its bytes when read
 PACK_VERSION = 3
 PACK_VERSIONS = (1, 2, 3)
 #: Raw bytes of records per frame in format 2. Measured on the benchmark's record mix (20k
@@ -56,6 +56,8 @@ class BlobEntry:
     #: comes out of a trailer with ``hash`` None (the trailer does not hold it) until
     #: :func:`hash_items` computes it from the frame's bytes.
     fid: bytes | None = None
+    #: a version-3 frame entry straight from a trailer: how many records the frame holds
+    n_items: int = 1
 
 
 def frame_id(data: bytes | memoryview) -> bytes:
@@ -77,11 +79,16 @@ def entries_table(entries: list[BlobEntry]) -> pa.Table:
     })
 
 
+#: what ends each record of a version-3 frame (canonical JSON never holds a raw newline)
+ITEM_END = b"\n"
+
+
 def build_frames(items: list[tuple[bytes, bytes]], compress_many: Callable[[list[bytes]], list[bytes]],
-                 frame_raw: int = FRAME_RAW) -> list[tuple[bytes, list[tuple[bytes, int, int]]]]:
+                 frame_raw: int = FRAME_RAW, end: bytes = b"") -> list[tuple[bytes, list[tuple[bytes, int, int]]]]:
     """Group (hash, raw blob) into frames of about ``frame_raw`` raw bytes, in order, compressed
     by ``compress_many`` (one call for all frames, so it can use every core): returns
-    ``(frame, [(hash, inner offset, raw length)])`` per frame."""
+    ``(frame, [(hash, inner offset, raw length)])`` per frame. ``end`` follows every blob (version
+    3: a newline, so that a frame is NDJSON and needs no item lengths)."""
     groups: list[list[tuple[bytes, int, int]]] = []
     raws: list[bytes] = []
     cur: list[tuple[bytes, int, int]] = []
@@ -91,6 +98,11 @@ def build_frames(items: list[tuple[bytes, bytes]], compress_many: Callable[[list
         cur.append((h, n, len(data)))
         parts.append(data)
         n += len(data)
+        if end:
+            if end in data:
+                raise PackError("a record blob holds a newline (not canonical JSON)")
+            parts.append(end)
+            n += len(end)
         if n >= frame_raw:
             groups.append(cur)
             raws.append(b"".join(parts))
@@ -172,10 +184,10 @@ class PackWriter:
         for k, fid in enumerate(fids):
             if fid is None:
                 blobs.append([hashes[k], offs[k], clens[k], rlens[k], kinds[k], index[dhs[k]], inners[k]])
-            elif frames and frames[-1][0] == fid:
-                frames[-1][5].append(rlens[k])
+            elif frames and frames[-1][0] == fid and frames[-1][1] == offs[k]:
+                frames[-1][5] += 1
             else:
-                frames.append([fid, offs[k], clens[k], kinds[k], index[dhs[k]], [rlens[k]]])
+                frames.append([fid, offs[k], clens[k], kinds[k], index[dhs[k]], 1])
         return {"dicts": dicts, "blobs": blobs, "frames": frames}
 
     def seal(self) -> None:
@@ -227,34 +239,42 @@ def parse_trailer(tail_and_trailer: bytes) -> list[BlobEntry]:
     ]
     if version < 3:
         return out
-    for fid, off, clen, kind, di, lens in doc.get("frames", []):
-        inner = 0
-        dh = dicts[di] if di >= 0 else None
-        for rlen in lens:
-            out.append(BlobEntry(None, off, clen, rlen, kind, dh, inner, bytes(fid)))  # type: ignore[arg-type]
-            inner += rlen
+    for fid, off, clen, kind, di, n in doc.get("frames", []):
+        out.append(BlobEntry(None, off, clen, 0, kind, dicts[di] if di >= 0 else None, 0, bytes(fid), n))  # type: ignore[arg-type]
     out.sort(key=lambda e: (e.offset, e.inner))
+    return out
+
+
+def split_items(raw: bytes, n: int | None = None) -> list[tuple[int, int]]:
+    """(offset, length) of each record of a decompressed version-3 frame; ``n``: how many the
+    trailer says it holds (PackError if not, or if the frame does not end with a newline)."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    while start < len(raw):
+        end = raw.find(ITEM_END, start)
+        if end < 0:
+            raise PackError("a record frame does not end with a newline")
+        out.append((start, end - start))
+        start = end + 1
+    if n is not None and len(out) != n:
+        raise PackError(f"a record frame holds {len(out)} records, its trailer says {n}")
     return out
 
 
 def hash_items(entries: list[BlobEntry], frame_bytes: Callable[[BlobEntry], bytes],
                blob_id: Callable[[bytes], bytes]) -> list[BlobEntry]:
-    """``entries`` with the hash of every version-3 frame item computed from its frame
-    (``frame_bytes(entry)``: the decompressed frame), each frame decompressed once. Raises
-    PackError when a frame does not match its id or its items' lengths."""
+    """``entries`` with each version-3 frame entry replaced by an entry per record in it, its hash
+    computed from its bytes (``frame_bytes(entry)``: the decompressed frame). Raises PackError
+    when a frame does not hold what its trailer says."""
     out: list[BlobEntry] = []
-    raw = b""
-    cur = None
     for e in entries:
         if e.hash is not None:
             out.append(e)
             continue
-        if cur != (e.offset, e.fid):
-            raw, cur = frame_bytes(e), (e.offset, e.fid)
-        item = raw[e.inner: e.inner + e.rlen]
-        if len(item) != e.rlen:
-            raise PackError(f"frame {e.fid.hex()[:12]} is shorter than its items")
-        out.append(BlobEntry(blob_id(item), e.offset, e.clen, e.rlen, e.kind, e.dict_hash, e.inner, e.fid))
+        raw = frame_bytes(e)
+        for inner, rlen in split_items(raw, e.n_items):
+            out.append(BlobEntry(blob_id(raw[inner: inner + rlen]), e.offset, e.clen, rlen, e.kind, e.dict_hash,
+                                 inner, e.fid))
     return out
 
 
