@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from storegen import BASE, SCHEMA, TABLE, churn, make_records  # noqa: E402
 
+from exporters.export import export_snapshot  # noqa: E402
 from snapstore.canonical import record_bytes  # noqa: E402
 from snapstore.store import Store  # noqa: E402
 
@@ -57,6 +58,12 @@ def run_store(root: Path, days: list[list[dict]], fmt: int) -> dict:
     n = sum(1 for _ in store.records("latest", BASE, TABLE))
     out["read"] = time.perf_counter() - t0
     assert n == len(days[-1])
+    for fmts in ("ndjson", "all"):  # the export of the last snapshot, as a user runs it
+        t0 = time.perf_counter()
+        res = export_snapshot(store, "latest", root.parent / f"export-{root.name}-{fmts}", formats=fmts,
+                              attachments=False)
+        out[f"export {fmts}"] = time.perf_counter() - t0
+        assert res.records == n
     return out
 
 
@@ -99,7 +106,8 @@ def main() -> None:
     for name, r in res.items():
         first, rest = r["secs"][0], sorted(r["secs"][1:])
         med = rest[len(rest) // 2] if rest else 0.0
-        extra = f"; full read {r['read']:.2f} s" if "read" in r else ""
+        extra = (f"; full read {r['read']:.2f} s, export ndjson {r['export ndjson']:.2f} s, "
+                 f"all formats {r['export all']:.2f} s") if "read" in r else ""
         print(f"{name:>16}: day one {r['day1'] / mib:7.2f} MiB, after {args.days} days {r['last'] / mib:7.2f} MiB "
               f"({r['last'] / r['day1']:.2f}x day one); first snapshot {first:.2f} s, median daily {med:.2f} s{extra}")
     if "restic (NDJSON)" in res:
@@ -115,7 +123,9 @@ def main() -> None:
         med = [sorted(x["secs"][1:])[len(x["secs"][1:]) // 2] if len(x["secs"]) > 1 else 0.0 for x in (s1, s2)]
         print(f"format {old} / format {new}: day one {s1['day1'] / s2['day1']:.2f}x, after {args.days} days "
               f"{s1['last'] / s2['last']:.2f}x; first snapshot time {s1['secs'][0] / s2['secs'][0]:.2f}, "
-              f"median daily {med[0] / max(med[1], 1e-9):.2f}, full read time {s1['read'] / s2['read']:.2f} "
+              f"median daily {med[0] / max(med[1], 1e-9):.2f}, full read time {s1['read'] / s2['read']:.2f}, "
+              f"export ndjson {s1['export ndjson'] / s2['export ndjson']:.2f}, all formats "
+              f"{s1['export all'] / s2['export all']:.2f} "
               f"(old/new: above 1 = format {new} faster)")
 
 

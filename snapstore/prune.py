@@ -209,8 +209,9 @@ def mark(store: Store) -> Live:
             manifests.add(m["parent"])
             todo.append(m["parent"])
     # a frame a kept manifest names is needed whole, dead records too: folding the manifest reads
-    # every item of it (it is copied byte for byte, its id unchanged)
-    record_blobs |= _frame_items(store, named_frames)
+    # every item of it (it is copied byte for byte, its id unchanged). Its dead records keep
+    # nothing else alive (their attachments are not scanned below).
+    pinned = _frame_items(store, named_frames) - record_blobs
     # attachments mentioned by live records and comments
     att_ids: set[str] = set()
     reader = _reader(store)
@@ -222,7 +223,7 @@ def mark(store: Store) -> Live:
         if b'"att' in raw:
             _att_ids(loads(raw), att_ids)
     att_rows = [a for a in att_all if a[0] in att_ids]
-    live = record_blobs | meta_blobs | {bytes(a[1]) for a in att_rows}
+    live = record_blobs | pinned | meta_blobs | {bytes(a[1]) for a in att_rows}
     for h, _pack, _off, _clen, _rlen, dh, _kind, _ioff in locs:
         if h in live and dh:
             dicts.add(dh)
@@ -368,13 +369,12 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
     _crash_point("indexes-dropped")
     first = True
     written = set(res.packs_new)  # content-named: a rerun may rewrite a leftover pack under its old name
-    for name in [n for n in [p.name for p in dead] + [p.name for p in repack] + orphans if n not in written]:
-        store.backend.delete(pack_key(name))
+    doomed = [pack_key(n) for n in [p.name for p in dead] + [p.name for p in repack] + orphans if n not in written]
+    for key in doomed + [objects.object_key(name) for name in dead_objects]:
+        store.backend.delete(key)
         if first:
             _crash_point("deleting")
             first = False
-    for name in dead_objects:
-        store.backend.delete(objects.object_key(name))
     present = {k.rsplit("/", 1)[-1] for k, _ in store.backend.list("snapshots")}
     for key, _s in list(store.backend.list(inv.TAGS_PREFIX)):
         parts = key.split("/")

