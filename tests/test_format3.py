@@ -194,3 +194,39 @@ def test_init_format_3_from_the_cli(tmp_path):
     r = CliRunner().invoke(init_cmd, ["--store", str(tmp_path / "s"), "--format", "3"])
     assert r.exit_code == 0, r.output
     assert Store.open(tmp_path / "s").format_version == 3
+
+
+def test_after_a_chain_rebase_prune_frees_the_dead_records_of_old_frames(store3, monkeypatch):
+    from snapstore.store import writer
+
+    monkeypatch.setattr(writer, "MAX_CHAIN_DEPTH", 1)  # every snapshot writes a full manifest
+
+    def manifest_of(info):
+        return store3._manifest(info.doc["bases"][0]["tables"][0]["manifest"])
+
+    recs = make_records(2000)
+    snapshot(store3, recs)
+    mid = churn(recs, 0.3, seed=3)
+    snapshot(store3, mid)
+    last_recs = churn(mid, 0.3, seed=4)
+    rebased = snapshot(store3, last_recs)  # its own frames named, the records of older frames listed
+    m3 = manifest_of(rebased)
+    assert m3["full"] and m3["frames"] and len(m3["ids"]) == 2000 - 600
+    # a full manifest names the earlier frames whose records all still are: here the last one's
+    more = last_recs + make_records(5, seed=11)
+    last = snapshot(store3, more)
+    m4 = manifest_of(last)
+    assert set(m3["frames"]) < set(m4["frames"]) and m4["ids"] == m3["ids"]
+    assert state(store3, last) == expected(more)
+    forget(store3, Policy(last=1))
+    res = prune(store3, max_unused="0%")
+    assert res.blobs_dead > 0 and (res.packs_repack or res.packs_dead)
+    store = Store.open(store3.root)
+    with store.catalog.read() as con:  # only the kept snapshot's records are left in frames
+        assert con.execute("SELECT count(*) FROM blob WHERE kind = 'R'").fetchone()[0] == 2005
+    assert state(store, store.resolve(last.full_id)) == expected(more)
+    assert verify(store, read_data=True).ok
+    store.rebuild_catalog()
+    store = Store.open(store.root)
+    assert state(store, store.resolve(last.full_id)) == expected(more)
+    assert verify(store, read_data=True).ok

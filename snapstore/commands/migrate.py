@@ -13,7 +13,7 @@ from snapstore.store.migrate import migrate as migrate_store
 @click.argument("src")
 @click.argument("dst")
 def migrate(src: str, dst: str) -> None:
-    """Copy every snapshot of store SRC, with its time, tags and note, into a new store DST (format 2).
+    """Copy every snapshot of store SRC, with its time, tags and note, into a new store DST (format 3).
     SRC is only read."""
     source = open_store(src)
     try:

@@ -370,6 +370,22 @@ class Catalog:
                 con.unregister("want_frames")
         return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
+    def whole_frames(self, hashes) -> list[tuple[bytes, list[bytes]]]:
+        """Format 3: the frames every record of which is among ``hashes`` (a table's state, for a
+        full manifest), each with its records' hashes in frame order."""
+        if not self.exists() or len(hashes) == 0:
+            return []
+        with self.read() as con:
+            con.register("state_h", pa.table({"hash": hashes}))
+            try:
+                rows = con.execute("""SELECT f.fid, list(b.hash ORDER BY b.ioff) FROM frame f
+                                      JOIN blob b ON b.pack_seq = f.pack_seq AND b.off = f.off
+                                      JOIN state_h s ON s.hash = b.hash
+                                      GROUP BY f.fid, f.n_items HAVING count(*) = f.n_items""").fetchall()
+            finally:
+                con.unregister("state_h")
+        return [(r[0], list(r[1])) for r in rows]
+
     @staticmethod
     def _table_pk(con: duckdb.DuckDBPyConnection, base_id: str, table_id: str) -> int:
         row = con.execute(

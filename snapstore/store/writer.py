@@ -343,16 +343,19 @@ class TableWriter:
         ids = change.ids
         return set(ids.to_pylist() if hasattr(ids, "to_pylist") else ids)
 
-    def _by_frames(self, ids, hashes) -> tuple[list[bytes], pa.ChunkedArray, pa.ChunkedArray]:
-        """Split a manifest's entries into the frames this writer packed whose every record is
-        among them (named by frame id) and the entries left (dedup hits, deletions, and records of
-        a frame that holds one the table no longer has, e.g. after a listing restart)."""
-        if not self._frames_written:
+    def _by_frames(self, ids, hashes, older: list[tuple[bytes, list[bytes]]] = ()
+                   ) -> tuple[list[bytes], pa.ChunkedArray, pa.ChunkedArray]:
+        """Split a manifest's entries into the frames this writer packed (and ``older`` ones: a
+        full manifest's) whose every record is among them (named by frame id) and the entries left
+        (dedup hits, deletions, and records of a frame that holds one the table no longer has,
+        e.g. after a listing restart)."""
+        candidates = list(older) + self._frames_written
+        if not candidates:
             return [], ids, hashes
         want = set(pc.drop_null(hashes).to_pylist())
         fids: list[bytes] = []
         covered: list[bytes] = []
-        for fid, hs in self._frames_written:
+        for fid, hs in candidates:
             if all(h in want for h in hs):
                 fids.append(fid)
                 covered.extend(hs)
@@ -387,7 +390,9 @@ class TableWriter:
                "full": full, "parent": None if full else parent}
         if self.snap.store.format_version >= 3:
             # the records this snapshot packed are named by their frames; only the rest one by one
-            fids, ids, hashes = self._by_frames(ids, hashes)
+            # a full manifest also names the frames of earlier snapshots whose records all still are
+            older = self.snap.store.catalog.whole_frames(hashes) if full and not all_new else []
+            fids, ids, hashes = self._by_frames(ids, hashes, older)
             doc.update(v=3, frames=fids)
         doc["arrow"] = objects.arrow_bytes(pa.table({"record_id": ids, "hash": hashes}))
         name, data = objects.encode(doc)
