@@ -396,8 +396,9 @@ def _repack_frame(store: Store, reader: BlobReader, pack: str, rows: list[tuple]
         return
     raws = [_read_checked(reader, h, pack, o, c, rl, d, io) for h, _p, o, c, rl, _k, d, io in live_rows]
     w = writers[kind == KIND_ATTACHMENT]
-    # every record of the frame has a row (format 3 frames: a newline after each)
-    whole = len(reader.frame(pack, off, clen, dh)) == sum(r[4] + len(store.record_end) for r in rows)
+    # every blob of the frame has a row (format 3 record frames: a newline after each)
+    end = store.record_end if kind == KIND_RECORD else b""
+    whole = len(reader.frame(pack, off, clen, dh)) == sum(r[4] + len(end) for r in rows)
     if len(live_rows) == len(rows) and whole:
         data = reader.pack(pack)[off:off + clen]
         w.add_frames([(data, [(r[0], r[7], r[4]) for r in live_rows])], kind, dh)
@@ -406,8 +407,7 @@ def _repack_frame(store: Store, reader: BlobReader, pack: str, rows: list[tuple]
     cctx = zstandard.ZstdCompressor(level=level, dict_data=zstandard.ZstdCompressionDict(store._dict_bytes(dh))) \
         if dh else zstandard.ZstdCompressor(level=level)
     items = [(r[0], raw) for r, raw in zip(live_rows, raws, strict=True)]
-    w.add_frames(build_frames(items, lambda fs: compress_many(cctx, fs, 2), end=store.record_end if kind == KIND_RECORD
-                              else b""), kind, dh)
+    w.add_frames(build_frames(items, lambda fs: compress_many(cctx, fs, 2), end=end), kind, dh)
 
 
 def _catalog_apply(store: Store, sealed: list, drop: set[int], live: Live) -> None:
