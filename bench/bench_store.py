@@ -7,6 +7,7 @@ unchanged snapshot independent of the record count; peak memory for 1,000,000 re
     python3 bench/bench_store.py --records 100000
     python3 bench/bench_store.py --records 1000000
     python3 bench/bench_store.py --records 100000 --format 1   # the format-1 layout, to compare
+    python3 bench/bench_store.py --records 1000000 --format 3 --rebuild   # + rebuild-catalog's time
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ def gen_time(n: int, seed: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100_000)
-    ap.add_argument("--format", type=int, default=2, choices=(1, 2), help="store format to write")
+    ap.add_argument("--format", type=int, default=2, choices=(1, 2, 3), help="store format to write")
+    ap.add_argument("--rebuild", action="store_true", help="also time rebuild-catalog (format 3 hashes every "
+                    "record frame's records)")
     args = ap.parse_args()
     n = args.records
     pre = None
@@ -109,6 +112,12 @@ def main() -> None:
         got = sum(1 for _ in store.records(info, BASE, TABLE))
         secs = time.perf_counter() - t0
         print(f"  read back: {got:,} records in {secs:.2f} s ({got / secs:,.0f} rec/s, decoded to dicts)")
+        if args.rebuild:
+            t0 = time.perf_counter()
+            store.rebuild_catalog()
+            secs = time.perf_counter() - t0
+            print(f"  rebuild-catalog: {secs:.2f} s for {len(store.list_snapshots())} snapshots of {n:,} records "
+                  f"({secs / n * 1e6:.2f} s per million records)")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS: {peak:,.0f} MiB; store on disk {dir_bytes(store.root):,} bytes + catalog "
               f"{(store.root / 'catalog.duckdb').stat().st_size:,} bytes")

@@ -2,7 +2,7 @@
 the folder up with restic. Same data both ways, in one run.
 
 100,000 records of the benchmark's mix (tests/storegen.py), DAYS daily snapshots at 1% churn.
-Prints, per format (1 and 2) and for restic (if the `restic` binary is installed: Debian's
+Prints, per format (2 and 3 by default, `--formats 1,2,3`) and for restic (if the `restic` binary is installed: Debian's
 package, bench only), the repository size on day one and after the last day, and the seconds per
 snapshot. Issue 17's targets: day one <= restic's repository; after 30 days <= 1.3x day one and
 >= 25x smaller than restic's.
@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from storegen import BASE, SCHEMA, TABLE, churn, make_records  # noqa: E402
 
+from exporters.export import export_snapshot  # noqa: E402
 from snapstore.canonical import record_bytes  # noqa: E402
 from snapstore.store import Store  # noqa: E402
 
@@ -57,6 +58,12 @@ def run_store(root: Path, days: list[list[dict]], fmt: int) -> dict:
     n = sum(1 for _ in store.records("latest", BASE, TABLE))
     out["read"] = time.perf_counter() - t0
     assert n == len(days[-1])
+    for fmts in ("ndjson", "all"):  # the export of the last snapshot, as a user runs it
+        t0 = time.perf_counter()
+        res = export_snapshot(store, "latest", root.parent / f"export-{root.name}-{fmts}", formats=fmts,
+                              attachments=False)
+        out[f"export {fmts}"] = time.perf_counter() - t0
+        assert res.records == n
     return out
 
 
@@ -84,32 +91,42 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--formats", default="2,3", help="store formats to write, old first (comma-separated)")
     args = ap.parse_args()
+    fmts = [int(f) for f in args.formats.split(",")]
     days = [make_records(args.records)]
     for d in range(1, args.days):
         days.append(churn(days[-1], 0.01, seed=d))
     mib = 1 << 20
     with tempfile.TemporaryDirectory() as tmp:
-        res = {f"store format {f}": run_store(Path(tmp) / f"f{f}", days, f) for f in (1, 2)}
+        res = {f"store format {f}": run_store(Path(tmp) / f"f{f}", days, f) for f in fmts}
         r = run_restic(Path(tmp) / "restic", days)
         if r is not None:
             res["restic (NDJSON)"] = r
     for name, r in res.items():
         first, rest = r["secs"][0], sorted(r["secs"][1:])
         med = rest[len(rest) // 2] if rest else 0.0
-        extra = f"; full read {r['read']:.2f} s" if "read" in r else ""
+        extra = (f"; full read {r['read']:.2f} s, export ndjson {r['export ndjson']:.2f} s, "
+                 f"all formats {r['export all']:.2f} s") if "read" in r else ""
         print(f"{name:>16}: day one {r['day1'] / mib:7.2f} MiB, after {args.days} days {r['last'] / mib:7.2f} MiB "
               f"({r['last'] / r['day1']:.2f}x day one); first snapshot {first:.2f} s, median daily {med:.2f} s{extra}")
     if "restic (NDJSON)" in res:
-        rr, s2 = res["restic (NDJSON)"], res["store format 2"]
-        print(f"format 2 vs restic: day one {s2['day1'] / rr['day1']:.2f}x, after {args.days} days "
-              f"{rr['last'] / s2['last']:.1f}x smaller")
+        rr = res["restic (NDJSON)"]
+        for f in fmts:
+            s = res[f"store format {f}"]
+            print(f"format {f} vs restic: day one {s['day1'] / rr['day1']:.2f}x, after {args.days} days "
+                  f"{rr['last'] / s['last']:.1f}x smaller")
     else:
         print("restic not installed (apt-get install restic): restic's side not measured")
-    s1, s2 = res["store format 1"], res["store format 2"]
-    print(f"format 1 / format 2: day one {s1['day1'] / s2['day1']:.2f}x, after {args.days} days "
-          f"{s1['last'] / s2['last']:.2f}x; first snapshot time {s1['secs'][0] / s2['secs'][0]:.2f}, "
-          f"full read time {s1['read'] / s2['read']:.2f} (old/new: above 1 = format 2 faster)")
+    for old, new in zip(fmts, fmts[1:], strict=False):
+        s1, s2 = res[f"store format {old}"], res[f"store format {new}"]
+        med = [sorted(x["secs"][1:])[len(x["secs"][1:]) // 2] if len(x["secs"]) > 1 else 0.0 for x in (s1, s2)]
+        print(f"format {old} / format {new}: day one {s1['day1'] / s2['day1']:.2f}x, after {args.days} days "
+              f"{s1['last'] / s2['last']:.2f}x; first snapshot time {s1['secs'][0] / s2['secs'][0]:.2f}, "
+              f"median daily {med[0] / max(med[1], 1e-9):.2f}, full read time {s1['read'] / s2['read']:.2f}, "
+              f"export ndjson {s1['export ndjson'] / s2['export ndjson']:.2f}, all formats "
+              f"{s1['export all'] / s2['export all']:.2f} "
+              f"(old/new: above 1 = format {new} faster)")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,16 @@ from snapstore.canonical import loads
 from snapstore.retention import TRIM_VERSIONS, finish_pending_forgets
 from snapstore.store import Store, StoreError, objects
 from snapstore.store import inventory as inv
-from snapstore.store.packs import _TAIL, KIND_ATTACHMENT, PackWriter, build_frames, pack_key
+from snapstore.store.catalog import insert_frames
+from snapstore.store.packs import (
+    _TAIL,
+    KIND_ATTACHMENT,
+    KIND_RECORD,
+    PackWriter,
+    build_frames,
+    entries_table,
+    pack_key,
+)
 from snapstore.store.reader import BlobReader
 from snapstore.store.writer import ZSTD_LEVEL, compress_many
 
@@ -189,14 +198,20 @@ def mark(store: Store) -> Live:
                     dicts.add(bytes.fromhex(t["dict"]))
         if doc.get("attachment_index"):
             att_indexes.add(doc["attachment_index"])
-    # manifests reachable through parent links
+    # manifests reachable through parent links, and the frames they name (format 3)
     todo = list(manifests)
+    named_frames: set[bytes] = set()
     while todo:
         name = todo.pop()
         m = store._manifest(name)
+        named_frames.update(bytes(f) for f in m.get("frames") or [])
         if not m["full"] and m.get("parent") and m["parent"] not in manifests:
             manifests.add(m["parent"])
             todo.append(m["parent"])
+    # a frame a kept manifest names is needed whole, dead records too: folding the manifest reads
+    # every item of it (it is copied byte for byte, its id unchanged). Its dead records keep
+    # nothing else alive (their attachments are not scanned below).
+    pinned = _frame_items(store, named_frames) - record_blobs
     # attachments mentioned by live records and comments
     att_ids: set[str] = set()
     reader = _reader(store)
@@ -208,12 +223,26 @@ def mark(store: Store) -> Live:
         if b'"att' in raw:
             _att_ids(loads(raw), att_ids)
     att_rows = [a for a in att_all if a[0] in att_ids]
-    live = record_blobs | meta_blobs | {bytes(a[1]) for a in att_rows}
+    live = record_blobs | pinned | meta_blobs | {bytes(a[1]) for a in att_rows}
     for h, _pack, _off, _clen, _rlen, dh, _kind, _ioff in locs:
         if h in live and dh:
             dicts.add(dh)
     objs = manifests | att_indexes | {d.hex() for d in dicts} | {bytes(a[1]).hex() for a in att_rows}
     return Live(live, record_blobs, att_ids, att_rows, dicts, objs)
+
+
+def _frame_items(store: Store, fids: set[bytes]) -> set[bytes]:
+    """Hashes of the items of the frames named by id."""
+    if not fids:
+        return set()
+    with store.catalog.read() as con:
+        con.register("named_frames", pa.table({"fid": pa.array(sorted(fids), pa.binary())}))
+        try:
+            return {r[0] for r in con.execute(
+                """SELECT b.hash FROM frame f JOIN named_frames n ON n.fid = f.fid
+                   JOIN blob b ON b.pack_seq = f.pack_seq AND b.off = f.off""").fetchall()}
+        finally:
+            con.unregister("named_frames")
 
 
 # ---- prune ----------------------------------------------------------------------------------------------
@@ -340,13 +369,12 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
     _crash_point("indexes-dropped")
     first = True
     written = set(res.packs_new)  # content-named: a rerun may rewrite a leftover pack under its old name
-    for name in [n for n in [p.name for p in dead] + [p.name for p in repack] + orphans if n not in written]:
-        store.backend.delete(pack_key(name))
+    doomed = [pack_key(n) for n in [p.name for p in dead] + [p.name for p in repack] + orphans if n not in written]
+    for key in doomed + [objects.object_key(name) for name in dead_objects]:
+        store.backend.delete(key)
         if first:
             _crash_point("deleting")
             first = False
-    for name in dead_objects:
-        store.backend.delete(objects.object_key(name))
     present = {k.rsplit("/", 1)[-1] for k, _ in store.backend.list("snapshots")}
     for key, _s in list(store.backend.list(inv.TAGS_PREFIX)):
         parts = key.split("/")
@@ -368,14 +396,18 @@ def _repack_frame(store: Store, reader: BlobReader, pack: str, rows: list[tuple]
         return
     raws = [_read_checked(reader, h, pack, o, c, rl, d, io) for h, _p, o, c, rl, _k, d, io in live_rows]
     w = writers[kind == KIND_ATTACHMENT]
-    if len(live_rows) == len(rows):
+    # every blob of the frame has a row (format 3 record frames: a newline after each)
+    end = store.record_end if kind == KIND_RECORD else b""
+    whole = len(reader.frame(pack, off, clen, dh)) == sum(r[4] + len(end) for r in rows)
+    if len(live_rows) == len(rows) and whole:
         data = reader.pack(pack)[off:off + clen]
         w.add_frames([(data, [(r[0], r[7], r[4]) for r in live_rows])], kind, dh, sealed=True)
         return
-    cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, dict_data=zstandard.ZstdCompressionDict(store._dict_bytes(dh))) \
-        if dh else zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    level = store.record_level if kind == KIND_RECORD else ZSTD_LEVEL
+    cctx = zstandard.ZstdCompressor(level=level, dict_data=zstandard.ZstdCompressionDict(store._dict_bytes(dh))) \
+        if dh else zstandard.ZstdCompressor(level=level)
     items = [(r[0], raw) for r, raw in zip(live_rows, raws, strict=True)]
-    w.add_frames(build_frames(items, lambda fs: compress_many(cctx, fs, 2)), kind, dh)
+    w.add_frames(build_frames(items, lambda fs: compress_many(cctx, fs, 2), end=end), kind, dh)
 
 
 def _catalog_apply(store: Store, sealed: list, drop: set[int], live: Live) -> None:
@@ -387,6 +419,7 @@ def _catalog_apply(store: Store, sealed: list, drop: set[int], live: Live) -> No
             pack_seq = con.execute("SELECT coalesce(max(pack_seq), 0) FROM pack").fetchone()[0]
             first_seq = con.execute("SELECT coalesce(max(seq), 0) FROM snapshot").fetchone()[0]
             hs, ps, offs, clens, ioffs = [], [], [], [], []
+            sealed_rows: list[pa.Table] = []
             known = dict(con.execute("SELECT name, pack_seq FROM pack").fetchall())
             for name, size, entries in sealed:
                 if name in known and known[name] not in drop:
@@ -395,6 +428,8 @@ def _catalog_apply(store: Store, sealed: list, drop: set[int], live: Live) -> No
                     pack_seq += 1
                     seq = pack_seq
                     con.execute("INSERT INTO pack VALUES (?, ?, ?, ?, ?)", [seq, name, size, len(entries), first_seq])
+                tbl = entries_table(entries)
+                sealed_rows.append(tbl.append_column("pack_seq", pa.array([seq] * tbl.num_rows, pa.int32())))
                 for e in entries:
                     hs.append(e.hash)
                     ps.append(seq)
@@ -413,6 +448,11 @@ def _catalog_apply(store: Store, sealed: list, drop: set[int], live: Live) -> No
             con.execute("DELETE FROM blob WHERE NOT EXISTS (SELECT 1 FROM live_b WHERE live_b.hash = blob.hash)")
             if drop:
                 con.execute("DELETE FROM pack WHERE list_contains(?, pack_seq)", [sorted(drop)])
+                con.execute("DELETE FROM frame WHERE list_contains(?, pack_seq)", [sorted(drop)])
+            if sealed_rows:  # format 3: frames copied keep their id at their new place; new frames added
+                con.register("sealed_blobs", pa.concat_tables(sealed_rows))
+                insert_frames(con, "sealed_blobs")
+                con.unregister("sealed_blobs")
             con.execute("DELETE FROM attachment WHERE NOT EXISTS (SELECT 1 FROM live_a WHERE live_a.att_id = attachment.att_id)")
             con.execute(TRIM_VERSIONS)
             con.unregister("live_b")

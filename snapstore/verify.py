@@ -26,8 +26,8 @@ import pyarrow as pa
 from snapstore.store import Store, StoreError, objects
 from snapstore.store import inventory as inv
 from snapstore.store.backend import ObjectMissing
-from snapstore.store.packs import PackError, pack_key, parse_trailer
-from snapstore.store.reader import BlobReader
+from snapstore.store.packs import PackError, frame_id, pack_key, parse_trailer
+from snapstore.store.reader import BlobReader, FrameDamaged
 
 SAMPLE = 10
 
@@ -253,7 +253,19 @@ def _check_manifests(store: Store, rep: Report, tables) -> int:
         for pk, seq, manifest in sorted(picks):
             if manifest in bad or any(m in bad for m in _chain(manifest, parent_of)):
                 continue
-            ids, hashes = store._fold_manifest(manifest)
+            try:
+                ids, hashes = store._fold_manifest(manifest)
+            except FrameDamaged as e:  # format 3: the manifest names a frame that is damaged
+                if not any(d.kind == "frame" and d.object == f"{e.pack}:{e.off}" for d in rep.damage):
+                    in_frame = con.execute(
+                        "SELECT b.hash FROM blob b JOIN pack p ON p.pack_seq = b.pack_seq WHERE p.name = ? AND b.off = ?",
+                        [e.pack, e.off]).fetchall()
+                    rep.add("frame", f"{e.pack}:{e.off}", str(e), {r[0] for r in in_frame})
+                continue
+            except StoreError as e:
+                rep.add("manifest", manifest, f"manifest {manifest[:12]} cannot be folded: {e}").affects.append(
+                    {"snapshot_seq": seq, "table_pk": pk})
+                continue
             rows = con.execute(
                 """SELECT rv.record_id, rv.hash FROM record_version rv WHERE rv.table_pk = ?
                    AND rv.begin_seq <= ? AND (rv.end_seq IS NULL OR rv.end_seq > ?) ORDER BY record_id""",
@@ -288,16 +300,26 @@ def _read_data(store: Store, rep: Report, sub, packs, blobs, pack_ok, on_disk) -
             if pack_ok.get(name, True):
                 rep.add("pack-hash", name, f"pack {name[:12]}: content does not match its name (sha256)")
         try:
-            entries = {e.hash: e for e in parse_trailer(data, store.box)}
+            trailer = parse_trailer(data, store.box)
         except PackError as e:
             rep.add("pack-trailer", name, f"pack {name[:12]}: trailer unreadable ({e})")
-            entries = None
+            trailer = None
+        # where the trailer puts each blob: by hash, or (format 3 record frames, whose trailer
+        # holds no record hash) by place in the frame; each such frame checked against its id
+        entries = {e.hash: e for e in trailer or [] if e.hash is not None}
+        frames = {e.offset: e for e in trailer or [] if e.fid is not None}
+        bad_frames = {off for off, e in frames.items() if frame_id(memoryview(data)[off:off + e.clen]) != e.fid}
         bad = set()
         for h, _pseq, _pn, off, clen, rlen, _kind, dh, ioff in by_pack[name]:
             n_blobs += 1
-            if entries is not None:
+            if trailer is not None:
                 e = entries.get(h)
-                if e is None or e.offset != off or e.clen != clen or e.inner != ioff:
+                if e is not None:
+                    ok = e.offset == off and e.clen == clen and e.inner == ioff and e.rlen == rlen
+                else:  # a format-3 record: its frame is in the trailer, the record's id is in its bytes
+                    f = frames.get(off)
+                    ok = f is not None and f.clen == clen and off not in bad_frames
+                if not ok:
                     bad.add(h)
                     continue
             try:

@@ -100,12 +100,14 @@ def build(root: Path, n_snapshots: int = 8, n_records: int = 300, **init) -> lis
 _CACHE: dict[str, Path] = {}
 
 
-def history_store(tmp_path_factory, tmp_path: Path, password: str | None = None) -> tuple[Store, list]:
-    """A fresh copy of the shared history store (encrypted with ``password`` if given)."""
-    kind = "encrypted" if password else "base"
+def history_store(tmp_path_factory, tmp_path: Path, password: str | None = None,
+                  format_version: int | None = None) -> tuple[Store, list]:
+    """A fresh copy of the shared history store (encrypted with ``password`` if given; of the
+    current format, or ``format_version``)."""
+    kind = f"{'encrypted' if password else 'base'}-{format_version}"
     if kind not in _CACHE:
         base = tmp_path_factory.mktemp("history") / "store"
-        build(base, password=password)
+        build(base, password=password, **({"format_version": format_version} if format_version else {}))
         _CACHE[kind] = base
     dst = tmp_path / "store"
     shutil.copytree(_CACHE[kind], dst)

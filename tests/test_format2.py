@@ -1,4 +1,5 @@
-"""Store format 2: a table's records share zstd frames; format 1 stays readable and writable."""
+"""Store format 2: a table's records share zstd frames; format 1 stays readable and writable (format 3:
+test_format3.py)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def pack_files(store) -> set[str]:
 
 
 def test_records_share_frames_of_bounded_size_and_read_back(tmp_path):
-    store = Store.init(tmp_path / "s")
+    store = Store.init(tmp_path / "s", format_version=2)
     assert store.format_version == 2 and json.loads((tmp_path / "s" / "config.json").read_text())["version"] == 2
     recs = make_records(3000)
     info = snapshot(store, recs)
@@ -51,7 +52,7 @@ def test_records_share_frames_of_bounded_size_and_read_back(tmp_path):
 
 
 def test_reading_one_record_decompresses_one_frame(tmp_path, monkeypatch):
-    store = Store.init(tmp_path / "s")
+    store = Store.init(tmp_path / "s", format_version=2)
     info = snapshot(store, make_records(3000))
     rid = next(iter(store.record_hashes(info, BASE, TABLE).column("hash").to_pylist()))
     calls = []
@@ -83,7 +84,7 @@ def test_reading_one_record_decompresses_one_frame(tmp_path, monkeypatch):
 
 
 def test_unchanged_snapshot_writes_no_pack_and_churn_writes_little(tmp_path):
-    store = Store.init(tmp_path / "s")
+    store = Store.init(tmp_path / "s", format_version=2)
     recs = make_records(3000)
     snapshot(store, recs)
     before = pack_files(store)
@@ -134,7 +135,7 @@ def test_format1_store_stays_format1_readable_and_writable(tmp_path):
 
 
 def test_unknown_format_is_refused(tmp_path):
-    Store.init(tmp_path / "s")
+    Store.init(tmp_path / "s", format_version=2)
     cfg = json.loads((tmp_path / "s" / "config.json").read_text())
     (tmp_path / "s" / "config.json").write_text(json.dumps(dict(cfg, version=9)))
     with pytest.raises(Exception, match="format version 9"):
@@ -143,7 +144,7 @@ def test_unknown_format_is_refused(tmp_path):
 
 
 def test_catalog_is_readable_by_its_owner_only(tmp_path):
-    store = Store.init(tmp_path / "s")
+    store = Store.init(tmp_path / "s", format_version=2)
     snapshot(store, make_records(10))
     assert (store.catalog.path.stat().st_mode & 0o777) == 0o600
     store.rebuild_catalog()

@@ -1,26 +1,33 @@
-"""migrate copies a store into format 2 with every snapshot, record, tag, note and time kept."""
+"""migrate copies a store into the current format with every snapshot, record, tag, note and time kept."""
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 from retgen import build, contents
 
 from snapstore.cli import main
 from snapstore.store import Store
+from snapstore.store.migrate import migrate
+from snapstore.store.store import FORMAT_VERSION
 from snapstore.verify import verify
 
 
-def test_format1_store_migrates_with_equal_records_and_times(tmp_path):
-    build(tmp_path / "old", n_snapshots=4, n_records=120, format_version=1)
+@pytest.mark.parametrize(("src", "dst"), [(1, None), (1, 3), (2, 3)])
+def test_store_migrates_with_equal_records_and_times(tmp_path, src, dst):
+    build(tmp_path / "old", n_snapshots=4, n_records=120, format_version=src)
     old = Store.open(tmp_path / "old")
-    assert old.format_version == 1
+    assert old.format_version == src
     old_snaps = list(reversed(old.list_snapshots()))
     # a plain destination: its records hash as the source's (an encrypted one keys them: test_crypt.py)
-    r = CliRunner().invoke(main, ["migrate", str(tmp_path / "old"), str(tmp_path / "new"), "--no-encryption"])
-    assert r.exit_code == 0, r.output
-    assert f"migrated {len(old_snaps)} snapshot(s)" in r.output
+    if dst is None:  # the CLI: into the current format
+        r = CliRunner().invoke(main, ["migrate", str(tmp_path / "old"), str(tmp_path / "new"), "--no-encryption"])
+        assert r.exit_code == 0, r.output
+        assert f"migrated {len(old_snaps)} snapshot(s)" in r.output
+    else:
+        migrate(old, Store.init(tmp_path / "new", format_version=dst))
     new = Store.open(tmp_path / "new")
-    assert new.format_version == 2
+    assert new.format_version == (dst or FORMAT_VERSION)
     new_snaps = list(reversed(new.list_snapshots()))
     assert len(new_snaps) == len(old_snaps)
     for a, b in zip(old_snaps, new_snaps, strict=True):

@@ -294,9 +294,10 @@ def test_full_manifest_checkpoint_after_heavy_churn_rebuilds_identically(store):
     assert {s.full_id: sorted(map(str, again.records(s, BASE, TABLE))) for s in again.list_snapshots()} == before
 
 
-def test_records_are_read_in_chunks_of_whole_packs(store, monkeypatch):
+def test_records_are_read_in_chunks_of_whole_packs(store_factory, monkeypatch):
     from snapstore.store.catalog import Catalog
 
+    store = store_factory.init("store", pack_size=64 * 1024)  # small packs: several for 8,000 records
     info = snapshot(store, make_records(8000))
     pieces = list(store.catalog.table_locations(info.seq, [(BASE, TABLE, 8000)], chunk=500))
     assert len(pieces) > 1 and sum(p[1].num_rows for p in pieces) == 8000 and {p[0] for p in pieces} == {0}

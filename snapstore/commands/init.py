@@ -9,13 +9,14 @@ from snapstore.commands.base import command
 from snapstore.commands.options import store_option
 from snapstore.commands.output import Output
 from snapstore.store import Store
+from snapstore.store.store import FORMAT_VERSION
 
 
 @command()
 @store_option
-@click.option("--format", "format_version", type=click.IntRange(1, 2), default=2, show_default=True,
-              help="Store format: 2 packs a table's records many to a compressed frame; 1 (older "
-                   "snapstore) one record per frame.")
+@click.option("--format", "format_version", type=click.IntRange(1, 3), default=FORMAT_VERSION, show_default=True,
+              help="Store format: 3 names a table's record frames by id (no per-record hash on disk); "
+                   "2 packs records many to a frame, each with its hash; 1 (older snapstore) one record per frame.")
 @click.option("--no-encryption", is_flag=True, help="Make a plain store (by default a new store is encrypted).")
 def init(store: str, format_version: int, no_encryption: bool, out: Output) -> None:
     """Create an empty store in STORE (a new or empty folder), encrypted with a password unless

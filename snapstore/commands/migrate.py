@@ -17,7 +17,7 @@ from snapstore.store.migrate import migrate as migrate_store
 @click.argument("dst")
 @click.option("--no-encryption", is_flag=True, help="Make DST a plain store (by default it is encrypted).")
 def migrate(src: str, dst: str, no_encryption: bool, out: Output) -> None:
-    """Copy every snapshot of store SRC, with its time, tags and note, into a new store DST (format 2).
+    """Copy every snapshot of store SRC, with its time, tags and note, into a new store DST (format 3).
     SRC is only read."""
     source = open_store(src)
     target = Store.init(dst, password=None if no_encryption else password.resolve(dst, new=True))

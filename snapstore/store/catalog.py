@@ -26,7 +26,7 @@ from snapstore.errors import StoreError
 from snapstore.store.hashset import HashSet
 from snapstore.store.packs import entries_table
 
-CATALOG_VERSION = "2"  # 2: blob.ioff (format 2 frames of many records)
+CATALOG_VERSION = "3"  # 2: blob.ioff (format 2 frames of many records); 3: the frame table (format 3)
 #: DuckDB's own memory (buffer cache and query state) per connection; larger work spills to disk.
 #: Without a limit it caches up to 80% of RAM, which is most of a snapshot's peak memory.
 MEMORY_LIMIT = "384MB"
@@ -55,6 +55,8 @@ CREATE TABLE IF NOT EXISTS record_version (table_pk INTEGER, record_id VARCHAR, 
     begin_seq INTEGER, end_seq INTEGER);
 CREATE TABLE IF NOT EXISTS attachment (att_id VARCHAR, content_hash BLOB, size BIGINT, mime VARCHAR,
     filename VARCHAR, first_seq INTEGER);
+CREATE TABLE IF NOT EXISTS frame (fid BLOB, pack_seq INTEGER, off BIGINT, clen BIGINT, dict_hash BLOB,
+    n_items INTEGER);
 """
 
 #: Each blob's share of the stored bytes: its frame's compressed length prorated by raw length
@@ -91,6 +93,18 @@ class CatalogCorrupt(StoreError):
 
 class CatalogBusy(StoreError):
     pass
+
+
+def insert_frames(con: duckdb.DuckDBPyConnection, view: str) -> None:
+    """Add the frames (format 3: blob rows with a frame id) of a registered Arrow view of blob rows
+    to the frame table, one row per frame id (its first copy), with the number of records in it."""
+    con.execute(f"""INSERT INTO frame
+        SELECT fid, pack_seq, off, clen, dict_hash, n_items FROM (
+            SELECT fid, pack_seq, off, any_value(clen) AS clen, any_value(dict_hash) AS dict_hash,
+                   count(*) AS n_items
+            FROM {view} WHERE fid IS NOT NULL GROUP BY fid, pack_seq, off
+            QUALIFY row_number() OVER (PARTITION BY fid ORDER BY pack_seq, off) = 1) n
+        WHERE NOT EXISTS (SELECT 1 FROM frame f WHERE f.fid = n.fid)""")
 
 
 def _process_lock(path: Path) -> threading.RLock:
@@ -279,6 +293,8 @@ class Catalog:
             pack_seq += 1
             con.execute("INSERT INTO pack VALUES (?, ?, ?, ?, ?)", [pack_seq, name, size, len(entries), seq])
             tbl = entries if isinstance(entries, pa.Table) else entries_table(entries)
+            if "fid" not in tbl.column_names:
+                tbl = tbl.append_column("fid", pa.array([None] * tbl.num_rows, pa.binary()))
             parts.append(tbl.append_column("pack_seq", pa.array([pack_seq] * tbl.num_rows, pa.int32())))
         if batch.standalone:
             n = len(batch.standalone)
@@ -287,7 +303,8 @@ class Catalog:
                 "hash": pa.array([h for h, _s in batch.standalone], pa.binary()),
                 "off": pa.array([0] * n, pa.int64()), "clen": sizes, "rlen": sizes,
                 "kind": pa.array(["A"] * n, pa.string()), "dict_hash": pa.array([None] * n, pa.binary()),
-                "ioff": pa.array([0] * n, pa.int64()), "pack_seq": pa.array([None] * n, pa.int32()),
+                "ioff": pa.array([0] * n, pa.int64()), "fid": pa.array([None] * n, pa.binary()),
+                "pack_seq": pa.array([None] * n, pa.int32()),
             }))
         if parts:
             new_blobs = pa.concat_tables(parts)
@@ -301,6 +318,7 @@ class Catalog:
                 f"""INSERT INTO blob SELECT n.hash, n.pack_seq, n.off, n.clen, n.rlen, n.kind, n.dict_hash, n.ioff
                     FROM {source} n ANTI JOIN blob b ON b.hash = n.hash"""
             )
+            insert_frames(con, "new_blobs")
             con.unregister("new_blobs")
             del new_blobs, parts
         if batch.attachments:
@@ -338,6 +356,35 @@ class Catalog:
              list(doc.get("tags") or []), json.dumps(doc)],
         )
         return seq
+
+    def frame_locations(self, fids: list[bytes]) -> dict[bytes, tuple[str, int, int, bytes | None, int]]:
+        """Format 3: frame id -> (pack name, offset, compressed length, dictionary, records in it)."""
+        if not fids:
+            return {}
+        with self.read() as con:
+            con.register("want_frames", pa.table({"fid": pa.array(list(set(fids)), pa.binary())}))
+            try:
+                rows = con.execute("""SELECT f.fid, p.name, f.off, f.clen, f.dict_hash, f.n_items FROM frame f
+                                      JOIN want_frames w ON w.fid = f.fid JOIN pack p ON p.pack_seq = f.pack_seq""").fetchall()
+            finally:
+                con.unregister("want_frames")
+        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
+    def whole_frames(self, hashes) -> list[tuple[bytes, list[bytes]]]:
+        """Format 3: the frames every record of which is among ``hashes`` (a table's state, for a
+        full manifest), each with its records' hashes in frame order."""
+        if not self.exists() or len(hashes) == 0:
+            return []
+        with self.read() as con:
+            con.register("state_h", pa.table({"hash": hashes}))
+            try:
+                rows = con.execute("""SELECT f.fid, list(b.hash ORDER BY b.ioff) FROM frame f
+                                      JOIN blob b ON b.pack_seq = f.pack_seq AND b.off = f.off
+                                      JOIN state_h s ON s.hash = b.hash
+                                      GROUP BY f.fid, f.n_items HAVING count(*) = f.n_items""").fetchall()
+            finally:
+                con.unregister("state_h")
+        return [(r[0], list(r[1])) for r in rows]
 
     @staticmethod
     def _table_pk(con: duckdb.DuckDBPyConnection, base_id: str, table_id: str) -> int:

@@ -45,6 +45,11 @@ class Damaged(StoreError):
     """A sealed message did not authenticate: damaged, truncated, or sealed with another key."""
 
 
+def sha256_id(raw: bytes | memoryview) -> bytes:
+    """A plain store's blob identity: the SHA-256 of the blob's raw (canonical) bytes."""
+    return hashlib.sha256(raw).digest()
+
+
 class PlainBox:
     """The box of a plain store: stored bytes are the plaintext, ids are SHA-256."""
 
@@ -59,8 +64,7 @@ class PlainBox:
     def seal_many(self, frames: Iterable[bytes]) -> list[bytes]:
         return list(frames)
 
-    def blob_id(self, raw: bytes | memoryview) -> bytes:
-        return hashlib.sha256(raw).digest()
+    blob_id = staticmethod(sha256_id)
 
     def id_hasher(self):
         """An incremental ``blob_id`` (``update``/``digest``) for data that arrives in pieces."""

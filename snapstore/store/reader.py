@@ -50,6 +50,24 @@ class LocatedChunk:
         return len(self.hashes)
 
 
+def record_id_of(raw: bytes) -> str:
+    """The record id of a canonical record blob, read without parsing it: keys are sorted, so
+    ``"id"`` is the last key, and the blob ends ``,"id":"rec..."}``."""
+    k = raw.rfind(b'"id":"')
+    if k < 0 or not raw.endswith(b'"}'):
+        raise StoreError("a record blob without a trailing id (not a canonical record)")
+    return raw[k + 6: -2].decode()
+
+
+class FrameDamaged(StoreError):
+    """A format-3 frame does not match its id (or its item lengths): every record in it is lost."""
+
+    def __init__(self, message: str, *, pack: str, off: int) -> None:
+        super().__init__(message)
+        self.pack = pack
+        self.off = off
+
+
 def damaged(h: bytes, pack: str, why: str) -> StoreError:
     return StoreError(f"blob {h.hex()[:12]} in pack {pack[:12]} is damaged ({why})")
 
