@@ -9,7 +9,7 @@ import json
 import pytest
 import zstandard
 from click.testing import CliRunner
-from snapstore.commands.store import init as init_cmd
+from snapstore.commands.init import init as init_cmd
 from storegen import BASE, SCHEMA, TABLE, churn, make_records, snapshot
 
 from snapstore.canonical import record_bytes

@@ -44,7 +44,7 @@ def kept_contents(store):
 
 @pytest.mark.parametrize("fmt", [2, 3])
 def test_prune_after_forget_keeps_every_kept_snapshot_identical_and_frees_the_rest(tmp_path_factory, tmp_path, fmt):
-    store, snaps = history_store(tmp_path_factory, tmp_path, fmt)
+    store, snaps = history_store(tmp_path_factory, tmp_path, format_version=fmt)
     forget(store, Policy(last=3))
     before = kept_contents(store)
     size_before = disk_bytes(store.root)
