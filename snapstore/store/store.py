@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -309,6 +309,11 @@ class Store:
         #: seals and opens stored bytes (plain: as is); set by open for an encrypted store
         self.box: PlainBox = PLAIN
         self.key_file: KeyFile | None = None  # the key file that opened an encrypted store
+        #: a blob's identity: SHA-256 of its bytes, or HMAC-SHA256 under an encrypted store's MAC
+        #: key. The one place ids are computed (the writer, the reader, verify and prune call it);
+        #: the box's own function, not a method calling it: one call less per record (~0.06 s per
+        #: 100k records measured)
+        self.blob_id: Callable[[bytes], bytes] = self.box.blob_id
 
     @property
     def encrypted(self) -> bool:
@@ -325,11 +330,6 @@ class Store:
         d.mkdir(mode=0o700, parents=True, exist_ok=True)
         return d
 
-    def blob_id(self, raw: bytes) -> bytes:
-        """A blob's identity: SHA-256 of its bytes, or HMAC-SHA256 under an encrypted store's MAC
-        key. The one place ids are computed (the writer, the reader, verify and prune call it)."""
-        return self.box.blob_id(raw)
-
     def _unlock(self, password: str | None, key: KeyBox | None) -> None:
         """An encrypted store's master key, from ``key`` or the key file ``password`` opens."""
         if not self.encrypted:
@@ -339,6 +339,7 @@ class Store:
                 password = ask_password(str(self.location))
             key, self.key_file = keys.unlock(self.backend, password, str(self.location))
         self.box = key
+        self.blob_id = key.blob_id
         self.backend.box = key  # type: ignore[attr-defined]  (see crypto.box_of)
 
     # ---- opening -------------------------------------------------------------------------
@@ -413,7 +414,7 @@ class Store:
             (local / d).mkdir(mode=0o700, parents=True, exist_ok=True)
         local.chmod(0o700)  # the cache indexes the bucket's content: its owner's alone
         store = cls(local, backend, config, Catalog(local / "catalog.duckdb"), location=backend.url)
-        store.box, store.key_file = probe.box, probe.key_file
+        store.box, store.key_file, store.blob_id = probe.box, probe.key_file, probe.blob_id
         store._ensure_catalog()
         try:
             store.sync()
