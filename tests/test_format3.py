@@ -9,10 +9,10 @@ import json
 import pytest
 import zstandard
 from click.testing import CliRunner
-from snapstore.commands.init import init as init_cmd
 from storegen import BASE, SCHEMA, TABLE, churn, make_records, snapshot
 
 from snapstore.canonical import record_bytes
+from snapstore.commands.init import init as init_cmd
 from snapstore.prune import prune
 from snapstore.retention import Policy, forget
 from snapstore.store import Store, objects
