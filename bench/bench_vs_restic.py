@@ -2,7 +2,8 @@
 the folder up with restic. Same data both ways, in one run.
 
 100,000 records of the benchmark's mix (tests/storegen.py), DAYS daily snapshots at 1% churn.
-Prints, per format (2 and 3 by default, `--formats 1,2,3`) and for restic (if the `restic` binary is installed: Debian's
+Prints, per format (2, 3 and 3e = format 3 encrypted, as `snapstore init` makes it, by default;
+`--formats 1,2,3,3e`) and for restic (if the `restic` binary is installed: Debian's
 package, bench only), the repository size on day one and after the last day, and the seconds per
 snapshot. Issue 17's targets: day one <= restic's repository; after 30 days <= 1.3x day one and
 >= 25x smaller than restic's.
@@ -43,8 +44,9 @@ def snapshot(store: Store, recs: list[dict]) -> None:
     w.commit()
 
 
-def run_store(root: Path, days: list[list[dict]], fmt: int) -> dict:
-    store = Store.init(root, format_version=fmt)
+def run_store(root: Path, days: list[list[dict]], fmt: str) -> dict:
+    """``fmt``: a format number, with ``e`` for an encrypted store (restic's repositories always are)."""
+    store = Store.init(root, format_version=int(fmt.rstrip("e")), password="bench" if fmt.endswith("e") else None)
     store.backend.fsync = False
     out = {"secs": []}
     for i, recs in enumerate(days):
@@ -91,9 +93,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--days", type=int, default=30)
-    ap.add_argument("--formats", default="2,3", help="store formats to write, old first (comma-separated)")
+    ap.add_argument("--formats", default="2,3,3e",
+                    help="store formats to write, old first (comma-separated; 3e: format 3 encrypted)")
     args = ap.parse_args()
-    fmts = [int(f) for f in args.formats.split(",")]
+    fmts = args.formats.split(",")
     days = [make_records(args.records)]
     for d in range(1, args.days):
         days.append(churn(days[-1], 0.01, seed=d))
