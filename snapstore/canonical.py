@@ -8,7 +8,6 @@ recorded in the store (``CANON_VERSION``), and the parts of a record that change
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import orjson
@@ -77,8 +76,3 @@ def record_bytes(record: dict) -> bytes:
     if b'"att' not in data:
         return data
     return dumps(canonical_record(record))
-
-
-def blob_hash(data: bytes) -> bytes:
-    """Blob ids are SHA-256 of the raw (uncompressed) bytes."""
-    return hashlib.sha256(data).digest()

@@ -39,7 +39,7 @@ ATTACHMENT_TYPES = {"multipleAttachments"}
 def _snap_ref(s: SnapshotInfo | None) -> dict | None:
     if s is None:
         return None
-    return {"id": s.id, "seq": s.seq, "time": s.time.isoformat().replace("+00:00", "Z")}
+    return {"id": s.full_id, "short_id": s.id, "seq": s.seq, "time": s.time.isoformat().replace("+00:00", "Z")}
 
 
 def _drop_none(d: dict) -> dict:

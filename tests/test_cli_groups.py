@@ -33,7 +33,7 @@ def groups(tmp_path_factory):
 def test_default_diff_pairs_the_same_bases(groups):
     path, snaps, _ = groups
     d = json.loads(run("diff", "--store", path, "--format", "json").stdout)
-    assert (d["a"]["id"], d["b"]["id"]) == (snaps[1].id, snaps[3].id)  # s3 (Operations only) is skipped
+    assert (d["a"]["short_id"], d["b"]["short_id"]) == (snaps[1].id, snaps[3].id)  # s3 (Operations only) is skipped
     assert d["schema"] == [] and all(t["status"] == "changed" for t in d["tables"])
 
 
@@ -59,9 +59,9 @@ def test_latest_and_log_narrow_with_base(groups):
     r = run("log", "--store", path, "--base", "SALES")
     assert r.exit_code == 2 and "ambiguous" in r.output
     d = json.loads(run("diff", "latest~1", "latest", "--base", "Sales", "--store", path, "--format", "json").stdout)
-    assert (d["a"]["id"], d["b"]["id"]) == (snaps[1].id, snaps[3].id)
+    assert (d["a"]["short_id"], d["b"]["short_id"]) == (snaps[1].id, snaps[3].id)
     d = json.loads(run("diff", "latest~1", "--base", "operations", "--store", path, "--format", "json").stdout)
-    assert (d["a"]["id"], d["b"]["id"]) == (snaps[2].id, snaps[3].id)
+    assert (d["a"]["short_id"], d["b"]["short_id"]) == (snaps[2].id, snaps[3].id)
     hits = json.loads(run("find", "edited", "--snapshot", "latest~1", "--base", "Sales", "--store", path,
                           "--json").stdout)  # latest~1 among the snapshots holding Sales: s2, one edit
     # its version spans s2 and s4: s3 did not capture Sales, and s4 holds the same content

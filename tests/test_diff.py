@@ -293,7 +293,7 @@ def test_cli_diff(world):
     res = runner.invoke(diff_cmd, [s[1].id, s[2].id, "--store", path, "--format", "json", "--fields"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
-    assert doc["totals"]["changed"] == 5 and doc["a"]["id"] == s[1].id
+    assert doc["totals"]["changed"] == 5 and doc["a"]["id"] == s[1].full_id and doc["a"]["short_id"] == s[1].id
     deals = next(t for t in doc["tables"] if t["table_id"] == T_DEALS)
     notes = next(r for r in deals["changed"] if r["record_id"] == rid(4))["fields"][0]
     assert notes["name"] == "Notes" and any(ln.startswith("+line 5") for ln in notes["text_diff"])

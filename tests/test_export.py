@@ -626,3 +626,29 @@ def test_many_small_and_empty_tables_each_get_their_own_records(tmp_path):
         # the store holds no attachment files: each table reports its own as missing
         assert row["attachments_missing"] == len({a["id"] for r in recs for a in r["fields"].get("fldFILES000000001", [])})
     assert sum(t["attachments_missing"] for t in many.tables) == many.attachments["missing"] > 0
+
+
+def test_progress_counts_every_record_once_up_to_the_total(exported, tmp_path):
+    """The CLI's live line (count and ETA) is fed by this callback: it must reach the export's
+    record total exactly, never go back, and be called once a chunk."""
+    store, info, whole = exported
+    seen: list[tuple[int, int]] = []
+    res = export_snapshot(store, info, tmp_path / "out", formats="ndjson", chunk_records=3,
+                          progress=lambda done, total: seen.append((done, total)))
+    assert seen and {t for _d, t in seen} == {res.records} and res.records == whole.records
+    assert [d for d, _t in seen] == sorted(d for d, _t in seen) and seen[-1][0] == res.records
+    assert len(seen) >= res.records // 3
+
+
+def test_activity_line_shows_the_count_and_an_eta_at_the_pace_so_far():
+    from snapstore.commands.progress import Activity
+
+    now = [100.0]
+    act = Activity("exporting snapshot 1a2b3c4d", clock=lambda: now[0])
+    assert act.text() == "exporting snapshot 1a2b3c4d … 0s"
+    now[0] += 10
+    act.count(250, 1000)
+    text = act.text()
+    assert "250 of 1,000 records" in text and "ETA 30s" in text, text
+    act.count(1000, 1000)
+    assert "ETA" not in act.text()

@@ -45,9 +45,10 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
     s = open_store(store)
     try:
         snap = resolve_snapshot(s, snapshot, _split(bases))  # latest: the latest holding --base
-        with stoppable(), activity(f"exporting snapshot {snap.id}", out, progress):
+        with stoppable(), activity(f"exporting snapshot {snap.id}", out, progress) as act:
             res = export_snapshot(s, snap, out_dir, formats=formats, bases=_split(bases), tables=_split(tables),
-                                  attachments=not no_attachments, csv_guard=not no_csv_guard, workers=workers)
+                                  attachments=not no_attachments, csv_guard=not no_csv_guard, workers=workers,
+                                  progress=act.count)
     except KeyboardInterrupt:
         raise Interrupted("no export folder was written") from None
     except OSError as e:  # the output folder: full, read-only, not a folder...

@@ -173,24 +173,47 @@ class Progress:
             live.stop()
 
 
+class Activity:
+    """What :func:`activity` yields: call it with a line to print above the live line; ``count``
+    sets how far the work is (``done`` of ``total``), shown with an ETA at the pace so far."""
+
+    def __init__(self, label: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.label, self.clock, self.t0 = label, clock, clock()
+        self.done = self.total = 0
+        self.unit = "records"
+        self.print: Callable[[str], None] = lambda _text: None
+
+    def __call__(self, text: str) -> None:
+        self.print(text)
+
+    def count(self, done: int, total: int, unit: str = "records") -> None:
+        self.done, self.total, self.unit = done, total, unit
+
+    def text(self) -> str:
+        dt = self.clock() - self.t0
+        out = f"{self.label} … {duration(dt)}"
+        if self.total:
+            out += f", {self.done:,} of {self.total:,} {self.unit}"
+            if 0 < self.done < self.total:
+                out += f", ETA {duration((self.total - self.done) * dt / self.done)}"
+        return out
+
+
 @contextmanager
-def activity(label: str, out, flag: bool | None = None, *, stream=None) -> Iterator[Callable[[str], None]]:
-    """A spinner line with ``label`` and the time it has taken, for verbs whose library reports only
-    lines (restore) or nothing (export, import, prune, verify); yields ``update(text)``, which prints
-    a line above the live line on a terminal and is a no-op elsewhere. ``out``: the verb's Output;
-    ``flag``: its ``--progress/--no-progress``, if it has one."""
+def activity(label: str, out, flag: bool | None = None, *, stream=None) -> Iterator[Activity]:
+    """A live line with ``label``, the time it has taken and, once the verb calls ``count``, how far
+    it is with an ETA, for verbs whose library reports only lines (restore), chunks (export) or
+    nothing (import, prune, verify). Yields an :class:`Activity`; everything is a no-op off a
+    terminal, with -q or --json. ``out``: the verb's Output; ``flag``: its ``--progress/--no-progress``."""
+    act = Activity(label)
     if not wanted(out, flag):
-        yield lambda _text: None
+        yield act
         return
     con = console(stream, color=out.color)
-    t0 = time.monotonic()
-
-    def render():
-        return line(f"{label} … {duration(time.monotonic() - t0)}")
-
-    with Live(get_renderable=render, console=con, transient=True, refresh_per_second=REFRESH_PER_SECOND,
-              redirect_stdout=False, redirect_stderr=False) as live:
-        yield lambda text: live.console.print(line(text))
+    with Live(get_renderable=lambda: line(act.text()), console=con, transient=True,
+              refresh_per_second=REFRESH_PER_SECOND, redirect_stdout=False, redirect_stderr=False) as live:
+        act.print = lambda text: live.console.print(line(text))
+        yield act
 
 
 def wanted(out, flag: bool | None) -> bool:
