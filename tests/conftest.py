@@ -176,6 +176,7 @@ def _store_password(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:  # session-wide: module fixtures run CLI verbs too
         mp.setattr(keys, "password_source", _test_password_source)
         mp.setenv("SNAPSTORE_PASSWORD", TEST_PASSWORD)
+        mp.setenv("SNAPSTORE_KDF_SECONDS", "0")  # scrypt at its floor (p = 1): the suite makes hundreds of keys
         # an encrypted store keeps its run logs and restore journals in the machine's cache folder
         mp.setenv("SNAPSTORE_CACHE", str(tmp_path_factory.mktemp("cache")))
         mp.delenv("SNAPSTORE_PASSWORD_FILE", raising=False)

@@ -21,7 +21,7 @@ from storegen import BASE, SCHEMA, TABLE, make_records, snapshot
 from snapstore.cli import main
 from snapstore.emulator import Emulator, ScaledClock, generate_workspace
 from snapstore.errors import EXIT_WRONG_PASSWORD
-from snapstore.store import Store, keys
+from snapstore.store import Store, StoreError, keys
 from snapstore.store.crypto import CHUNK
 
 SCALE = 50
@@ -345,3 +345,20 @@ def test_a_password_read_from_a_file_is_redacted_from_crash_reports(tmp_path, mo
     assert base._redact("boom: file-only secret") == "boom: [redacted]"
     monkeypatch.setenv("SNAPSTORE_PASSWORD", "env secret")
     assert base._redact("env secret / file-only secret") == "[redacted] / [redacted]"
+
+
+def test_a_new_key_is_calibrated_like_restics_and_hostile_parameters_are_refused(tmp_path, monkeypatch):
+    """restic spends 500 ms on a new key (N = 2^15 at r = 8, then p): so does a key made here, at
+    a measured p; a key file asking for absurd work is refused instead of hanging the machine."""
+    assert keys.calibrated_p(0) == 1
+    slow = keys.calibrated_p(0.4)
+    assert 1 <= slow <= keys.MAX_P
+    monkeypatch.setenv("SNAPSTORE_KDF_SECONDS", "0.4")
+    store = Store.init(tmp_path / "s", password="pw-calibrated")
+    (kf,) = keys.list_keys(store.backend)
+    assert (kf.doc["N"], kf.doc["r"], kf.doc["p"]) == (1 << 15, 8, slow)
+    assert Store.open(tmp_path / "s", password="pw-calibrated").encrypted
+    with pytest.raises(StoreError, match="above snapstore's maximum"):
+        keys.derive("pw", b"s" * 64, 1 << 15, 8, 10_000)
+    with pytest.raises(StoreError, match="below snapstore's minimum"):
+        keys.derive("pw", b"s" * 64, 1 << 14, 8, 1)

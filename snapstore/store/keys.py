@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,13 +33,21 @@ from snapstore.errors import StoreError, UsageError, WrongPassword
 from snapstore.store.crypto import NONCE, KeyBox
 
 KEYS_PREFIX = "keys"
-#: scrypt's cost: restic calibrates its parameters from a floor of N = 2^15, r = 8, p = 1 (its
-#: design document's example key has N = 2^16); ours are that floor: 0.13 s here (2^16: 0.28 s).
+#: scrypt's cost. restic calibrates each new key to 500 ms within 60 MiB: N grows while N*r*128
+#: fits the memory (so N = 2^15, 32 MiB, at r = 8), then p grows until the time is spent. A new key
+#: here gets the same: N = 2^15, r = 8, and p calibrated to :data:`KDF_SECONDS` (one derivation at
+#: p = 1 measured 0.13 s here, so p = 4). N = 2^15, r = 8, p = 1 is the floor a key file must meet.
 SCRYPT_N = 1 << 15
 SCRYPT_R = 8
 SCRYPT_P = 1
+MAX_P = 16
 SALT_BYTES = 64
 _MIN_N = 1 << 15
+_MAX_N = 1 << 20
+#: Seconds a new key's derivation should take (restic's 0.5 s); ``SNAPSTORE_KDF_SECONDS`` may set it
+#: (0: the floor, p = 1; the test suite does so: it makes hundreds of keys).
+KDF_SECONDS = 0.5
+_calibrated: dict[float, int] = {}
 
 _derived: dict[tuple[bytes, int, int, int, bytes], bytes] = {}
 
@@ -64,6 +73,8 @@ def derive(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     """The 32-byte wrapping key; cached in memory for this process."""
     if n < _MIN_N or r < 1 or p < 1:
         raise StoreError(f"key file scrypt parameters N={n} r={r} p={p} are below snapstore's minimum")
+    if n > _MAX_N or r > 32 or p > 4 * MAX_P:  # a hostile key file must not hang or exhaust the machine
+        raise StoreError(f"key file scrypt parameters N={n} r={r} p={p} are above snapstore's maximum")
     pw = password.encode()
     cache_key = (salt, n, r, p, hashlib.sha256(pw).digest())
     k = _derived.get(cache_key)
@@ -110,18 +121,38 @@ def _user() -> str:
         return "?"
 
 
+def calibrated_p(seconds: float | None = None) -> int:
+    """scrypt's p for a new key: as many N = 2^15, r = 8 rounds as fit in ``seconds`` (default
+    ``SNAPSTORE_KDF_SECONDS`` or :data:`KDF_SECONDS`), measured once per process, within 1..16."""
+    if seconds is None:
+        try:
+            seconds = float(os.environ.get("SNAPSTORE_KDF_SECONDS", KDF_SECONDS))
+        except ValueError:
+            seconds = KDF_SECONDS
+    if seconds <= 0:
+        return SCRYPT_P
+    if seconds not in _calibrated:
+        t0 = time.perf_counter()
+        hashlib.scrypt(os.urandom(16), salt=os.urandom(SALT_BYTES), n=SCRYPT_N, r=SCRYPT_R, p=1,
+                       maxmem=256 << 20, dklen=32)
+        one = max(time.perf_counter() - t0, 1e-3)
+        _calibrated[seconds] = max(SCRYPT_P, min(MAX_P, round(seconds / one)))
+    return _calibrated[seconds]
+
+
 def write_key(backend, box: KeyBox, password: str) -> KeyFile:
-    """Wrap ``box``'s master key with ``password`` in a new key file."""
+    """Wrap ``box``'s master key with ``password`` in a new key file (scrypt calibrated as restic's)."""
     if not password:
         raise UsageError("an empty password is not allowed")
     salt = os.urandom(SALT_BYTES)
-    wrap = derive(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    p = calibrated_p()
+    wrap = derive(password, salt, SCRYPT_N, SCRYPT_R, p)
     master = json.dumps({"v": 1, "aead": "aes-256-gcm", "id": "hmac-sha256",
                          "encrypt": base64.b64encode(box.enc_key).decode(),
                          "mac": base64.b64encode(box.mac_key).decode()}).encode()
     nonce = os.urandom(NONCE)
     doc = {"v": 1, "created": datetime.now(UTC).isoformat(timespec="seconds"), "username": _user(),
-           "hostname": socket.gethostname(), "kdf": "scrypt", "N": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P,
+           "hostname": socket.gethostname(), "kdf": "scrypt", "N": SCRYPT_N, "r": SCRYPT_R, "p": p,
            "salt": base64.b64encode(salt).decode(),
            "data": base64.b64encode(nonce + AESGCM(wrap).encrypt(nonce, master, None)).decode()}
     data = json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
