@@ -31,6 +31,7 @@ import os
 import re
 import signal
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -254,16 +255,17 @@ def _store_bytes(store: Store) -> int:
 
 
 def prune(store: Store, *, max_unused: str = "5%", repack_threshold: float | None = None,
-          dry_run: bool = False) -> PruneResult:
+          dry_run: bool = False, progress: Callable[[int, int], None] | None = None) -> PruneResult:
     mode, limit = parse_size_or_percent(max_unused)
     with store.lock("prune"):
         store.sync()
         if not dry_run:
             finish_pending_forgets(store)
-        return _prune(store, mode, limit, repack_threshold, dry_run)
+        return _prune(store, mode, limit, repack_threshold, dry_run, progress)
 
 
-def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None, dry_run: bool) -> PruneResult:
+def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None, dry_run: bool,
+           progress: Callable[[int, int], None] | None = None) -> PruneResult:
     res = PruneResult(dry_run=dry_run, bytes_before=_store_bytes(store))
     live = mark(store)
     with store.catalog.read() as con:
@@ -341,7 +343,9 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
     # 4. repack: new packs first
     writers = {k: PackWriter(store.backend.put, store.pack_size, version=store.pack_version, box=store.box) for k in (False, True)}
     reader = _reader(store)
-    for p in repack:
+    for i, p in enumerate(repack):
+        if progress is not None:  # packs repacked of those to repack (the CLI's live line)
+            progress(i, len(repack))
         for rows in frames[p.pack_seq].values():
             _repack_frame(store, reader, p.name, rows, live.blobs, writers)
     for w in writers.values():

@@ -19,6 +19,7 @@ import json
 import random
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -94,7 +95,10 @@ def _pick(names: list[str], subset) -> list[str]:
     return sorted(random.sample(names, k))
 
 
-def verify(store: Store, *, read_data: bool = False, subset: str | None = None) -> Report:
+def verify(store: Store, *, read_data: bool = False, subset: str | None = None,
+           progress: Callable[[int, int], None] | None = None) -> Report:
+    """``progress(packs read so far, packs to read)`` before each pack ``read_data`` reads (the CLI's
+    live line)."""
     rep = Report()
     sub = parse_subset(subset)
     read_data = read_data or sub is not None
@@ -209,7 +213,7 @@ def verify(store: Store, *, read_data: bool = False, subset: str | None = None) 
                 rep.add("store-index", newest[0], f"store index {newest[0][:12]} names missing pack {name[:12]}")
 
     if read_data:
-        _read_data(store, rep, sub, packs, blobs, pack_ok, on_disk)
+        _read_data(store, rep, sub, packs, blobs, pack_ok, on_disk, progress)
 
     _attribute(store, rep, atts)
     return rep
@@ -285,7 +289,7 @@ def _chain(name: str, parent_of: dict) -> list[str]:
     return out
 
 
-def _read_data(store: Store, rep: Report, sub, packs, blobs, pack_ok, on_disk) -> None:
+def _read_data(store: Store, rep: Report, sub, packs, blobs, pack_ok, on_disk, progress=None) -> None:
     by_pack: dict[str, list] = defaultdict(list)
     for r in blobs:
         if r[2] is not None:
@@ -294,7 +298,9 @@ def _read_data(store: Store, rep: Report, sub, packs, blobs, pack_ok, on_disk) -
     chosen = _pick(names, sub)
     reader = BlobReader(store, cache_packs=1)
     n_blobs = 0
-    for name in chosen:
+    for i, name in enumerate(chosen):
+        if progress is not None:
+            progress(i, len(chosen))
         data = store.backend.get(pack_key(name))
         if hashlib.sha256(data).hexdigest() != name:
             if pack_ok.get(name, True):

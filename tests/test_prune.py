@@ -54,7 +54,9 @@ def test_prune_after_forget_keeps_every_kept_snapshot_identical_and_frees_the_re
     # snapshot's frames, so those stay whole (dead records too) until the chain is rebased
     # (test_format3); the large attachment only forgotten snapshots named goes all the same
     assert disk_bytes(store.root) == size_before and (dry.bytes_freed > 0 if fmt == 2 else dry.objects_dead)
-    res = prune(store, max_unused="0%")
+    seen: list[tuple[int, int]] = []  # the CLI's live line: packs repacked of those to repack
+    res = prune(store, max_unused="0%", progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(i, len(res.packs_repack)) for i in range(len(res.packs_repack))]
     assert kept_contents(store) == before
     assert res.bytes_after == disk_bytes(store.root) < size_before
     assert res.bytes_freed == size_before - res.bytes_after

@@ -145,3 +145,12 @@ def test_deleted_manifest_is_found_naming_the_snapshots_that_reach_it(hist):
     (d,) = [d for d in rep.damage if d.kind == "manifest"]
     assert {s for a in d.affects for s in a["snapshots"]} == {s.id for s in snaps}
     assert "manifest" in format_report(rep)
+
+
+def test_read_data_reports_its_progress_pack_by_pack(hist):
+    """The CLI's live line for `verify --read-data` counts packs read of the packs to read."""
+    store, _snaps = hist
+    seen: list[tuple[int, int]] = []
+    rep = verify(store, read_data=True, progress=lambda done, total: seen.append((done, total)))
+    n = rep.checked["packs_read"]
+    assert rep.ok and n > 1 and seen == [(i, n) for i in range(n)]

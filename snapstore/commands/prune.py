@@ -26,8 +26,9 @@ def prune_cmd(store, max_unused, repack_threshold, dry_run, out: Output) -> None
 
     s = open_store(store)
     try:
-        with activity("pruning" + (" (dry run)" if dry_run else ""), out):
-            r = prune(s, max_unused=max_unused, repack_threshold=repack_threshold, dry_run=dry_run)
+        with activity("pruning" + (" (dry run)" if dry_run else ""), out) as act:
+            r = prune(s, max_unused=max_unused, repack_threshold=repack_threshold, dry_run=dry_run,
+                      progress=lambda done, total: act.count(done, total, "packs repacked"))
     except ValueError as e:
         raise SnapstoreError(str(e)) from e
     if out.json:

@@ -32,8 +32,9 @@ def verify(store, read_data, read_data_subset, out: Output) -> None:
         s = None
     try:
         what = "reading every pack" if read_data else "reading some packs" if read_data_subset else "checking"
-        with activity(f"verify: {what}", out):
-            rep = do_verify(s, read_data=read_data, subset=read_data_subset) if s else verify_sealed(store)
+        with activity(f"verify: {what}", out) as act:
+            rep = do_verify(s, read_data=read_data, subset=read_data_subset,
+                            progress=lambda done, total: act.count(done, total, "packs")) if s else verify_sealed(store)
     except ValueError as e:
         raise click.BadParameter(str(e)) from e
     if out.json:
