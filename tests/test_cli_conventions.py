@@ -54,6 +54,13 @@ def test_every_command_has_the_shared_flags(path, cmd):
             assert p.name == "dry_run" and "--dry-run" in p.opts
 
 
+@pytest.mark.parametrize("verb", ["snapshot", "export", "restore", "import", "prune", "verify"])
+def test_every_verb_that_draws_progress_takes_progress_and_no_progress(verb):
+    cmd = dict(COMMANDS)[(verb,)]
+    opts = {o for p in cmd.params for o in getattr(p, "opts", []) + getattr(p, "secondary_opts", [])}
+    assert {"--progress", "--no-progress"} <= opts, sorted(opts)
+
+
 def test_log_n_is_gone_and_limit_stays():
     log = dict(COMMANDS)[("log",)]
     opts = {o for p in log.params for o in getattr(p, "opts", [])}

@@ -8,7 +8,7 @@ import click
 from exporters.parallel import MAX_WORKERS
 from snapstore import units
 from snapstore.commands.base import command, stoppable
-from snapstore.commands.options import open_store, store_option
+from snapstore.commands.options import open_store, progress_option, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
 from snapstore.errors import Incomplete, Interrupted, os_error
@@ -32,7 +32,7 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--no-attachments", is_flag=True, help="Do not copy attachment files (records keep their metadata).")
 @click.option("--no-csv-guard", is_flag=True,
               help="Do not prefix ' to CSV cells starting with = + - @ (spreadsheet formula injection guard).")
-@click.option("--progress/--no-progress", default=None, help="A live line on stderr (default: on a terminal).")
+@progress_option
 @click.option("--workers", "-j", type=click.IntRange(min=1, max=MAX_WORKERS), default=None,
               help="Processes encoding records, at most one per core [default: one per core for a local "
                    "store and 20,000+ records].")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from snapstore.commands.base import command
-from snapstore.commands.options import open_store, store_option
+from snapstore.commands.options import open_store, progress_option, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
 from snapstore.restore import import_folder
@@ -22,11 +22,12 @@ from snapstore.restore import import_folder
 @click.option("--no-verify", is_flag=True, help="Do not check the folder against its manifest.")
 @click.option("--time", "when", metavar="ISO", default=None,
               help="The snapshot's time (default: the exported snapshot's own time, else now).")
-def import_(folder, store, note, tags, no_verify, when, out: Output):
+@progress_option
+def import_(folder, store, note, tags, no_verify, when, progress, out: Output):
     """Make an exported folder (airtable_backup_*, or another tool's folder with data/json) a snapshot
     in the store, with its original record ids, schema and attachments."""
     st = open_store(store, create=True)
-    with activity(f"importing {Path(folder).name}", out):
+    with activity(f"importing {Path(folder).name}", out, progress):
         info = import_folder(folder, st, note=note, tags=tags, verify=not no_verify, time=when)
     if out.json:
         out.emit(info.to_dict())

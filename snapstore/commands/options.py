@@ -27,6 +27,13 @@ def dry_run_option(help_text: str):
     return click.option("--dry-run", "-n", "dry_run", is_flag=True, help=help_text)
 
 
+def progress_option(f):
+    """``--progress/--no-progress``: the live display on stderr (default: on a terminal, unless -q
+    or --json); the same flag on every verb that draws one."""
+    return click.option("--progress/--no-progress", default=None,
+                        help="Progress display on stderr (default: on when stderr is a terminal).")(f)
+
+
 def open_store(path: str, *, create: bool = False) -> Store:
     """Open a store; its errors (no store: exit 10, locked: 11, damaged: 1) reach the one place that
     prints them (snapstore/commands/base.py)."""

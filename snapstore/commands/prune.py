@@ -6,7 +6,7 @@ import click
 
 from snapstore.commands import params
 from snapstore.commands.base import command
-from snapstore.commands.options import dry_run_option, open_store, store_option
+from snapstore.commands.options import dry_run_option, open_store, progress_option, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
 from snapstore.commands.render import prune_lines
@@ -20,13 +20,14 @@ from snapstore.errors import SnapstoreError
 @click.option("--repack-threshold", type=click.FloatRange(0, 1), default=None,
               help="Also repack every pack whose own unused share is at least this (0..1).")
 @dry_run_option("Show what would be removed; change nothing.")
-def prune_cmd(store, max_unused, repack_threshold, dry_run, out: Output) -> None:
+@progress_option
+def prune_cmd(store, max_unused, repack_threshold, dry_run, progress, out: Output) -> None:
     """Remove data no snapshot uses; repack packs that are mostly unused. Safe to interrupt."""
     from snapstore.prune import prune
 
     s = open_store(store)
     try:
-        with activity("pruning" + (" (dry run)" if dry_run else ""), out) as act:
+        with activity("pruning" + (" (dry run)" if dry_run else ""), out, progress) as act:
             r = prune(s, max_unused=max_unused, repack_threshold=repack_threshold, dry_run=dry_run,
                       progress=lambda done, total: act.count(done, total, "packs repacked"))
     except ValueError as e:

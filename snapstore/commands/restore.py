@@ -8,7 +8,14 @@ from pathlib import Path
 import click
 
 from snapstore.commands.base import command
-from snapstore.commands.options import dry_run_option, make_source, open_store, source_options, store_option
+from snapstore.commands.options import (
+    dry_run_option,
+    make_source,
+    open_store,
+    progress_option,
+    source_options,
+    store_option,
+)
 from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
 from snapstore.commands.progress import wanted as progress_wanted
@@ -111,9 +118,10 @@ def _open(source: str, store: str, base: str | None, *, verify: bool):
 @click.option("--no-verify", is_flag=True, help="Use an exported folder without checking its manifest.")
 @dry_run_option("Show the plan; send no write request.")
 @click.option("--yes", "-y", is_flag=True, help="With --revert: do not ask before writing.")
+@progress_option
 def restore(source, store, to_base, to_workspace, base_name, base, tables, keep_computed_values, no_comments, revert, records, delete_added, schema,
             new,
-            no_verify, dry_run, yes, out: Output, **kw):
+            no_verify, dry_run, yes, progress, out: Output, **kw):
     """Restore SOURCE (a snapshot name, or an exported airtable_backup_* folder) into Airtable.
 
     \b
@@ -158,7 +166,7 @@ def restore(source, store, to_base, to_workspace, base_name, base, tables, keep_
                          delete_added=delete_added, dry_run=dry_run, confirm=confirm, schema=schema)
     else:
         live = progress_wanted(out, None)
-        with activity(f"restoring {src.label}", out) as update:
+        with activity(f"restoring {src.label}", out, progress) as update:
             lines = update if live else None if out.quiet else (lambda m: click.echo(m, err=True))
             rep = run_restore(src, to_base=to_base, to_workspace=to_workspace, base_name=base_name, client=client,
                               base_id=base, tables=tables, keep_computed=keep_computed_values, dry_run=dry_run,

@@ -20,7 +20,13 @@ import click
 from snapstore import units
 from snapstore.commands.base import command, stoppable
 from snapstore.commands.logs import run_logging, start_file_log
-from snapstore.commands.options import dry_run_option, make_source, source_options, store_option
+from snapstore.commands.options import (
+    dry_run_option,
+    make_source,
+    progress_option,
+    source_options,
+    store_option,
+)
 from snapstore.commands.output import Output
 from snapstore.commands.progress import Progress
 from snapstore.commands.progress import wanted as progress_wanted
@@ -91,8 +97,7 @@ def _summary_text(result, plan) -> str:
               help="A tag stored with the snapshot (repeatable; no commas).")
 @click.option("--workers", type=click.IntRange(min=1, max=100), default=None,
               help="Bases read in parallel (default: 2 x token rate / base rate = 20).")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress display (default: on when stderr is a terminal).")
+@progress_option
 @click.option("--changes", type=click.Choice(["auto", "feed", "full"]), default="auto", show_default=True,
               help="auto: read only what changed where the change feed is enabled and healthy; feed: also "
                    "enable it on bases without it; full: list everything (and measure the feed).")

@@ -6,7 +6,7 @@ import click
 
 from snapstore.commands import params
 from snapstore.commands.base import command
-from snapstore.commands.options import open_store, store_option
+from snapstore.commands.options import open_store, progress_option, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
 from snapstore.errors import SnapstoreError
@@ -17,7 +17,8 @@ from snapstore.store.keys import PasswordNeeded
 @store_option
 @click.option("--read-data", is_flag=True, help="Also read every pack and object and re-hash every blob.")
 @click.option("--read-data-subset", metavar="X%|n/t", callback=params.subset, help="Read a subset of the packs (10% at random, or 1/5).")
-def verify(store, read_data, read_data_subset, out: Output) -> None:
+@progress_option
+def verify(store, read_data, read_data_subset, progress, out: Output) -> None:
     """Check the store is intact; name the snapshots, tables and records any damage reaches.
     Exit status 1 if anything is damaged."""
     from snapstore.verify import format_report
@@ -32,7 +33,7 @@ def verify(store, read_data, read_data_subset, out: Output) -> None:
         s = None
     try:
         what = "reading every pack" if read_data else "reading some packs" if read_data_subset else "checking"
-        with activity(f"verify: {what}", out) as act:
+        with activity(f"verify: {what}", out, progress) as act:
             rep = do_verify(s, read_data=read_data, subset=read_data_subset,
                             progress=lambda done, total: act.count(done, total, "packs")) if s else verify_sealed(store)
     except ValueError as e:
