@@ -140,7 +140,9 @@ def main() -> None:
     try:
         with Emulator(ws, clock=ScaledClock(SCALE)) as emu:
             env = {**os.environ, "AIRTABLE_TOKEN": emu.token, "AIRTABLE_API_URL": emu.url,
-                   "SNAPSTORE_INTERRUPT_GRACE": str(GRACE), "PYTHONFAULTHANDLER": "1"}
+                   "SNAPSTORE_INTERRUPT_GRACE": str(GRACE), "PYTHONFAULTHANDLER": "1",
+                   # an encrypted store, as `snapstore init` makes it: each run derives its key too
+                   "SNAPSTORE_PASSWORD": os.environ.get("SNAPSTORE_PASSWORD", "stress")}
             store = work / "store"
             t0 = time.monotonic()
             subprocess.run([sys.executable, "-c", "from snapstore.entry import run; run()", "snapshot", "--store",
