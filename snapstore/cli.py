@@ -49,7 +49,8 @@ def main(password_file: str | None) -> None:
 
     Exit codes: 0 ok, 1 error, 2 usage, 3 incomplete, 10 no store, 11 locked, 12 wrong password,
     130 interrupted."""
-    password.use(password_file)
+    source = click.get_current_context().get_parameter_source("password_file")
+    password.use(password_file, from_flag=source == click.core.ParameterSource.COMMANDLINE)
 
 
 #: Every verb (click lists them by name).

@@ -362,3 +362,18 @@ def test_a_new_key_is_calibrated_like_restics_and_hostile_parameters_are_refused
         keys.derive("pw", b"s" * 64, 1 << 15, 8, 10_000)
     with pytest.raises(StoreError, match="below snapstore's minimum"):
         keys.derive("pw", b"s" * 64, 1 << 14, 8, 1)
+
+
+def test_the_password_file_flag_beats_the_environment(tmp_path):
+    """Flags beat the environment everywhere in the CLI: --password-file wins over SNAPSTORE_PASSWORD,
+    which wins over SNAPSTORE_PASSWORD_FILE."""
+    s = str(tmp_path / "s")
+    right, wrong = tmp_path / "right", tmp_path / "wrong"
+    right.write_text("the right one\n")
+    wrong.write_text("not this one\n")
+    assert run(["--password-file", str(right), "init", "--store", s], SNAPSTORE_PASSWORD="env one").exit_code == 0
+    assert Store.open(s, password="the right one").encrypted
+    r = run(["log", "--store", s], SNAPSTORE_PASSWORD="the right one", SNAPSTORE_PASSWORD_FILE=str(wrong))
+    assert r.exit_code == 0, r.output
+    r = run(["log", "--store", s], SNAPSTORE_PASSWORD=None, SNAPSTORE_PASSWORD_FILE=str(wrong))
+    assert r.exit_code == EXIT_WRONG_PASSWORD

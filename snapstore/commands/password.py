@@ -21,6 +21,7 @@ from snapstore.store.keys import PasswordNeeded
 
 #: the global --password-file of this invocation (snapstore/cli.py sets it)
 PASSWORD_FILE: str | None = None
+_FLAG_GIVEN = False  # PASSWORD_FILE came from the command line, not from SNAPSTORE_PASSWORD_FILE
 _known: list[str] = []  # passwords read from files or prompts (for redaction), this process only
 _prompted: dict[tuple[str, bool], str] = {}
 
@@ -61,7 +62,11 @@ def prompt(label: str, *, confirm: bool) -> str:
 
 
 def resolve(location: str, new: bool = False) -> str:
-    """The password for the store at ``location`` (``new``: one for a store being created)."""
+    """The password for the store at ``location`` (``new``: one for a store being created): the
+    --password-file flag first (flags beat the environment, as everywhere in the CLI), then
+    ``SNAPSTORE_PASSWORD``, then ``SNAPSTORE_PASSWORD_FILE``, then a prompt."""
+    if PASSWORD_FILE and _FLAG_GIVEN:
+        return read_password_file(PASSWORD_FILE)
     pw = os.environ.get("SNAPSTORE_PASSWORD")
     if pw:
         return pw
@@ -79,23 +84,24 @@ def resolve(location: str, new: bool = False) -> str:
     raise PasswordNeeded(f"the store at {location} is encrypted: {HOW}")
 
 
-def use(password_file: str | None) -> None:
-    """The group's --password-file, and :func:`resolve` as the library's source (also when the
-    group runs without :func:`installed` around it, as ``snapstore demo`` runs its verbs)."""
-    global PASSWORD_FILE
-    PASSWORD_FILE = password_file
+def use(password_file: str | None, *, from_flag: bool = False) -> None:
+    """The group's --password-file (``from_flag``: given on the command line), and :func:`resolve`
+    as the library's source (also when the group runs without :func:`installed` around it, as
+    ``snapstore demo`` runs its verbs)."""
+    global PASSWORD_FILE, _FLAG_GIVEN
+    PASSWORD_FILE, _FLAG_GIVEN = password_file, from_flag
     keys.password_source = resolve
 
 
 @contextmanager
 def installed() -> Iterator[None]:
     """:func:`resolve` as the library's password source for one CLI invocation."""
-    global PASSWORD_FILE
+    global PASSWORD_FILE, _FLAG_GIVEN
     prev = keys.password_source
     keys.password_source = resolve
     try:
         yield
     finally:
         keys.password_source = prev
-        PASSWORD_FILE = None
+        PASSWORD_FILE, _FLAG_GIVEN = None, False
         _prompted.clear()
