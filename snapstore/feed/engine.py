@@ -23,7 +23,7 @@ import logging
 import math
 import threading
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -535,7 +535,3 @@ class BaseFeed:
                              "snapshot at least weekly to keep the feed")
                 log.warning("%s: %s", self.base_id, r.warning)
         self.run.set_feed_state(self.base_id, fs)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -39,10 +39,6 @@ def parse_time(s: str | None) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-class FeedStateError(StoreError):
-    """The feed state or the registry cannot be used (corrupted, or another store's)."""
-
-
 # ---------------------------------------------------------------------------------------------
 # registry
 

@@ -296,8 +296,3 @@ def read_trailer(get_range: Callable[[str, int, int], bytes], size_of: Callable[
     if tlen + _TAIL.size > size:
         raise PackError(f"pack {name[:12]} is truncated")
     return parse_trailer(get_range(key, size - _TAIL.size - tlen, tlen + _TAIL.size), box)
-
-
-def trailer_overhead(data: bytes) -> int:
-    tlen = _TAIL.unpack(data[-_TAIL.size :])[0]
-    return tlen + _TAIL.size
