@@ -5,6 +5,10 @@ loses nothing. DuckDB lets one process write and blocks other processes' readers
 connections are short: readers retry on the lock, writers hold it for one transaction.
 Record versions are validity intervals ``[begin_seq, end_seq)``: an unchanged snapshot adds a
 row per table (``snapshot_table``), not per record.
+
+This package is the only code that knows the catalog's tables and columns: the verbs call named
+functions of its submodules (one per verb family: ``catalog.prune``, ``catalog.verify``, ...),
+never SQL of their own, so a column can change in one place (issue 17).
 """
 
 from __future__ import annotations
