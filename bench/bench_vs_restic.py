@@ -2,8 +2,8 @@
 the folder up with restic. Same data both ways, in one run.
 
 100,000 records of the benchmark's mix (tests/storegen.py), DAYS daily snapshots at 1% churn.
-Prints, per format (2, 3 and 3e = format 3 encrypted, as `snapstore init` makes it, by default;
-`--formats 1,2,3,3e`) and for restic (if the `restic` binary is installed: Debian's
+Prints, per format (by default 3e, last version's default, then 4 and 4e = format 4 encrypted, as
+`snapstore init` makes it; any of `--formats 1,2,3,3e,4,4e`) and for restic (if the `restic` binary is installed: Debian's
 package, bench only), the repository size on day one and after the last day, and the seconds per
 snapshot. Issue 17's targets: day one <= restic's repository; after 30 days <= 1.3x day one and
 >= 25x smaller than restic's.
@@ -93,8 +93,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--days", type=int, default=30)
-    ap.add_argument("--formats", default="2,3,3e",
-                    help="store formats to write, old first (comma-separated; 3e: format 3 encrypted)")
+    ap.add_argument("--formats", default="3e,4,4e",
+                    help="store formats to write, old first (comma-separated; 4e: format 4 encrypted)")
     args = ap.parse_args()
     fmts = args.formats.split(",")
     days = [make_records(args.records)]

@@ -14,8 +14,9 @@ from snapstore.store.store import FORMAT_VERSION
 
 @command()
 @store_option
-@click.option("--format", "format_version", type=click.IntRange(1, 3), default=FORMAT_VERSION, show_default=True,
-              help="Store format: 3 names a table's record frames by id (no per-record hash on disk); "
+@click.option("--format", "format_version", type=click.IntRange(1, 4), default=FORMAT_VERSION, show_default=True,
+              help="Store format: 4 stores a table's small batches (a day's changes) as column frames; "
+                   "3 names a table's record frames by id (no per-record hash on disk); "
                    "2 packs records many to a frame, each with its hash; 1 (older snapstore) one record per frame.")
 @click.option("--no-encryption", is_flag=True, help="Make a plain store (by default a new store is encrypted).")
 def init(store: str, format_version: int, no_encryption: bool, out: Output) -> None:

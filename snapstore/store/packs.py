@@ -23,9 +23,10 @@ from snapstore.store.crypto import PLAIN, PlainBox
 MAGIC = b"SSPK"
 #: 1: one blob per frame; 2: a frame may hold many blobs (each entry says where in the frame);
 #: 3: a record frame is NDJSON (each record followed by a newline) and is listed once (frame id,
-#: item count), with no per-record hash or length: both are computed from its bytes when read
-PACK_VERSION = 3
-PACK_VERSIONS = (1, 2, 3)
+#: item count), with no per-record hash or length: both are computed from its bytes when read;
+#: 4: as 3, and a record frame may be a column frame (store/columns.py: it starts with its tag)
+PACK_VERSION = 4
+PACK_VERSIONS = (1, 2, 3, 4)
 #: Raw bytes of records per frame in format 2. Measured on the benchmark's record mix (20k
 #: records, zstd 3 with the table's 64 KiB dictionary): one frame per record 4.4x; 16 KiB frames
 #: 6.0x, 64 KiB 6.16x, 128 KiB 6.19x, 1 MiB 6.19x; decompressing one frame (what reading one

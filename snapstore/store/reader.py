@@ -3,7 +3,8 @@ and check it is the blob it claims to be.
 
 A frame is one zstd frame at ``(pack, off, clen)``. In format 1 it holds one blob; in format 2 a
 frame holds many records of one table, each at ``(inner, rlen)`` of the decompressed frame
-(``inner`` is 0 for a frame of one blob, so both formats read the same way). Export, restore, diff,
+(``inner`` is 0 for a frame of one blob, so both formats read the same way); in format 4 a small
+record frame may be stored as columns, which decode to the same NDJSON bytes. Export, restore, diff,
 verify, prune and stats all read through here; nothing else decompresses a pack's bytes.
 """
 
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 import zstandard
 
 from snapstore.errors import StoreError
+from snapstore.store import columns
 from snapstore.store.backend import ObjectMissing
 from snapstore.store.crypto import PLAIN, Damaged
 from snapstore.store.packs import pack_key
@@ -114,6 +116,15 @@ class BlobReader:
             self._dctx[dict_hash] = d
         return d
 
+    def inflate(self, dict_hash: bytes | None, data: bytes | memoryview) -> bytes:
+        """A stored frame's raw bytes: opened (an encrypted store's seal), then decompressed, or
+        decoded from columns (format 4's small record frames, :mod:`snapstore.store.columns`).
+        Raises zstandard.ZstdError or crypto.Damaged (or ColumnsDamaged, a StoreError)."""
+        opened = self.box.open(data)
+        if columns.is_columns(opened):
+            return columns.inflate(opened)
+        return self.decompressor(dict_hash).decompress(opened)
+
     def _remember(self, key: tuple[str, int], raw: bytes) -> None:
         self._frames[key] = raw
         if len(self._frames) > FRAME_CACHE:
@@ -131,8 +142,8 @@ class BlobReader:
         if len(data) != clen:
             raise damaged(h, pack, "frame truncated")
         try:
-            raw = self.decompressor(dict_hash).decompress(self.box.open(data))
-        except (zstandard.ZstdError, Damaged) as e:
+            raw = self.inflate(dict_hash, data)
+        except (zstandard.ZstdError, Damaged, columns.ColumnsDamaged) as e:
             raise damaged(h, pack, str(e)) from e
         self._remember(key, raw)
         return raw
@@ -174,8 +185,10 @@ class BlobReader:
             raws = None
             if _MULTI_D and len(ks) > 1:  # frames of ~128 KiB: worth a thread each
                 try:
-                    raws = [bytes(b) for b in self.decompressor(dh).multi_decompress_to_buffer(
-                        [self.box.open(f) for f in frames], threads=self.threads)]
+                    opened = [self.box.open(f) for f in frames]
+                    if not any(map(columns.is_columns, opened)):  # those are decoded one by one below
+                        raws = [bytes(b) for b in self.decompressor(dh).multi_decompress_to_buffer(
+                            opened, threads=self.threads)]
                 except (zstandard.ZstdError, Damaged):
                     raws = None  # decompressed one by one below, to name the damaged blob
             if raws is None:
@@ -198,7 +211,7 @@ class BlobReader:
     def decode(self, h: bytes, pack: str, frame: bytes, rlen: int, dict_hash: bytes | None, inner: int = 0) -> bytes:
         """Decompress one frame's bytes (read by the caller) and cut out blob ``h``."""
         try:
-            raw = self.decompressor(dict_hash).decompress(self.box.open(frame))
-        except (zstandard.ZstdError, Damaged) as e:
+            raw = self.inflate(dict_hash, frame)
+        except (zstandard.ZstdError, Damaged, columns.ColumnsDamaged) as e:
             raise damaged(h, pack, str(e)) from e
         return self.cut(h, pack, raw, inner, rlen)

@@ -61,9 +61,10 @@ log = logging.getLogger("snapstore.store")
 
 FORMAT = "snapstore"
 #: 2: records of a table share zstd frames (docs/FORMAT.md); 3: record frames are named by a frame
-#: id and hold no per-record hash on disk; 1 and 2 are still read and written
-FORMAT_VERSION = 3
-FORMAT_VERSIONS = (1, 2, 3)
+#: id and hold no per-record hash on disk; 4: a table's small batches (a day's changes) may be
+#: column frames (store/columns.py); 1, 2 and 3 are still read and written
+FORMAT_VERSION = 4
+FORMAT_VERSIONS = (1, 2, 3, 4)
 #: zstd level of record frames in new format-3 stores (config.json ``zstd_level``). Measured on
 #: 100k records of the benchmark's mix (38 MB raw, 128 KiB frames, table dictionary): level 3
 #: 5.99 MB in 0.12 s, 9 5.43 MB in 0.84 s, 12 4.90 MB in 2.6 s (one core); 6 is no better than 3.
@@ -73,6 +74,10 @@ RECORD_LEVEL = 9
 #: (0.01), 12 63.1 KB (0.04), 14 61.5 KB (0.07), 15 60.0 KB (0.09), 16 59.8 KB (0.14), 19 59.8 KB
 #: (0.13). 15 is the knee; over 30 days it keeps the store >= 25x smaller than restic's.
 RECORD_LEVEL_SMALL = 15
+#: format 4's small batches are column frames (no dictionary: trained on whole records, it made
+#: them larger, 53.9 against 51.6 KB), where level 19 pays: 1,000 changed records 55.9 KB at 15
+#: (0.03 s), 51.6 KB at 19 (0.10 s), 51.6 KB at 22
+COLUMNS_LEVEL = 19
 DEFAULT_PACK_SIZE = 16 * 1024 * 1024
 #: config.json's "encryption" of an encrypted store (no secret: what was used, docs/FORMAT.md)
 ENCRYPTION = {"aead": AEAD_NAME, "kdf": "scrypt", "id": ID_NAME}
@@ -283,7 +288,8 @@ def _new_config(pack_size: int, version: int = FORMAT_VERSION, *, encrypted: boo
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "canon": CANON_VERSION,
         "hash": "sha256", "compression": "zstd", "pack_size": pack_size,
         "duckdb_version": duckdb.__version__,
-        **({"zstd_level": RECORD_LEVEL, "zstd_level_small": RECORD_LEVEL_SMALL} if version >= 3 else {}),
+        **({"zstd_level": RECORD_LEVEL, "zstd_level_small": RECORD_LEVEL_SMALL} if version == 3 else {}),
+        **({"zstd_level": RECORD_LEVEL, "zstd_level_small": COLUMNS_LEVEL} if version >= 4 else {}),
         **({"encryption": dict(ENCRYPTION)} if encrypted else {}),
     }
 
@@ -330,6 +336,8 @@ class Store:
         self.record_level_small = int(config.get("zstd_level_small", self.record_level))
         #: what ends each record in a frame: format 3 frames are NDJSON
         self.record_end = ITEM_END if self.format_version >= 3 else b""
+        #: format 4: a table's small batch is one column frame (store/columns.py)
+        self.record_columns = self.format_version >= 4
         self._dicts: dict[bytes, bytes] = {}
         #: seals and opens stored bytes (plain: as is); set by open for an encrypted store
         self.box: PlainBox = PLAIN

@@ -29,7 +29,7 @@ import zstandard
 from snapstore import __version__
 from snapstore.canonical import CANON_VERSION, dumps, record_bytes, strip_volatile
 from snapstore.errors import StoreError
-from snapstore.store import objects
+from snapstore.store import columns, objects
 from snapstore.store.catalog import IngestBatch, TableChange, TableState
 from snapstore.store.packs import (
     KIND_ATTACHMENT,
@@ -122,8 +122,11 @@ class TableWriter:
         if self._dict_hash is not None:
             d = zstandard.ZstdCompressionDict(snap.store._dict_bytes(self._dict_hash))
             self._compressor = zstandard.ZstdCompressor(level=self._level, dict_data=d)
-        else:
+        elif not snap.store.record_columns:
             self._sampling = []
+        # format 4: a table's dictionary is trained on its first large batch of new records
+        # (_flush); small batches are column frames, which use none, so a table that never has a
+        # large one (a small table, or one whose first snapshot was under 1 MiB) stores none
 
     def add(self, record: dict) -> None:
         data = record_bytes(record)
@@ -161,6 +164,14 @@ class TableWriter:
     def _end_sampling(self) -> None:
         samples = self._sampling or []
         self._sampling = None
+        self._train(samples)
+        for h, data in samples:
+            self._put(h, data)
+
+    def _train(self, samples: list[tuple[bytes, bytes]]) -> None:
+        """The table's dictionary from its first records (the first DICT_SAMPLES of them), and
+        the compressor of its frames."""
+        samples = samples[:DICT_SAMPLES]
         dict_data = None
         if len(samples) >= DICT_MIN_SAMPLES:
             try:
@@ -175,8 +186,6 @@ class TableWriter:
             self._compressor = zstandard.ZstdCompressor(level=self._level, dict_data=dict_data)
         else:
             self._compressor = zstandard.ZstdCompressor(level=self._level)
-        for h, data in samples:
-            self._put(h, data)
 
     def _small_compressor(self) -> zstandard.ZstdCompressor:
         if self._small_cctx is None:
@@ -205,6 +214,8 @@ class TableWriter:
             self._ready_bytes += sum(map(len, map(itemgetter(1), batch)))
         if not self._ready or (self._ready_bytes < COMPRESS_BYTES and not force):
             return
+        if self._compressor is None and self._ready_bytes >= COMPRESS_BYTES:
+            self._train(self._ready)  # format 4: the first large batch (see __init__)
         batch, self._ready, self._ready_bytes = self._ready, [], 0
         self._futures.append(self.snap._compress_pool.submit(self._compress_and_pack, batch))
         if len(self._futures) > 4:  # bound the memory held by batches waiting for compression
@@ -213,11 +224,19 @@ class TableWriter:
     def _compress_and_pack(self, batch: list[tuple[bytes, bytes]]) -> None:
         if self.snap.framed:  # format 2: many records to a frame
             cctx = self._compressor
-            if self._small_level != self._level and sum(map(len, map(itemgetter(1), batch))) < COMPRESS_BYTES:
-                cctx = self._small_compressor()
-            frames = build_frames(batch, lambda raws: compress_many(cctx, raws, 2), end=self.snap.store.record_end)
+            dict_hash = self._dict_hash
+            small = sum(map(len, map(itemgetter(1), batch))) < COMPRESS_BYTES
+            if small and self.snap.store.record_columns:  # format 4: one column frame (store/columns.py)
+                cctx = zstandard.ZstdCompressor(level=self._small_level)
+                dict_hash = None
+                frames = build_frames(batch, lambda raws: [columns.compress(cctx, r) for r in raws],
+                                      frame_raw=COMPRESS_BYTES, end=self.snap.store.record_end)
+            else:
+                if small and self._small_level != self._level:
+                    cctx = self._small_compressor()
+                frames = build_frames(batch, lambda raws: compress_many(cctx, raws, 2), end=self.snap.store.record_end)
             self._frame_bytes += sum(len(f) for f, _b in frames)
-            fids = self.snap._add_frames(frames, KIND_RECORD, self._dict_hash)
+            fids = self.snap._add_frames(frames, KIND_RECORD, dict_hash)
             self._frames_written.extend((fid, [h for h, _i, _r in blobs])
                                         for fid, (_f, blobs) in zip(fids, frames, strict=True) if fid is not None)
             return
