@@ -68,6 +68,11 @@ def test_a_column_frame_decodes_to_exactly_the_ndjson_frame(lines):
     assert cols is not None and columns.decode(cols) == frame
     stored = columns.compress(zstandard.ZstdCompressor(level=19), frame)
     assert columns.is_columns(stored) and columns.inflate(stored) == frame
+    items = [(b"%d" % i, record_bytes(r)) for i, r in enumerate(lines * 3)]
+    grouped = columns.by_shape(items)  # what the writer stores: records of one shape together
+    assert sorted(grouped) == sorted(items)
+    frame = b"".join(d + b"\n" for _h, d in grouped)
+    assert columns.decode(columns.encode(frame)) == frame
 
 
 def test_a_frame_of_other_lines_stays_ndjson():

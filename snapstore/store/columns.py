@@ -4,10 +4,10 @@ What a store grows by every day is a table's few changed records, written as one
 with no earlier version to refer to. zstd finds less to share between whole records than
 between the values of one field laid end to end: on the benchmark's 1,000 daily changed records
 (bench/bench_vs_restic.py), one NDJSON frame at zstd 15 with the table's dictionary is 59.0 KB,
-the same records as columns at zstd 19 are 51.6 KB (-13%), and 3 column frames of 128 KiB
-raw 55.8 KB, so a small batch is one frame (at most 1 MiB raw). Encoding costs ~6 ms and
-decoding ~3 ms per 1,000 records; a table's large batches (its first snapshot) stay NDJSON,
-which reading slices without parsing.
+the same records as columns at zstd 19 are 51.6 KB, and 50.5 KB (-14%) ordered by shape
+(:func:`by_shape`); 3 column frames of 128 KiB raw were 55.8 KB, so a small batch is one frame
+(at most 1 MiB raw). Encoding costs ~6 ms and decoding ~0.6 ms per 1,000 records; a table's large
+batches (its first snapshot) stay NDJSON, which reading slices without parsing.
 
 A column frame decodes back to exactly the NDJSON frame it replaces, so everything after the
 reader (offsets of records in their frame, record ids, the catalog) is the same for both. The
@@ -16,6 +16,8 @@ records of any other shape stays NDJSON. Layout in docs/FORMAT.md ("Column frame
 """
 
 from __future__ import annotations
+
+from itertools import chain, groupby, islice, repeat
 
 import msgpack
 import orjson
@@ -69,19 +71,41 @@ def encode(frame: bytes) -> bytes | None:
     return out if decode(out) == frame else None
 
 
+def by_shape(batch: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """(hash, record bytes) ordered by the record's field ids, stably: what a column frame's
+    records are written in, so that :func:`decode` rebuilds each run of one shape with C-level
+    iterators: on the benchmark's mix (4 shapes), decoding 1,000 changed records takes 0.6 us a
+    record against 3.0 in listing order, and the frame is 50.5 against 51.6 KB; sorting, 1.3 ms."""
+    def shape(item: tuple[bytes, bytes]) -> tuple[str, ...]:
+        try:
+            return tuple(orjson.loads(item[1]).get("fields") or ())
+        except (orjson.JSONDecodeError, AttributeError, TypeError):
+            return ()
+    return sorted(batch, key=shape)
+
+
 def decode(payload: bytes) -> bytes:
-    """The NDJSON frame a column frame's payload stands for, byte for byte."""
+    """The NDJSON frame a column frame's payload stands for, byte for byte. Each run of records
+    of one shape is joined from its columns without a Python step per record."""
     try:
         shapes, shape_of, created, ids, cols = msgpack.unpackb(payload, raw=False)
-        created = created.split(_SEP)
-        ids = ids.split(_SEP)
+        created_l, ids_l = created.split(_SEP), ids.split(_SEP)
+        if not (len(created_l) == len(ids_l) == max(len(shape_of), 1)):
+            raise ValueError("columns of different lengths")
+        created_it, ids_it = iter(created_l), iter(ids_l)
         values = {k: iter(v.split(_SEP)) for k, v in cols}
-        keys = {k: orjson.dumps(k) + b":" for k in values}
         parts: list[bytes] = []
-        for n, s in enumerate(shape_of):
-            fields = b",".join([keys[k] + next(values[k]) for k in shapes[s]])
-            parts.append(b'{"createdTime":' + created[n] + b',"fields":{' + fields + b'},"id":' + ids[n] + b"}\n")
-    except (ValueError, TypeError, KeyError, IndexError, StopIteration, msgpack.UnpackException) as e:
+        for s, run in groupby(shape_of):
+            n = sum(1 for _ in run)
+            keys = shapes[s]
+            streams = [repeat(b'{"createdTime":', n), islice(created_it, n)]
+            for i, k in enumerate(keys):
+                streams += [repeat((b',"fields":{' if i == 0 else b",") + orjson.dumps(k) + b":", n),
+                            islice(values[k], n)]
+            streams += [repeat(b'},"id":' if keys else b',"fields":{},"id":', n), islice(ids_it, n),
+                        repeat(b"}\n", n)]
+            parts.append(b"".join(chain.from_iterable(zip(*streams, strict=True))))
+    except (ValueError, TypeError, KeyError, IndexError, msgpack.UnpackException) as e:
         raise ColumnsDamaged(f"a column frame does not decode ({type(e).__name__})") from e
     return b"".join(parts)
 

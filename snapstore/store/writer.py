@@ -229,7 +229,7 @@ class TableWriter:
             if small and self.snap.store.record_columns:  # format 4: one column frame (store/columns.py)
                 cctx = zstandard.ZstdCompressor(level=self._small_level)
                 dict_hash = None
-                frames = build_frames(batch, lambda raws: [columns.compress(cctx, r) for r in raws],
+                frames = build_frames(columns.by_shape(batch), lambda raws: [columns.compress(cctx, r) for r in raws],
                                       frame_raw=COMPRESS_BYTES, end=self.snap.store.record_end)
             else:
                 if small and self._small_level != self._level:
