@@ -14,7 +14,8 @@ finishes whatever an interrupted one left):
 4. repack: copy each live blob's compressed frame byte for byte (after checking it decompresses to
    its hash) into new packs, written before anything is dropped.
 5. write a store index (``index/``) describing the store after this prune, covering every commit.
-6. one catalog transaction: new pack rows, blob rows repointed, dead rows dropped.
+6. one catalog transaction (``catalog.prune.rewrite_packs``): new pack rows, blob rows repointed,
+   dead rows dropped.
 7. delete older store indexes, then dead and repacked packs, leftover packs no commit or index
    names, dead objects of the kinds prune knows (manifests, dictionaries, attachment indexes, large
    attachments), and tag events of forgotten snapshots.
