@@ -14,7 +14,8 @@ finishes whatever an interrupted one left):
 4. repack: copy each live blob's compressed frame byte for byte (after checking it decompresses to
    its hash) into new packs, written before anything is dropped.
 5. write a store index (``index/``) describing the store after this prune, covering every commit.
-6. one catalog transaction: new pack rows, blob rows repointed, dead rows dropped.
+6. one catalog transaction (``catalog.prune.rewrite_packs``): new pack rows, blob rows repointed,
+   dead rows dropped.
 7. delete older store indexes, then dead and repacked packs, leftover packs no commit or index
    names, dead objects of the kinds prune knows (manifests, dictionaries, attachment indexes, large
    attachments), and tag events of forgotten snapshots.
@@ -34,21 +35,20 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pyarrow as pa
 import zstandard
 
 from snapstore.canonical import loads
-from snapstore.retention import TRIM_VERSIONS, finish_pending_forgets
+from snapstore.retention import finish_pending_forgets
 from snapstore.store import Store, StoreError, objects
 from snapstore.store import inventory as inv
-from snapstore.store.catalog import insert_frames
+from snapstore.store.catalog import prune as catalog_prune
+from snapstore.store.catalog import retention as catalog_ret
 from snapstore.store.packs import (
     _TAIL,
     KIND_ATTACHMENT,
     KIND_RECORD,
     PackWriter,
     build_frames,
-    entries_table,
     pack_key,
 )
 from snapstore.store.reader import BlobReader
@@ -151,13 +151,6 @@ def _att_ids(value, out: set[str]) -> None:
                 _att_ids(v, out)
 
 
-LIVE_VERSIONS = """
-SELECT DISTINCT rv.hash FROM record_version rv
-ASOF JOIN snapshot_table st ON rv.table_pk = st.table_pk AND rv.begin_seq <= st.seq
-WHERE rv.end_seq IS NULL OR st.seq < rv.end_seq
-"""
-
-
 @dataclass
 class Live:
     blobs: set[bytes]
@@ -170,14 +163,11 @@ class Live:
 
 def mark(store: Store) -> Live:
     with store.catalog.read() as con:
-        record_blobs = {r[0] for r in con.execute(LIVE_VERSIONS).fetchall()}
-        tbl = con.execute(
-            "SELECT DISTINCT manifest, dict_hash, comments_hash, schema_hash FROM snapshot_table").fetchall()
-        docs = [r[0] for r in con.execute("SELECT doc FROM snapshot").fetchall()]
-        locs = con.execute(
-            """SELECT b.hash, p.name, b.off, b.clen, b.rlen, b.dict_hash, b.kind, b.ioff FROM blob b
-               JOIN pack p ON p.pack_seq = b.pack_seq ORDER BY b.pack_seq, b.off, b.ioff""").fetchall()
-        att_all = con.execute("SELECT att_id, content_hash, size, mime, filename FROM attachment").fetchall()
+        record_blobs = catalog_prune.live_record_hashes(con)
+        tbl = catalog_prune.kept_table_objects(con)
+        docs = catalog_prune.commit_docs(con)
+        locs = catalog_prune.packed_blob_locations(con)
+        att_all = catalog_ret.attachment_rows(con)
     meta_blobs: set[bytes] = set()
     dicts: set[bytes] = set()
     manifests: set[str] = set()
@@ -237,13 +227,7 @@ def _frame_items(store: Store, fids: set[bytes]) -> set[bytes]:
     if not fids:
         return set()
     with store.catalog.read() as con:
-        con.register("named_frames", pa.table({"fid": pa.array(sorted(fids), pa.binary())}))
-        try:
-            return {r[0] for r in con.execute(
-                """SELECT b.hash FROM frame f JOIN named_frames n ON n.fid = f.fid
-                   JOIN blob b ON b.pack_seq = f.pack_seq AND b.off = f.off""").fetchall()}
-        finally:
-            con.unregister("named_frames")
+        return catalog_prune.frame_item_hashes(con, fids)
 
 
 # ---- prune ----------------------------------------------------------------------------------------------
@@ -269,10 +253,9 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
     res = PruneResult(dry_run=dry_run, bytes_before=_store_bytes(store))
     live = mark(store)
     with store.catalog.read() as con:
-        res.snapshots = con.execute("SELECT count(*) FROM snapshot").fetchone()[0]
-        pack_rows = con.execute("SELECT pack_seq, name, size FROM pack ORDER BY pack_seq").fetchall()
-        blob_rows = con.execute(
-            "SELECT hash, pack_seq, off, clen, rlen, kind, dict_hash, ioff FROM blob ORDER BY pack_seq, off, ioff").fetchall()
+        res.snapshots = catalog_prune.snapshot_count(con)
+        pack_rows = catalog_prune.pack_rows(con)
+        blob_rows = catalog_prune.blob_rows(con)
     on_disk = {k.rsplit("/", 1)[-1]: s for k, s in store.backend.list("packs")}
     packs = {seq: PackInfo(seq, name, size) for seq, name, size in pack_rows}
     # frames (pack_seq, off) -> [blob rows]: a format-2 frame holds many records, and its live
@@ -330,7 +313,7 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
     res.packs_repack = [p.name for p in repack]
     res.packs_orphan = orphans
     with store.catalog.read() as con:
-        res.attachments_dead = con.execute("SELECT count(*) FROM attachment").fetchone()[0] - len(live.att_rows)
+        res.attachments_dead = catalog_prune.attachment_count(con) - len(live.att_rows)
     dead_objects, unknown = _dead_objects(store, live)
     res.objects_dead = dead_objects
     res.objects_unknown = unknown
@@ -359,13 +342,13 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
     kept_packs = sorted({p.name for p in packs.values() if p.pack_seq not in drop} | set(res.packs_new))
     standalone = [(h, clen) for h, pseq, _o, clen, _r, _k, _d, _i in blob_rows if pseq is None and h in live.blobs]
     with store.catalog.read() as con:
-        covers = [r[0] for r in con.execute("SELECT id FROM snapshot").fetchall()]
+        covers = catalog_ret.commit_ids(con)
     index_name, _ = inv.write_index(store.backend, covers=covers, packs=kept_packs, standalone=standalone,
                                     attachments=live.att_rows)
     _crash_point("indexed")
 
     # 6. one catalog transaction
-    _catalog_apply(store, sealed, drop, live)
+    catalog_prune.rewrite_packs(store.catalog, sealed, drop, live.blobs, live.att_ids)
     _crash_point("catalog")
 
     # 7. delete: older indexes first, then data
@@ -414,59 +397,6 @@ def _repack_frame(store: Store, reader: BlobReader, pack: str, rows: list[tuple]
     w.add_frames(build_frames(items, lambda fs: compress_many(cctx, fs, 2), end=end), kind, dh)
 
 
-def _catalog_apply(store: Store, sealed: list, drop: set[int], live: Live) -> None:
-    live_tbl = pa.table({"hash": pa.array(sorted(live.blobs), pa.binary())})
-    att_tbl = pa.table({"att_id": pa.array(sorted(live.att_ids), pa.string())})
-    with store.catalog.write() as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            pack_seq = con.execute("SELECT coalesce(max(pack_seq), 0) FROM pack").fetchone()[0]
-            first_seq = con.execute("SELECT coalesce(max(seq), 0) FROM snapshot").fetchone()[0]
-            hs, ps, offs, clens, ioffs = [], [], [], [], []
-            sealed_rows: list[pa.Table] = []
-            known = dict(con.execute("SELECT name, pack_seq FROM pack").fetchall())
-            for name, size, entries in sealed:
-                if name in known and known[name] not in drop:
-                    seq = known[name]
-                else:
-                    pack_seq += 1
-                    seq = pack_seq
-                    con.execute("INSERT INTO pack VALUES (?, ?, ?, ?, ?)", [seq, name, size, len(entries), first_seq])
-                tbl = entries_table(entries)
-                sealed_rows.append(tbl.append_column("pack_seq", pa.array([seq] * tbl.num_rows, pa.int32())))
-                for e in entries:
-                    hs.append(e.hash)
-                    ps.append(seq)
-                    offs.append(e.offset)
-                    clens.append(e.clen)
-                    ioffs.append(e.inner)
-            con.register("live_b", live_tbl)
-            con.register("live_a", att_tbl)
-            if hs:
-                con.register("moved", pa.table({"hash": pa.array(hs, pa.binary()), "pack_seq": pa.array(ps, pa.int32()),
-                                                "off": pa.array(offs, pa.int64()), "clen": pa.array(clens, pa.int64()),
-                                                "ioff": pa.array(ioffs, pa.int64())}))
-                con.execute("""UPDATE blob SET pack_seq = m.pack_seq, off = m.off, clen = m.clen, ioff = m.ioff
-                               FROM moved m WHERE blob.hash = m.hash""")
-                con.unregister("moved")
-            con.execute("DELETE FROM blob WHERE NOT EXISTS (SELECT 1 FROM live_b WHERE live_b.hash = blob.hash)")
-            if drop:
-                con.execute("DELETE FROM pack WHERE list_contains(?, pack_seq)", [sorted(drop)])
-                con.execute("DELETE FROM frame WHERE list_contains(?, pack_seq)", [sorted(drop)])
-            if sealed_rows:  # format 3: frames copied keep their id at their new place; new frames added
-                con.register("sealed_blobs", pa.concat_tables(sealed_rows))
-                insert_frames(con, "sealed_blobs")
-                con.unregister("sealed_blobs")
-            con.execute("DELETE FROM attachment WHERE NOT EXISTS (SELECT 1 FROM live_a WHERE live_a.att_id = attachment.att_id)")
-            con.execute(TRIM_VERSIONS)
-            con.unregister("live_b")
-            con.unregister("live_a")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-
-
 def _opened_head(store: Store, key: str, size: int) -> bytes:
     """The first bytes of a sealed object's plaintext (b"" if it is not one sealed message)."""
     if size >= (64 << 20):
@@ -480,7 +410,7 @@ def _opened_head(store: Store, key: str, size: int) -> bytes:
 def _dead_objects(store: Store, live: Live) -> tuple[list[str], int]:
     """Objects no kept snapshot reaches, of kinds prune recognises; unknown objects are kept."""
     with store.catalog.read() as con:
-        standalone_known = {r[0].hex() for r in con.execute("SELECT hash FROM blob WHERE pack_seq IS NULL").fetchall()}
+        standalone_known = {h.hex() for h, _clen in catalog_ret.standalone_blobs(con)}
     dead, unknown = [], 0
     for key, size in store.backend.list("objects"):
         name = key.rsplit("/", 1)[-1]

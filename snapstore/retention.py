@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from snapstore.errors import UsageError
 from snapstore.store import Store, StoreError, objects
 from snapstore.store import inventory as inv
+from snapstore.store.catalog import retention as catalog_ret
 
 log = logging.getLogger("snapstore.retention")
 
@@ -251,10 +252,10 @@ def forget(store: Store, policy: Policy | None = None, *, ids: Iterable[str] = (
 def write_store_index(store: Store) -> str:
     """A store index of everything the catalog knows now, covering every commit in it."""
     with store.catalog.read() as con:
-        covers = [r[0] for r in con.execute("SELECT id FROM snapshot").fetchall()]
-        packs = [r[0] for r in con.execute("SELECT name FROM pack").fetchall()]
-        standalone = con.execute("SELECT hash, clen FROM blob WHERE pack_seq IS NULL").fetchall()
-        atts = con.execute("SELECT att_id, content_hash, size, mime, filename FROM attachment").fetchall()
+        covers = catalog_ret.commit_ids(con)
+        packs = catalog_ret.pack_names(con)
+        standalone = catalog_ret.standalone_blobs(con)
+        atts = catalog_ret.attachment_rows(con)
     name, _doc = inv.write_index(store.backend, covers=covers, packs=packs, standalone=standalone, attachments=atts)
     return name
 
@@ -272,34 +273,11 @@ def remove_snapshots(store: Store, full_ids: list[str]) -> None:
     inv.delete_indexes_except(store.backend, name)
 
 
-TRIM_VERSIONS = """
-DELETE FROM record_version WHERE rowid IN (
-    SELECT rv.rowid FROM record_version rv
-    ASOF LEFT JOIN snapshot_table st ON rv.table_pk = st.table_pk AND rv.begin_seq <= st.seq
-    WHERE st.seq IS NULL OR (rv.end_seq IS NOT NULL AND st.seq >= rv.end_seq));
-UPDATE record_version SET end_seq = NULL
-WHERE end_seq IS NOT NULL
-  AND end_seq > (SELECT max(st.seq) FROM snapshot_table st WHERE st.table_pk = record_version.table_pk);
-"""
-
-
 def catalog_forget(store: Store, full_ids: list[str]) -> None:
     """Drop the snapshots' rows and every record version no remaining snapshot shows; a version
     still open at its table's last remaining snapshot is reopened (end_seq NULL), so the next
     writer diffs against what the newest kept snapshot holds."""
-    with store.catalog.write() as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            seqs = [r[0] for r in con.execute(
-                "SELECT seq FROM snapshot WHERE list_contains(?, id)", [list(full_ids)]).fetchall()]
-            if seqs:
-                con.execute("DELETE FROM snapshot WHERE list_contains(?, seq)", [seqs])
-                con.execute("DELETE FROM snapshot_table WHERE list_contains(?, seq)", [seqs])
-            con.execute(TRIM_VERSIONS)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    catalog_ret.forget_snapshots(store.catalog, full_ids)
 
 
 def finish_pending_forgets(store: Store) -> list[str]:
@@ -358,8 +336,7 @@ def retag(store: Store, names: Iterable[str], *, add: Iterable[str] = (), remove
             inv.write_tag_event(store.backend, snap.full_id, a, r)
             tags = inv.apply_tag_events(snap.tags, [{"add": a, "remove": r}])
             doc = dict(snap.doc, tags=tags)
-            with store.catalog.write() as con:
-                con.execute("UPDATE snapshot SET tags = ?, doc = ? WHERE id = ?", [tags, json.dumps(doc), snap.full_id])
+            catalog_ret.set_tags(store.catalog, snap.full_id, tags, json.dumps(doc))
             out[snap.full_id] = tags
     return out
 

@@ -14,51 +14,24 @@ import pyarrow as pa
 
 from snapstore import units
 from snapstore.canonical import loads
-from snapstore.prune import LIVE_VERSIONS, _att_ids, _read_checked, _reader
+from snapstore.prune import _att_ids, _read_checked, _reader
 from snapstore.store import Store
 from snapstore.store import inventory as inv
-from snapstore.store.catalog import BLOB_SHARE
-
-PER_SNAPSHOT = """
-WITH w AS (
-    SELECT rv.table_pk, rv.begin_seq, rv.end_seq, b.rlen + coalesce(a.att_bytes, 0) AS bytes
-    FROM record_version rv LEFT JOIN blob b ON b.hash = rv.hash LEFT JOIN att_w a ON a.hash = rv.hash),
-ev AS (
-    SELECT table_pk, begin_seq AS seq, count(*) AS dn, sum(bytes) AS db FROM w GROUP BY ALL
-    UNION ALL
-    SELECT table_pk, end_seq, -count(*), -sum(bytes) FROM w WHERE end_seq IS NOT NULL GROUP BY ALL),
-cum AS (
-    SELECT table_pk, seq,
-           sum(dn) OVER (PARTITION BY table_pk ORDER BY seq) AS n,
-           sum(db) OVER (PARTITION BY table_pk ORDER BY seq) AS bytes
-    FROM (SELECT table_pk, seq, sum(dn) dn, sum(db) db FROM ev GROUP BY ALL)),
-firsts AS (
-    SELECT rv.hash, min(rv.begin_seq) AS seq, arg_min(rv.table_pk, rv.begin_seq) AS table_pk
-    FROM record_version rv GROUP BY rv.hash),
-added AS (
-    SELECT f.seq, f.table_pk, sum(b.share) AS clen FROM firsts f JOIN """ + BLOB_SHARE + """ b ON b.hash = f.hash
-    GROUP BY ALL)
-SELECT st.seq, s.id, st.base_id, sum(coalesce(c.n, 0))::BIGINT AS records,
-       sum(coalesce(c.bytes, 0))::BIGINT AS logical, sum(coalesce(ad.clen, 0))::BIGINT AS added
-FROM snapshot_table st JOIN snapshot s ON s.seq = st.seq
-ASOF LEFT JOIN cum c ON c.table_pk = st.table_pk AND st.seq >= c.seq
-LEFT JOIN added ad ON ad.table_pk = st.table_pk AND ad.seq = st.seq
-GROUP BY ALL ORDER BY st.seq, st.base_id
-"""
+from snapstore.store.catalog import prune as catalog_prune
+from snapstore.store.catalog import stats as catalog_stats
+from snapstore.store.packs import KIND_RECORD
 
 
 def _attachment_weights(store: Store) -> pa.Table:
     """(record blob hash, bytes of the attachments it names) for live records that name any."""
     with store.catalog.read() as con:
-        live = {r[0] for r in con.execute(LIVE_VERSIONS).fetchall()}
-        sizes = dict(con.execute("SELECT att_id, size FROM attachment").fetchall())
-        locs = con.execute(
-            """SELECT b.hash, p.name, b.off, b.clen, b.rlen, b.dict_hash, b.ioff FROM blob b
-               JOIN pack p ON p.pack_seq = b.pack_seq WHERE b.kind = 'R' ORDER BY b.pack_seq, b.off, b.ioff""").fetchall()
+        live = catalog_prune.live_record_hashes(con)
+        sizes = catalog_stats.attachment_sizes(con)
+        locs = catalog_prune.packed_blob_locations(con, KIND_RECORD)
     hs, ws = [], []
     if sizes:
         reader = _reader(store)
-        for h, pack, off, clen, rlen, dh, ioff in locs:
+        for h, pack, off, clen, rlen, dh, _kind, ioff in locs:
             if h not in live:
                 continue
             raw = _read_checked(reader, h, pack, off, clen, rlen, dh, ioff)
@@ -81,14 +54,9 @@ def stats(store: Store) -> dict:
     stored = sum(disk.values())
     att_w = _attachment_weights(store)
     with store.catalog.read() as con:
-        con.register("att_w", att_w)
-        rows = con.execute(PER_SNAPSHOT).fetchall()
-        con.unregister("att_w")
-        counts = dict(zip(("packs", "blobs", "record_versions", "attachments"), con.execute(
-            """SELECT (SELECT count(*) FROM pack), (SELECT count(*) FROM blob),
-                      (SELECT count(*) FROM record_version), (SELECT count(*) FROM attachment)""").fetchone(),
-            strict=True))
-        snaps = con.execute("SELECT seq, id, bytes_added FROM snapshot ORDER BY seq").fetchall()
+        rows = catalog_stats.per_snapshot(con, att_w)
+        counts = catalog_stats.row_counts(con)
+        snaps = catalog_stats.bytes_added(con)
     logical = sum(r[4] for r in rows)
     bases: dict[str, list] = defaultdict(list)
     prev: dict[str, int] = {}
