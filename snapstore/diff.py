@@ -25,6 +25,7 @@ from snapstore.canonical import loads
 from snapstore.diff_comments import add_comment_changes, comment_counts
 from snapstore.selection import select, select_tables
 from snapstore.store import SnapshotInfo, Store, StoreError
+from snapstore.store.catalog import diff as catalog_diff
 from snapstore.store.store import locate_blobs
 
 #: Strings longer than this (or with a newline) are shown as a compact diff instead of old -> new.
@@ -457,33 +458,6 @@ def _missing(snap: SnapshotInfo, base_id: str, table_id: str) -> str | None:
     return None
 
 
-# The versions that differ between lo < hi are exactly those valid at lo that end in (lo, hi]
-# and those valid at hi that begin in (lo, hi]: two filters on integer columns (begin_seq is
-# clustered, so zone maps skip most row groups), then a join of the two small sets. A record
-# deleted and re-created with the same content, or born and gone in between, drops out.
-_DIFF_SQL = """
-WITH v_lo AS (
-    SELECT table_pk, record_id, hash FROM record_version
-    WHERE table_pk IN (SELECT unnest($pks::INTEGER[]))
-      AND begin_seq <= $lo AND end_seq > $lo AND end_seq <= $hi),
-v_hi AS (
-    SELECT table_pk, record_id, hash FROM record_version
-    WHERE table_pk IN (SELECT unnest($pks::INTEGER[]))
-      AND begin_seq > $lo AND begin_seq <= $hi AND (end_seq IS NULL OR end_seq > $hi))
-SELECT table_pk, record_id, {old}.hash AS old_hash, {new}.hash AS new_hash
-FROM v_lo FULL OUTER JOIN v_hi USING (table_pk, record_id)
-WHERE v_lo.hash IS DISTINCT FROM v_hi.hash
-ORDER BY table_pk, record_id
-"""
-
-_MEMBERS_SQL = """
-SELECT rv.table_pk, rv.record_id, rv.hash FROM record_version rv
-WHERE rv.table_pk IN (SELECT unnest($pks::INTEGER[]))
-  AND rv.begin_seq <= $s AND (rv.end_seq IS NULL OR rv.end_seq > $s)
-ORDER BY rv.table_pk, rv.record_id
-"""
-
-
 def diff_snapshots(
     store: Store, a: str | SnapshotInfo, b: str | SnapshotInfo, *,
     bases: Sequence[str] | None = None, tables: Sequence[str] | None = None, fields: bool = False,
@@ -537,19 +511,17 @@ def diff_snapshots(
                 "not captured" if schemas.table(other, bid, tid) is not None else None) or (
                 "the base is not in that snapshot" if bid not in {x.base_id for x in other.bases} else None)
             status[key] = ("not captured", f"not captured in {other.id}: {why}") if why else (kind, None)
-        pks = {(r[0], r[1]): r[2] for r in con.execute("SELECT base_id, table_id, table_pk FROM at_table").fetchall()}
+        pks = catalog_diff.table_keys(con)
         both = [pks[k] for k in keys if status[k][0] == "changed"]
         one_a = [pks[k] for k in keys if status[k][0] == "removed"]
         one_b = [pks[k] for k in keys if status[k][0] == "added"]
         results = []
         if both:
-            sql = _DIFF_SQL.format(old="v_lo", new="v_hi") if sa.seq <= sb.seq else _DIFF_SQL.format(old="v_hi", new="v_lo")
-            results.append(("diff", con.execute(
-                sql, {"pks": both, "lo": min(sa.seq, sb.seq), "hi": max(sa.seq, sb.seq)}).to_arrow_table()))
+            results.append(("diff", catalog_diff.changed_versions(con, both, sa.seq, sb.seq)))
         if one_a:
-            results.append(("removed", con.execute(_MEMBERS_SQL, {"pks": one_a, "s": sa.seq}).to_arrow_table()))
+            results.append(("removed", catalog_diff.versions_at(con, one_a, sa.seq)))
         if one_b:
-            results.append(("added", con.execute(_MEMBERS_SQL, {"pks": one_b, "s": sb.seq}).to_arrow_table()))
+            results.append(("added", catalog_diff.versions_at(con, one_b, sb.seq)))
         blob_rows: list[tuple] = []
         if fields:
             cols = [t.column(c) for kind, t in results for c in (("old_hash", "new_hash") if kind == "diff" else ("hash",))]
@@ -743,28 +715,14 @@ def options_summary(old: dict | None, new: dict | None) -> list[str]:
 
 # ---- history ---------------------------------------------------------------------------------
 
-_HISTORY_SQL = """
-SELECT rv.table_pk, t.base_id, t.table_id, rv.hash, rv.begin_seq, rv.end_seq,
-       list(st.seq ORDER BY st.seq) FILTER (WHERE st.seq IS NOT NULL) AS seqs
-FROM record_version rv JOIN at_table t USING (table_pk)
-LEFT JOIN snapshot_table st ON st.table_pk = rv.table_pk AND st.seq >= rv.begin_seq
-     AND (rv.end_seq IS NULL OR st.seq < rv.end_seq)
-WHERE rv.record_id = $rid
-GROUP BY ALL
-ORDER BY rv.begin_seq, rv.table_pk
-"""
-
-
 def history(store: Store, record_id: str, *, field: str | None = None) -> list[Version]:
     """Every version of one record across the store's snapshots, oldest first, each with what
     changed against the one before. With ``field`` (id or name, as of any snapshot), only the
     versions where that field changed are kept (consecutive versions with the same value merge)."""
     record_id = record_id.strip()
     with store.catalog.read() as con:
-        rows = con.execute(_HISTORY_SQL, {"rid": record_id}).fetchall()
-        table_seqs = {pk: [x[0] for x in con.execute(
-            "SELECT DISTINCT seq FROM snapshot_table WHERE table_pk = ? ORDER BY seq", [pk]).fetchall()]
-            for pk in {r[0] for r in rows}}
+        rows = catalog_diff.record_versions(con, record_id)
+        table_seqs = {pk: catalog_diff.table_seqs(con, pk) for pk in {r[0] for r in rows}}
     # versions whose every snapshot was forgotten leave no trace
     rows = [r for r in rows if r[6]]
     if not rows:

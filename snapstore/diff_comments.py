@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from snapstore.store.catalog.diff import comment_hashes
+
 
 def _who(c: dict) -> str:
     a = c.get("author") or {}
@@ -37,17 +39,10 @@ def compare_comments(old: list[dict], new: list[dict]) -> dict | None:
     return {"added": added, "edited": edited, "deleted": deleted}
 
 
-def comment_hashes(store, seqs: list[int]) -> dict[tuple[int, str, str], bytes | None]:
-    with store.catalog.read() as con:
-        rows = con.execute("SELECT seq, base_id, table_id, comments_hash FROM snapshot_table WHERE seq IN ("
-                           + ", ".join("?" for _ in seqs) + ")", list(seqs)).fetchall()
-    return {(s, b, t): (bytes(h) if h is not None else None) for s, b, t, h in rows}
-
-
 def add_comment_changes(store, sa, sb, tables: list) -> None:
     """Fill ``TableDiff.comments`` (record id -> changes) for every table held by both snapshots
     whose comments differ."""
-    hashes = comment_hashes(store, [sa.seq, sb.seq])
+    hashes = comment_hashes(store.catalog, [sa.seq, sb.seq])
     for td in tables:
         if td.status != "changed":
             continue

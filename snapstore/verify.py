@@ -22,11 +22,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pyarrow as pa
-
 from snapstore.store import Store, StoreError, objects
 from snapstore.store import inventory as inv
 from snapstore.store.backend import ObjectMissing
+from snapstore.store.catalog import verify as catalog_verify
 from snapstore.store.packs import PackError, frame_id, pack_key, parse_trailer
 from snapstore.store.reader import BlobReader, FrameDamaged
 
@@ -102,20 +101,9 @@ def verify(store: Store, *, read_data: bool = False, subset: str | None = None,
     rep = Report()
     sub = parse_subset(subset)
     read_data = read_data or sub is not None
-    with store.catalog.read() as con:
-        cat_snaps = con.execute("SELECT seq, id, doc FROM snapshot ORDER BY seq").fetchall()
-        packs = con.execute("SELECT pack_seq, name, size FROM pack").fetchall()
-        blobs = con.execute(
-            "SELECT b.hash, b.pack_seq, p.name, b.off, b.clen, b.rlen, b.kind, b.dict_hash, b.ioff FROM blob b "
-            "LEFT JOIN pack p ON p.pack_seq = b.pack_seq").fetchall()
-        tables = con.execute(
-            "SELECT seq, table_pk, base_id, table_id, manifest, dict_hash, comments_hash, schema_hash "
-            "FROM snapshot_table").fetchall()
-        live_versions = con.execute(
-            """SELECT DISTINCT rv.hash FROM record_version rv
-               ASOF JOIN snapshot_table st ON rv.table_pk = st.table_pk AND rv.begin_seq <= st.seq
-               WHERE rv.end_seq IS NULL OR st.seq < rv.end_seq""").fetchall()
-        atts = con.execute("SELECT att_id, content_hash, filename FROM attachment").fetchall()
+    listed = catalog_verify.listing(store.catalog)
+    cat_snaps, packs, blobs, tables, atts = (listed.snapshots, listed.packs, listed.blobs, listed.tables,
+                                             listed.attachments)
     blob_at = {r[0]: r for r in blobs}
 
     # commits against the catalog
@@ -166,7 +154,7 @@ def verify(store: Store, *, read_data: bool = False, subset: str | None = None,
     rep.checked["packs"] = len(packs)
 
     # every needed blob located
-    needed: set[bytes] = {r[0] for r in live_versions}
+    needed: set[bytes] = listed.live_hashes
     dicts_needed: dict[bytes, set[bytes]] = defaultdict(set)
     manifests = set()
     for _seq, _pk, _b, _t, manifest, dh, ch, sh in tables:
@@ -261,19 +249,13 @@ def _check_manifests(store: Store, rep: Report, tables) -> int:
                 ids, hashes = store._fold_manifest(manifest)
             except FrameDamaged as e:  # format 3: the manifest names a frame that is damaged
                 if not any(d.kind == "frame" and d.object == f"{e.pack}:{e.off}" for d in rep.damage):
-                    in_frame = con.execute(
-                        "SELECT b.hash FROM blob b JOIN pack p ON p.pack_seq = b.pack_seq WHERE p.name = ? AND b.off = ?",
-                        [e.pack, e.off]).fetchall()
-                    rep.add("frame", f"{e.pack}:{e.off}", str(e), {r[0] for r in in_frame})
+                    rep.add("frame", f"{e.pack}:{e.off}", str(e), catalog_verify.frame_record_hashes(con, e.pack, e.off))
                 continue
             except StoreError as e:
                 rep.add("manifest", manifest, f"manifest {manifest[:12]} cannot be folded: {e}").affects.append(
                     {"snapshot_seq": seq, "table_pk": pk})
                 continue
-            rows = con.execute(
-                """SELECT rv.record_id, rv.hash FROM record_version rv WHERE rv.table_pk = ?
-                   AND rv.begin_seq <= ? AND (rv.end_seq IS NULL OR rv.end_seq > ?) ORDER BY record_id""",
-                [pk, seq, seq]).fetchall()
+            rows = catalog_verify.table_records_at(con, pk, seq)
             if [r[0] for r in rows] != ids or [r[1] for r in rows] != hashes:
                 rep.add("catalog", manifest, f"manifest {manifest[:12]} and the catalog disagree on the records "
                         "of a table (run `snapstore rebuild-catalog`)").affects.append(
@@ -365,27 +347,8 @@ def _attribute(store: Store, rep: Report, atts) -> None:
     """Name the snapshots, tables and records each damage reaches."""
     if not rep.damage:
         return
-    all_h = sorted({h for d in rep.damage for h in d.blobs})
-    with store.catalog.read() as con:
-        if all_h:
-            con.register("dmg", pa.table({"hash": pa.array(all_h, pa.binary())}))
-            rec = con.execute(
-                """SELECT rv.hash, st.base_id, st.table_id, rv.record_id, list(DISTINCT s.id ORDER BY s.id)
-                   FROM record_version rv JOIN dmg ON dmg.hash = rv.hash
-                   JOIN snapshot_table st ON st.table_pk = rv.table_pk AND rv.begin_seq <= st.seq
-                        AND (rv.end_seq IS NULL OR rv.end_seq > st.seq)
-                   JOIN snapshot s ON s.seq = st.seq
-                   GROUP BY ALL""").fetchall()
-            meta = con.execute(
-                """SELECT dmg.hash, st.base_id, st.table_id, s.id,
-                          CASE WHEN st.schema_hash = dmg.hash THEN 'schema' ELSE 'comments' END
-                   FROM snapshot_table st JOIN dmg ON dmg.hash = st.schema_hash OR dmg.hash = st.comments_hash
-                   JOIN snapshot s ON s.seq = st.seq""").fetchall()
-            con.unregister("dmg")
-        else:
-            rec, meta = [], []
-        ids = dict(con.execute("SELECT seq, id FROM snapshot").fetchall())
-        pks = {r[0]: (r[1], r[2]) for r in con.execute("SELECT table_pk, base_id, table_id FROM at_table").fetchall()}
+    reached = catalog_verify.reach(store.catalog, (h for d in rep.damage for h in d.blobs))
+    rec, meta, ids, pks = reached.records, reached.tables, reached.snapshot_ids, reached.table_keys
     by_hash_rec: dict[bytes, list] = defaultdict(list)
     for h, b, t, rid, snaps in rec:
         by_hash_rec[h].append((b, t, rid, snaps))
