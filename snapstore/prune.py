@@ -39,7 +39,7 @@ import zstandard
 
 from snapstore.canonical import loads
 from snapstore.retention import finish_pending_forgets
-from snapstore.store import Store, StoreError, objects
+from snapstore.store import Store, StoreError, columns, objects
 from snapstore.store import inventory as inv
 from snapstore.store.catalog import prune as catalog_prune
 from snapstore.store.catalog import retention as catalog_ret
@@ -390,10 +390,13 @@ def _repack_frame(store: Store, reader: BlobReader, pack: str, rows: list[tuple]
         data = reader.pack(pack)[off:off + clen]
         w.add_frames([(data, [(r[0], r[7], r[4]) for r in live_rows])], kind, dh, sealed=True)
         return
+    items = [(r[0], raw) for r, raw in zip(live_rows, raws, strict=True)]
+    if kind == KIND_RECORD and dh is None and store.record_columns:  # format 4: what is left of a small batch
+        w.add_frames(columns.frames(items, store.record_level_small, end), kind, None)
+        return
     level = store.record_level if kind == KIND_RECORD else ZSTD_LEVEL
     cctx = zstandard.ZstdCompressor(level=level, dict_data=zstandard.ZstdCompressionDict(store._dict_bytes(dh))) \
         if dh else zstandard.ZstdCompressor(level=level)
-    items = [(r[0], raw) for r, raw in zip(live_rows, raws, strict=True)]
     w.add_frames(build_frames(items, lambda fs: compress_many(cctx, fs, 2), end=end), kind, dh)
 
 

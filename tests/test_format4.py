@@ -181,3 +181,24 @@ def test_a_flipped_byte_in_a_column_frame_is_found(tmp_path):
     assert a["records"] == len(recs) and set(a["record_ids"]) <= {r["id"] for r in recs}
     assert hashlib.sha256(bytes(data)).hexdigest() != key.rsplit("/", 1)[-1]
     assert pack_key(key.rsplit("/", 1)[-1]) == key
+
+
+def test_prune_rewrites_what_is_left_of_a_column_frame_as_a_column_frame(tmp_path, monkeypatch):
+    from snapstore.store import writer
+
+    monkeypatch.setattr(writer, "MAX_CHAIN_DEPTH", 1)  # every snapshot writes a full manifest: frames can die
+    store = Store.init(tmp_path / "s")
+    store.backend.fsync = False
+    days = [make_records(600)]  # 240 KB raw: day one is a column frame too
+    for d in range(1, 4):
+        days.append(churn(days[-1], 0.3, seed=d))
+    for recs in days:
+        snapshot(store, recs)
+    forget(store, Policy(last=1))
+    res = prune(store, max_unused="0%")
+    assert res.blobs_dead > 0 and res.packs_repack
+    store = Store.open(tmp_path / "s")
+    frames = stored_frames(store)
+    assert frames and all(map(columns.is_columns, frames))
+    assert by_id(store) == {r["id"]: record_bytes(r) for r in days[-1]}
+    assert verify(store, read_data=True).ok

@@ -24,11 +24,14 @@ import orjson
 import zstandard
 
 from snapstore.errors import StoreError
+from snapstore.store.packs import build_frames
 
 #: what a stored column frame starts with (after opening its seal): every other frame of a
 #: pack is a zstd frame, which starts with zstd's magic number 28 B5 2F FD
 TAG = b"SSC\x01"
 _TOP = ["createdTime", "fields", "id"]
+#: raw bytes of a column frame at most: a table's small batch (writer.COMPRESS_BYTES) is one
+FRAME_RAW = 1 << 20
 _SEP = b"\n"  # canonical JSON values hold no raw newline
 
 
@@ -128,3 +131,10 @@ def inflate(stored: bytes | memoryview) -> bytes:
     except zstandard.ZstdError as e:
         raise ColumnsDamaged(f"a column frame does not decompress ({e})") from e
     return decode(payload)
+
+
+def frames(items: list[tuple[bytes, bytes]], level: int, end: bytes) -> list[tuple[bytes, list[tuple[bytes, int, int]]]]:
+    """(hash, record bytes) as column frames (build_frames' result): a table's small batch of new
+    records, or the live records of one prune rewrites (both format 4)."""
+    cctx = zstandard.ZstdCompressor(level=level)
+    return build_frames(by_shape(items), lambda raws: [compress(cctx, r) for r in raws], frame_raw=FRAME_RAW, end=end)
