@@ -395,7 +395,7 @@ def _repack_frame(store: Store, reader: BlobReader, pack: str, rows: list[tuple]
         w.add_frames(columns.frames(items, store.record_level_small, end), kind, None)
         return
     level = store.record_level if kind == KIND_RECORD else ZSTD_LEVEL
-    cctx = zstandard.ZstdCompressor(level=level, dict_data=zstandard.ZstdCompressionDict(store._dict_bytes(dh))) \
+    cctx = zstandard.ZstdCompressor(level=level, dict_data=zstandard.ZstdCompressionDict(store.dict_bytes(dh))) \
         if dh else zstandard.ZstdCompressor(level=level)
     w.add_frames(build_frames(items, lambda fs: compress_many(cctx, fs, 2), end=end), kind, dh)
 

@@ -175,7 +175,7 @@ def verify(store: Store, *, read_data: bool = False, subset: str | None = None,
             dicts_needed[dh].add(h)
     for dh, hs in dicts_needed.items():
         try:
-            store._dict_bytes(dh)
+            store.dict_bytes(dh)
         except StoreError as e:
             rep.add("dict-missing", dh.hex(), str(e), hs)
     # standalone objects (large attachments)

@@ -75,7 +75,7 @@ def test_round_trip_and_no_record_hash_on_disk(store3, tmp_path):
     assert sum(e.n_items for e in rec) == 3000 and all(e.hash is None and e.fid is not None for e in rec)
     assert all(hashlib.sha256(data[e.offset:e.offset + e.clen]).digest() == e.fid for e in rec)
     # a record frame, decompressed, is NDJSON: one record a line, each a canonical record
-    d = store3._dict_bytes(rec[0].dict_hash)
+    d = store3.dict_bytes(rec[0].dict_hash)
     lines = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(d)).decompress(
         data[rec[0].offset:rec[0].offset + rec[0].clen]).split(b"\n")
     assert lines[-1] == b"" and len(lines) - 1 == rec[0].n_items and lines[0] == record_bytes(recs[0])

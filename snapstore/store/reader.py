@@ -112,7 +112,7 @@ class BlobReader:
             if dict_hash is None:
                 d = zstandard.ZstdDecompressor()
             else:
-                d = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(self.store._dict_bytes(dict_hash)))
+                d = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(self.store.dict_bytes(dict_hash)))
             self._dctx[dict_hash] = d
         return d
 

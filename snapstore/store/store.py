@@ -13,16 +13,14 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 import duckdb
-import pyarrow as pa
 
 from snapstore.canonical import CANON_VERSION, loads
-from snapstore.errors import NoStore
+from snapstore.errors import NoStore, StoreError
 from snapstore.store import inventory, keys, objects
 from snapstore.store.backend import Backend, BackendError, LocalBackend, ObjectMissing
 from snapstore.store.catalog import (
@@ -33,7 +31,10 @@ from snapstore.store.catalog import (
     TableChange,
     is_lock_conflict,
 )
+from snapstore.store.catalog import snapshots as catalog_q
+from snapstore.store.catalog.snapshots import locate_blobs  # noqa: F401 (diff and find import it from here)
 from snapstore.store.crypto import AEAD_NAME, ID_NAME, PLAIN, KeyBox, PlainBox
+from snapstore.store.info import BaseInfo, SnapshotInfo, TableInfo, info_from_doc
 from snapstore.store.keys import KeyFile, ask_password
 from snapstore.store.lock import (
     LockError,
@@ -55,7 +56,8 @@ from snapstore.store.packs import (
 )
 from snapstore.store.reader import BlobReader, FrameDamaged, LocatedChunk, record_id_of
 from snapstore.store.s3 import parse_s3_url
-from snapstore.store.writer import SnapshotWriter, StoreError  # noqa: F401 (re-exported)
+from snapstore.store.write_context import WriteContext
+from snapstore.store.writer import SnapshotWriter
 
 log = logging.getLogger("snapstore.store")
 
@@ -83,110 +85,7 @@ DEFAULT_PACK_SIZE = 16 * 1024 * 1024
 ENCRYPTION = {"aead": AEAD_NAME, "kdf": "scrypt", "id": ID_NAME}
 
 
-@dataclass
-class TableInfo:
-    table_id: str
-    name: str
-    records: int
-    new: int
-    changed: int
-    deleted: int
-    unchanged: int
-
-
-@dataclass
-class BaseInfo:
-    base_id: str
-    name: str
-    tables: list[TableInfo]
-    permission_level: str | None = None
-    schema_hash: str | None = None
-
-
-@dataclass
-class SnapshotInfo:
-    id: str  # short id (8 hex) shown to users
-    full_id: str
-    seq: int
-    time: datetime
-    parent: str | None
-    status: str
-    tags: list[str]
-    note: str | None
-    missing: list[dict]
-    stats: dict
-    bases: list[BaseInfo]
-    bytes_added: int = 0
-    doc: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def records(self) -> int:
-        return sum(t.records for b in self.bases for t in b.tables)
-
-    def table(self, base_id: str, table_id: str) -> TableInfo | None:
-        for b in self.bases:
-            if b.base_id == base_id:
-                for t in b.tables:
-                    if t.table_id == table_id:
-                        return t
-        return None
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id, "full_id": self.full_id, "time": self.time.isoformat().replace("+00:00", "Z"),
-            "parent": self.parent[:8] if self.parent else None, "status": self.status, "tags": self.tags,
-            "note": self.note, "missing": self.missing, "records": self.records, "bytes_added": self.bytes_added,
-            "stats": self.stats,
-            "bases": [
-                {"base_id": b.base_id, "name": b.name, "tables": [t.__dict__ for t in b.tables]} for b in self.bases
-            ],
-        }
-
-
-def _info_from_doc(seq: int, full_id: str, doc: dict) -> SnapshotInfo:
-    bases = []
-    for b in doc["bases"]:
-        tables = [
-            TableInfo(t["table_id"], t["name"], t["records"], t["new"], t["changed"], t["deleted"],
-                      t["records"] - t["new"] - t["changed"])
-            for t in b["tables"]
-        ]
-        bases.append(BaseInfo(b["base_id"], b["name"], tables, b.get("permission_level"), b.get("schema")))
-    return SnapshotInfo(
-        id=full_id[:8], full_id=full_id, seq=seq,
-        time=datetime.fromisoformat(doc["time"].replace("Z", "+00:00")),
-        parent=doc.get("parent"), status=doc["status"], tags=list(doc.get("tags") or []), note=doc.get("note"),
-        missing=list(doc.get("missing") or []), stats=dict(doc.get("stats") or {}), bases=bases,
-        bytes_added=int(doc.get("bytes_added") or 0), doc=doc,
-    )
-
-
 _BlobReader = BlobReader  # the name exporters and restore used first
-
-
-def locate_blobs(con: duckdb.DuckDBPyConnection, hashes) -> list[tuple]:
-    """Where blobs are, in one query on an open catalog connection: rows of
-    (hash, pack name, offset, clen, rlen, dict_hash, standalone, inner) in pack order.
-    Raises StoreError naming the first hash the catalog does not know."""
-    arr = hashes if isinstance(hashes, pa.Array | pa.ChunkedArray) else pa.array(list(set(hashes)), pa.binary())
-    if len(arr) == 0:
-        return []
-    con.register("want_blobs", pa.table({"hash": arr}))
-    try:
-        found_rows = con.execute(
-            """SELECT b.hash, p.name, b.off, b.clen, b.rlen, b.dict_hash, b.pack_seq IS NULL, b.ioff
-               FROM (SELECT DISTINCT hash FROM want_blobs) w JOIN blob b ON w.hash = b.hash
-               LEFT JOIN pack p ON p.pack_seq = b.pack_seq"""
-        ).fetchall()
-    finally:
-        con.unregister("want_blobs")
-    rows = sorted(found_rows, key=lambda r: (r[1] or "", r[2], r[7]))
-    found = {r[0] for r in rows}
-    wanted = set(arr.to_pylist()) - {None}
-    if len(found) < len(wanted):
-        missing = next(h for h in wanted if h not in found)
-        raise StoreError(f"blob {missing.hex()[:12]} is not in the store")
-    return rows
 
 
 class AttachmentIndex:
@@ -196,20 +95,7 @@ class AttachmentIndex:
     def __init__(self, store: Store, att_ids=None) -> None:
         self.store = store
         self._reader: BlobReader | None = None
-        sql = """SELECT a.att_id, a.content_hash, a.size, a.mime, a.filename,
-                        p.name, b.off, b.clen, b.rlen, b.dict_hash, b.hash IS NOT NULL, b.ioff
-                 FROM attachment a LEFT JOIN blob b ON b.hash = a.content_hash
-                 LEFT JOIN pack p ON p.pack_seq = b.pack_seq"""
-        with store.catalog.read() as con:
-            if att_ids is None:
-                rows = con.execute(sql).fetchall()
-            else:
-                con.register("want_atts", pa.table({"att_id": pa.array(sorted(set(att_ids)), pa.string())}))
-                try:
-                    rows = con.execute(sql + " WHERE a.att_id IN (SELECT att_id FROM want_atts)").fetchall()
-                finally:
-                    con.unregister("want_atts")
-        self._rows = {r[0]: r for r in rows}
+        self._rows = {r[0]: r for r in catalog_q.attachment_rows(store.catalog, att_ids)}
 
     def __contains__(self, att_id: str) -> bool:
         return att_id in self._rows
@@ -514,11 +400,22 @@ class Store:
         return _RemoteStoreLock(self, self.backend, command, exclusive=not shared, local=local,
                                 label=str(self.location))
 
+    def write_context(self) -> WriteContext:
+        """What a snapshot writer needs of this store (the writer holds no ``Store``)."""
+        return WriteContext(
+            backend=self.backend, catalog=self.catalog, box=self.box, blob_id=self.blob_id,
+            store_id=self.config["store_id"], tmp_dir=self.local_dir / "tmp",
+            format_version=self.format_version, pack_size=self.pack_size, pack_version=self.pack_version,
+            record_level=self.record_level, record_level_small=self.record_level_small, record_end=self.record_end,
+            dict_bytes=self.dict_bytes, read_blob=self.read_blob, has_blob=self.has_blob,
+            orphan_packs=self.orphan_packs, latest_id=self.latest_id, resolve=self.resolve,
+        )
+
     def begin_snapshot(self, *, note: str | None = None, tags=(), command: str = "snapshot") -> SnapshotWriter:
         lock = self.lock(command, shared=True).acquire()
         try:
-            self.sync()
-            return SnapshotWriter(self, lock, note=note, tags=tags, command=command)
+            self.sync()  # first: on S3 it may rebuild the catalog the writer is given
+            return SnapshotWriter(self.write_context(), lock, note=note, tags=tags, command=command)
         except BaseException:
             lock.release()
             raise
@@ -549,19 +446,9 @@ class Store:
         keys = sorted(k for prefix in ("index", "tags") for k, _s in self.backend.list(prefix))
         return hashlib.sha256("\n".join(keys).encode()).hexdigest()
 
-    def _meta(self, key: str) -> str | None:
-        with self.catalog.read() as con:
-            row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-        return row[0] if row else None
-
-    def _set_meta(self, key: str, value: str) -> None:
-        with self.catalog.write() as con:
-            con.execute("DELETE FROM meta WHERE key = ?", [key])
-            con.execute("INSERT INTO meta VALUES (?, ?)", [key, value])
-
     def _remember_remote_state(self, *, ok: bool) -> None:
         try:
-            self._set_meta("remote_fp", self._remote_fingerprint() if ok else "")
+            catalog_q.set_meta_value(self.catalog, "remote_fp", self._remote_fingerprint() if ok else "")
         except Exception as e:  # noqa: BLE001 - the next open rebuilds instead
             log.warning("could not record the bucket state in the cache: %s", e)
 
@@ -577,7 +464,7 @@ class Store:
         reason = None
         if known - listed:
             reason = "snapshots were removed from the bucket"
-        elif fp != self._meta("remote_fp"):
+        elif fp != catalog_q.meta_value(self.catalog, "remote_fp"):
             reason = "store indexes or tags changed in the bucket"
         pending = []
         if reason is None:
@@ -620,7 +507,7 @@ class Store:
             raise StoreError(f"snapshot object {cid[:8]} is damaged (hash mismatch)")
         return objects.decode_commit(data, self.box)
 
-    def _orphan_packs(self) -> list[tuple[str, int, list]]:
+    def orphan_packs(self) -> list[tuple[str, int, list[BlobEntry]]]:
         """Packs on disk the catalog does not know: left by a run that died before committing.
         A new run adopts them so their blobs are reused instead of written again."""
         known = self.catalog.pack_names()
@@ -778,14 +665,7 @@ class Store:
         return ids + list(m["ids"]), hashes + list(m["hashes"])
 
     def _table_change_from_manifest(self, b: dict, t: dict) -> TableChange:
-        state_manifest = None
-        with self.catalog.read() as con:
-            row = con.execute(
-                """SELECT st.manifest FROM snapshot_table st WHERE st.base_id = ? AND st.table_id = ?
-                   ORDER BY st.seq DESC LIMIT 1""",
-                [b["base_id"], t["table_id"]],
-            ).fetchone()
-            state_manifest = row[0] if row else None
+        state_manifest = catalog_q.latest_manifest(self.catalog, b["base_id"], t["table_id"])
         common = dict(
             base_id=b["base_id"], table_id=t["table_id"], name=t["name"], manifest=t["manifest"],
             n_records=t["records"], n_new=t["new"], n_changed=t["changed"], n_deleted=t["deleted"],
@@ -839,7 +719,7 @@ class Store:
 
     def list_snapshots(self) -> list[SnapshotInfo]:
         """Newest first, by the snapshot's time (an imported backup takes its place among the others)."""
-        infos = [_info_from_doc(seq, cid, json.loads(doc)) for seq, cid, doc in self.catalog.snapshot_docs()]
+        infos = [info_from_doc(seq, cid, json.loads(doc)) for seq, cid, doc in self.catalog.snapshot_docs()]
         return sorted(infos, key=lambda s: (s.time, s.seq), reverse=True)
 
     def latest_id(self) -> str | None:
@@ -963,9 +843,7 @@ class Store:
         hashes = list(hashes)
         if not hashes:
             return {}
-        with self.catalog.read() as con:
-            rows = locate_blobs(con, hashes)
-        return self.read_located(rows)
+        return self.read_located(catalog_q.blob_rows(self.catalog, hashes))
 
     def read_located(self, rows: list[tuple]) -> dict[bytes, bytes]:
         """The blobs ``locate_blobs`` found: one open per pack and a ranged read per blob, each
@@ -1018,28 +896,21 @@ class Store:
             return self._read_standalone(h)
         return BlobReader(self).read(h, pack, off, clen, rlen, dh, inner, self.backend.get_range(pack_key(pack), off, clen))
 
-    def _read_json_blob(self, h: bytes):
-        return loads(self.read_blob(h))
-
     def has_blob(self, h: bytes) -> bool:
         return self.catalog.blob_location(h) is not None
 
-    def _dict_bytes(self, h: bytes) -> bytes:
+    def dict_bytes(self, h: bytes) -> bytes:
+        """A compression dictionary's bytes, read (and checked) once per store object."""
         d = self._dicts.get(h)
         if d is None:
             d = self._dicts[h] = self._read_standalone(h, "compression dictionary", chunked=False)
         return d
 
+
     def comments(self, snap: SnapshotInfo | str, base_id: str, table_id: str) -> dict:
         snap = self.resolve(snap)
-        with self.catalog.read() as con:
-            row = con.execute(
-                "SELECT comments_hash FROM snapshot_table WHERE seq = ? AND base_id = ? AND table_id = ?",
-                [snap.seq, base_id, table_id],
-            ).fetchone()
-        if not row or row[0] is None:
-            return {}
-        return self._read_json_blob(row[0])
+        h = catalog_q.comments_hash(self.catalog, snap.seq, base_id, table_id)
+        return {} if h is None else loads(self.read_blob(h))
 
     def table_comments(self, snap: SnapshotInfo | str,
                        tables: list[tuple[str, str]]) -> Iterator[dict[str, list] | None]:
@@ -1048,11 +919,7 @@ class Store:
         One catalog read locates every table's blob (a connection per table costs ~20 ms, which a
         workspace of many tables notices); each blob is then read when its turn comes."""
         snap = self.resolve(snap)
-        with self.catalog.read() as con:
-            hashes = dict(((b, t), h) for b, t, h in con.execute(
-                "SELECT base_id, table_id, comments_hash FROM snapshot_table WHERE seq = ? AND comments_hash IS NOT NULL",
-                [snap.seq]).fetchall())
-            rows = {r[0]: r for r in locate_blobs(con, set(hashes.values()))}
+        hashes, rows = catalog_q.comment_blob_rows(self.catalog, snap.seq)
         for key in tables:
             h = hashes.get(tuple(key))
             yield None if h is None else loads(self.read_located([rows[h]])[h])

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import zstandard
 
 from snapstore import __version__
-from snapstore.canonical import CANON_VERSION, dumps, record_bytes, strip_volatile
+from snapstore.canonical import CANON_VERSION, dumps, loads, record_bytes, strip_volatile
 from snapstore.errors import StoreError
 from snapstore.store import columns, objects
 from snapstore.store.catalog import IngestBatch, TableChange, TableState
@@ -41,7 +41,8 @@ from snapstore.store.packs import (
 )
 
 if TYPE_CHECKING:
-    from snapstore.store.store import SnapshotInfo, Store
+    from snapstore.store.info import SnapshotInfo
+    from snapstore.store.write_context import WriteContext
 
 log = logging.getLogger("snapstore.store")
 
@@ -84,6 +85,41 @@ def compress_many(cctx: zstandard.ZstdCompressor, raws: list[bytes], parallel_fr
     return [cctx.compress(d) for d in raws]
 
 
+#: A full listing against the table's open versions: what it changed or added, and every open
+#: record it did not list (ended).
+_LISTED_DELTA = """SELECT record_id, r.hash AS new_hash, o.hash AS old_hash
+                   FROM r FULL OUTER JOIN o USING (record_id)
+                   WHERE r.hash IS DISTINCT FROM o.hash ORDER BY record_id"""
+#: Re-read records against the open versions: what they changed or added, and the destroyed
+#: records (``d``) ended; every other open record carries over.
+_CHANGES_DELTA = """SELECT record_id, r.hash AS new_hash, o.hash AS old_hash
+                    FROM r LEFT JOIN o USING (record_id) WHERE r.hash IS DISTINCT FROM o.hash
+                    UNION ALL
+                    SELECT o.record_id, NULL::BLOB AS new_hash, o.hash AS old_hash
+                    FROM o JOIN d USING (record_id) ANTI JOIN r USING (record_id)
+                    ORDER BY record_id"""
+
+
+def record_delta(run: pa.Table, old: pa.Table, table_id: str, *, gone: pa.Array | None = None) -> pa.Table:
+    """(record_id, new_hash, old_hash) of every record whose hash differs, sorted by id, on Arrow
+    tables in memory (not the catalog): ``run``'s (record_id, hash) against ``old``, the table's
+    open versions. A full listing (``gone`` None) ends each open record it did not list; a change
+    feed's re-read ends only the ids in ``gone``. A record listed twice is an error."""
+    con = duckdb.connect()
+    try:
+        con.register("r", run)
+        con.register("o", old)
+        if gone is not None:
+            con.register("d", pa.table({"record_id": gone}))
+        dup = con.execute("SELECT record_id FROM r GROUP BY record_id HAVING count(*) > 1 LIMIT 1").fetchone()
+        if dup:
+            how = "listed" if gone is None else "re-read"
+            raise StoreError(f"record {dup[0]} was {how} twice in table {table_id}")
+        return con.execute(_LISTED_DELTA if gone is None else _CHANGES_DELTA).to_arrow_table()
+    finally:
+        con.close()
+
+
 class TableWriter:
     """Receives one table's records in listing order; thread-confined (one per table)."""
 
@@ -111,18 +147,18 @@ class TableWriter:
         self._frame_bytes = 0
         #: format 3: (frame id, hashes of its records) of every frame this writer packed
         self._frames_written: list[tuple[bytes, list[bytes]]] = []
-        self._blob_id = snap.store.blob_id
-        self._level = snap.store.record_level
+        self._blob_id = snap.ctx.blob_id
+        self._level = snap.ctx.record_level
         #: a table's last few new records (a day's changes, typically) at a higher level: they are
         #: what a store grows by every day, and cost little time (docs/FORMAT.md: zstd_level_small)
-        self._small_level = snap.store.record_level_small
+        self._small_level = snap.ctx.record_level_small
         self._small_cctx: zstandard.ZstdCompressor | None = None
         self.bytes_added = 0
         self.finished: TableCounts | None = None
         if self._dict_hash is not None:
-            d = zstandard.ZstdCompressionDict(snap.store._dict_bytes(self._dict_hash))
+            d = zstandard.ZstdCompressionDict(snap.ctx.dict_bytes(self._dict_hash))
             self._compressor = zstandard.ZstdCompressor(level=self._level, dict_data=d)
-        elif not snap.store.record_columns:
+        elif not snap.ctx.record_columns:
             self._sampling = []
         # format 4: a table's dictionary is trained on its first large batch of new records
         # (_flush); small batches are column frames, which use none, so a table that never has a
@@ -189,7 +225,7 @@ class TableWriter:
 
     def _small_compressor(self) -> zstandard.ZstdCompressor:
         if self._small_cctx is None:
-            d = zstandard.ZstdCompressionDict(self.snap.store._dict_bytes(self._dict_hash)) if self._dict_hash else None
+            d = zstandard.ZstdCompressionDict(self.snap.ctx.dict_bytes(self._dict_hash)) if self._dict_hash else None
             self._small_cctx = zstandard.ZstdCompressor(level=self._small_level, dict_data=d)
         return self._small_cctx
 
@@ -226,15 +262,13 @@ class TableWriter:
             cctx = self._compressor
             dict_hash = self._dict_hash
             small = sum(map(len, map(itemgetter(1), batch))) < COMPRESS_BYTES
-            if small and self.snap.store.record_columns:  # format 4: one column frame (store/columns.py)
-                cctx = zstandard.ZstdCompressor(level=self._small_level)
+            if small and self.snap.ctx.record_columns:  # format 4: one column frame (store/columns.py)
                 dict_hash = None
-                frames = build_frames(columns.by_shape(batch), lambda raws: [columns.compress(cctx, r) for r in raws],
-                                      frame_raw=COMPRESS_BYTES, end=self.snap.store.record_end)
+                frames = columns.frames(batch, self._small_level, self.snap.ctx.record_end)
             else:
                 if small and self._small_level != self._level:
                     cctx = self._small_compressor()
-                frames = build_frames(batch, lambda raws: compress_many(cctx, raws, 2), end=self.snap.store.record_end)
+                frames = build_frames(batch, lambda raws: compress_many(cctx, raws, 2), end=self.snap.ctx.record_end)
             self._frame_bytes += sum(len(f) for f, _b in frames)
             fids = self.snap._add_frames(frames, KIND_RECORD, dict_hash)
             self._frames_written.extend((fid, [h for h, _i, _r in blobs])
@@ -261,21 +295,7 @@ class TableWriter:
         old = self.state.open_versions
         if old.num_rows == 0:  # a table's first snapshot: every record is new (no join needed)
             return self._finish_counts(run.sort_by("record_id"))
-        con = duckdb.connect()
-        try:
-            con.register("r", run)
-            con.register("o", old)
-            dup = con.execute("SELECT record_id FROM r GROUP BY record_id HAVING count(*) > 1 LIMIT 1").fetchone()
-            if dup:
-                raise StoreError(f"record {dup[0]} was listed twice in table {self.table_id}")
-            delta = con.execute(
-                """SELECT record_id, r.hash AS new_hash, o.hash AS old_hash
-                   FROM r FULL OUTER JOIN o USING (record_id)
-                   WHERE r.hash IS DISTINCT FROM o.hash ORDER BY record_id"""
-            ).to_arrow_table()
-        finally:
-            con.close()
-        return self._finish_counts(delta)
+        return self._finish_counts(record_delta(run, old, self.table_id))
 
     def _finish_counts(self, delta: pa.Table) -> TableCounts:
         """``delta``: (record_id, new_hash[, old_hash]) sorted by id; no old_hash = all new.
@@ -320,24 +340,7 @@ class TableWriter:
         self.add_many(records)
         run = self._collected()
         gone = pa.array(sorted(set(deleted)), pa.string())
-        con = duckdb.connect()
-        try:
-            con.register("r", run)
-            con.register("o", self.state.open_versions)
-            con.register("d", pa.table({"record_id": gone}))
-            dup = con.execute("SELECT record_id FROM r GROUP BY record_id HAVING count(*) > 1 LIMIT 1").fetchone()
-            if dup:
-                raise StoreError(f"record {dup[0]} was re-read twice in table {self.table_id}")
-            delta = con.execute(
-                """SELECT record_id, r.hash AS new_hash, o.hash AS old_hash
-                   FROM r LEFT JOIN o USING (record_id) WHERE r.hash IS DISTINCT FROM o.hash
-                   UNION ALL
-                   SELECT o.record_id, NULL::BLOB AS new_hash, o.hash AS old_hash
-                   FROM o JOIN d USING (record_id) ANTI JOIN r USING (record_id)
-                   ORDER BY record_id"""
-            ).to_arrow_table()
-        finally:
-            con.close()
+        delta = record_delta(run, self.state.open_versions, self.table_id, gone=gone)
         added = int(delta.column("old_hash").null_count)
         ended = int(delta.column("new_hash").null_count)
         self._n_records = self.state.open_versions.num_rows + added - ended
@@ -407,16 +410,16 @@ class TableWriter:
         depth, chain = (0, 0) if full else (self.state.depth + 1, self.state.chain_entries + len(ids))
         doc = {"type": objects.MANIFEST, "v": 2, "base_id": self.base_id, "table_id": self.table_id,
                "full": full, "parent": None if full else parent}
-        if self.snap.store.format_version >= 3:
+        if self.snap.ctx.format_version >= 3:
             # the records this snapshot packed are named by their frames; only the rest one by one
             # a full manifest also names the frames of earlier snapshots whose records all still are
-            older = self.snap.store.catalog.whole_frames(hashes) if full and not all_new else []
+            older = self.snap.ctx.catalog.whole_frames(hashes) if full and not all_new else []
             fids, ids, hashes = self._by_frames(ids, hashes, older)
             doc.update(v=3, frames=fids)
         doc["arrow"] = objects.arrow_bytes(pa.table({"record_id": ids, "hash": hashes}))
-        name, data = objects.encode(doc, self.snap.store.box)
+        name, data = objects.encode(doc, self.snap.ctx.box)
         del doc
-        self.snap.store.backend.put(objects.object_key(name), data)
+        self.snap.ctx.backend.put(objects.object_key(name), data)
         with self.snap._mutex:
             self.snap._objects_written.append(name)
             self.snap._extra_bytes += len(data)
@@ -426,8 +429,9 @@ class TableWriter:
 class SnapshotWriter:
     """One snapshot being written. Holds the store's writer lock from begin to commit/abandon."""
 
-    def __init__(self, store: Store, lock, *, note: str | None, tags: Iterable[str], command: str) -> None:
-        self.store = store
+    def __init__(self, ctx: WriteContext, lock, *, note: str | None, tags: Iterable[str], command: str) -> None:
+        #: all the writer knows of its store (Store.begin_snapshot builds it)
+        self.ctx = ctx
         self._lock = lock
         self.note = note
         self.tags = list(tags)
@@ -440,25 +444,25 @@ class SnapshotWriter:
         self._t0 = time.monotonic()
         self._mutex = threading.Lock()
         #: format 2: a table's new records are packed many to a zstd frame
-        self.framed = store.format_version >= 2
-        self._packs = PackWriter(store.backend.put, store.pack_size, columnar=True, version=store.pack_version,
-                                 box=store.box)
+        self.framed = ctx.framed
+        self._packs = PackWriter(ctx.backend.put, ctx.pack_size, columnar=True, version=ctx.pack_version,
+                                 box=ctx.box)
         self._compress_pool = ThreadPoolExecutor(1, thread_name_prefix="compress")
-        self._att_packs = PackWriter(store.backend.put, store.pack_size, columnar=True, version=store.pack_version,
-                                 box=store.box)
+        self._att_packs = PackWriter(ctx.backend.put, ctx.pack_size, columnar=True, version=ctx.pack_version,
+                                     box=ctx.box)
         self._bases: dict[str, dict] = {}
         self._tables: dict[tuple[str, str], TableChange] = {}
         self._writers: dict[tuple[str, str], TableWriter] = {}
         self._missing: list[dict] = []
-        store.catalog.pin()  # many small lookups follow (tables, blobs, attachments); released at the end
-        self._known_atts = store.catalog.known_attachments()
+        ctx.catalog.pin()  # many small lookups follow (tables, blobs, attachments); released at the end
+        self._known_atts = ctx.catalog.known_attachments()
         self._new_atts: list[tuple[str, bytes, int, str | None, str | None]] = []
         self._standalone: list[tuple[bytes, int]] = []
         self._objects_written: list[str] = []
         self._dicts_written: list[str] = []
         self._extra_bytes = 0
         self._run_blobs: set[bytes] = set()
-        self._adopted = store._orphan_packs()
+        self._adopted = ctx.orphan_packs()
         for _name, _size, entries in self._adopted:
             self._run_blobs.update(e.hash for e in entries)
         self.stats: dict = {}
@@ -477,7 +481,7 @@ class SnapshotWriter:
     # -- schema and tables
     def add_base(self, base_id: str, base_name: str, schema_json: dict, permission_level: str | None = None) -> None:
         data = dumps(schema_json)
-        h = self.store.blob_id(data)
+        h = self.ctx.blob_id(data)
         self._add_small_blob(h, data, KIND_SCHEMA)
         self._bases[base_id] = {"base_id": base_id, "name": base_name, "permission_level": permission_level,
                                 "schema": h.hex(), "_schema": schema_json}
@@ -489,7 +493,7 @@ class SnapshotWriter:
         tables = {t["id"]: t for t in base["_schema"].get("tables", [])}
         if table_id not in tables:
             raise StoreError(f"table {table_id} is not in the schema of base {base_id}")
-        state = self.store.catalog.table_state(base_id, table_id)
+        state = self.ctx.catalog.table_state(base_id, table_id)
         tw = TableWriter(self, base_id, table_id, tables[table_id]["name"], state)
         with self._mutex:
             if (base_id, table_id) in self._writers:
@@ -521,10 +525,10 @@ class SnapshotWriter:
         return {rid: len(cs) for rid, cs in prev.items()}
 
     def previous_comments(self, base_id: str, table_id: str) -> dict[str, list]:
-        state = self.store.catalog.table_state(base_id, table_id)
+        state = self.ctx.catalog.table_state(base_id, table_id)
         if state.comments_hash is None:
             return {}
-        return self.store._read_json_blob(state.comments_hash)
+        return loads(self.ctx.read_blob(state.comments_hash))
 
     def add_comments(self, base_id: str, table_id: str, comments: dict[str, list[dict]]) -> None:
         with self._mutex:
@@ -532,7 +536,7 @@ class SnapshotWriter:
         if change is None:
             raise StoreError(f"finish table {table_id} before adding its comments")
         data = dumps(strip_volatile({rid: cs for rid, cs in comments.items() if cs}))
-        h = self.store.blob_id(data)
+        h = self.ctx.blob_id(data)
         self._add_small_blob(h, data, KIND_COMMENTS)
         change.comments_hash = h
 
@@ -544,7 +548,7 @@ class SnapshotWriter:
     def add_attachment(self, att_id: str, fileobj: BinaryIO, *, size: int | None = None,
                        filename: str | None = None, mime: str | None = None) -> str:
         """Stream a file into the store; returns its content hash (hex)."""
-        tmpdir = self.store.local_dir / "tmp"
+        tmpdir = self.ctx.tmp_dir
         tmpdir.mkdir(exist_ok=True)
         n = 0
         head = bytearray()
@@ -560,7 +564,7 @@ class SnapshotWriter:
                 if f is None:
                     tmp_path = tmpdir / f"att-{os.getpid()}-{secrets.token_hex(6)}"
                     f = open(tmp_path, "wb")
-                    cw = self.store.box.chunk_writer(f)
+                    cw = self.ctx.box.chunk_writer(f)
                     cw.write(bytes(head))
                     head = bytearray()
                 cw.write(chunk)
@@ -573,11 +577,11 @@ class SnapshotWriter:
             if size is not None and n != size:
                 raise StoreError(f"attachment {att_id}: received {n} bytes, expected {size}")
             if tmp_path is None:
-                h = self.store.blob_id(bytes(head))
+                h = self.ctx.blob_id(bytes(head))
                 self._add_small_blob(h, bytes(head), KIND_ATTACHMENT)
             else:
-                if not self.store.has_blob(h):
-                    self.store.backend.put_file(objects.object_key(h.hex()), tmp_path)
+                if not self.ctx.has_blob(h):
+                    self.ctx.backend.put_file(objects.object_key(h.hex()), tmp_path)
                     with self._mutex:
                         self._standalone.append((h, n))
                         self._extra_bytes += n
@@ -613,7 +617,7 @@ class SnapshotWriter:
         with self._mutex:
             if h in self._run_blobs:
                 return
-        if self.store.has_blob(h):
+        if self.ctx.has_blob(h):
             with self._mutex:
                 self._run_blobs.add(h)
             return
@@ -621,9 +625,9 @@ class SnapshotWriter:
         self._add_blob(h, frame, len(data), kind, None)
 
     def _put_dict(self, raw: bytes) -> bytes:
-        raw = self.store.box.seal(raw)  # named by its stored bytes, like every object
+        raw = self.ctx.box.seal(raw)  # named by its stored bytes, like every object
         h = hashlib.sha256(raw).digest()
-        self.store.backend.put(objects.object_key(h.hex()), raw)
+        self.ctx.backend.put(objects.object_key(h.hex()), raw)
         with self._mutex:
             self._dicts_written.append(h.hex())
             self._extra_bytes += len(raw)
@@ -636,7 +640,7 @@ class SnapshotWriter:
             return
         self.closed = True
         self._compress_pool.shutdown(wait=True, cancel_futures=True)
-        self.store.catalog.unpin()
+        self.ctx.catalog.unpin()
         self._lock.release()
 
     def commit(self) -> SnapshotInfo:
@@ -658,14 +662,14 @@ class SnapshotWriter:
                 att_index, data = objects.encode({
                     "type": objects.ATTACHMENT_INDEX, "v": 1,
                     "attachments": [[a, h, n, m, fn] for a, h, n, m, fn in self._new_atts],
-                }, self.store.box)
-                self.store.backend.put(objects.object_key(att_index), data)
+                }, self.ctx.box)
+                self.ctx.backend.put(objects.object_key(att_index), data)
                 extra += len(data)
             bytes_added = sum(size for _n, size, _e in self._packs.sealed + self._att_packs.sealed)
             bytes_added += self._extra_bytes + extra
             doc = self._commit_doc(sealed, att_index, bytes_added)
-            commit_id, data = objects.encode_commit(doc, self.store.box)
-            self.store.backend.put(objects.snapshot_key(commit_id), data)
+            commit_id, data = objects.encode_commit(doc, self.ctx.box)
+            self.ctx.backend.put(objects.snapshot_key(commit_id), data)
             batch = IngestBatch(
                 commit_id=commit_id, doc=doc, packs=sealed, standalone=list(self._standalone),
                 attachments=list(self._new_atts), tables=[self._tables[k] for k in sorted(self._tables)],
@@ -674,13 +678,13 @@ class SnapshotWriter:
                 for t in batch.tables:
                     if t.base_id == base["base_id"]:
                         t.schema_hash = bytes.fromhex(base["schema"])
-            self.store.catalog.ingest(batch)
-            self.info = self.store.resolve(commit_id)
+            self.ctx.catalog.ingest(batch)
+            self.info = self.ctx.resolve(commit_id)
             return self.info
         finally:
             self.closed = True
             self._compress_pool.shutdown(wait=True, cancel_futures=True)
-            self.store.catalog.unpin()
+            self.ctx.catalog.unpin()
             self._lock.release()
 
     def _commit_doc(self, sealed: list, att_index: str | None, bytes_added: int) -> dict:
@@ -700,9 +704,9 @@ class SnapshotWriter:
             bases.append({"base_id": base_id, "name": base["name"], "permission_level": base["permission_level"],
                           "schema": base["schema"], "tables": tables})
         missing = list(self._missing)
-        parent = (self.parent or None) if self.parent is not None else self.store.latest_id()
+        parent = (self.parent or None) if self.parent is not None else self.ctx.latest_id()
         return {
-            "type": "snapshot", "v": 1, "store_id": self.store.config["store_id"],
+            "type": "snapshot", "v": 1, "store_id": self.ctx.store_id,
             "time": self.time if isinstance(self.time, str) else
             (self.time or datetime.now(UTC)).isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "started": self.started.isoformat(timespec="microseconds").replace("+00:00", "Z"),
