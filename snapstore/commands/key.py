@@ -39,11 +39,10 @@ def key() -> None:
 def list_(store: str, out: Output) -> None:
     """The key files: id, created, user and host; * marks the key that opened the store."""
     s = open_store(store)
-    keys._require_encrypted(s)
     rows = [{"id": k.id, "name": k.name, "created": k.doc.get("created"), "username": k.doc.get("username"),
              "hostname": k.doc.get("hostname"), "kdf": f"{k.doc.get('kdf')} N={k.doc.get('N')} r={k.doc.get('r')} "
              f"p={k.doc.get('p')}", "current": s.key_file is not None and k.name == s.key_file.name}
-            for k in keys.list_keys(s.backend)]
+            for k in keys.store_keys(s)]
     if out.json:
         out.emit(rows)
         return
@@ -55,7 +54,7 @@ def list_(store: str, out: Output) -> None:
 def _store_and_new_password(store: str, path: str | None):
     """The opened (encrypted) store, then the new password: a wrong current one asks nothing."""
     s = open_store(store)
-    keys._require_encrypted(s)
+    keys.require_encrypted(s)
     return s, _new_password(path)
 
 
