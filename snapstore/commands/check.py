@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from snapstore.check import check_access
 from snapstore.commands.base import command
 from snapstore.commands.options import make_source, source_options
 from snapstore.commands.output import Output
@@ -20,6 +19,8 @@ def check(base, comments, out: Output, **kw) -> None:
 
     Exit codes: 0 every base readable, 1 the token or API failed, 3 some bases not readable.
     """
+    from snapstore.check import check_access
+
     source, _token = make_source(kw)
     with source:
         rep = check_access(source, list(base), comments=comments)
