@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import TEST_PASSWORD
 from storegen import BASE, SCHEMA, TABLE, churn, make_records, snapshot
 
 from snapstore.store import LockError, Store, StoreError
@@ -26,6 +27,17 @@ TESTS = str(Path(__file__).parent)
 
 def contents(store, snap, base=BASE, table=TABLE):
     return sorted(json.dumps(r, sort_keys=True) for r in store.records(snap, base, table))
+
+
+def bucket_objects(url: str) -> dict[str, bytes]:
+    """Every object under the store's prefix (temporary uploads included), and its bytes."""
+    b = S3Backend.from_url(url)
+    bucket, prefix = parse_s3_url(url)
+    out = {}
+    for page in b.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        for obj in page.get("Contents", []) or []:
+            out[obj["Key"]] = b.client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+    return out
 
 
 # ---- the object protocol ---------------------------------------------------------------------
@@ -102,9 +114,13 @@ def test_not_a_store_and_not_empty(s3_env):
         Store.init(st.location)
 
 
-def test_catalog_cache_rebuilt_on_another_machine(s3_env, tmp_path, monkeypatch):
+@pytest.mark.parametrize("password", [None, TEST_PASSWORD], ids=["plain", "encrypted"])
+def test_catalog_cache_rebuilt_on_another_machine(s3_env, tmp_path, monkeypatch, password):
+    """Two machines (two local catalogs) share one bucket; an encrypted one with one password
+    ($SNAPSTORE_PASSWORD opens it on both): each reads what the other wrote."""
     url = s3_env()
-    st = Store.init(url, pack_size=256 * 1024)
+    st = Store.init(url, pack_size=256 * 1024, password=password)
+    assert st.encrypted == (password is not None)
     recs = make_records(600)
     a = snapshot(st, recs)
     b = snapshot(st, churn(recs, 0.05))
@@ -112,6 +128,7 @@ def test_catalog_cache_rebuilt_on_another_machine(s3_env, tmp_path, monkeypatch)
     assert (st.local_dir / "catalog.duckdb").exists()
     monkeypatch.setenv("SNAPSTORE_CACHE", str(tmp_path / "machine2"))  # no cache at all: rebuilt from the bucket
     other = Store.open(url)
+    assert other.encrypted == st.encrypted
     assert other.local_dir != st.local_dir and (other.local_dir / "catalog.duckdb").exists()
     assert [s.full_id for s in other.list_snapshots()] == [b.full_id, a.full_id]
     assert contents(other, a) == contents(st, a) and contents(other, b) == contents(st, b)
@@ -122,6 +139,10 @@ def test_catalog_cache_rebuilt_on_another_machine(s3_env, tmp_path, monkeypatch)
     assert again.local_dir == st.local_dir
     assert [s.full_id for s in again.list_snapshots()] == [c.full_id, b.full_id, a.full_id]
     assert contents(again, c) == contents(other, c)
+    if password:  # nothing in the bucket reads in clear: a base's id and name, a table's, a record's text
+        text = recs[0]["fields"]["fldNOTES000000001"].encode()
+        blobs = bucket_objects(url).values()
+        assert [w for w in (BASE.encode(), b"Test base", b"Projects", text) if any(w in o for o in blobs)] == []
 
 
 def test_two_writers_interleaved_different_bases(s3_env, tmp_path, monkeypatch):
@@ -283,6 +304,29 @@ def test_two_writer_processes_on_one_bucket(s3_env, tmp_path):
     assert list(fresh.backend.list("locks")) == []
 
 
+def test_a_wrong_password_is_exit_12_and_writes_nothing_to_the_bucket(s3_env, tmp_path):
+    """Another machine (no cache yet) with the wrong password: every verb, readers and writers,
+    stops with one line and exit 12; the bucket is byte for byte as it was, no cache was made, and
+    the right password still opens the store."""
+    from snapstore.cli import main
+
+    url = s3_env()
+    snapshot(Store.init(url, password=TEST_PASSWORD), make_records(50))
+    before = bucket_objects(url)
+    cache, out = tmp_path / "machine2", tmp_path / "out"
+    env = {"SNAPSTORE_CACHE": str(cache), "SNAPSTORE_CONFIG": None, "SNAPSTORE_STORE": url}
+    for args in (["log"], ["export", "--out", str(out)], ["verify", "--read-data"], ["tag", "latest", "x"],
+                 ["forget", "--keep-last", "1", "--prune"], ["prune"], ["key", "add"], ["rebuild-catalog"]):
+        r = CliRunner().invoke(main, args, env={**env, "SNAPSTORE_PASSWORD": "not the password",
+                                               "SNAPSTORE_NEW_PASSWORD": "another"})
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert r.exit_code == 12 and len(lines) == 1 and lines[0].startswith("Error: wrong password"), (args, r.output)
+    assert bucket_objects(url) == before
+    assert not out.exists() and (not cache.exists() or not any(cache.rglob("*")))
+    r = CliRunner().invoke(main, ["log", "--json"], env=env)  # (the suite's $SNAPSTORE_PASSWORD: the right one)
+    assert r.exit_code == 0 and [s["records"] for s in json.loads(r.stdout)] == [50], r.output
+
+
 # ---- the CLI end to end against the emulator -------------------------------------------------
 
 def test_cli_end_to_end_on_s3(s3_env, tmp_path):
@@ -306,6 +350,12 @@ def test_cli_end_to_end_on_s3(s3_env, tmp_path):
         r = run(["snapshot", "--comments", *limits])
         assert r.exit_code == 0, r.output
         assert S3Backend.from_url(url).exists("config.json")
+        assert Store.open(url).encrypted  # as the CLI makes stores: every verb below runs on an encrypted bucket
+        # a wrong password: exit 12 and one line before anything is written, even with records to take
+        before = bucket_objects(url)
+        r = run(["snapshot", "--comments", *limits], SNAPSTORE_PASSWORD="not the password")
+        assert r.exit_code == 12 and r.stderr.strip().startswith("Error: wrong password"), r.output
+        assert bucket_objects(url) == before
         base = emu.workspace.bases[0]
         table = base.tables[0]
         rec = next(iter(table.records.values()))
