@@ -88,7 +88,7 @@ def resolve(location: str, new: bool = False) -> str:
         return _prompted[(location, new)]
     if new:
         raise _needed(f"a new store is encrypted and needs a password: {HOW}; or make a plain "
-                             "store with `snapstore init --no-encryption`")
+                      "store with `snapstore init --no-encryption`")
     raise _needed(f"the store at {location} is encrypted: {HOW}")
 
 

@@ -88,7 +88,7 @@ def _summary_text(result, plan) -> str:
               help="Back up record comments (one request per record whose comment count changed).")
 @dry_run_option("Show what would be read and an estimate; read no records.")
 @click.option("--note", default=None, help="A note stored with the snapshot.")
-@click.option("--tag", "tags", multiple=True, callback=lambda _c, _p, v: _checked_tags(v),
+@click.option("--tag", "tags", multiple=True,
               help="A tag stored with the snapshot (repeatable; no commas).")
 @click.option("--workers", type=click.IntRange(min=1, max=100), default=None,
               help="Bases read in parallel (default: 2 x token rate / base rate = 20).")
@@ -113,6 +113,7 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
     from snapstore.store import LockError, Store
     from snapstore.store.s3 import parse_s3_url
 
+    tags = _checked_tags(tags)  # (here, not in a callback: its library loads with the verb's, base.preload)
     cancel = threading.Event()
     source, token = make_source(kw, cancel)
     show_progress = progress_wanted(out, progress)
@@ -228,8 +229,6 @@ def _dry_run_output(plan, source, kw, workers, previous, out: Output) -> None:
 
 
 def _checked_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
-    if not tags:  # (click calls this for the default too: no import of the library for nothing)
-        return ()
     from snapstore.retention import check_tags
 
     try:
