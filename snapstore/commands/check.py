@@ -10,7 +10,7 @@ from snapstore.commands.output import Output
 from snapstore.errors import Incomplete
 
 
-@command()
+@command(imports=("snapstore.check",))
 @source_options
 @click.option("--base", "-b", multiple=True, help="Only check these bases (ids or names).")
 @click.option("--comments", is_flag=True, help="Also check the comments scope (data.recordComments:read).")

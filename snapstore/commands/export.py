@@ -22,7 +22,7 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
     return out or None
 
 
-@command()
+@command(imports=("exporters.export",))
 @click.argument("snapshot", default="latest")
 @store_option
 @click.option("--out", "-o", "out_dir", default=".", show_default=True, type=click.Path(file_okay=False),

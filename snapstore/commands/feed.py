@@ -54,7 +54,7 @@ def feed() -> None:
     """The change feed: a snapstore webhook per base, so a snapshot reads only what changed."""
 
 
-@feed.command()
+@feed.command(imports=("snapstore.feed.manage",))
 @_source_options
 @store_option
 @click.option("--base", "-b", multiple=True, help="Base id or name (repeatable; default: every visible base).")
@@ -71,7 +71,7 @@ def enable(store, base, as_json, **kw) -> None:
     _results(res, as_json)
 
 
-@feed.command()
+@feed.command(imports=("snapstore.feed.manage",))
 @_source_options
 @store_option
 @click.option("--base", "-b", multiple=True, help="Base id (repeatable; default: every base with a feed).")
@@ -87,7 +87,7 @@ def disable(store, base, as_json, **kw) -> None:
     _results(res, as_json)
 
 
-@feed.command()
+@feed.command(imports=("snapstore.feed.manage",))
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
 def status(store, as_json) -> None:

@@ -13,7 +13,7 @@ from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
 
 
-@command("import")
+@command("import", imports=("snapstore.restore",))
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @store_option
 @click.option("--note", default=None, help="A note stored with the snapshot.")

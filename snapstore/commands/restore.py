@@ -94,7 +94,7 @@ def _open(source: str, store: str, base: str | None, *, verify: bool):
     return open_source(resolve_snapshot(st, source, [base] if base else None).full_id, st)
 
 
-@command()
+@command(imports=("snapstore.restore",))
 @click.argument("source")
 @store_option
 @source_options

@@ -74,7 +74,7 @@ def _summary_text(result, plan) -> str:
     return "\n".join(lines)
 
 
-@command(own_logging=True)
+@command(own_logging=True, imports=("snapstore.snapshot",))
 @source_options
 @store_option
 @click.option("--base", "-b", multiple=True, help="Base id or name to read (repeatable; default: all).")
