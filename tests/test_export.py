@@ -14,6 +14,7 @@ import duckdb
 import fixtures_alltypes as F
 import pyarrow.parquet as pq
 import pytest
+from conftest import TEST_PASSWORD
 from emuexport import read_items
 
 from exporters import values as V
@@ -35,6 +36,35 @@ def plain(tmp_path_factory):
     root = tmp_path_factory.mktemp("plain")
     _store, info = F.build(root / "store", hostile=False)
     return root / "store", info
+
+
+@pytest.fixture(scope="module")
+def encrypted(tmp_path_factory):
+    """The same store, encrypted (as `snapstore init` makes them): for the crash tests."""
+    from snapstore.store import Store
+
+    root = tmp_path_factory.mktemp("encrypted")
+    Store.init(root / "store", password=TEST_PASSWORD)
+    store, info = F.build(root / "store", hostile=False)  # (reopened with $SNAPSTORE_PASSWORD)
+    assert store.encrypted
+    return root / "store", info
+
+
+@pytest.fixture(params=["plain", "encrypted"])
+def either(request):
+    """The all-types store, plain and encrypted: a killed export must leave both as they were."""
+    return request.getfixturevalue(request.param)
+
+
+def _intact(store, info) -> None:
+    """The store still reads the snapshot whole, and verify --read-data finds nothing wrong."""
+    from snapstore.verify import verify
+
+    rep = verify(store, read_data=True)
+    assert rep.ok and not rep.warnings, rep.to_dict()
+    for table_id in (F.T_MAIN, F.T_DIST):
+        got = {r["id"]: r for r in store.records(info, F.BASE, table_id)}
+        assert got == F.expected(table_id)
 
 
 def _copy(plain, dest: Path):
@@ -512,16 +542,22 @@ def _die_in_worker(batch):
     return b""
 
 
-def test_killed_worker_fails_the_export_instead_of_hanging(plain, tmp_path, monkeypatch):
+def test_killed_worker_fails_the_export_instead_of_hanging(either, tmp_path, monkeypatch):
     from exporters.ndjson_writer import NdjsonWriter
     from exporters.parallel import WorkerDied
 
-    store, info = _copy(plain, tmp_path / "store")
+    store, info = _copy(either, tmp_path / "store")
+    real = NdjsonWriter.encode
     monkeypatch.setattr(NdjsonWriter, "encode", staticmethod(_die_in_worker))
     out = tmp_path / "out"
     with pytest.raises(WorkerDied, match="worker process died"):
         export_snapshot(store, info, out, formats="ndjson", workers=2, chunk_records=1, attachments=False)
     assert list(out.iterdir()) == []
+    _intact(store, info)
+    # and the next export (its workers decrypting, for an encrypted store) is whole
+    monkeypatch.setattr(NdjsonWriter, "encode", real)
+    res = export_snapshot(store, info, out, formats="ndjson", workers=2, chunk_records=1, attachments=False)
+    assert res.records == info.records and verify_manifest(res.path) == []
 
 
 _SLOW_EXPORT = r"""
@@ -571,17 +607,18 @@ def _gone(pids: list[int], seconds: float = 10.0) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc (Linux)")
-@pytest.mark.parametrize("sig", ["TERM", "KILL"])
-def test_stopped_export_leaves_no_workers_and_no_finished_folder(plain, tmp_path, sig):
+@pytest.mark.parametrize("sig, kind", [("TERM", "plain"), ("KILL", "plain"), ("KILL", "encrypted")])
+def test_stopped_export_leaves_no_workers_and_no_finished_folder(request, tmp_path, sig, kind):
     """SIGTERM (a service stop, a job timeout) cleans up like Ctrl-C: exit 130, no folder, workers gone.
     SIGKILL cannot clean up, but the workers still die with the main process, and the only trace is a
-    folder named ``.snapstore-export-*.partial``."""
+    folder named ``.snapstore-export-*.partial``. Either way the store (plain or encrypted: the
+    console script reads $SNAPSTORE_PASSWORD) reads whole and verifies clean afterwards."""
     import signal
     import subprocess
     import sys
     import time
 
-    _copy(plain, tmp_path / "store")
+    store, info = _copy(request.getfixturevalue(kind), tmp_path / "store")
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-c", _SLOW_EXPORT, str(tmp_path / "store"), str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -600,6 +637,7 @@ def test_stopped_export_leaves_no_workers_and_no_finished_folder(plain, tmp_path
     else:
         assert proc.returncode == -signal.SIGKILL
         assert all(p.name.endswith(".partial") for p in out.iterdir())
+    _intact(store, info)
 
 
 def test_many_small_and_empty_tables_each_get_their_own_records(tmp_path):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import TEST_PASSWORD
 from storegen import BASE, SCHEMA, TABLE, churn, make_records, snapshot
 
 from snapstore.store import LockError, Store, StoreError
@@ -26,6 +27,17 @@ TESTS = str(Path(__file__).parent)
 
 def contents(store, snap, base=BASE, table=TABLE):
     return sorted(json.dumps(r, sort_keys=True) for r in store.records(snap, base, table))
+
+
+def bucket_objects(url: str) -> dict[str, bytes]:
+    """Every object under the store's prefix (temporary uploads included), and its bytes."""
+    b = S3Backend.from_url(url)
+    bucket, prefix = parse_s3_url(url)
+    out = {}
+    for page in b.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        for obj in page.get("Contents", []) or []:
+            out[obj["Key"]] = b.client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+    return out
 
 
 # ---- the object protocol ---------------------------------------------------------------------
@@ -283,6 +295,35 @@ def test_two_writer_processes_on_one_bucket(s3_env, tmp_path):
     assert list(fresh.backend.list("locks")) == []
 
 
+def test_a_wrong_password_is_exit_12_and_writes_nothing_to_the_bucket(s3_env, tmp_path):
+    """Another machine (no cache yet) with the wrong password, through the CLI (test_crypt.py has
+    the library's two machines sharing a password): every verb, readers and writers,
+    stops with one line and exit 12; the bucket is byte for byte as it was (and holds nothing in
+    clear), no cache was made, and the right password still opens the store."""
+    from snapstore.cli import main
+
+    url = s3_env()
+    recs = make_records(50)
+    snapshot(Store.init(url, password=TEST_PASSWORD), recs)
+    before = bucket_objects(url)
+    # (and nothing in the bucket reads in clear: a base's id and name, a table's name, a record's text;
+    # a plain store shows the first three)
+    words = (BASE.encode(), b"Test base", b"Projects", recs[0]["fields"]["fldNOTES000000001"].encode())
+    assert [w for w in words if any(w in o for o in before.values())] == []
+    cache, out = tmp_path / "machine2", tmp_path / "out"
+    env = {"SNAPSTORE_CACHE": str(cache), "SNAPSTORE_CONFIG": None, "SNAPSTORE_STORE": url}
+    for args in (["log"], ["export", "--out", str(out)], ["verify", "--read-data"], ["tag", "latest", "x"],
+                 ["forget", "--keep-last", "1", "--prune"], ["prune"], ["key", "add"], ["rebuild-catalog"]):
+        r = CliRunner().invoke(main, args, env={**env, "SNAPSTORE_PASSWORD": "not the password",
+                                               "SNAPSTORE_NEW_PASSWORD": "another"})
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert r.exit_code == 12 and len(lines) == 1 and lines[0].startswith("Error: wrong password"), (args, r.output)
+    assert bucket_objects(url) == before
+    assert not out.exists() and (not cache.exists() or not any(cache.rglob("*")))
+    r = CliRunner().invoke(main, ["log", "--json"], env=env)  # (the suite's $SNAPSTORE_PASSWORD: the right one)
+    assert r.exit_code == 0 and [s["records"] for s in json.loads(r.stdout)] == [50], r.output
+
+
 # ---- the CLI end to end against the emulator -------------------------------------------------
 
 def test_cli_end_to_end_on_s3(s3_env, tmp_path):
@@ -306,6 +347,12 @@ def test_cli_end_to_end_on_s3(s3_env, tmp_path):
         r = run(["snapshot", "--comments", *limits])
         assert r.exit_code == 0, r.output
         assert S3Backend.from_url(url).exists("config.json")
+        assert Store.open(url).encrypted  # as the CLI makes stores: every verb below runs on an encrypted bucket
+        # a wrong password: exit 12 and one line before anything is written, even with records to take
+        before = bucket_objects(url)
+        r = run(["snapshot", "--comments", *limits], SNAPSTORE_PASSWORD="not the password")
+        assert r.exit_code == 12 and r.stderr.strip().startswith("Error: wrong password"), r.output
+        assert bucket_objects(url) == before
         base = emu.workspace.bases[0]
         table = base.tables[0]
         rec = next(iter(table.records.values()))

@@ -9,7 +9,6 @@ from snapstore.commands.base import command
 from snapstore.commands.options import open_store, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.render import json_value, span_text
-from snapstore.find import stored_record
 
 
 @command("cat")
@@ -21,6 +20,8 @@ def cat(snapshot, record_id, store, out: Output):
 
     Fields are named as that snapshot's schema named them, values are JSON; empty fields are
     absent, as Airtable omits them."""
+    from snapstore.find import stored_record
+
     s = open_store(store)
     r = stored_record(s, snapshot, record_id)
     if out.json:  # fields keyed by name

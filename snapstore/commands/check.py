@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import click
 
-from snapstore.check import check_access
 from snapstore.commands.base import command
 from snapstore.commands.options import make_source, source_options
 from snapstore.commands.output import Output
 from snapstore.errors import Incomplete
 
 
-@command()
+@command(imports=("snapstore.check",))
 @source_options
 @click.option("--base", "-b", multiple=True, help="Only check these bases (ids or names).")
 @click.option("--comments", is_flag=True, help="Also check the comments scope (data.recordComments:read).")
@@ -20,6 +19,8 @@ def check(base, comments, out: Output, **kw) -> None:
 
     Exit codes: 0 every base readable, 1 the token or API failed, 3 some bases not readable.
     """
+    from snapstore.check import check_access
+
     source, _token = make_source(kw)
     with source:
         rep = check_access(source, list(base), comments=comments)

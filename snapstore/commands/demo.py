@@ -41,7 +41,7 @@ def _run(args: list[str], env: dict[str, str], out: Output) -> None:
                 os.environ[k] = v
 
 
-@command()
+@command(imports=("snapstore.emulator",))
 @click.option("--dir", "workdir", default="snapstore-demo", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the demo's store and export (emptied first if it holds a previous demo).")
 @click.option("--bases", type=click.IntRange(1, 20), default=2, show_default=True, help="Bases to generate.")

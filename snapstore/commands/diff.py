@@ -7,9 +7,6 @@ import click
 from snapstore.commands.base import command
 from snapstore.commands.options import open_store, store_option
 from snapstore.commands.output import Output, format_option
-from snapstore.diff import add_labels, diff_snapshots
-from snapstore.diff_render import render
-from snapstore.selection import default_pair, resolve_snapshot
 
 
 @command()
@@ -35,6 +32,10 @@ def diff(a, b, store, bases, tables, fmt, fields, limit, exit_code, out: Output)
     from A to B (records created after B show as removed). A base one side did not capture is
     "not captured", never removed.
     """
+    from snapstore.diff import add_labels, diff_snapshots
+    from snapstore.diff_render import render
+    from snapstore.selection import default_pair, resolve_snapshot
+
     s = open_store(store)
     fmt = "json" if out.json else fmt
     if b is None:  # the latest of a group: snapshots holding the same bases

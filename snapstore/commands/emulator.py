@@ -45,7 +45,7 @@ def client_setup(url: str, token: str, *, rate_base: float, rate_token: float, p
     return lines
 
 
-@command("emulator")
+@command("emulator", imports=("snapstore.emulator",))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="TCP port; 0 lets the OS choose a free one.")

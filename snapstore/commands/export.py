@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import click
 
-from exporters.parallel import MAX_WORKERS
 from snapstore import units
 from snapstore.commands.base import command, stoppable
 from snapstore.commands.options import open_store, progress_option, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
 from snapstore.errors import Incomplete, Interrupted, os_error
-from snapstore.selection import resolve_snapshot
+
+#: The most --workers: exporters.parallel.MAX_WORKERS, which this module does not import (it loads
+#: the store; tests/test_cli_startup.py checks that the two are equal).
+MAX_WORKERS = 256
 
 
 def _split(values: tuple[str, ...]) -> list[str] | None:
@@ -20,7 +22,7 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
     return out or None
 
 
-@command()
+@command(imports=("exporters.export",))
 @click.argument("snapshot", default="latest")
 @store_option
 @click.option("--out", "-o", "out_dir", default=".", show_default=True, type=click.Path(file_okay=False),
@@ -41,6 +43,7 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
            out: Output) -> None:
     """Export SNAPSHOT (id, latest, latest~N, a date or ISO time; default latest) as a backup folder."""
     from exporters.export import export_snapshot
+    from snapstore.selection import resolve_snapshot
 
     s = open_store(store)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from snapstore.commands.base import group
@@ -11,13 +13,14 @@ from snapstore.commands.options import source_options as _source_options
 from snapstore.commands.options import store_option
 from snapstore.commands.output import dumps
 from snapstore.errors import SnapstoreError as SnapshotCommandError
-from snapstore.feed import manage
-from snapstore.store import Store
+
+if TYPE_CHECKING:
+    from snapstore.store import Store
 
 
 def _store(store: str) -> Store:
     """The store (created if new); its errors keep their exit codes (10 no store, 11 locked)."""
-    return Store.open(store, create=True)
+    return _open_existing(store, create=True)
 
 
 def _bases(source, wanted: tuple[str, ...]) -> list[dict]:
@@ -51,13 +54,15 @@ def feed() -> None:
     """The change feed: a snapstore webhook per base, so a snapshot reads only what changed."""
 
 
-@feed.command()
+@feed.command(imports=("snapstore.feed.manage",))
 @_source_options
 @store_option
 @click.option("--base", "-b", multiple=True, help="Base id or name (repeatable; default: every visible base).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
 def enable(store, base, as_json, **kw) -> None:
     """Create snapstore's hook on each base (no notification URL; polled by snapshots)."""
+    from snapstore.feed import manage
+
     source, _token = _make_source(kw)
     with source:
         bases = _bases(source, base)
@@ -66,13 +71,15 @@ def enable(store, base, as_json, **kw) -> None:
     _results(res, as_json)
 
 
-@feed.command()
+@feed.command(imports=("snapstore.feed.manage",))
 @_source_options
 @store_option
 @click.option("--base", "-b", multiple=True, help="Base id (repeatable; default: every base with a feed).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
 def disable(store, base, as_json, **kw) -> None:
     """Delete snapstore's hooks (never anyone else's); snapshots list those bases in full again."""
+    from snapstore.feed import manage
+
     source, _token = _make_source(kw)
     st = _open_existing(store)
     with source:
@@ -80,11 +87,13 @@ def disable(store, base, as_json, **kw) -> None:
     _results(res, as_json)
 
 
-@feed.command()
+@feed.command(imports=("snapstore.feed.manage",))
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
 def status(store, as_json) -> None:
     """Per base: the hook, its expiry, the cursor, the last feed snapshot and full listing, the misses."""
+    from snapstore.feed import manage
+
     st = _open_existing(store)
     doc = manage.status(st)
     if as_json:

@@ -3,17 +3,22 @@ the snapshots each version spans. Thin: parses, calls snapstore.find, prints."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from snapstore.commands.base import command
 from snapstore.commands.options import open_store, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.render import span_text
-from snapstore.diff import short_value
-from snapstore.find import Hit, find
+
+if TYPE_CHECKING:
+    from snapstore.find import Hit
 
 
 def hit_lines(h: Hit) -> list[str]:
+    from snapstore.diff import short_value
+
     name = f"  {short_value(h.primary, 60)}" if h.primary is not None else ""
     out = [f"{h.record_id}  {h.base} / {h.table}{name}"]
     out += [f"    {field}: {short_value(v, 100)}" for field, v in h.matched.items()]
@@ -34,6 +39,8 @@ def hit_lines(h: Hit) -> list[str]:
 def find_cmd(text, store, field, bases, tables, snapshot, everywhere, out: Output):
     """Records whose field (or any field) contains TEXT, case-insensitively, with the snapshots
     each matching version spans. `snapstore cat SNAPSHOT RECORD` then prints one in full."""
+    from snapstore.find import find
+
     if everywhere and snapshot != "latest":
         raise click.UsageError("--snapshot and --all exclude each other")
     hits = find(open_store(store), text, field=field, bases=bases or None, tables=tables or None,

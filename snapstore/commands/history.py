@@ -7,9 +7,6 @@ import click
 from snapstore.commands.base import command
 from snapstore.commands.options import open_store, store_option
 from snapstore.commands.output import Output, format_option
-from snapstore.diff import history as record_history
-from snapstore.diff_comments import record_comment_history
-from snapstore.diff_render import render_history
 
 
 @command()
@@ -20,6 +17,10 @@ from snapstore.diff_render import render_history
 @format_option
 def history(record_id, store, field, fmt, out: Output):
     """Every version of one record across the store's snapshots, and what changed each time."""
+    from snapstore.diff import history as record_history
+    from snapstore.diff_comments import record_comment_history
+    from snapstore.diff_render import render_history
+
     s = open_store(store)
     versions = record_history(s, record_id, field=field)
     comments = None if field else record_comment_history(s, record_id, versions)

@@ -11,10 +11,9 @@ from snapstore.commands.base import command
 from snapstore.commands.options import open_store, progress_option, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
-from snapstore.restore import import_folder
 
 
-@command("import")
+@command("import", imports=("snapstore.restore",))
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @store_option
 @click.option("--note", default=None, help="A note stored with the snapshot.")
@@ -26,6 +25,8 @@ from snapstore.restore import import_folder
 def import_(folder, store, note, tags, no_verify, when, progress, out: Output):
     """Make an exported folder (airtable_backup_*, or another tool's folder with data/json) a snapshot
     in the store, with its original record ids, schema and attachments."""
+    from snapstore.restore import import_folder
+
     st = open_store(store, create=True)
     with activity(f"importing {Path(folder).name}", out, progress):
         info = import_folder(folder, st, note=note, tags=tags, verify=not no_verify, time=when)

@@ -8,8 +8,10 @@ from snapstore.commands import password
 from snapstore.commands.base import command
 from snapstore.commands.options import store_option
 from snapstore.commands.output import Output
-from snapstore.store import Store
-from snapstore.store.store import FORMAT_VERSION
+
+#: A new store's format: snapstore.store.store.FORMAT_VERSION, which this module does not import (it
+#: loads DuckDB and Arrow; tests/test_cli_startup.py checks that the two are equal).
+FORMAT_VERSION = 3
 
 
 @command()
@@ -22,6 +24,8 @@ from snapstore.store.store import FORMAT_VERSION
 def init(store: str, format_version: int, no_encryption: bool, out: Output) -> None:
     """Create an empty store in STORE (a new or empty folder), encrypted with a password unless
     --no-encryption."""
+    from snapstore.store import Store
+
     s = Store.init(store, format_version=format_version,
                    password=None if no_encryption else password.resolve(str(store), new=True))
     if out.json:

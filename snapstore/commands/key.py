@@ -10,7 +10,6 @@ from snapstore.commands import password as pw
 from snapstore.commands.base import group
 from snapstore.commands.options import open_store, store_option
 from snapstore.commands.output import Output
-from snapstore.store import keys
 
 new_password_file = click.option(
     "--new-password-file", metavar="FILE",
@@ -18,6 +17,8 @@ new_password_file = click.option(
 
 
 def _new_password(path: str | None) -> str:
+    from snapstore.store.keys import PasswordNeeded
+
     if path:
         return pw.read_password_file(path)
     env = os.environ.get("SNAPSTORE_NEW_PASSWORD")
@@ -25,7 +26,7 @@ def _new_password(path: str | None) -> str:
         return env
     if os.isatty(0):
         return pw.prompt("new password", confirm=True)
-    raise keys.PasswordNeeded("the new password: set SNAPSTORE_NEW_PASSWORD, give --new-password-file FILE, "
+    raise PasswordNeeded("the new password: set SNAPSTORE_NEW_PASSWORD, give --new-password-file FILE, "
                               "or run on a terminal to be asked")
 
 
@@ -38,12 +39,13 @@ def key() -> None:
 @store_option
 def list_(store: str, out: Output) -> None:
     """The key files: id, created, user and host; * marks the key that opened the store."""
+    from snapstore.store import keys
+
     s = open_store(store)
-    keys._require_encrypted(s)
     rows = [{"id": k.id, "name": k.name, "created": k.doc.get("created"), "username": k.doc.get("username"),
              "hostname": k.doc.get("hostname"), "kdf": f"{k.doc.get('kdf')} N={k.doc.get('N')} r={k.doc.get('r')} "
              f"p={k.doc.get('p')}", "current": s.key_file is not None and k.name == s.key_file.name}
-            for k in keys.list_keys(s.backend)]
+            for k in keys.store_keys(s)]
     if out.json:
         out.emit(rows)
         return
@@ -53,9 +55,12 @@ def list_(store: str, out: Output) -> None:
 
 
 def _store_and_new_password(store: str, path: str | None):
-    """The opened (encrypted) store, then the new password: a wrong current one asks nothing."""
+    """The opened (encrypted) store, then the new password: a wrong current one asks nothing
+    (nor does a plain store)."""
+    from snapstore.store import keys
+
     s = open_store(store)
-    keys._require_encrypted(s)
+    keys.require_encrypted(s)
     return s, _new_password(path)
 
 
@@ -64,6 +69,8 @@ def _store_and_new_password(store: str, path: str | None):
 @new_password_file
 def add(store: str, new_password_file: str | None, out: Output) -> None:
     """Add a key for another password (the store opens with any of its keys)."""
+    from snapstore.store import keys
+
     kf = keys.add_key(*_store_and_new_password(store, new_password_file))
     _done(out, f"added key {kf.id}", added=kf.id)
 
@@ -74,6 +81,8 @@ def add(store: str, new_password_file: str | None, out: Output) -> None:
 @click.option("--force", is_flag=True, help="Also remove the key in use (the one this password opens).")
 def remove(store: str, key_id: str, force: bool, out: Output) -> None:
     """Remove key KEY_ID (an id from `snapstore key list`); never the last one."""
+    from snapstore.store import keys
+
     s = open_store(store)
     kf = keys.remove_key(s, key_id, force=force)
     _done(out, f"removed key {kf.id}", removed=kf.id)
@@ -84,6 +93,8 @@ def remove(store: str, key_id: str, force: bool, out: Output) -> None:
 @new_password_file
 def passwd(store: str, new_password_file: str | None, out: Output) -> None:
     """Change the password: add a key for the new password, then remove the key in use."""
+    from snapstore.store import keys
+
     new, old = keys.change_password(*_store_and_new_password(store, new_password_file))
     _done(out, f"added key {new.id} for the new password and removed key {old.id}", added=new.id, removed=old.id)
 

@@ -8,7 +8,6 @@ from snapstore import units
 from snapstore.commands.base import command
 from snapstore.commands.options import open_store, store_option
 from snapstore.commands.output import Output, snapshot_json
-from snapstore.selection import holding
 
 
 @command("log")
@@ -18,6 +17,8 @@ from snapstore.selection import holding
 @click.option("--base", "-b", "bases", multiple=True, help="Only snapshots holding this base (id or name; repeatable).")
 def log_cmd(store, limit, bases, out: Output) -> None:
     """List snapshots, newest first, with their counts and status."""
+    from snapstore.selection import holding
+
     snaps = holding(open_store(store).list_snapshots(), bases)
     snaps = snaps[:limit] if limit else snaps
     if out.json:

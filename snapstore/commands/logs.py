@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from snapstore.snapshot import RedactFilter, open_run_log
-
 
 class _Buffer(logging.Handler):
     """Holds log records until the run's log file exists (the store is opened after the checks)."""
@@ -38,6 +36,8 @@ class _CurrentStderr:
 def run_logging(token: str, *, to_stderr: bool, verbose: bool) -> Iterator[dict]:
     """Capture the ``snapstore`` loggers for one run; ``to_stderr`` copies INFO lines (DEBUG with
     ``verbose``) to stderr."""
+    from snapstore.snapshot import RedactFilter
+
     root = logging.getLogger("snapstore")
     old_level = root.level
     root.setLevel(logging.DEBUG)
@@ -64,6 +64,8 @@ def run_logging(token: str, *, to_stderr: bool, verbose: bool) -> Iterator[dict]
 
 def start_file_log(state: dict, store_root: Path, token: str) -> Path:
     """Open the run's log file in the store and write to it what was held so far."""
+    from snapstore.snapshot import open_run_log
+
     handler, path = open_run_log(store_root, secrets=[token])
     buf: _Buffer = state["buffer"]
     for rec in buf.records:

@@ -8,8 +8,6 @@ from snapstore.commands import password
 from snapstore.commands.base import command
 from snapstore.commands.options import open_store
 from snapstore.commands.output import Output
-from snapstore.store import Store
-from snapstore.store.migrate import migrate as migrate_store
 
 
 @command()
@@ -19,6 +17,9 @@ from snapstore.store.migrate import migrate as migrate_store
 def migrate(src: str, dst: str, no_encryption: bool, out: Output) -> None:
     """Copy every snapshot of store SRC, with its time, tags and note, into a new store DST (format 3).
     SRC is only read."""
+    from snapstore.store import Store
+    from snapstore.store.migrate import migrate as migrate_store
+
     source = open_store(src)
     target = Store.init(dst, password=None if no_encryption else password.resolve(dst, new=True))
     ids = migrate_store(source, target, progress=lambda old, new: out.echo(

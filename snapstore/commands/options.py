@@ -1,16 +1,25 @@
 """Options every verb shares, declared once: the store, the Airtable source (token, endpoint,
-rate limits) and ``-n/--dry-run``."""
+rate limits) and ``-n/--dry-run``. Declaring them imports neither the store nor the Airtable
+client (pyairtable alone takes 0.4 s): ``--help`` needs neither."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from snapstore.commands.base import IMPORTS_ATTR
 from snapstore.errors import SnapstoreError
-from snapstore.source import DEFAULT_API_URL, AirtableSource, RetryPolicy, SourceError
-from snapstore.store import Store
+
+if TYPE_CHECKING:
+    from snapstore.source import AirtableSource
+    from snapstore.store import Store
+
+#: Airtable's endpoint, the --api-url default: snapstore.source.client.DEFAULT_API_URL, which this
+#: module does not import (tests/test_cli_startup.py checks that the two are equal).
+DEFAULT_API_URL = "https://api.airtable.com"
 
 #: Where the store lives when neither --store, $SNAPSTORE_STORE nor the config file says otherwise.
 DEFAULT_STORE = "snapstore-data"
@@ -37,6 +46,8 @@ def progress_option(f):
 def open_store(path: str, *, create: bool = False) -> Store:
     """Open a store; its errors (no store: exit 10, locked: 11, damaged: 1) reach the one place that
     prints them (snapstore/commands/base.py)."""
+    from snapstore.store import Store
+
     return Store.open(path, create=create)
 
 
@@ -66,6 +77,7 @@ def source_options(f):
     ]
     for o in reversed(opts):
         f = o(f)
+    setattr(f, IMPORTS_ATTR, (*getattr(f, IMPORTS_ATTR, ()), "snapstore.source"))  # (preloaded: base.preload)
     return f
 
 
@@ -87,6 +99,8 @@ def read_token(token: str | None, token_file: str | None) -> str:
 
 def make_source(kw: dict, cancel: threading.Event | None = None) -> tuple[AirtableSource, str]:
     """The Airtable client the source options describe, and the token (for log redaction)."""
+    from snapstore.source import AirtableSource, RetryPolicy, SourceError
+
     token = read_token(kw.get("token"), kw.get("token_file"))
     policy = RetryPolicy(max_retries=kw.get("max_retries", 8), backoff=kw.get("retry_backoff", 0.5))
     try:

@@ -104,11 +104,14 @@ def json_format_callback(ctx: click.Context, _param: click.Parameter, value):
     return value
 
 
+#: What diff and history render: snapstore.diff_render.FORMATS, which this module does not import (it
+#: loads the store and Arrow; tests/test_cli_startup.py checks that the two are equal).
+DIFF_FORMATS = ("text", "json", "markdown")
+
+
 def format_option(f):
     """``--format text|json|markdown`` of diff and history (json: the same as ``--json``)."""
-    from snapstore.diff_render import FORMATS
-
-    return click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+    return click.option("--format", "fmt", type=click.Choice(DIFF_FORMATS), default="text", show_default=True,
                         callback=json_format_callback,
                         help="text for a terminal, json for scripts (= --json), markdown for a ticket.")(f)
 

@@ -2,9 +2,11 @@
 global option) or ``SNAPSTORE_PASSWORD_FILE``, else a prompt on a terminal (twice for a new
 store). Without any of them, a command that needs one stops with one line saying how (exit 2).
 
-The library never prompts: :func:`installed` makes :func:`resolve` the library's password source
-(``snapstore.store.keys.password_source``) for the length of one CLI invocation. A password read
-from a file or a prompt is kept in memory only, and :func:`secrets` lets crash reports redact it.
+The library never prompts: :func:`activate` makes :func:`resolve` the library's password source
+(``snapstore.store.keys.password_source``) when a verb is about to run, and :func:`installed` puts
+the previous one back at the end of the CLI invocation. Nothing here imports the store at import
+time (it pulls in DuckDB and Arrow): ``snapstore --help`` does not need it. A password read from a
+file or a prompt is kept in memory only, and :func:`secrets` lets crash reports redact it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from snapstore.store import keys
-from snapstore.store.keys import PasswordNeeded
+_KEYS = "snapstore.store.keys"
 
 #: the global --password-file of this invocation (snapstore/cli.py sets it)
 PASSWORD_FILE: str | None = None
@@ -27,6 +28,13 @@ _prompted: dict[tuple[str, bool], str] = {}
 
 HOW = ("set SNAPSTORE_PASSWORD, or give --password-file FILE (or SNAPSTORE_PASSWORD_FILE), "
        "or run on a terminal to be asked")
+
+
+def _needed(message: str) -> Exception:
+    """The library's PasswordNeeded (exit 2), imported when a password is actually needed."""
+    from snapstore.store.keys import PasswordNeeded
+
+    return PasswordNeeded(message)
 
 
 def secrets() -> list[str]:
@@ -45,19 +53,19 @@ def read_password_file(path: str) -> str:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
-        raise PasswordNeeded(f"cannot read the password file {path}: {e.strerror or e}") from e
+        raise _needed(f"cannot read the password file {path}: {e.strerror or e}") from e
     pw = text.splitlines()[0] if text else ""
     if not pw:
-        raise PasswordNeeded(f"the password file {path} is empty")
+        raise _needed(f"the password file {path} is empty")
     return _remember(pw)
 
 
 def prompt(label: str, *, confirm: bool) -> str:
     pw = getpass.getpass(f"{label}: ")
     if not pw:
-        raise PasswordNeeded("an empty password is not allowed")
+        raise _needed("an empty password is not allowed")
     if confirm and getpass.getpass(f"{label} (again): ") != pw:
-        raise PasswordNeeded("the two passwords differ; nothing was changed")
+        raise _needed("the two passwords differ; nothing was changed")
     return _remember(pw)
 
 
@@ -79,29 +87,37 @@ def resolve(location: str, new: bool = False) -> str:
             _prompted[(location, new)] = prompt(label, confirm=new)
         return _prompted[(location, new)]
     if new:
-        raise PasswordNeeded(f"a new store is encrypted and needs a password: {HOW}; or make a plain "
-                             "store with `snapstore init --no-encryption`")
-    raise PasswordNeeded(f"the store at {location} is encrypted: {HOW}")
+        raise _needed(f"a new store is encrypted and needs a password: {HOW}; or make a plain "
+                      "store with `snapstore init --no-encryption`")
+    raise _needed(f"the store at {location} is encrypted: {HOW}")
 
 
 def use(password_file: str | None, *, from_flag: bool = False) -> None:
-    """The group's --password-file (``from_flag``: given on the command line), and :func:`resolve`
-    as the library's source (also when the group runs without :func:`installed` around it, as
-    ``snapstore demo`` runs its verbs)."""
+    """The group's --password-file (``from_flag``: given on the command line)."""
     global PASSWORD_FILE, _FLAG_GIVEN
     PASSWORD_FILE, _FLAG_GIVEN = password_file, from_flag
+
+
+def activate() -> None:
+    """:func:`resolve` as the library's password source: a verb is about to run (its store imports
+    are done, snapstore/commands/base.py), also when the group runs without :func:`installed`
+    around it, as ``snapstore demo`` runs its verbs."""
+    from snapstore.store import keys
+
     keys.password_source = resolve
 
 
 @contextmanager
 def installed() -> Iterator[None]:
-    """:func:`resolve` as the library's password source for one CLI invocation."""
+    """One CLI invocation: the library's password source as it was before is put back at its end
+    (:func:`activate` replaced it if a verb ran)."""
     global PASSWORD_FILE, _FLAG_GIVEN
-    prev = keys.password_source
-    keys.password_source = resolve
+    loaded = sys.modules.get(_KEYS)
+    prev = loaded.password_source if loaded is not None else None  # (the module's own default: None)
     try:
         yield
     finally:
-        keys.password_source = prev
+        if _KEYS in sys.modules:
+            sys.modules[_KEYS].password_source = prev
         PASSWORD_FILE, _FLAG_GIVEN = None, False
         _prompted.clear()

@@ -14,14 +14,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
 from snapstore import units
-from snapstore.source import AirtableSource
-from snapstore.source.throttle import TOKEN_KEY
+
+if TYPE_CHECKING:
+    from snapstore.source import AirtableSource
 
 #: Redraws a second: enough to see a count move, little enough to cost nothing (one small block).
 REFRESH_PER_SECOND = 4
@@ -112,6 +114,8 @@ class Progress:
 
     def pauses(self) -> list[str]:
         """The bases (or the token) paused after a 429, with the seconds left."""
+        from snapstore.source.throttle import TOKEN_KEY
+
         out = []
         throttle = getattr(self.source, "throttle", None)
         if throttle is None:

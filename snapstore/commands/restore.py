@@ -20,10 +20,6 @@ from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
 from snapstore.commands.progress import wanted as progress_wanted
 from snapstore.errors import UsageError
-from snapstore.restore import FolderSource, RestoreError, RevertPlan, SnapshotSource, open_source
-from snapstore.restore import restore as run_restore
-from snapstore.restore import revert as run_revert
-from snapstore.selection import resolve_snapshot
 
 
 def _human(rep: dict) -> str:
@@ -85,6 +81,9 @@ def _human(rep: dict) -> str:
 def _open(source: str, store: str, base: str | None, *, verify: bool):
     """What to restore from: an exported folder, or a snapshot of the store (latest, latest~N and
     dates count among the snapshots holding ``base``, the source base)."""
+    from snapstore.restore import FolderSource, open_source
+    from snapstore.selection import resolve_snapshot
+
     p = Path(source)
     if p.is_dir() and (p / "data").is_dir():
         return FolderSource(p, verify=verify)
@@ -95,7 +94,7 @@ def _open(source: str, store: str, base: str | None, *, verify: bool):
     return open_source(resolve_snapshot(st, source, [base] if base else None).full_id, st)
 
 
-@command()
+@command(imports=("snapstore.restore",))
 @click.argument("source")
 @store_option
 @source_options
@@ -133,6 +132,10 @@ def restore(source, store, to_base, to_workspace, base_name, base, tables, keep_
     Computed fields cannot be created through the API and are reported with their definitions.
     An interrupted restore continues where it stopped when run again.
     """
+    from snapstore.restore import RestoreError, RevertPlan, SnapshotSource
+    from snapstore.restore import restore as run_restore
+    from snapstore.restore import revert as run_revert
+
     if revert:
         if not base or not tables or len(tables) != 1:
             raise click.UsageError("--revert needs --base BASE and exactly one --table TABLE")

@@ -32,11 +32,6 @@ from snapstore.commands.progress import Progress
 from snapstore.commands.progress import wanted as progress_wanted
 from snapstore.errors import Incomplete, Interrupted, NoStore, SnapstoreError, UsageError
 from snapstore.feed.text import feed_lines, parse_duration
-from snapstore.retention import check_tags
-from snapstore.snapshot import Selection, SnapshotOptions, estimate, plan_snapshot, take_snapshot
-from snapstore.source import Cancelled
-from snapstore.store import LockError, Store, StoreError
-from snapstore.store.s3 import parse_s3_url
 
 log = logging.getLogger("snapstore.cli")
 
@@ -79,7 +74,7 @@ def _summary_text(result, plan) -> str:
     return "\n".join(lines)
 
 
-@command(own_logging=True)
+@command(own_logging=True, imports=("snapstore.snapshot",))
 @source_options
 @store_option
 @click.option("--base", "-b", multiple=True, help="Base id or name to read (repeatable; default: all).")
@@ -93,7 +88,7 @@ def _summary_text(result, plan) -> str:
               help="Back up record comments (one request per record whose comment count changed).")
 @dry_run_option("Show what would be read and an estimate; read no records.")
 @click.option("--note", default=None, help="A note stored with the snapshot.")
-@click.option("--tag", "tags", multiple=True, callback=lambda _c, _p, v: _checked_tags(v),
+@click.option("--tag", "tags", multiple=True,
               help="A tag stored with the snapshot (repeatable; no commas).")
 @click.option("--workers", type=click.IntRange(min=1, max=100), default=None,
               help="Bases read in parallel (default: 2 x token rate / base rate = 20).")
@@ -113,6 +108,12 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
     never written anywhere. Exit codes: 0 complete, 1 error (nothing written), 3 partial snapshot
     (see `missing`), 130 interrupted.
     """
+    from snapstore.snapshot import Selection, SnapshotOptions, plan_snapshot, take_snapshot
+    from snapstore.source import Cancelled
+    from snapstore.store import LockError, Store
+    from snapstore.store.s3 import parse_s3_url
+
+    tags = _checked_tags(tags)  # (here, not in a callback: its library loads with the verb's, base.preload)
     cancel = threading.Event()
     source, token = make_source(kw, cancel)
     show_progress = progress_wanted(out, progress)
@@ -189,6 +190,7 @@ def _feed_schemas(store: str, changes: str, full_every):
     if not _store_exists(store):
         return None
     from snapstore.feed.hints import feed_hints
+    from snapstore.store import LockError, Store, StoreError
 
     try:
         return feed_hints(Store.open(store), full_every=full_every, changes=changes)
@@ -197,6 +199,8 @@ def _feed_schemas(store: str, changes: str, full_every):
 
 
 def _dry_run_output(plan, source, kw, workers, previous, out: Output) -> None:
+    from snapstore.snapshot import estimate
+
     est = estimate(plan, rate_base=kw["rate_limit_base"], rate_token=kw["rate_limit_token"],
                    workers=workers or max(1, 2 * int(kw["rate_limit_token"] // kw["rate_limit_base"])),
                    margin=source.throttle.margin)
@@ -225,6 +229,8 @@ def _dry_run_output(plan, source, kw, workers, previous, out: Output) -> None:
 
 
 def _checked_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    from snapstore.retention import check_tags
+
     try:
         return tuple(check_tags(tags))
     except UsageError as e:
@@ -233,4 +239,6 @@ def _checked_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
 
 def _store_exists(store: str | Path) -> bool:
     """A local store has its config.json; an s3:// store is asked when it is opened."""
+    from snapstore.store.s3 import parse_s3_url
+
     return parse_s3_url(str(store)) is not None or (Path(store) / "config.json").exists()

@@ -8,10 +8,11 @@ from snapstore.commands.base import command
 from snapstore.commands.options import open_store, store_option
 from snapstore.commands.output import Output
 from snapstore.errors import UsageError
-from snapstore.store import StoreError
 
 
 def _names_snapshot(store, name: str) -> bool:
+    from snapstore.store import StoreError
+
     try:
         store.resolve(name)
     except StoreError:

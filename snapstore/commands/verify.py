@@ -10,7 +10,6 @@ from snapstore.commands.options import open_store, progress_option, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
 from snapstore.errors import SnapstoreError
-from snapstore.store.keys import PasswordNeeded
 
 
 @command()
@@ -21,6 +20,7 @@ from snapstore.store.keys import PasswordNeeded
 def verify(store, read_data, read_data_subset, progress, out: Output) -> None:
     """Check the store is intact; name the snapshots, tables and records any damage reaches.
     Exit status 1 if anything is damaged."""
+    from snapstore.store.keys import PasswordNeeded
     from snapstore.verify import format_report
     from snapstore.verify import verify as do_verify
     from snapstore.verify_sealed import verify_sealed

@@ -189,21 +189,29 @@ def unlock(backend, password: str, location: str) -> tuple[KeyBox, KeyFile]:
 # ---- managing the keys of an opened store (snapstore key ...) --------------------------------
 
 
-def _require_encrypted(store) -> None:
+def require_encrypted(store) -> None:
+    """Raise UsageError (exit 2) unless ``store`` is encrypted: a plain store has no keys to list,
+    add or change. A command calls it before asking for a new password, so a plain store asks
+    nothing."""
     if not store.encrypted:
         raise UsageError(f"the store at {store.location} is not encrypted: it has no keys")
 
 
+def store_keys(store) -> list[KeyFile]:
+    """The key files of an opened encrypted store, oldest first (UsageError for a plain store)."""
+    require_encrypted(store)
+    return list_keys(store.backend)
+
+
 def add_key(store, password: str) -> KeyFile:
     """Another key file for the store's master key, wrapped by ``password``."""
-    _require_encrypted(store)
+    require_encrypted(store)
     return write_key(store.backend, store.box, password)
 
 
 def find_key(store, key_id: str) -> KeyFile:
     """The key file whose name starts with ``key_id``."""
-    _require_encrypted(store)
-    hits = [k for k in list_keys(store.backend) if k.name.startswith(key_id.lower())]
+    hits = [k for k in store_keys(store) if k.name.startswith(key_id.lower())]
     if not hits or len(key_id) < 4:
         raise UsageError(f"no key {key_id!r} in the store (see `snapstore key list`)" if not hits else
                          f"key id {key_id!r} is too short: give at least 4 characters")
@@ -226,7 +234,7 @@ def remove_key(store, key_id: str, *, force: bool = False) -> KeyFile:
 
 def change_password(store, password: str) -> tuple[KeyFile, KeyFile]:
     """A new key file for ``password``, then the key in use removed: (new, removed)."""
-    _require_encrypted(store)
+    require_encrypted(store)
     if store.key_file is None:
         raise UsageError("the store was opened with a master key, not a password: no key to replace")
     new = add_key(store, password)
