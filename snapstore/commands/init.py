@@ -9,14 +9,14 @@ from snapstore.commands.base import command
 from snapstore.commands.options import store_option
 from snapstore.commands.output import Output
 
-#: A new store's format: snapstore.store.store.FORMAT_VERSION, which this module does not import (it
+#: A new store's format, the newest: snapstore.store.store.FORMAT_VERSION, which this module does not import (it
 #: loads DuckDB and Arrow; tests/test_cli_startup.py checks that the two are equal).
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 @command()
 @store_option
-@click.option("--format", "format_version", type=click.IntRange(1, 4), default=FORMAT_VERSION, show_default=True,
+@click.option("--format", "format_version", type=click.IntRange(1, FORMAT_VERSION), default=FORMAT_VERSION, show_default=True,
               help="Store format: 4 stores a table's small batches (a day's changes) as column frames; "
                    "3 names a table's record frames by id (no per-record hash on disk); "
                    "2 packs records many to a frame, each with its hash; 1 (older snapstore) one record per frame.")
