@@ -6,7 +6,8 @@ between the values of one field laid end to end: on the benchmark's 1,000 daily 
 (bench/bench_vs_restic.py), one NDJSON frame at zstd 15 with the table's dictionary is 59.0 KB,
 the same records as columns at zstd 19 are 51.1 KB (-13%); 3 column frames of 128 KiB raw were
 55.8 KB, so a small batch is one frame (at most 1 MiB raw). Encoding costs ~6 ms and decoding
-~0.7 ms per 1,000 records; a table's large batches (its first snapshot) stay NDJSON, which reading slices without parsing.
+~0.7 ms per 1,000 records; a table's large batches (its first snapshot) stay NDJSON, which
+reading slices without parsing.
 
 A column frame decodes back to exactly the NDJSON frame it replaces, so everything after the
 reader (offsets of records in their frame, record ids, the catalog) is the same for both. The
