@@ -26,7 +26,7 @@ from snapstore.diff_comments import add_comment_changes, comment_counts
 from snapstore.selection import select, select_tables
 from snapstore.store import SnapshotInfo, Store, StoreError
 from snapstore.store.catalog import diff as catalog_diff
-from snapstore.store.store import locate_blobs
+from snapstore.store.catalog.snapshots import locate_blobs
 
 #: Strings longer than this (or with a newline) are shown as a compact diff instead of old -> new.
 LONG_TEXT = 120

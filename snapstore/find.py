@@ -23,7 +23,8 @@ from snapstore.errors import StoreError, UsageError
 from snapstore.selection import resolve_snapshot, select, select_tables
 from snapstore.store import SnapshotInfo, Store
 from snapstore.store.catalog import find as catalog_find
-from snapstore.store.store import BlobReader, LocatedChunk, locate_blobs
+from snapstore.store.catalog.snapshots import locate_blobs
+from snapstore.store.reader import BlobReader, LocatedChunk
 
 #: Blobs read per batch outside ``table_chunks`` (the changes of one snapshot).
 CHUNK = 4096

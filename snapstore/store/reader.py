@@ -120,7 +120,9 @@ class BlobReader:
         """A stored frame's raw bytes: opened (an encrypted store's seal), then decompressed, or
         decoded from columns (format 4's small record frames, :mod:`snapstore.store.columns`).
         Raises zstandard.ZstdError or crypto.Damaged (or ColumnsDamaged, a StoreError)."""
-        opened = self.box.open(data)
+        return self._inflate_opened(dict_hash, self.box.open(data))
+
+    def _inflate_opened(self, dict_hash: bytes | None, opened: bytes) -> bytes:
         if columns.is_columns(opened):
             return columns.inflate(opened)
         return self.decompressor(dict_hash).decompress(opened)
@@ -186,10 +188,12 @@ class BlobReader:
             if _MULTI_D and len(ks) > 1:  # frames of ~128 KiB: worth a thread each
                 try:
                     opened = [self.box.open(f) for f in frames]
-                    if not any(map(columns.is_columns, opened)):  # those are decoded one by one below
+                    if any(map(columns.is_columns, opened)):  # format 4's small frames: no batch call
+                        raws = [self._inflate_opened(dh, o) for o in opened]
+                    else:
                         raws = [bytes(b) for b in self.decompressor(dh).multi_decompress_to_buffer(
                             opened, threads=self.threads)]
-                except (zstandard.ZstdError, Damaged):
+                except (zstandard.ZstdError, Damaged, columns.ColumnsDamaged):
                     raws = None  # decompressed one by one below, to name the damaged blob
             if raws is None:
                 raws = [self.frame(pack, offs[k], clens[k], dh, hashes[k], f) for k, f in zip(ks, frames, strict=True)]

@@ -32,7 +32,6 @@ from snapstore.store.catalog import (
     is_lock_conflict,
 )
 from snapstore.store.catalog import snapshots as catalog_q
-from snapstore.store.catalog.snapshots import locate_blobs  # noqa: F401 (diff and find import it from here)
 from snapstore.store.crypto import AEAD_NAME, ID_NAME, PLAIN, KeyBox, PlainBox
 from snapstore.store.info import BaseInfo, SnapshotInfo, TableInfo, info_from_doc
 from snapstore.store.keys import KeyFile, ask_password
@@ -77,8 +76,9 @@ RECORD_LEVEL = 9
 #: (0.13). 15 is the knee; over 30 days it keeps the store >= 25x smaller than restic's.
 RECORD_LEVEL_SMALL = 15
 #: format 4's small batches are column frames (no dictionary: trained on whole records, it made
-#: them larger, 53.9 against 51.6 KB), where level 19 pays: 1,000 changed records 55.9 KB at 15
-#: (0.03 s), 51.6 KB at 19 (0.10 s), 51.6 KB at 22
+#: them larger, 53.9 against 51.6 KB), where level 19 pays: 1,000 changed records (columns record
+#: by record) 55.9 KB at 15 (0.03 s), 51.6 KB at 19 (0.10 s), 51.6 KB at 22; shape by shape, as
+#: store/columns.py lays them out, 51.1 KB at 19
 COLUMNS_LEVEL = 19
 DEFAULT_PACK_SIZE = 16 * 1024 * 1024
 #: config.json's "encryption" of an encrypted store (no secret: what was used, docs/FORMAT.md)
@@ -407,6 +407,7 @@ class Store:
             store_id=self.config["store_id"], tmp_dir=self.local_dir / "tmp",
             format_version=self.format_version, pack_size=self.pack_size, pack_version=self.pack_version,
             record_level=self.record_level, record_level_small=self.record_level_small, record_end=self.record_end,
+            record_columns=self.record_columns,
             dict_bytes=self.dict_bytes, read_blob=self.read_blob, has_blob=self.has_blob,
             orphan_packs=self.orphan_packs, latest_id=self.latest_id, resolve=self.resolve,
         )
@@ -905,7 +906,6 @@ class Store:
         if d is None:
             d = self._dicts[h] = self._read_standalone(h, "compression dictionary", chunked=False)
         return d
-
 
     def comments(self, snap: SnapshotInfo | str, base_id: str, table_id: str) -> dict:
         snap = self.resolve(snap)

@@ -44,6 +44,8 @@ class WriteContext:
     record_level_small: int
     #: what ends each record in a frame (format 3: a newline)
     record_end: bytes
+    #: format 4: a table's small batch of new records is one column frame (store/columns.py)
+    record_columns: bool
     #: a compression dictionary's bytes by its hash (read once, then cached by the store)
     dict_bytes: Callable[[bytes], bytes]
     #: a stored blob by hash, checked (the parent's comments)
@@ -60,8 +62,3 @@ class WriteContext:
     def framed(self) -> bool:
         """Format 2 and up: a table's new records are packed many to a zstd frame."""
         return self.format_version >= 2
-
-    @property
-    def record_columns(self) -> bool:
-        """Format 4: a table's small batch of new records is one column frame (store/columns.py)."""
-        return self.format_version >= 4
