@@ -37,7 +37,7 @@ from snapstore.emulator import Emulator, ScaledClock, generate_workspace  # noqa
 from snapstore.feed import manage, sweep  # noqa: E402
 from snapstore.feed.hints import feed_hints  # noqa: E402
 from snapstore.feed.state import parse_time  # noqa: E402
-from snapstore.snapshot import SnapshotOptions, plan_snapshot, take_snapshot  # noqa: E402
+from snapstore.ops.snapshot import SnapshotOptions, plan_snapshot, take_snapshot  # noqa: E402
 from snapstore.source import AirtableSource  # noqa: E402
 from snapstore.store import Store  # noqa: E402
 

@@ -25,7 +25,7 @@ from tests.storegen import churn, make_records, snapshot  # noqa: E402
 
 _CHILD = """
 import json, resource, sys, time
-from snapstore.find import find
+from snapstore.ops.find import find
 from snapstore.store import Store
 store = Store.open(sys.argv[1])
 t = time.perf_counter()

@@ -29,12 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from storegen import make_record, snapshot  # noqa: E402
 
-from snapstore.prune import prune  # noqa: E402
-from snapstore.retention import Policy, forget  # noqa: E402
-from snapstore.stats import stats  # noqa: E402
+from snapstore.ops.prune import prune  # noqa: E402
+from snapstore.ops.retention import Policy, forget  # noqa: E402
+from snapstore.ops.stats import stats  # noqa: E402
 from snapstore.store import Store  # noqa: E402
 from snapstore.store import objects as objs  # noqa: E402
-from snapstore.verify import verify  # noqa: E402
+from snapstore.ops.verify import verify  # noqa: E402
 
 
 def breakdown(store: Store) -> dict[str, int]:

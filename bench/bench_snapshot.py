@@ -35,7 +35,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from snapstore.emulator import Emulator, generate_workspace  # noqa: E402
-from snapstore.snapshot import SnapshotOptions, plan_snapshot, take_snapshot  # noqa: E402
+from snapstore.ops.snapshot import SnapshotOptions, plan_snapshot, take_snapshot  # noqa: E402
 from snapstore.source import AirtableSource, RequestStats, Throttle  # noqa: E402
 from snapstore.store import Store  # noqa: E402
 

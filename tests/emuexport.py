@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from snapstore.emulator import Emulator, Workspace, generate_workspace
-from snapstore.snapshot import SnapshotOptions, plan_snapshot, take_snapshot
+from snapstore.ops.snapshot import SnapshotOptions, plan_snapshot, take_snapshot
 from snapstore.source import AirtableSource
 from snapstore.store import Store
 

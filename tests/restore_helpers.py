@@ -7,7 +7,7 @@ import contextlib
 
 from snapstore.emulator import Emulator
 from snapstore.emulator.state import Base
-from snapstore.snapshot import Selection, SnapshotOptions, plan_snapshot, take_snapshot
+from snapstore.ops.snapshot import Selection, SnapshotOptions, plan_snapshot, take_snapshot
 from snapstore.source import AirtableSource
 from snapstore.store import Store
 

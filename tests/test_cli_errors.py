@@ -310,7 +310,7 @@ def test_os_errors_read_as_a_sentence():
 
 
 def test_a_bug_is_one_line_with_the_traceback_in_a_file(world, store, tmp_path, monkeypatch):
-    import snapstore.stats as stats
+    import snapstore.ops.stats as stats
 
     def boom(_store):
         raise ZeroDivisionError("oops")

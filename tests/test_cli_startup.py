@@ -69,7 +69,7 @@ def test_constants_the_cli_declares_without_importing_the_library_are_the_librar
     at start-up) are the library's own values."""
     from exporters.parallel import MAX_WORKERS
     from snapstore.commands import export, init, options, output
-    from snapstore.diff_render import FORMATS
+    from snapstore.commands.diff_render import FORMATS
     from snapstore.source import DEFAULT_API_URL
     from snapstore.store.store import FORMAT_VERSION
 

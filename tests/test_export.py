@@ -58,7 +58,7 @@ def either(request):
 
 def _intact(store, info) -> None:
     """The store still reads the snapshot whole, and verify --read-data finds nothing wrong."""
-    from snapstore.verify import verify
+    from snapstore.ops.verify import verify
 
     rep = verify(store, read_data=True)
     assert rep.ok and not rep.warnings, rep.to_dict()

@@ -190,7 +190,7 @@ CHILD = textwrap.dedent("""
     from datetime import UTC, datetime
     from snapstore.feed import engine
     from snapstore.feed.state import stored_schemas
-    from snapstore.snapshot import SnapshotOptions, plan_snapshot, take_snapshot
+    from snapstore.ops.snapshot import SnapshotOptions, plan_snapshot, take_snapshot
     from snapstore.source import AirtableSource
     from snapstore.store import Store
     real = engine.read_payloads
@@ -262,9 +262,9 @@ def test_a_token_that_lost_access_to_the_base_is_refused_with_one_line(w):
 
 def test_a_table_selection_keeps_no_feed_state_and_the_next_run_starts_over(w):
     t = w.base.tables[0]
-    plan = __import__("snapstore.snapshot", fromlist=["plan_snapshot"]).plan_snapshot(
-        w.src, __import__("snapstore.snapshot", fromlist=["Selection"]).Selection(tables=[t.id]))
-    from snapstore.snapshot import SnapshotOptions, take_snapshot
+    plan = __import__("snapstore.ops.snapshot", fromlist=["plan_snapshot"]).plan_snapshot(
+        w.src, __import__("snapstore.ops.snapshot", fromlist=["Selection"]).Selection(tables=[t.id]))
+    from snapstore.ops.snapshot import SnapshotOptions, take_snapshot
 
     res = take_snapshot(w.store, w.src, plan, SnapshotOptions(attachments=False, now=w.now, full_every=None))
     f = feed_of(res, w.base_id)

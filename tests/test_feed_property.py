@@ -20,7 +20,7 @@ from snapstore.emulator.clock import ManualClock
 from snapstore.emulator.values import READ_ONLY_TYPES
 from snapstore.feed import manage
 from snapstore.feed.hints import feed_hints
-from snapstore.snapshot import SnapshotOptions, plan_snapshot, take_snapshot
+from snapstore.ops.snapshot import SnapshotOptions, plan_snapshot, take_snapshot
 from snapstore.source import AirtableSource, RetryPolicy
 from snapstore.store import Store
 

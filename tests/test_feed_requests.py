@@ -22,7 +22,7 @@ from snapstore.emulator.clock import ManualClock
 from snapstore.feed import manage, sweep
 from snapstore.feed.hints import feed_hints
 from snapstore.feed.state import parse_time
-from snapstore.snapshot import Selection, SelectionError, SnapshotOptions, plan_snapshot, take_snapshot
+from snapstore.ops.snapshot import Selection, SelectionError, SnapshotOptions, plan_snapshot, take_snapshot
 from snapstore.source import AirtableSource
 from snapstore.store import Store
 

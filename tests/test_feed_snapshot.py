@@ -11,7 +11,7 @@ from test_feed_property import feed_of, hashes
 
 from snapstore.emulator import Emulator, generate_workspace
 from snapstore.feed import manage
-from snapstore.snapshot import SnapshotOptions, plan_snapshot, take_snapshot
+from snapstore.ops.snapshot import SnapshotOptions, plan_snapshot, take_snapshot
 from snapstore.source import AirtableSource, RetryPolicy
 from snapstore.store import Store
 

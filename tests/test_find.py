@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from snapstore.cli import main
 from snapstore.emulator import Emulator, churn, generate_workspace
-from snapstore.snapshot import SnapshotOptions, plan_snapshot, take_snapshot
+from snapstore.ops.snapshot import SnapshotOptions, plan_snapshot, take_snapshot
 from snapstore.source import AirtableSource
 from snapstore.store import Store
 

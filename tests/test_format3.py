@@ -13,11 +13,11 @@ from storegen import BASE, SCHEMA, TABLE, churn, make_records, snapshot
 
 from snapstore.canonical import record_bytes
 from snapstore.commands.init import init as init_cmd
-from snapstore.prune import prune
-from snapstore.retention import Policy, forget
+from snapstore.ops.prune import prune
+from snapstore.ops.retention import Policy, forget
 from snapstore.store import Store, objects
 from snapstore.store.packs import pack_key, read_trailer
-from snapstore.verify import format_report, verify
+from snapstore.ops.verify import format_report, verify
 
 
 def expected(recs: list[dict]) -> list[tuple[str, bytes]]:

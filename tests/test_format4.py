@@ -15,11 +15,11 @@ from snapstore.canonical import record_bytes
 from snapstore.commands.init import init as init_cmd
 from snapstore.commands.rebuild_catalog import rebuild_catalog
 from snapstore.errors import StoreError
-from snapstore.prune import prune
-from snapstore.retention import Policy, forget
+from snapstore.ops.prune import prune
+from snapstore.ops.retention import Policy, forget
 from snapstore.store import Store, columns, objects
 from snapstore.store.packs import pack_key, read_trailer
-from snapstore.verify import verify
+from snapstore.ops.verify import verify
 
 PASSWORD = "format four"
 

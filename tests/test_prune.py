@@ -17,10 +17,10 @@ from retgen import BIG, contents, history_store
 
 from snapstore.commands.forget import forget as forget_cmd
 from snapstore.commands.prune import prune_cmd
-from snapstore.prune import CRASH_ENV, prune
-from snapstore.retention import Policy, forget
+from snapstore.ops.prune import CRASH_ENV, prune
+from snapstore.ops.retention import Policy, forget
 from snapstore.store import Store
-from snapstore.verify import verify
+from snapstore.ops.verify import verify
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,7 +89,7 @@ CHILD = textwrap.dedent("""
     import os, sys
     sys.path.insert(0, {root!r})
     from snapstore.store import Store
-    from snapstore.prune import prune
+    from snapstore.ops.prune import prune
     s = Store.open(sys.argv[1], password=os.environ.get("SNAPSTORE_PASSWORD"))  # (a plain store ignores it)
     s.backend.fsync = False
     prune(s, max_unused="0%")

@@ -17,7 +17,7 @@ from snapstore import restore as R
 from snapstore.emulator import Emulator
 from snapstore.emulator.state import Workspace
 from snapstore.restore.comments import PREFIX, original_text
-from snapstore.snapshot import Selection, SnapshotOptions, plan_snapshot, take_snapshot
+from snapstore.ops.snapshot import Selection, SnapshotOptions, plan_snapshot, take_snapshot
 from snapstore.source import AirtableSource
 
 

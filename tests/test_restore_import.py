@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from snapstore import restore as R
 from snapstore.restore.values import _text_of
-from snapstore.retention import Policy, forget
+from snapstore.ops.retention import Policy, forget
 from snapstore.store import Store
 
 

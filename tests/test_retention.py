@@ -13,9 +13,9 @@ from storegen import BASE, TABLE, make_records
 
 from snapstore.commands.forget import forget as forget_cmd
 from snapstore.commands.tag import tag as tag_cmd
-from snapstore.retention import Candidate, Duration, Policy, apply_policy, forget, plan, tag
+from snapstore.ops.retention import Candidate, Duration, Policy, apply_policy, forget, plan, tag
 from snapstore.store import Store, StoreError
-from snapstore.verify import verify
+from snapstore.ops.verify import verify
 
 # ---- an independent statement of restic's documented rules ------------------------------------------
 # "for the last n <periods> which have one or more snapshots, keep only the most recent one for each

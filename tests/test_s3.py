@@ -175,7 +175,7 @@ def test_two_writers_interleaved_different_bases(s3_env, tmp_path, monkeypatch):
 
 
 def test_prune_refuses_while_a_writer_holds_a_lock(s3_env, tmp_path, monkeypatch):
-    from snapstore.prune import prune
+    from snapstore.ops.prune import prune
 
     url = s3_env()
     st = Store.init(url)
@@ -289,7 +289,7 @@ def test_two_writer_processes_on_one_bucket(s3_env, tmp_path):
         want = sorted(json.dumps(r, sort_keys=True) for r in Store.open(url).records(mine[0], base, TABLE))
         assert len(want) == 2000
         assert mine[0].table(base, TABLE).changed == 40 and mine[0].table(base, TABLE).new == 0
-    from snapstore.verify import verify
+    from snapstore.ops.verify import verify
 
     assert verify(fresh, read_data=True).ok
     assert list(fresh.backend.list("locks")) == []

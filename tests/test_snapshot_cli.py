@@ -19,7 +19,7 @@ from snapstore.cli import main
 from snapstore.commands.progress import Progress
 from snapstore.emulator import Emulator, ScaledClock, generate_workspace
 from snapstore.errors import EXIT_LOCKED
-from snapstore.snapshot import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, TableResult
+from snapstore.ops.snapshot import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, TableResult
 from snapstore.source import AirtableSource
 from snapstore.store import Store
 

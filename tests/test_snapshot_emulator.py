@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from snapstore.emulator import Emulator, ScaledClock, generate_workspace
-from snapstore.snapshot import EXIT_OK, EXIT_PARTIAL, SnapshotOptions, plan_snapshot, take_snapshot
+from snapstore.ops.snapshot import EXIT_OK, EXIT_PARTIAL, SnapshotOptions, plan_snapshot, take_snapshot
 from snapstore.source import AirtableSource, RetryPolicy
 from snapstore.store import Store
 

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from snapstore.snapshot import (
+from snapstore.ops.snapshot import (
     EXIT_OK,
     EXIT_PARTIAL,
     Selection,

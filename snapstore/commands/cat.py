@@ -1,5 +1,5 @@
 """`snapstore cat`: one stored record version, with the field names of that snapshot's schema
-(restic's `dump` for a record). Thin: parses, calls snapstore.find, prints."""
+(restic's `dump` for a record). Thin: parses, calls snapstore.ops.find, prints."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def cat(snapshot, record_id, store, out: Output):
 
     Fields are named as that snapshot's schema named them, values are JSON; empty fields are
     absent, as Airtable omits them."""
-    from snapstore.find import stored_record
+    from snapstore.ops.find import stored_record
 
     s = open_store(store)
     r = stored_record(s, snapshot, record_id)

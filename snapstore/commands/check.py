@@ -1,4 +1,4 @@
-"""``snapstore check``: the token and its access, a verdict per base (snapstore/check.py)."""
+"""``snapstore check``: the token and its access, a verdict per base (snapstore/ops/check.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from snapstore.commands.output import Output
 from snapstore.errors import Incomplete
 
 
-@command(imports=("snapstore.check",))
+@command(imports=("snapstore.ops.check",))
 @source_options
 @click.option("--base", "-b", multiple=True, help="Only check these bases (ids or names).")
 @click.option("--comments", is_flag=True, help="Also check the comments scope (data.recordComments:read).")
@@ -19,7 +19,7 @@ def check(base, comments, out: Output, **kw) -> None:
 
     Exit codes: 0 every base readable, 1 the token or API failed, 3 some bases not readable.
     """
-    from snapstore.check import check_access
+    from snapstore.ops.check import check_access
 
     source, _token = make_source(kw)
     with source:

@@ -1,4 +1,4 @@
-"""`snapstore diff`: what changed between two snapshots. Thin: parses, calls snapstore.diff, prints."""
+"""`snapstore diff`: what changed between two snapshots. Thin: parses, calls snapstore.ops.diff, prints."""
 
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ def diff(a, b, store, bases, tables, fmt, fields, limit, exit_code, out: Output)
     from A to B (records created after B show as removed). A base one side did not capture is
     "not captured", never removed.
     """
-    from snapstore.diff import add_labels, diff_snapshots
-    from snapstore.diff_render import render
+    from snapstore.ops.diff import add_labels, diff_snapshots
+    from snapstore.commands.diff_render import render
     from snapstore.selection import default_pair, resolve_snapshot
 
     s = open_store(store)

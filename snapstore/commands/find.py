@@ -1,5 +1,5 @@
 """`snapstore find`: records whose field contains a text, in one snapshot or in all of them, with
-the snapshots each version spans. Thin: parses, calls snapstore.find, prints."""
+the snapshots each version spans. Thin: parses, calls snapstore.ops.find, prints."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from snapstore.commands.output import Output
 from snapstore.commands.render import span_text
 
 if TYPE_CHECKING:
-    from snapstore.find import Hit
+    from snapstore.ops.find import Hit
 
 
 def hit_lines(h: Hit) -> list[str]:
-    from snapstore.diff import short_value
+    from snapstore.ops.diff import short_value
 
     name = f"  {short_value(h.primary, 60)}" if h.primary is not None else ""
     out = [f"{h.record_id}  {h.base} / {h.table}{name}"]
@@ -39,7 +39,7 @@ def hit_lines(h: Hit) -> list[str]:
 def find_cmd(text, store, field, bases, tables, snapshot, everywhere, out: Output):
     """Records whose field (or any field) contains TEXT, case-insensitively, with the snapshots
     each matching version spans. `snapstore cat SNAPSHOT RECORD` then prints one in full."""
-    from snapstore.find import find
+    from snapstore.ops.find import find
 
     if everywhere and snapshot != "latest":
         raise click.UsageError("--snapshot and --all exclude each other")

@@ -37,9 +37,9 @@ def forget(store, snapshots, keep_last, keep_hourly, keep_daily, keep_weekly, ke
            keep_within, keep_within_hourly, keep_within_daily, keep_within_weekly, keep_within_monthly,
            keep_within_yearly, keep_tag, dry_run, do_prune, max_unused, out: Output) -> None:
     """Forget snapshots by policy (restic's rules, per set of bases) or by id. Data goes with prune."""
-    from snapstore.prune import prune
-    from snapstore.retention import Policy
-    from snapstore.retention import forget as do_forget
+    from snapstore.ops.prune import prune
+    from snapstore.ops.retention import Policy
+    from snapstore.ops.retention import forget as do_forget
 
     within_p = {p: d for p, d in (("hourly", keep_within_hourly), ("daily", keep_within_daily),
                                   ("weekly", keep_within_weekly), ("monthly", keep_within_monthly),

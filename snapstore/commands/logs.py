@@ -36,7 +36,7 @@ class _CurrentStderr:
 def run_logging(token: str, *, to_stderr: bool, verbose: bool) -> Iterator[dict]:
     """Capture the ``snapstore`` loggers for one run; ``to_stderr`` copies INFO lines (DEBUG with
     ``verbose``) to stderr."""
-    from snapstore.snapshot import RedactFilter
+    from snapstore.ops.snapshot import RedactFilter
 
     root = logging.getLogger("snapstore")
     old_level = root.level
@@ -64,7 +64,7 @@ def run_logging(token: str, *, to_stderr: bool, verbose: bool) -> Iterator[dict]
 
 def start_file_log(state: dict, store_root: Path, token: str) -> Path:
     """Open the run's log file in the store and write to it what was held so far."""
-    from snapstore.snapshot import open_run_log
+    from snapstore.ops.snapshot import open_run_log
 
     handler, path = open_run_log(store_root, secrets=[token])
     buf: _Buffer = state["buffer"]

@@ -104,7 +104,7 @@ def json_format_callback(ctx: click.Context, _param: click.Parameter, value):
     return value
 
 
-#: What diff and history render: snapstore.diff_render.FORMATS, which this module does not import (it
+#: What diff and history render: snapstore.commands.diff_render.FORMATS, which this module does not import (it
 #: loads the store and Arrow; tests/test_cli_startup.py checks that the two are equal).
 DIFF_FORMATS = ("text", "json", "markdown")
 
@@ -183,7 +183,7 @@ def session(out: Output, *, own_logging: bool = False) -> Iterator[None]:
     logger = logging.getLogger("snapstore")
     old_level = logger.level
     if out.verbose and not own_logging:
-        from snapstore.snapshot import RedactFilter
+        from snapstore.ops.snapshot import RedactFilter
 
         handler = logging.StreamHandler(sys.stderr)
         handler.setLevel(logging.DEBUG)

@@ -26,7 +26,7 @@ def count(_ctx, _param, value: str | None) -> int:
 
 
 def duration(_ctx, _param, value: str | None):
-    from snapstore.retention import Duration
+    from snapstore.ops.retention import Duration
 
     if not value:
         return None
@@ -37,7 +37,7 @@ def duration(_ctx, _param, value: str | None):
 
 
 def size_or_percent(_ctx, _param, value: str) -> str:
-    from snapstore.prune import parse_size_or_percent
+    from snapstore.ops.prune import parse_size_or_percent
 
     try:
         parse_size_or_percent(value)
@@ -47,7 +47,7 @@ def size_or_percent(_ctx, _param, value: str) -> str:
 
 
 def subset(_ctx, _param, value: str | None) -> str | None:
-    from snapstore.verify import parse_subset
+    from snapstore.ops.verify import parse_subset
 
     try:
         parse_subset(value)

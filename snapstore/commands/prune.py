@@ -23,7 +23,7 @@ from snapstore.errors import SnapstoreError
 @progress_option
 def prune_cmd(store, max_unused, repack_threshold, dry_run, progress, out: Output) -> None:
     """Remove data no snapshot uses; repack packs that are mostly unused. Safe to interrupt."""
-    from snapstore.prune import prune
+    from snapstore.ops.prune import prune
 
     s = open_store(store)
     try:

@@ -1,4 +1,4 @@
-"""``snapstore snapshot``: a thin layer over snapstore.snapshot.
+"""``snapstore snapshot``: a thin layer over snapstore.ops.snapshot.
 
 Exit codes::
 
@@ -74,7 +74,7 @@ def _summary_text(result, plan) -> str:
     return "\n".join(lines)
 
 
-@command(own_logging=True, imports=("snapstore.snapshot",))
+@command(own_logging=True, imports=("snapstore.ops.snapshot",))
 @source_options
 @store_option
 @click.option("--base", "-b", multiple=True, help="Base id or name to read (repeatable; default: all).")
@@ -108,7 +108,7 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
     never written anywhere. Exit codes: 0 complete, 1 error (nothing written), 3 partial snapshot
     (see `missing`), 130 interrupted.
     """
-    from snapstore.snapshot import Selection, SnapshotOptions, plan_snapshot, take_snapshot
+    from snapstore.ops.snapshot import Selection, SnapshotOptions, plan_snapshot, take_snapshot
     from snapstore.source import Cancelled
     from snapstore.store import LockError, Store
     from snapstore.store.s3 import parse_s3_url
@@ -199,7 +199,7 @@ def _feed_schemas(store: str, changes: str, full_every):
 
 
 def _dry_run_output(plan, source, kw, workers, previous, out: Output) -> None:
-    from snapstore.snapshot import estimate
+    from snapstore.ops.snapshot import estimate
 
     est = estimate(plan, rate_base=kw["rate_limit_base"], rate_token=kw["rate_limit_token"],
                    workers=workers or max(1, 2 * int(kw["rate_limit_token"] // kw["rate_limit_base"])),
@@ -229,7 +229,7 @@ def _dry_run_output(plan, source, kw, workers, previous, out: Output) -> None:
 
 
 def _checked_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
-    from snapstore.retention import check_tags
+    from snapstore.ops.retention import check_tags
 
     try:
         return tuple(check_tags(tags))

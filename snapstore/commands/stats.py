@@ -14,8 +14,8 @@ from snapstore.commands.output import Output
 @click.option("--last", type=click.IntRange(min=1), default=20, show_default=True, help="Snapshots per base to list (text output).")
 def stats(store, last, out: Output) -> None:
     """Store size, deduplication ratio, and growth of each base per snapshot."""
-    from snapstore.stats import format_stats
-    from snapstore.stats import stats as do_stats
+    from snapstore.ops.stats import format_stats
+    from snapstore.ops.stats import stats as do_stats
 
     st = do_stats(open_store(store))
     if out.json:

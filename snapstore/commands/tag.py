@@ -41,7 +41,7 @@ def tag(store, args, add, remove, set_to, out: Output) -> None:
     snapstore tag SNAPSHOT TAG...  [--remove]                            add (or remove) TAGs
 
     Tags cannot be blank or hold a comma (`forget --keep-tag a,b` means a and b)."""
-    from snapstore.retention import retag
+    from snapstore.ops.retention import retag
 
     bare = _BARE in remove
     remove = [t for t in remove if t != _BARE]

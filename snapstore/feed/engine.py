@@ -1,6 +1,6 @@
 """One base through the change feed: decide feed or full listing, then do it.
 
-Called by the snapshot run for every base (``snapstore.snapshot._Run.run_base``). The order of a
+Called by the snapshot run for every base (``snapstore.ops.snapshot._Run.run_base``). The order of a
 feed snapshot of a base:
 
 1. list the base's hooks (health: gone, disabled, expired) — 1 request;

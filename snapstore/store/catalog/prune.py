@@ -1,7 +1,7 @@
 """The catalog's side of ``prune``: what is live, where every blob is, and the one transaction
 that rewrites the catalog after a repack.
 
-The verb (:mod:`snapstore.prune`) calls these; no SQL lives outside the catalog package. Each
+The verb (:mod:`snapstore.ops.prune`) calls these; no SQL lives outside the catalog package. Each
 query function takes an open connection, so the verb reads what it needs in one short
 connection (a connection costs ~20 ms, and a writer's readers wait on it).
 """

@@ -1,7 +1,7 @@
 """The catalog's side of ``forget`` and ``tag``: dropping forgotten snapshots' rows, trimming the
 record versions no kept snapshot shows, and what a store index lists.
 
-The verbs (:mod:`snapstore.retention`) call these; no SQL lives outside the catalog package.
+The verbs (:mod:`snapstore.ops.retention`) call these; no SQL lives outside the catalog package.
 """
 
 from __future__ import annotations

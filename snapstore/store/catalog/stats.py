@@ -1,7 +1,7 @@
 """The catalog's side of ``stats``: each snapshot's records and logical bytes, what each added,
 and the catalog's row counts.
 
-The verb (:mod:`snapstore.stats`) calls these; no SQL lives outside the catalog package.
+The verb (:mod:`snapstore.ops.stats`) calls these; no SQL lives outside the catalog package.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from snapstore import units
 from snapstore.canonical import loads
-from snapstore.prune import _att_ids, _read_checked, _reader
+from snapstore.ops.prune import _att_ids, _read_checked, _reader
 from snapstore.store import Store
 from snapstore.store import inventory as inv
 from snapstore.store.catalog import prune as catalog_prune

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import zstandard
 
 from snapstore.canonical import loads
-from snapstore.retention import finish_pending_forgets
+from snapstore.ops.retention import finish_pending_forgets
 from snapstore.store import Store, StoreError, columns, objects
 from snapstore.store import inventory as inv
 from snapstore.store.catalog import prune as catalog_prune
@@ -54,7 +54,7 @@ from snapstore.store.packs import (
 from snapstore.store.reader import BlobReader
 from snapstore.store.writer import ZSTD_LEVEL, compress_many
 
-log = logging.getLogger("snapstore.prune")
+log = logging.getLogger("snapstore.ops.prune")
 
 CRASH_ENV = "SNAPSTORE_PRUNE_CRASH_AT"
 DICT_MAGIC = b"\x37\xa4\x30\xec"

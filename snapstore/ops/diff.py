@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from snapstore.canonical import loads
-from snapstore.diff_comments import add_comment_changes, comment_counts
+from snapstore.ops.diff_comments import add_comment_changes, comment_counts
 from snapstore.selection import select, select_tables
 from snapstore.store import SnapshotInfo, Store, StoreError
 from snapstore.store.catalog import diff as catalog_diff

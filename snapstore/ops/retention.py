@@ -30,7 +30,7 @@ from snapstore.store import Store, StoreError, objects
 from snapstore.store import inventory as inv
 from snapstore.store.catalog import retention as catalog_ret
 
-log = logging.getLogger("snapstore.retention")
+log = logging.getLogger("snapstore.ops.retention")
 
 # ---- durations ---------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Usable without the CLI::
 
-    from snapstore.snapshot import Selection, SnapshotOptions, plan_snapshot, take_snapshot
+    from snapstore.ops.snapshot import Selection, SnapshotOptions, plan_snapshot, take_snapshot
     from snapstore.source import AirtableSource
     from snapstore.store import Store
 
@@ -68,7 +68,7 @@ from snapstore.source.errors import (
 )
 from snapstore.store import StoreError
 
-log = logging.getLogger("snapstore.snapshot")
+log = logging.getLogger("snapstore.ops.snapshot")
 
 
 PAGE_SIZE = 100

@@ -86,7 +86,7 @@ def comment_timeline(store, record_id: str, where: list[tuple[Any, str, str]]) -
 
 
 def record_comment_history(store, record_id: str, versions: list) -> list[dict]:
-    """The comment timeline of a record from its :func:`snapstore.diff.history` versions."""
+    """The comment timeline of a record from its :func:`snapstore.ops.diff.history` versions."""
     by_id = {s.id: s for s in store.list_snapshots()}
     where = [(by_id[sid], v.base_id, v.table_id) for v in versions for sid in v.snapshots if sid in by_id]
     where.sort(key=lambda w: w[0].seq)
@@ -95,7 +95,7 @@ def record_comment_history(store, record_id: str, versions: list) -> list[dict]:
 
 def timeline_lines(timeline: list[dict]) -> list[tuple[str, str]]:
     """(style sign, line) per comment of a timeline: when, who, the text (and each edit), deletion."""
-    from snapstore.diff import short_value
+    from snapstore.ops.diff import short_value
 
     out = []
     for e in timeline:

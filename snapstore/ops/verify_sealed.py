@@ -18,7 +18,7 @@ from snapstore.errors import StoreError
 from snapstore.store.backend import LocalBackend, ObjectMissing
 from snapstore.store.packs import _TAIL, MAGIC, PACK_VERSIONS
 from snapstore.store.s3 import parse_s3_url
-from snapstore.verify import Report
+from snapstore.ops.verify import Report
 
 #: Prefixes whose files are named by the SHA-256 of their bytes (tags: tags/<snapshot>/<sha256>).
 NAMED_BY_HASH = ("packs", "objects", "snapshots", "index", "keys", "tags")

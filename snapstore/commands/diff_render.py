@@ -10,7 +10,7 @@ import click
 import orjson
 
 from snapstore import units
-from snapstore.diff import (
+from snapstore.ops.diff import (
     Diff,
     FieldChange,
     RecordChange,
@@ -20,7 +20,7 @@ from snapstore.diff import (
     options_summary,
     short_value,
 )
-from snapstore.diff_comments import comment_counts, timeline_lines
+from snapstore.ops.diff_comments import comment_counts, timeline_lines
 
 FORMATS = ("text", "json", "markdown")
 #: Long-text diffs longer than this are cut in text and Markdown (JSON keeps every line).
