@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from snapstore.ops.diff import diff_snapshots  # noqa: E402
 from snapstore.commands.diff_render import render  # noqa: E402
+from snapstore.ops.diff import diff_snapshots  # noqa: E402
 from snapstore.store import Store  # noqa: E402
 
 BASE, TABLE = "appBench000000001", "tblBench000000001"

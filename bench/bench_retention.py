@@ -32,9 +32,9 @@ from storegen import make_record, snapshot  # noqa: E402
 from snapstore.ops.prune import prune  # noqa: E402
 from snapstore.ops.retention import Policy, forget  # noqa: E402
 from snapstore.ops.stats import stats  # noqa: E402
+from snapstore.ops.verify import verify  # noqa: E402
 from snapstore.store import Store  # noqa: E402
 from snapstore.store import objects as objs  # noqa: E402
-from snapstore.ops.verify import verify  # noqa: E402
 
 
 def breakdown(store: Store) -> dict[str, int]:

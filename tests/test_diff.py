@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from snapstore.commands.diff import diff as diff_cmd
+from snapstore.commands.diff_render import render_markdown, render_text
 from snapstore.commands.history import history as history_cmd
 from snapstore.ops.diff import diff_snapshots, history
-from snapstore.commands.diff_render import render_markdown, render_text
 from snapstore.selection import SelectionError
 from snapstore.store import Store, StoreError
 
@@ -392,8 +392,8 @@ def _comment_store(tmp_path):
 
 
 def test_diff_shows_comments_added_edited_deleted(tmp_path):
-    from snapstore.ops.diff import diff_snapshots
     from snapstore.commands.diff_render import render
+    from snapstore.ops.diff import diff_snapshots
 
     store, a, b, F = _comment_store(tmp_path)
     d = diff_snapshots(store, a.id, b.id)

@@ -13,10 +13,10 @@ from snapstore.canonical import record_bytes
 from snapstore.commands.init import init as init_cmd
 from snapstore.ops.prune import prune
 from snapstore.ops.retention import Policy, forget
+from snapstore.ops.verify import verify
 from snapstore.store import Store
 from snapstore.store.packs import FRAME_RAW, pack_key, read_trailer
 from snapstore.store.reader import BlobReader
-from snapstore.ops.verify import verify
 
 
 def frames(store) -> list[tuple]:

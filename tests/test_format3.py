@@ -15,9 +15,9 @@ from snapstore.canonical import record_bytes
 from snapstore.commands.init import init as init_cmd
 from snapstore.ops.prune import prune
 from snapstore.ops.retention import Policy, forget
+from snapstore.ops.verify import format_report, verify
 from snapstore.store import Store, objects
 from snapstore.store.packs import pack_key, read_trailer
-from snapstore.ops.verify import format_report, verify
 
 
 def expected(recs: list[dict]) -> list[tuple[str, bytes]]:

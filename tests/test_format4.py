@@ -17,9 +17,9 @@ from snapstore.commands.rebuild_catalog import rebuild_catalog
 from snapstore.errors import StoreError
 from snapstore.ops.prune import prune
 from snapstore.ops.retention import Policy, forget
+from snapstore.ops.verify import verify
 from snapstore.store import Store, columns, objects
 from snapstore.store.packs import pack_key, read_trailer
-from snapstore.ops.verify import verify
 
 PASSWORD = "format four"
 

@@ -7,10 +7,10 @@ from click.testing import CliRunner
 from retgen import build, contents
 
 from snapstore.cli import main
+from snapstore.ops.verify import verify
 from snapstore.store import Store
 from snapstore.store.migrate import migrate
 from snapstore.store.store import FORMAT_VERSION
-from snapstore.ops.verify import verify
 
 
 @pytest.mark.parametrize(("src", "dst"), [(1, None), (1, 3), (2, 3)])

@@ -19,8 +19,8 @@ from snapstore.commands.forget import forget as forget_cmd
 from snapstore.commands.prune import prune_cmd
 from snapstore.ops.prune import CRASH_ENV, prune
 from snapstore.ops.retention import Policy, forget
-from snapstore.store import Store
 from snapstore.ops.verify import verify
+from snapstore.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,8 +16,8 @@ from restore_helpers import new_base
 from snapstore import restore as R
 from snapstore.emulator import Emulator
 from snapstore.emulator.state import Workspace
-from snapstore.restore.comments import PREFIX, original_text
 from snapstore.ops.snapshot import Selection, SnapshotOptions, plan_snapshot, take_snapshot
+from snapstore.restore.comments import PREFIX, original_text
 from snapstore.source import AirtableSource
 
 

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from snapstore import restore as R
-from snapstore.restore.values import _text_of
 from snapstore.ops.retention import Policy, forget
+from snapstore.restore.values import _text_of
 from snapstore.store import Store
 
 

@@ -14,8 +14,8 @@ from storegen import BASE, TABLE, make_records
 from snapstore.commands.forget import forget as forget_cmd
 from snapstore.commands.tag import tag as tag_cmd
 from snapstore.ops.retention import Candidate, Duration, Policy, apply_policy, forget, plan, tag
-from snapstore.store import Store, StoreError
 from snapstore.ops.verify import verify
+from snapstore.store import Store, StoreError
 
 # ---- an independent statement of restic's documented rules ------------------------------------------
 # "for the last n <periods> which have one or more snapshots, keep only the most recent one for each

@@ -12,9 +12,9 @@ from storegen import BASE, TABLE
 from snapstore.commands.stats import stats as stats_cmd
 from snapstore.commands.verify import verify as verify_cmd
 from snapstore.ops.stats import stats
+from snapstore.ops.verify import format_report, parse_subset, verify
 from snapstore.store import objects
 from snapstore.store.packs import pack_key
-from snapstore.ops.verify import format_report, parse_subset, verify
 
 
 def a_record_blob(store, snap, with_dict: bool = False):

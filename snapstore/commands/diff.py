@@ -32,8 +32,8 @@ def diff(a, b, store, bases, tables, fmt, fields, limit, exit_code, out: Output)
     from A to B (records created after B show as removed). A base one side did not capture is
     "not captured", never removed.
     """
-    from snapstore.ops.diff import add_labels, diff_snapshots
     from snapstore.commands.diff_render import render
+    from snapstore.ops.diff import add_labels, diff_snapshots
     from snapstore.selection import default_pair, resolve_snapshot
 
     s = open_store(store)

@@ -17,9 +17,9 @@ from snapstore.commands.output import Output, format_option
 @format_option
 def history(record_id, store, field, fmt, out: Output):
     """Every version of one record across the store's snapshots, and what changed each time."""
+    from snapstore.commands.diff_render import render_history
     from snapstore.ops.diff import history as record_history
     from snapstore.ops.diff_comments import record_comment_history
-    from snapstore.commands.diff_render import render_history
 
     s = open_store(store)
     versions = record_history(s, record_id, field=field)

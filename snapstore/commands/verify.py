@@ -20,10 +20,10 @@ from snapstore.errors import SnapstoreError
 def verify(store, read_data, read_data_subset, progress, out: Output) -> None:
     """Check the store is intact; name the snapshots, tables and records any damage reaches.
     Exit status 1 if anything is damaged."""
-    from snapstore.store.keys import PasswordNeeded
     from snapstore.ops.verify import format_report
     from snapstore.ops.verify import verify as do_verify
     from snapstore.ops.verify_sealed import verify_sealed
+    from snapstore.store.keys import PasswordNeeded
 
     if read_data and read_data_subset:
         raise click.UsageError("--read-data reads every pack and --read-data-subset only some: give one of them")

@@ -15,10 +15,10 @@ import os
 import zlib
 
 from snapstore.errors import StoreError
+from snapstore.ops.verify import Report
 from snapstore.store.backend import LocalBackend, ObjectMissing
 from snapstore.store.packs import _TAIL, MAGIC, PACK_VERSIONS
 from snapstore.store.s3 import parse_s3_url
-from snapstore.ops.verify import Report
 
 #: Prefixes whose files are named by the SHA-256 of their bytes (tags: tags/<snapshot>/<sha256>).
 NAMED_BY_HASH = ("packs", "objects", "snapshots", "index", "keys", "tags")
