@@ -14,7 +14,6 @@ from types import SimpleNamespace
 import pytest
 import requests
 from click.testing import CliRunner
-from test_feed_property import FAST, World, feed_of, hashes
 
 from snapstore.cli import main
 from snapstore.emulator import Emulator, generate_workspace
@@ -25,6 +24,7 @@ from snapstore.feed.state import parse_time
 from snapstore.ops.snapshot import Selection, SelectionError, SnapshotOptions, plan_snapshot, take_snapshot
 from snapstore.source import AirtableSource
 from snapstore.store import Store
+from tests.helpers.feed_world import FAST, World, feed_of, hashes
 
 HOUR = 3600
 
