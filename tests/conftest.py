@@ -217,8 +217,8 @@ FILE_LAYER = {
         "test_cli_conventions", "test_cli_errors", "test_cli_groups", "test_cli_progress", "test_cli_startup",
         "test_demo", "test_emulator_cli", "test_password_prompt", "test_snapshot_cli", "test_prune"], "cli"),
 }
-#: Tests that take more than ~5 s of CPU each (measured: `-m unit --durations=0`): marked slow and
-#: left out of the fast loop, which they would double.
+#: Tests that take more than ~5 s of CPU each (measured: `-m unit --durations=30`): marked slow and
+#: left out of the fast loop, which they would more than double (177 s of CPU with them, at load 11).
 SLOW = {
     "test_forget_on_a_store_with_an_accelerated_clock_keeps_restics_set",
     "test_store_migrates_with_equal_records_and_times",
@@ -235,6 +235,12 @@ SLOW = {
     "test_deleted_dictionary_is_found_naming_every_record_it_compresses",
     "test_snapshot_after_forgetting_the_newest_diffs_against_what_is_kept",
     "test_feed_snapshot_equals_full_listing_after_every_step",
+    "test_killed_snapshot_leaves_store_intact",
+    "test_full_manifest_checkpoint_after_heavy_churn_rebuilds_identically",
+    "test_rebuild_after_deleting_catalog",
+    "test_interrupted_forget_is_finished_by_the_next_one",
+    "test_comments_fetched_only_when_count_changed",
+    "test_listing_restart_lists_records_of_a_stale_frame_one_by_one",
 }
 S3_FIXTURES = {"s3_server", "s3_env"}
 

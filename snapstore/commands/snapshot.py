@@ -177,7 +177,7 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
             raise click.exceptions.Exit(result.exit_code)
 
 
-def _duration(value: str) -> float | None:
+def _duration(value: str) -> float | str | None:
     try:
         return parse_duration(value)
     except ValueError as e:

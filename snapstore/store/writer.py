@@ -368,7 +368,7 @@ class TableWriter:
         ids = change.ids
         return set(ids.to_pylist() if hasattr(ids, "to_pylist") else ids)
 
-    def _by_frames(self, ids, hashes, older: list[tuple[bytes, list[bytes]]] = ()
+    def _by_frames(self, ids, hashes, older: Iterable[tuple[bytes, list[bytes]]] = ()
                    ) -> tuple[list[bytes], pa.ChunkedArray, pa.ChunkedArray]:
         """Split a manifest's entries into the frames this writer packed (and ``older`` ones: a
         full manifest's) whose every record is among them (named by frame id) and the entries left
