@@ -212,7 +212,7 @@ FILE_LAYER = {
         "test_format2", "test_format3", "test_format4", "test_format_reader", "test_migrate",
         "test_restore_import", "test_retention", "test_selection", "test_tags", "test_units_and_diff_text",
         "test_verify", "test_writer_boundary", "test_snapshot_unit", "test_source_throttle",
-        "test_source_client", "test_emulator_validate", "test_store"], "unit"),
+        "test_source_client", "test_emulator_validate", "test_store", "test_catalog_size"], "unit"),
     **dict.fromkeys([
         "test_cli_conventions", "test_cli_errors", "test_cli_groups", "test_cli_progress", "test_cli_startup",
         "test_demo", "test_emulator_cli", "test_password_prompt", "test_snapshot_cli", "test_prune"], "cli"),
@@ -241,6 +241,7 @@ SLOW = {
     "test_interrupted_forget_is_finished_by_the_next_one",
     "test_comments_fetched_only_when_count_changed",
     "test_listing_restart_lists_records_of_a_stale_frame_one_by_one",
+    "test_prune_gives_the_dropped_rows_space_back_and_keeps_every_kept_record",
 }
 S3_FIXTURES = {"s3_server", "s3_env"}
 
