@@ -217,7 +217,7 @@ FILE_LAYER = {
         "test_cli_conventions", "test_cli_errors", "test_cli_groups", "test_cli_progress", "test_cli_startup",
         "test_demo", "test_emulator_cli", "test_password_prompt", "test_snapshot_cli", "test_prune"], "cli"),
 }
-#: Tests that take more than ~5 s of CPU each (measured: `-m unit --durations=30`): marked slow and
+#: Tests (a name, or a name[parameters] for one case) that take more than ~5 s of CPU each (measured: `-m unit --durations=30`): marked slow and
 #: left out of the fast loop, which they would more than double (177 s of CPU with them, at load 11).
 SLOW = {
     "test_forget_on_a_store_with_an_accelerated_clock_keeps_restics_set",
@@ -242,6 +242,9 @@ SLOW = {
     "test_comments_fetched_only_when_count_changed",
     "test_listing_restart_lists_records_of_a_stale_frame_one_by_one",
     "test_prune_gives_the_dropped_rows_space_back_and_keeps_every_kept_record",
+    "test_a_reader_written_from_the_document_reads_what_the_library_reads[encrypted]",
+    "test_records_are_read_in_chunks_of_whole_packs",
+    "test_one_percent_change_adds_about_one_percent",
 }
 S3_FIXTURES = {"s3_server", "s3_env"}
 
@@ -261,7 +264,7 @@ def pytest_collection_modifyitems(config, items):
         callspec = getattr(item, "callspec", None)
         s3 = bool(S3_FIXTURES & set(getattr(item, "fixturenames", ()))) or (
             callspec is not None and callspec.params.get("store_factory") == "s3")
-        slow = getattr(item, "originalname", item.name) in SLOW
+        slow = item.name in SLOW or getattr(item, "originalname", item.name) in SLOW
         if s3:
             item.add_marker(pytest.mark.s3)
         if slow:
