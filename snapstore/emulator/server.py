@@ -96,7 +96,12 @@ class Emulator:
     """The Airtable Web API emulator. Use as a context manager, or ``start()``/``stop()``.
 
     ``token`` is the default token (sees every base); ``tokens`` maps more tokens to the base ids they may
-    see (None = all). ``clock`` drives rate limits, penalties, iterator TTL and attachment URL expiry."""
+    see (None = all). ``clock`` drives rate limits, penalties, iterator TTL, attachment URL expiry and
+    ``latency`` (seconds per request, or a distribution: ratelimit.latency_sampler). Where Airtable is
+    silent, switches: ``rate_model`` ("window" or "bucket", with ``burst``), ``link_options``
+    ("refuse" or "accept" link options outside the write format), ``modified_by_inverse`` (a link
+    change from the other side stamps the record), ``webhook_computed_changes``; ``fetch_urls``:
+    download ``{"url"}`` attachments (loopback only, urlfetch.py)."""
 
     def __init__(self, workspace: Workspace | None = None, token: str | None = None,
                  tokens: dict[str, list[str] | None] | None = None, rate_limit_base: int = 5,
