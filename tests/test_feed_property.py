@@ -21,6 +21,7 @@ import requests
 
 from snapstore.emulator import Emulator, generate_workspace
 from snapstore.emulator.clock import ManualClock
+from snapstore.emulator.generate import field_id_for
 from snapstore.emulator.values import READ_ONLY_TYPES
 from snapstore.feed import manage
 from snapstore.feed.hints import feed_hints
@@ -139,7 +140,7 @@ def step(w: World, kind: str, rng: random.Random, n: int) -> str:
         return f"{kind} {tb.id}.{f['id']} of {rid} -> {links}"
     elif kind == "self_link":  # a self-link (one-sided: no inverse cell) set through the API
         t0 = tables[0]
-        rel = t0.fields_by_name.get("Related")
+        rel = t0.fields_by_id.get(field_id_for(t0.id, "Related"))  # by id: a step may have renamed it
         if rel is None or len(t0.records) < 2:
             return step(w, "link", rng, n)
         rid = rng.choice(sorted(t0.records))
@@ -148,13 +149,16 @@ def step(w: World, kind: str, rng: random.Random, n: int) -> str:
         return f"self-link {rid} -> {links}"
     elif kind == "self_target":  # a record others look up through the self-link: their lookups follow
         t0 = tables[0]
-        rel = t0.fields_by_name.get("Related")
+        rel = t0.fields_by_id.get(field_id_for(t0.id, "Related"))
         held = sorted({x for r in t0.records.values() for x in r.cells.get(rel["id"], ())}) if rel else []
         if not held:
             return step(w, "self_link", rng, n)
         rid = rng.choice(held)
-        w.api("PATCH", f"{w.base_id}/{t0.id}", {"records": [{"id": rid, "fields": {
-            t0.primary_field_id: f"target {n}", "Quantity": rng.randint(1, 99)}}]})
+        cells = {t0.primary_field_id: f"target {n}"}
+        qty = field_id_for(t0.id, "Quantity")
+        if t0.fields_by_id.get(qty, {}).get("type") == "number":  # not deleted or retyped by a step
+            cells[qty] = rng.randint(1, 99)
+        w.api("PATCH", f"{w.base_id}/{t0.id}", {"records": [{"id": rid, "fields": cells}]})
         return f"self-link target {rid} edited"
     elif kind == "gap":  # the service's clock jumps 8 days (the client's does not): payloads are gone
         emu.churn(seed=n, **{**none, "edit_share": 0.04})
