@@ -64,10 +64,10 @@ def apply(ws: Workspace, base: Base, table: Table, rec: Record, new_cells: dict[
         if f["type"] == "multipleRecordLinks":
             linked, inv = _link_targets(base, table, f)
             old_ids, new_ids = set(old or ()), set(value or ())
-            # Airtable keeps both sides of a link in step. prefersSingleRecordLink is a preference of
-            # the UI only ("it is possible for a field that prefers single linked records to have
-            # multiple record links, for example via programmatic updates"): nothing is dropped here,
-            # so the two sides cannot disagree.
+            # Airtable keeps both sides of a link in step. prefersSingleRecordLink binds only the cell
+            # editor of that field: linking from the other side gives the single-link side a second
+            # link (users report exactly that, community.airtable.com/t/1773), and the API writes what
+            # it is sent. So nothing is dropped here, and the two sides cannot disagree.
             if linked is not None and inv is not None:
                 for rid in old_ids - new_ids:
                     r2 = linked.records.get(rid)
