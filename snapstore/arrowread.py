@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from exporters import values as V
-from exporters.parquet_writer import _TS, ParquetWriter, _Columns, _schema_of, cast_times
+from exporters.parquet_writer import _TS, _Columns, _schema_of, cast_times, encode_checked
 from exporters.stream import Batch, TableMeta, TableSpec, plan
 from snapstore.canonical import loads
 from snapstore.store import BlobReader, SnapshotInfo, Store
@@ -118,8 +118,7 @@ def _checked(spec: TableSpec, raws: list[bytes], records: list[dict] | None) -> 
             if enabled:
                 gc.enable()
     batch = Batch(spec, records)
-    table = ParquetWriter.encode(batch)
-    return Typed(_one_batch(table), batch.warnings, records)
+    return Typed(_one_batch(encode_checked(batch)), batch.warnings, records)
 
 
 def _one_batch(table: pa.Table) -> pa.RecordBatch:
@@ -130,17 +129,19 @@ def _one_batch(table: pa.Table) -> pa.RecordBatch:
 
 def typed_batch(spec: TableSpec, raws: list[bytes], records: list[dict] | None = None) -> Typed:
     """A chunk of canonical record blobs as a typed record batch (the Parquet export's schema).
-    ``records``: the same blobs already parsed, when the caller has them (attachment paths added):
-    the object-shaped columns are then typed from them."""
+    ``records``: the same blobs already parsed, when the caller has them (the export, attachment
+    paths added): the object-shaped columns are then typed from them."""
     schema = _schema_of(spec)
-    found = _parse(spec, raws) if records is None else None
+    found = _parse(spec, raws)
     if found is None:
         return _checked(spec, raws, records)
     parsed, skip = found
     fields = parsed.column("fields").combine_chunks()
     ids = parsed.column("id").combine_chunks()
     slow = bool(skip) or any(kind not in _CPP_KINDS for kind in spec.kinds)
-    batch = Batch(spec, [loads(r) for r in raws] if slow else [])
+    if records is None:
+        records = [loads(r) for r in raws] if slow else []
+    batch = Batch(spec, records)
     cols = _Columns(batch, schema)
     arrays: list[pa.Array] = [ids, _times(cols, 1, parsed.column("createdTime").combine_chunks(), _TS, ids)]
     for i, (fid, kind) in enumerate(zip(spec.field_ids, spec.kinds, strict=True)):

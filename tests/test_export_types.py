@@ -153,3 +153,27 @@ def test_dates_booleans_and_lists_are_typed():
                            '{"x":1}')
     assert rows[1][2:] == (None, None, None, '["nope"]', None, None, None)
     assert sorted(w[1] for w in batch.warnings) == ["at", "day", "days", "n", "ok"]
+
+
+def test_the_yaml_emitter_writes_the_dumpers_bytes():
+    """The YAML export writes records itself (exporters/yaml_writer.py) where it can prove what the
+    dumper would write: for any JSON shape and any string, its bytes are the dumper's."""
+    import random
+
+    from exporters.yaml_writer import dump_records, emit_records
+
+    rng = random.Random(1)
+    pool = list("aZé -_:#'\"\n\t\\{}[],&*!|>%@`?=~.0123456789") + ["\u2028", "\x85", "\u00a0", "😀", "\ufeff", "\x00",
+                                                                    "\x7f", "\r"]
+    words = ["yes", "No", "null", "~", "true", "1e3", "0x1f", "2024-01-01", "12:30", ".inf", "<<", "=", "-", "- a",
+             "a: b", "a #b", "a#b", "Ok", "2024-01-01T00:00:00.000Z", "2024-13-45T25:61:00Z", "x" * 200, "y " * 600]
+    fast = 0
+    for _ in range(5000):
+        s = rng.choice(words) if rng.random() < 0.3 else "".join(rng.choice(pool) for _ in range(rng.randint(0, 8)))
+        if rng.random() < 0.3:
+            s = rng.choice(["A", "x", "É"]) + s
+        n = rng.choice([1, -2.5, 1e20, 1e-7, float("nan"), float("-inf"), True, False, None, 0.1, 10**20])
+        doc = [{"k": s, s or "e": [s, {"x": s, "y": [s, []]}, [s, {}]], "n": n, "l": [[], {}, [[s]], s]}, s, [n]]
+        assert emit_records(doc) == dump_records(doc), repr(s)
+        fast += "\n" not in s
+    assert fast > 1000
