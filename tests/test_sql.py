@@ -237,3 +237,14 @@ def test_encrypted_store_needs_its_password(tmp_path):
     assert wrong.returncode == 12 and wrong.stdout == ""
     none = subprocess.run(run, env=base_env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert none.returncode == 2 and none.stdout == "" and "password" in none.stderr
+
+
+def test_json_answers_embed_json_values(world):
+    """changes()'s old and new are JSON: the JSON formats hold the values, not their text."""
+    snaps, path = world["snaps"], world["path"]
+    table = snaps[-1].bases[0].tables[0]
+    res = _cli("sql", "--store", path, "--format", "ndjson",
+               f"SELECT old, new FROM changes('{table.table_id}', '{snaps[0].id}', '{snaps[-1].id}') "
+               "WHERE _change = 'changed' AND type = 'number' LIMIT 3")
+    rows = [json.loads(x) for x in res.output.splitlines()]
+    assert res.exit_code == 0 and rows and all(isinstance(v, int | float | None) for r in rows for v in r.values())

@@ -66,13 +66,17 @@ def sql(query, store, snapshot, bases, fmt, out_file, attach, attach_tables, att
                 shell(session)
                 return
         result = session.execute(query)
-        write_result(result.to_arrow_reader(BATCH), fmt, out_file)
+        json_columns = {d[0] for d in result.description or () if str(d[1]) == "JSON"}
+        write_result(result.to_arrow_reader(BATCH), fmt, out_file, json_columns)
     finally:
         session.close()
 
 
-def write_result(reader: pa.RecordBatchReader, fmt: str, out_file: str | None) -> None:
-    """The answer in ``fmt``, streamed batch by batch (the table format keeps TABLE_ROWS rows)."""
+def write_result(reader: pa.RecordBatchReader, fmt: str, out_file: str | None,
+                 json_columns: set[str] = frozenset()) -> None:
+    """The answer in ``fmt``, streamed batch by batch (the table format keeps TABLE_ROWS rows).
+    ``json_columns``: columns of DuckDB's JSON type, which Arrow carries as text: the JSON formats
+    embed their values instead of quoting them."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -89,7 +93,7 @@ def write_result(reader: pa.RecordBatchReader, fmt: str, out_file: str | None) -
                 for b in reader:
                     w.write_batch(b)
         elif fmt in ("json", "ndjson"):
-            _write_json(reader, f, fmt == "json")
+            _write_json(reader, f, fmt == "json", json_columns)
         else:
             f.write(render_table(reader).encode())
         f.flush()
@@ -98,15 +102,19 @@ def write_result(reader: pa.RecordBatchReader, fmt: str, out_file: str | None) -
             f.close()
 
 
-def _write_json(reader: pa.RecordBatchReader, f, array: bool) -> None:
+def _write_json(reader: pa.RecordBatchReader, f, array: bool, json_columns: set[str]) -> None:
     import orjson
 
     opt = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+    embed = [c for c in reader.schema.names if c in json_columns]
     first = True
     if array:
         f.write(b"[")
     for b in reader:
         for row in b.to_pylist():
+            for c in embed:
+                if row[c] is not None:
+                    row[c] = orjson.loads(row[c])
             line = orjson.dumps(row, default=str, option=opt)
             if array:
                 f.write(b"\n" if first else b",\n")

@@ -344,8 +344,13 @@ class Session:
                                   lambda: self.history(base_id, table_id))
         sa, sb = self.resolve(c.args[1]), self.resolve(c.args[2])
         base_id, table_id = self._pick_table(c.args[0], [sb, sa], f"in snapshots {sa.id} or {sb.id}")
-        return self._register(("changes", base_id, table_id, sa.seq, sb.seq), "changes",
+        data = self._register(("changes", base_id, table_id, sa.seq, sb.seq), "changes",
                               lambda: self.changes(base_id, table_id, sa, sb))
+        view = _quote(data.strip('"') + "_json")
+        # old and new are JSON text: a view gives them DuckDB's JSON type (an Arrow table cannot)
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS "
+                         f"SELECT * REPLACE (old::JSON AS old, new::JSON AS new) FROM {data}")
+        return view
 
     def _register_builtin(self, name: str) -> None:
         self.con.register(name, getattr(self, f"rel_{name}")())
@@ -441,10 +446,7 @@ class Session:
             for rc in td.changed:
                 for fc in rc.fields or []:
                     add(rc.record_id, "changed", fc.field_id, fc.name, fc.old_name, fc.type, fc.old, fc.new)
-        rel = pa.table(rows, schema=pa.schema([(k, pa.string()) for k in rows]))
-        name = f"__changes_data_{id(rel)}"
-        self.con.register(name, rel)
-        return self.con.sql(f"SELECT * REPLACE (old::JSON AS old, new::JSON AS new) FROM {name}").to_arrow_table()
+        return pa.table(rows, schema=pa.schema([(k, pa.string()) for k in rows]))
 
     # -- the small relations --------------------------------------------------------------------
 
