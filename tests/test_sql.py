@@ -196,6 +196,8 @@ def test_cli_answers_and_errors(world, tmp_path):
     assert res.exit_code == 0 and pq.read_table(out).num_rows == 3
     res = _cli("sql", "--store", path, "SELECT id FROM snapshots LIMIT 1")
     assert res.exit_code == 0 and "(1 row)" in res.output
+    res = CliRunner().invoke(main, ["sql", "--store", path, "--format", "csv"], input="SELECT 42 AS x")  # a pipe
+    assert res.exit_code == 0 and res.output.splitlines() == ['"x"', "42"]
 
     res = _cli("sql", "--store", path, "SELEC 1")
     assert res.exit_code == 1 and res.output.count("\n") == 1 and "syntax error" in res.output
@@ -248,3 +250,22 @@ def test_json_answers_embed_json_values(world):
                "WHERE _change = 'changed' AND type = 'number' LIMIT 3")
     rows = [json.loads(x) for x in res.output.splitlines()]
     assert res.exit_code == 0 and rows and all(isinstance(v, int | float | None) for r in rows for v in r.values())
+
+
+def test_a_table_name_two_bases_share_needs_its_base(tmp_path):
+    from snapstore.errors import UsageError
+
+    store = Store.init(tmp_path / "two")
+    ws = generate_workspace(seed=3, bases=2, tables_per_base=1, records_per_table=10, attachment_share=0)
+    with Emulator(ws, rate_limits=False) as emu:
+        src = AirtableSource(emu.token, emu.url, rate_base=1000, rate_token=1000)
+        take_snapshot(store, src, plan_snapshot(src), SnapshotOptions())
+    snap = store.resolve("latest")
+    (b1, b2) = snap.bases
+    assert b1.tables[0].name == b2.tables[0].name  # the generator names them alike
+    name = b1.tables[0].name
+    session = Session(store)
+    for b in (b1, b2):
+        assert session.arrow(f'SELECT count(*) FROM "{b.name}"."{name}"').column(0)[0].as_py() == b.tables[0].records
+    with pytest.raises(UsageError, match=f'no table {name}: .*"{b1.name}"."{name}"'):
+        session.arrow(f"SELECT count(*) FROM {name}")

@@ -4,7 +4,6 @@ opens a session of snapstore.ops.sql, prints the result batch by batch (docs/sql
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -160,14 +159,17 @@ def render_table(reader: pa.RecordBatchReader) -> str:
 
 
 def shell(session) -> None:
-    """A small REPL: statements end with ``;``, history kept in the cache folder (readline)."""
+    """A small REPL (DuckDB's own CLI is not a dependency): statements end with ``;``; line history
+    through readline, kept in snapstore's cache folder."""
     from snapstore.errors import SnapstoreError
 
     try:
         import readline
     except ImportError:  # pragma: no cover - not on every platform
         readline = None
-    hist = Path.home() / ".cache" / "snapstore" / "sql_history"
+    from snapstore.store.store import cache_root
+
+    hist = cache_root() / "sql_history"
     if readline is not None:
         try:
             hist.parent.mkdir(parents=True, exist_ok=True)

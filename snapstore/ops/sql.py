@@ -39,7 +39,7 @@ from exporters.stream import BaseMeta, TableMeta, TableSpec
 from exporters.values import column_names
 from snapstore import arrowread
 from snapstore.errors import SnapstoreError, StoreError, UsageError
-from snapstore.selection import NotFound, find_id, resolve_snapshot, select, table_pairs
+from snapstore.selection import NotFound, SelectionError, find_id, resolve_snapshot, select, table_pairs
 from snapstore.store import BlobReader, SnapshotInfo, Store
 from snapstore.store.catalog import sql as catalog_sql
 from snapstore.store.catalog.snapshots import attachment_rows
@@ -297,7 +297,10 @@ class Session:
         if len(parts) == 1 and parts[0].lower() in BUILTINS:
             self._register_builtin(parts[0].lower())
             return
-        found = self._find_table(parts[-2:])
+        try:
+            found = self._find_table(parts[-2:])
+        except SelectionError:  # a name two bases' tables share: only "base"."table" names one
+            return
         if found is not None:
             self._register_view(found)
 
