@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -114,9 +115,9 @@ def child(engine: str, where: str, queries: list[str]) -> None:
         def run(q):
             return con.execute(q).to_arrow_table()
     for q in queries:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         rows = run(q).num_rows
-        times.append((time.perf_counter() - t0, rows))
+        times.append((time.perf_counter() - t0, time.process_time() - c0, rows))
     print(json.dumps({"times": times, "peak_rss_mb": peak_rss_mb()}))
 
 
@@ -133,14 +134,22 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--snapshots", type=int, default=30)
     ap.add_argument("--churn", type=float, default=0.01)
+    ap.add_argument("--work", default=None, metavar="DIR",
+                    help="build the store here and keep it (a later run with the same DIR reuses it)")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child[0], args.child[1], json.loads(args.child[2]))
         return
-    work = Path(tempfile.mkdtemp(prefix="bench-sql-"))
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-sql-"))
     try:
-        info = build(work, args.records, args.snapshots, args.churn)
+        saved = work / "build.json"
+        if saved.exists():
+            info = json.loads(saved.read_text())
+        else:
+            work.mkdir(parents=True, exist_ok=True)
+            info = build(work, args.records, args.snapshots, args.churn)
+            saved.write_text(json.dumps(info))
         s = args.snapshots
         print(f"store: {args.records:,} records, {s} snapshots at {args.churn:.0%} churn, written in "
               f"{info['built']:.0f} s; each snapshot to Parquet (the anchor) in {info['exported']:.0f} s")
@@ -163,19 +172,21 @@ def main() -> None:
              [f"SELECT count(*) FROM '{first}' a FULL JOIN '{last}' b ON a._id = b._id "
               "WHERE to_json(a) IS DISTINCT FROM to_json(b)"]),
         ]
-        print(f"{'query':24} {'snapstore s':>12} {'(again)':>8} {'peak MB':>8}   {'duckdb/parquet s':>16} "
-              f"{'(again)':>8} {'peak MB':>8}")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; seconds wall / CPU (this process "
+              "and its threads); '2nd': the same query again in the same session")
+        print(f"{'query':24} {'snapstore':>13} {'2nd':>13} {'peak MB':>8}   {'duckdb/parquet':>13} {'2nd':>13} "
+              f"{'peak MB':>8}")
         for name, ours, theirs in cases:
             a = in_child("snapstore", str(work / "store"), ours)
             b = in_child("duckdb", str(work), theirs)
 
             def fmt(r):
-                t = r["times"]
-                again = f"{t[1][0]:8.3f}" if len(t) > 1 else " " * 8
-                return f"{t[0][0]:12.3f} {again} {r['peak_rss_mb']:8.0f}"
-            print(f"{name:24} {fmt(a)}   {fmt(b).replace(' ' * 4, '', 1):>34}", flush=True)
+                t = [f"{w:6.2f}/{c:6.2f}" for w, c, _rows in r["times"]] + [""]
+                return f"{t[0]:>13} {t[1]:>13} {r['peak_rss_mb']:8.0f}"
+            print(f"{name:24} {fmt(a)}   {fmt(b)}", flush=True)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

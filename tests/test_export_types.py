@@ -177,3 +177,34 @@ def test_the_yaml_emitter_writes_the_dumpers_bytes():
         assert emit_records(doc) == dump_records(doc), repr(s)
         fast += "\n" not in s
     assert fast > 1000
+
+
+def test_the_arrow_reader_types_as_the_checked_conversion_does(tmp_path):
+    """Parquet chunks are typed by the Arrow reader (C++ JSON parsing of the stored bytes); for
+    every type, error values, bad dates and object cells included, its columns, values and warnings
+    are those of the value-by-value conversion it replaces."""
+    from fixtures_alltypes import build
+
+    from exporters.parquet_writer import encode_checked
+    from exporters.stream import plan
+    from snapstore.arrowread import _parse, typed_batch
+    from snapstore.canonical import loads
+    from snapstore.store import BlobReader
+
+    stores = [build(tmp_path / "all", extras=True),
+              emuexport.snapshot_store(tmp_path / "emu", records_per_table=120, attachment_share=0.2)]
+    fast = 0
+    for store, snap in stores:
+        for base in plan(store, snap):
+            for t in base.tables:
+                spec = TableSpec.of(t, snap.full_id)
+                for chunk in store.record_chunks(snap, base.base_id, t.table_id, size=50):
+                    raws = BlobReader(store).read_chunk(chunk)
+                    want = Batch(spec, [loads(r) for r in raws])
+                    expected = encode_checked(want)
+                    got = typed_batch(spec, raws)
+                    assert got.batch.schema.equals(expected.schema, check_metadata=True)
+                    assert got.batch.to_pylist() == expected.to_pylist()
+                    assert sorted(got.warnings) == sorted(want.warnings)
+                    fast += _parse(spec, raws) is not None
+    assert fast > 10  # chunks the C++ parser read (with fields left to the checked path where needed)
