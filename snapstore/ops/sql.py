@@ -469,9 +469,8 @@ class Session:
             "id": [x.id for x in s], "full_id": [x.full_id for x in s], "time": pa.array([x.time for x in s], _TS),
             "parent": [x.parent[:8] if x.parent else None for x in s], "status": [x.status for x in s],
             "records": pa.array([x.records for x in s], pa.int64()),
-            "new": pa.array([x.stats.get("new") for x in s], pa.int64()),
-            "changed": pa.array([x.stats.get("changed") for x in s], pa.int64()),
-            "deleted": pa.array([x.stats.get("deleted") for x in s], pa.int64()),
+            **{k: pa.array([sum(getattr(t, k) for b in x.bases for t in b.tables) for x in s], pa.int64())
+               for k in ("new", "changed", "deleted")},
             "tags": pa.array([x.tags for x in s], pa.list_(pa.string())), "note": [x.note for x in s],
             "seq": pa.array([x.seq for x in s], pa.int64()),
         })
