@@ -162,7 +162,7 @@ def main() -> None:
              [f"SELECT count(*) FROM '{last}'"] * 2),
             (f"filtered at {old}", [f"SELECT count(*), avg(Amount) FROM at('{old}', '{TABLE}') WHERE Status = 'Won'"] * 2,
              [f"SELECT count(*), avg(Amount) FROM '{pq_old}' WHERE Status = 'Won'"] * 2),
-            ("history of one record", [f"SELECT * FROM history('{TABLE}') WHERE _id = '{rid}'"],
+            ("history of one record", [f"SELECT * FROM history('{TABLE}', '{rid}')"],
              [f"SELECT * FROM read_parquet({allp}, filename = true) WHERE _id = '{rid}'"]),
             ("history of all", [f"SELECT count(*), count(DISTINCT _id) FROM history('{TABLE}')"],
              [f"SELECT count(*), count(DISTINCT _id) FROM (SELECT DISTINCT * EXCLUDE (filename) "

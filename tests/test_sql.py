@@ -126,9 +126,13 @@ def test_history_has_exactly_the_versions_history_prints(world):
         assert res.exit_code == 0, res.output
         want = [(v["first"]["short_id"], v["last"]["short_id"], v["began"], v["ended"])
                 for v in json.loads(res.output)["versions"]]
+        order = [x.id for x in world["snaps"]]
         got = sorted(((r["_from_snapshot"], r["_last_snapshot"], r["_change"], r["_ended"])
-                      for r in hist if r["_id"] == rid), key=lambda v: [x.id for x in world["snaps"]].index(v[0]))
+                      for r in hist if r["_id"] == rid), key=lambda v: order.index(v[0]))
         assert got == want
+        one = session.arrow(f"SELECT _from_snapshot, _last_snapshot, _change, _ended FROM history('{table_id}', "
+                            f"'{rid}') ORDER BY _valid_from").to_pylist()  # the record's versions alone
+        assert [tuple(r.values()) for r in one] == want
     # every record of every snapshot is one version of the history, at the snapshot it spans
     n_versions = len(hist)
     assert n_versions > max(t.records for s in world["snaps"] for b in s.bases for t in b.tables if t.table_id == table_id)

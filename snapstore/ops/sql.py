@@ -50,7 +50,7 @@ log = logging.getLogger("snapstore.sql")
 #: The relations every session has (registered when a query names them).
 BUILTINS = ("snapshots", "tables", "fields", "comments", "attachments")
 #: The calls rewritten into registered relations, and how many arguments each takes.
-CALLS = {"at": (2, 2), "history": (1, 1), "changes": (3, 3)}
+CALLS = {"at": (2, 2), "history": (1, 2), "changes": (3, 3)}
 #: Version rows read per batch in history().
 CHUNK = 4096
 _TS = pa.timestamp("ms", tz="UTC")
@@ -123,7 +123,7 @@ def find_calls(sql: str) -> list[Call]:
                 j += 1
             lo, hi = CALLS[name]
             if j >= len(toks) or not lo <= len(args) <= hi:
-                raise UsageError(f"{name}() takes {lo} argument(s): e.g. "
+                raise UsageError(f"{name}() takes {lo if lo == hi else f'{lo} or {hi}'} argument(s): e.g. "
                                  f"{name}({', '.join(repr(a) for a in _EXAMPLE[name])})")
             out.append(Call(name, tuple(args), t.start, toks[j].end))
             i = j + 1
@@ -351,8 +351,9 @@ class Session:
             return self.table_at(snap, base_id, table_id)
         if c.name == "history":
             base_id, table_id = self._pick_table(c.args[0], self.snaps, "in this store")
-            return self._register(("history", base_id, table_id), "history",
-                                  lambda: self.history(base_id, table_id))
+            rid = c.args[1] if len(c.args) > 1 else None
+            return self._register(("history", base_id, table_id, rid), "history",
+                                  lambda: self.history(base_id, table_id, rid))
         sa, sb = self.resolve(c.args[1]), self.resolve(c.args[2])
         base_id, table_id = self._pick_table(c.args[0], [sb, sa], f"in snapshots {sa.id} or {sb.id}")
         data = self._register(("changes", base_id, table_id, sa.seq, sb.seq), "changes",
@@ -405,12 +406,13 @@ class Session:
                        columns=column_names(flist), info=None)
         return tm, holding
 
-    def history(self, base_id: str, table_id: str) -> pa.RecordBatchReader:
-        """Every version of every record of the table, each read once, with the snapshots it spans."""
+    def history(self, base_id: str, table_id: str, record_id: str | None = None) -> pa.RecordBatchReader:
+        """Every version of every record of the table (or of ``record_id`` only), each read once,
+        with the snapshots it spans."""
         tm, _holding = self.history_table(base_id, table_id)
         spec = TableSpec.of(tm, "history")
         latest = max(self.by_seq)
-        versions = catalog_sql.table_versions(self.store.catalog, base_id, table_id, latest)
+        versions = catalog_sql.table_versions(self.store.catalog, base_id, table_id, latest, record_id)
         schema = _schema_of(spec)
         extra = [pa.field("_valid_from", _TS), pa.field("_valid_to", _TS), pa.field("_from_snapshot", pa.string()),
                  pa.field("_to_snapshot", pa.string()), pa.field("_last_snapshot", pa.string()),

@@ -22,7 +22,7 @@ nxt AS (SELECT seq, lead(seq) OVER (ORDER BY seq) AS after_seq FROM ts),
 v AS (
     SELECT rv.record_id, rv.hash, min(ts.seq) AS first_seq, max(ts.seq) AS last_seq
     FROM record_version rv JOIN ts ON ts.seq >= rv.begin_seq AND (rv.end_seq IS NULL OR ts.seq < rv.end_seq)
-    WHERE rv.table_pk = $pk
+    WHERE rv.table_pk = $pk AND ($rid IS NULL OR rv.record_id = $rid)
     GROUP BY rv.record_id, rv.hash, rv.begin_seq),
 w AS (
     SELECT v.*, nxt.after_seq,
@@ -41,8 +41,9 @@ ORDER BY p.name, b.off, b.ioff, w.record_id, w.first_seq
 """
 
 
-def table_versions(catalog: Catalog, base_id: str, table_id: str, latest_seq: int) -> pa.Table:
-    """Every version of the table's records that a kept snapshot holds: record_id, hash, first_seq,
+def table_versions(catalog: Catalog, base_id: str, table_id: str, latest_seq: int,
+                   record_id: str | None = None) -> pa.Table:
+    """Every version of the table's records (or of one record) that a kept snapshot holds: record_id, hash, first_seq,
     last_seq, after_seq (the table's first snapshot after the version, null if none), began
     (created, changed, re-created), ended (changed, deleted, table absent, null while current),
     and the blob's location (pack, off, clen, rlen, dict_hash, ioff), in pack order."""
@@ -51,7 +52,7 @@ def table_versions(catalog: Catalog, base_id: str, table_id: str, latest_seq: in
                          [base_id, table_id]).fetchone()
         if pk is None:
             return pa.table({})
-        return con.execute(_VERSIONS_SQL, {"pk": pk[0], "latest": latest_seq}).to_arrow_table()
+        return con.execute(_VERSIONS_SQL, {"pk": pk[0], "latest": latest_seq, "rid": record_id}).to_arrow_table()
 
 
 __all__ = ["table_versions"]
