@@ -100,12 +100,11 @@ def _parse(spec: TableSpec, raws: list[bytes]) -> tuple[pa.Table, frozenset[str]
 class Typed:
     """One chunk of a table as a typed Arrow record batch, and the values its columns could not hold."""
 
-    __slots__ = ("batch", "warnings", "records")
+    __slots__ = ("batch", "warnings")
 
-    def __init__(self, batch: pa.RecordBatch, warnings: list, records: list[dict] | None) -> None:
+    def __init__(self, batch: pa.RecordBatch, warnings: list) -> None:
         self.batch = batch
         self.warnings = warnings  # (format, column, message), as Batch.warn reports them
-        self.records = records  # the parsed records when the checked path parsed them (else None)
 
 
 def _checked(spec: TableSpec, raws: list[bytes], records: list[dict] | None) -> Typed:
@@ -118,7 +117,7 @@ def _checked(spec: TableSpec, raws: list[bytes], records: list[dict] | None) -> 
             if enabled:
                 gc.enable()
     batch = Batch(spec, records)
-    return Typed(_one_batch(encode_checked(batch)), batch.warnings, records)
+    return Typed(_one_batch(encode_checked(batch)), batch.warnings)
 
 
 def _one_batch(table: pa.Table) -> pa.RecordBatch:
@@ -155,8 +154,7 @@ def typed_batch(spec: TableSpec, raws: list[bytes], records: list[dict] | None =
             arrays.append(col)
         else:
             arrays.append(cols.column(i + 2, kind, batch.column(fid)))
-    return Typed(pa.RecordBatch.from_arrays(arrays, schema=schema), batch.warnings,
-                 batch.records if slow else None)
+    return Typed(pa.RecordBatch.from_arrays(arrays, schema=schema), batch.warnings)
 
 
 def _with_ids(cols: _Columns, ids: pa.Array) -> _Columns:
