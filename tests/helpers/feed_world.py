@@ -22,11 +22,17 @@ class World:
     """An emulator on a manual clock (limits off), a source, a store with the feed enabled."""
 
     def __init__(self, tmp_path, *, seed: int = 1, computed: bool = False, records: int = 60,
-                 tables: int = 3, start: float = 1_780_000_000.0) -> None:
+                 tables: int = 3, start: float = 1_780_000_000.0, inverse_modifies: bool = True,
+                 rate_model: str | None = None, self_link_lookups: bool = False) -> None:
         ws = generate_workspace(seed=seed, bases=1, tables_per_base=tables, records_per_table=records,
-                                attachment_share=0.05, link_share=0.5, comment_share=0.0)
+                                attachment_share=0.05, link_share=0.5, comment_share=0.0,
+                                self_link_lookups=self_link_lookups)
         self.clock = ManualClock(start)  # start=time.time() when the CLI (wall clock) drives snapshots
-        self.emu = Emulator(ws, clock=self.clock, rate_limits=False, webhook_computed_changes=computed).start()
+        self.lag = 0.0  # how far the client's clock is behind the service's (a jump it did not see)
+        # rate limits on: every request takes 0.25 s of the manual clock, so no model can see 5 in a second
+        limits = {"rate_limits": False} if rate_model is None else {"rate_model": rate_model, "latency": 0.25}
+        self.emu = Emulator(ws, clock=self.clock, webhook_computed_changes=computed,
+                            modified_by_inverse=inverse_modifies, **limits).start()
         self.base_id = ws.bases[0].id
         self.src = AirtableSource(self.emu.token, self.emu.url, rate_base=1e6, rate_token=1e6, penalty=0.0,
                                   policy=FAST, timeout=(5, 20))
@@ -34,7 +40,7 @@ class World:
         self.headers = {"Authorization": f"Bearer {self.emu.token}"}
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock.now(), UTC)
+        return datetime.fromtimestamp(self.clock.now() - self.lag, UTC)
 
     def enable(self) -> list[dict]:
         return manage.enable(self.store, self.src, [{"id": self.base_id, "name": "b"}], now=self.now())
