@@ -1,7 +1,7 @@
 """Write docs/cli.md, the CLI reference, from the click commands themselves.
 
 The reference is never written by hand: every verb, sub-verb and option comes from the same click
-objects `snapstore --help` prints, so it cannot name an option the code dropped. tests/cli/
+objects `snapstore --help` prints, so it cannot name an option the code dropped. tests/unit/
 test_cli_reference.py fails when docs/cli.md lacks a command or an option the code has (run this
 script to fix it); .ci/run runs it before `mkdocs build --strict`.
 

@@ -2,7 +2,7 @@
 
 It imports zstandard, msgpack, pyarrow, cryptography and the standard library, never snapstore: every
 structure it decodes, and every rule it checks, is one the document states (the section is named where
-it is used). tests/test_format_reader.py compares what it reads with what the library reads, record for
+it is used). tests/unit/test_format_reader.py compares what it reads with what the library reads, record for
 record, so a change to the writer that the document does not describe fails there.
 
 Only what format 3 and 4 stores need is here (record frames named by frame id, column frames, table

@@ -11,7 +11,7 @@ import pytest
 
 from snapstore.cli import main
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 HEADING = re.compile(r"^#{2,4} (snapstore(?: [\w-]+)*)$", re.M)
 
 
