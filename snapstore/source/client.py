@@ -191,6 +191,19 @@ class AirtableSource:
         finally:
             self._adapter.policy = full
 
+    @contextlib.contextmanager
+    def fewer_retries(self, retries: int = 1) -> Iterator[None]:
+        """At most ``retries`` retries of 5xx/network errors for the calling thread's requests: a
+        route that already failed after the full retries (comments of a base whose endpoint fails)
+        costs seconds per request, not a minute. 429s are still honoured in full."""
+        full = self._adapter.policy
+        self._adapter.thread_policy(RetryPolicy(max_retries=min(retries, full.max_retries), max_429=full.max_429,
+                                                backoff=full.backoff, backoff_max=full.backoff_max))
+        try:
+            yield
+        finally:
+            self._adapter.thread_policy(None)
+
     def bases(self) -> list[dict]:
         """Every base the token can see, raw (``id``, ``name``, ``permissionLevel``)."""
 
