@@ -144,3 +144,34 @@ def test_comments_option_is_checked(emu, tmp_path):
     assert r.exit_code == 2 and "expected changed or full" in r.output
     r = _cli(emu, tmp_path / "s", "snapshot", "--comments", "--comments-every", "auto", *FAST)
     assert r.exit_code == 2
+
+
+def test_a_failing_comments_endpoint_is_given_up_in_bounded_requests(tmp_path):
+    """One base's comments endpoint answers 503 to everything: a few failures end a table's comments,
+    two tables end the base's, the run goes on and commits partial (exit 3), naming each table and why;
+    the other base's comments are read. No retry sleeps (--retry-backoff 0)."""
+    ws = generate_workspace(seed=5, bases=2, tables_per_base=3, records_per_table=30, attachment_share=0.0,
+                            comment_share=0.5)
+    with Emulator(ws, rate_limits=False) as emu:
+        bad, good = emu.workspace.bases
+        emu.faults.add(route="list_comments", kind="503", rate=1.0, base_id=bad.id)
+        r = _cli(emu, tmp_path / "store", "snapshot", "--comments", "--max-retries", "8", *FAST)
+        assert r.exit_code == 3, r.output
+        from snapstore.ops import snapshot_comments as SC
+
+        # the first request of the base gets every retry (1 + 8), then one retry each: 3 failures a table,
+        # 2 tables; the third table reads none
+        first, fewer = 1 + 8, 1 + SC.FEWER_RETRIES
+        want = first + (SC.MAX_CONSECUTIVE - 1) * fewer + SC.MAX_CONSECUTIVE * fewer
+        assert emu.counters.snapshot()["bases"][bad.id]["requests"] - 1 - 3 == want  # minus schema and listings
+        info = Store.open(tmp_path / "store").resolve("latest")
+        reasons = {m["table_id"]: m["reason"] for m in info.missing if m["base_id"] == bad.id}
+        assert set(reasons) == {t.id for t in bad.tables}
+        assert all("503" in why for why in reasons.values())
+        assert sum("3 comments requests in a row failed" in why for why in reasons.values()) == 2
+        assert "the comments of 2 tables of this base could not be read" in reasons[bad.tables[2].id]
+        assert all(m.get("records_kept") for m in info.missing)  # the records are all there
+        assert not any(m["base_id"] == good.id for m in info.missing)
+        assert sum(len(store_cs) for t in good.tables
+                   for store_cs in [Store.open(tmp_path / "store").comments(info, good.id, t.id)]) > 0
+        assert f"{bad.id}/{bad.tables[0].id}: comments not read" in r.output
