@@ -152,6 +152,8 @@ class AirtableSource:
     def close(self) -> None:
         self.api.session.close()
         self.downloads.close()
+        if getattr(self.throttle, "shared", None) is not None:
+            self.throttle.shared.close()  # its files (opened again if the source is used again)
 
     def __enter__(self) -> AirtableSource:
         return self

@@ -11,7 +11,8 @@ pause into the file, and every process waits it out.
 What the file holds: ``{"paused_until": t, "slots": [[pid, until], ...]}`` with times on the
 machine's monotonic clock (the same in every process). A slot's ``until`` is ``inf`` while its
 request is in flight and ``finished + window`` after; a slot whose process died is dropped. Nothing
-names the token. One lock, read and write per request start and per response: ~0.1 ms, against
+names the token. One lock, read and write per request start and per response: measured 1.6 ms a
+request (reserve and release) on a busy 2-core machine, 0.65 ms with the file kept open, against
 200 ms per request to the real API.
 
 The per-token quota (50/s) is not shared: it is the token's across bases, and a machine whose
@@ -27,6 +28,7 @@ import json
 import math
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +55,8 @@ class SharedBudget:
         self.folder = Path(folder) / hashlib.sha256(api_url.encode()).hexdigest()[:16]
         self.folder.mkdir(parents=True, exist_ok=True)
         self.pid = os.getpid()
+        self._mutex = threading.Lock()
+        self._fds: dict[str, int] = {}  # one open file per base, kept: opening it cost more than the rest
 
     def _path(self, key: str) -> Path:
         return self.folder / (re.sub(r"[^A-Za-z0-9_-]", "_", key) + ".json")
@@ -60,27 +64,33 @@ class SharedBudget:
     @contextlib.contextmanager
     def _state(self, key: str) -> Iterator[dict]:
         """The key's state, locked; what the block leaves in it is written back."""
-        fd = os.open(self._path(key), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
+        with self._mutex:  # flock excludes other processes; this, the other threads of this one
+            fd = self._fds.get(key)
+            if fd is None:
+                fd = self._fds[key] = os.open(self._path(key), os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
-            raw = b""
-            while chunk := os.read(fd, 65536):
-                raw += chunk
             try:
-                state = json.loads(raw) if raw.strip() else {}
-                if not isinstance(state, dict):
+                raw = os.pread(fd, 1 << 20, 0)
+                try:
+                    state = json.loads(raw) if raw.strip() else {}
+                    if not isinstance(state, dict):
+                        state = {}
+                except ValueError:  # a torn write of a killed process: start afresh, it only costs a window
                     state = {}
-            except ValueError:  # a torn write of a killed process: start afresh, it only costs a window
-                state = {}
-            before = json.dumps(state, sort_keys=True)
-            yield state
-            after = json.dumps(state, sort_keys=True)
-            if after != before:
-                os.lseek(fd, 0, os.SEEK_SET)
-                os.ftruncate(fd, 0)
-                os.write(fd, after.encode())
-        finally:
-            os.close(fd)  # releases the lock
+                yield state
+                after = json.dumps(state, sort_keys=True)
+                if after.encode() != raw.rstrip():  # the file is always written by this line
+                    # padded with blanks over the old text rather than truncated: ftruncate cost 4.5 ms a
+                    # call here (overlay file system), a write in place 20 us; JSON ignores the blanks
+                    os.pwrite(fd, after.encode().ljust(len(raw)), 0)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        with self._mutex:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
 
     @staticmethod
     def _live(state: dict, now: float) -> list[list]:
