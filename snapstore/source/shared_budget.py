@@ -3,7 +3,7 @@
 Airtable's 5 requests/s are the base's, whoever sends them: a snapshot and a restore of one base,
 each throttling itself to 5/s, together sent 10/s and took ten 429s and eight 30-second pauses
 (313 s). So the processes share the base's window through a small file per base under the cache
-folder (``<cache>/rate/<endpoint>/<base>.json``), read and rewritten under an exclusive ``fcntl``
+folder (``<cache>/rate/<endpoint>/<base>.json``, both names hashed), read and rewritten under an exclusive ``fcntl``
 lock: the requests of the last window (in flight, or finished less than a window ago) and the end of
 a pause. A request starts only when the file has room for it; a 429 seen by one process writes the
 pause into the file, and every process waits it out.
@@ -27,7 +27,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,7 +58,8 @@ class SharedBudget:
         self._fds: dict[str, int] = {}  # one open file per base, kept: opening it cost more than the rest
 
     def _path(self, key: str) -> Path:
-        return self.folder / (re.sub(r"[^A-Za-z0-9_-]", "_", key) + ".json")
+        # hashed, as the endpoint is: the cache folder need not say which bases this machine reads
+        return self.folder / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
 
     @contextlib.contextmanager
     def _state(self, key: str) -> Iterator[dict]:
