@@ -22,6 +22,7 @@ from typing import BinaryIO
 import requests
 from pyairtable import Api
 
+from snapstore import ledger
 from snapstore.source.adapter import RequestStats, RetryPolicy, ThrottledRetryAdapter
 from snapstore.source.errors import (
     AttachmentExpired,
@@ -108,6 +109,7 @@ class AirtableSource:
             _logger = logging.getLogger("snapstore.source")
             log = lambda m: _logger.info("%s", m)  # noqa: E731
         self.stats = RequestStats()
+        ledger.track(self.stats)  # every API request is counted in the store's ledger (snapstore/ledger.py)
         self.download_stats = RequestStats()
         self.api = Api(
             token.strip(),
