@@ -48,6 +48,7 @@ def _command_path(ctx: click.Context) -> tuple[str, ...]:
 def _load(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if not value:
         return
+    ctx.meta["snapstore.config_path"] = value  # serve hands the same file to the runs it starts
     from snapstore.cli import main  # the whole command graph: a key is known if any command takes it
 
     known = known_commands(main)

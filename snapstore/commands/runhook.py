@@ -30,7 +30,7 @@ log = logging.getLogger("snapstore.notify")
 WRITING_VERBS = frozenset({"snapshot", "forget", "prune", "verify", "restore", "import"})
 BUDGETED_VERBS = frozenset({"snapshot", "restore"})
 #: verbs that show the budget (stats --api) take the budget's settings, not --over-budget
-BUDGET_SHOWN = BUDGETED_VERBS | {"stats"}
+BUDGET_SHOWN = BUDGETED_VERBS | {"stats", "serve"}
 _META = "snapstore.runhook"
 
 
