@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -14,6 +15,25 @@ from snapstore.commands.output import Output
 from snapstore.errors import UsageError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but a stop signal ends it with exit 0 (a requested stop is not an
+        interruption: systemd's `systemctl stop` must not read as a failure). uvicorn re-raises the
+        signal after its graceful shutdown, which the CLI would turn into exit 130."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()  # shut down gracefully already: nothing to re-raise
+
+    return Server
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -41,6 +61,7 @@ def serve(store, listen, allow_restore, no_schedule, schedule, access_token, out
     progress is interrupted as the CLI's is, nothing half-committed."""
     import uvicorn
 
+    _Server = _server_class()
     from snapstore import ledger
     from snapstore.commands import password
     from snapstore.commands.runhook import _META
@@ -85,7 +106,7 @@ def serve(store, listen, allow_restore, no_schedule, schedule, access_token, out
     click.echo(f"open: http://{shown}:{port}/?token={gate.token}", err=True)
     app = build(app_ctx, on_start=scheduler.start if jobs else None, on_stop=scheduler.stop)
     config_ = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config_)
+    server = _Server(config_)
     try:
         server.run()
     except SystemExit as e:

@@ -46,6 +46,7 @@ def base_rows(snaps: list[SnapshotInfo], runs: list[ledger.Run]) -> list[BaseRow
     """Each base's last snapshot (complete or partial, with the reason), or its last failed run when
     a snapshot run failed after it; problems first."""
     rows: dict[str, BaseRow] = {}
+    names = {b.base_id: b.name for s in reversed(snaps) for b in s.bases}  # the newest name of each base
     for s in snaps:  # newest first
         for b in s.bases:
             if b.base_id in rows:
@@ -56,7 +57,7 @@ def base_rows(snaps: list[SnapshotInfo], runs: list[ledger.Run]) -> list[BaseRow
                                       sum(t.records for t in b.tables), s.time)
         for m in s.missing:
             if m.get("base_id") not in rows:
-                rows[m["base_id"]] = BaseRow(m["base_id"], m["base_id"], "partial", m.get("reason", ""), s,
+                rows[m["base_id"]] = BaseRow(m["base_id"], names.get(m["base_id"], m["base_id"]), "partial", m.get("reason", ""), s,
                                              when=s.time)
     for r in runs:  # oldest first: the last word wins
         if r.verb != "snapshot" or r.exit_code in (0, 3) or r.snapshot:
@@ -138,7 +139,7 @@ def chart(points: list[TimelinePoint], width: int = 960, height: int = 180) -> d
     if not points:
         return {"bars": [], "width": width, "height": height, "max": 0}
     top = max(1, max(p.added + p.changed + p.deleted for p in points))
-    w = width / len(points)
+    w = min(width / len(points), 48.0)  # a few snapshots: bars, not slabs
     bars = []
     for i, p in enumerate(points):
         y = height
