@@ -76,7 +76,13 @@ def build(ctx: Context, on_start=None, on_stop=None) -> Starlette:
     async def locked(fn, *a, **kw):
         def run():
             with ctx.lock:
-                return fn(*a, **kw)
+                # one catalog connection for the whole page (a DuckDB open costs ~85 ms; a diff page
+                # made six), closed at its end: an open one would block a scheduled run's writes
+                ctx.store.catalog.pin()
+                try:
+                    return fn(*a, **kw)
+                finally:
+                    ctx.store.catalog.unpin()
         return await asyncio.to_thread(run)
 
     def error(request: Request, e: Exception, status: int = 400) -> HTMLResponse:
