@@ -139,3 +139,10 @@ def test_config_file_refuses_the_secrets_themselves(tmp_path):
     cfg.write_text('password = "x"\n')
     r = CliRunner().invoke(main, ["log", "--config", str(cfg)], env={"SNAPSTORE_CONFIG": None})
     assert r.exit_code == 2 and "must not be stored in the config file" in r.output
+
+
+def test_the_example_config_file_is_accepted_as_shipped():
+    """Every key of docs/examples/snapstore.toml is one some command takes (a typo is exit 2)."""
+    r = CliRunner().invoke(main, ["log", "--config", str(EXAMPLES / "snapstore.toml")],
+                           env={"SNAPSTORE_CONFIG": None, "SNAPSTORE_STORE": None})
+    assert r.exit_code == 10 and "no store at /var/lib/snapstore/store" in r.output
