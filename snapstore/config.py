@@ -41,6 +41,11 @@ SECRET_KEYS = {
 #: Values that are paths: ``~`` is expanded.
 PATH_KEYS = {"store", "token_file", "out", "password_file"}
 
+#: Keys the ``snapstore`` group itself takes (its options before the verb), at the top level only:
+#: ``password_file`` is ``--password-file``, so a nightly run of an encrypted store needs no
+#: environment (snapstore/commands/config.py hands it to snapstore/commands/password.py).
+GROUP_KEYS = {"password_file"}
+
 #: A command's path (``("snapshot",)``, ``("feed", "enable")``) → the keys it takes.
 Known = dict[tuple[str, ...], set[str]]
 
@@ -91,7 +96,7 @@ def check(doc: dict[str, Any], path: str | Path, known: Known) -> None:
     tables = {c[:n] for c in known for n in range(1, len(c) + 1)}
 
     def walk(table: dict, where: tuple[str, ...]) -> None:
-        allowed = _keys_under(where, known)
+        allowed = _keys_under(where, known) | (GROUP_KEYS if not where else set())
         for k, v in table.items():
             if key(k) in SECRET_KEYS:
                 raise ConfigError(f"{path}: {SECRET_KEYS[key(k)]}")

@@ -48,13 +48,16 @@ def _command_path(ctx: click.Context) -> tuple[str, ...]:
 def _load(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if not value:
         return
+    ctx.meta["snapstore.config_path"] = value  # serve hands the same file to the runs it starts
     from snapstore.cli import main  # the whole command graph: a key is known if any command takes it
 
     known = known_commands(main)
     path = _command_path(ctx)
     if path not in known:  # a verb run on its own (tests) that the group does not hold
         known[path] = keys_of(ctx.command)
-    settings = config.settings_for(config.read(value), value, path, {c: set(k) for c, k in known.items()})
+    doc = config.read(value)
+    settings = config.settings_for(doc, value, path, {c: set(k) for c, k in known.items()})
+    _group_settings(doc)
     names = known[path]
     params = {p.name: p for p in ctx.command.params}
     defaults = {}
@@ -64,6 +67,18 @@ def _load(ctx: click.Context, _param: click.Parameter, value: str | None) -> Non
             v = [v]
         defaults[name] = v
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
+
+
+def _group_settings(doc: dict) -> None:
+    """``password_file`` at the top level: the group's ``--password-file``, below the flag and
+    $SNAPSTORE_PASSWORD_FILE (and $SNAPSTORE_PASSWORD, which resolve() tries first)."""
+    from pathlib import Path
+
+    from snapstore.commands import password
+
+    path = doc.get("password_file", doc.get("password-file"))
+    if isinstance(path, str) and password.PASSWORD_FILE is None:
+        password.use(str(Path(path).expanduser()))
 
 
 def config_option() -> click.Option:

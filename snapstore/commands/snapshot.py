@@ -180,7 +180,10 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
         else:
             out.echo(_summary_text(result, plan))
         if result.exit_code and out.quiet and not out.json:
-            raise Incomplete(f"snapshot {result.info.id} PARTIAL: {len(result.info.missing)} missing "
+            from snapstore.commands.runhook import missing_text  # the bases and tables that failed, and why
+
+            names = {**{t.base_id: t.base_name for t in result.tables}, **{t.table_id: t.name for t in result.tables}}
+            raise Incomplete(f"snapshot {result.info.id} PARTIAL: {missing_text(result.info.missing, names)} "
                              f"(snapstore show {result.info.id})")
         if result.exit_code:
             raise click.exceptions.Exit(result.exit_code)

@@ -23,6 +23,7 @@ from typing import BinaryIO
 import requests
 from pyairtable import Api
 
+from snapstore import ledger
 from snapstore.source.adapter import RequestStats, RetryPolicy, ThrottledRetryAdapter
 from snapstore.source.errors import (
     AttachmentExpired,
@@ -113,6 +114,7 @@ class AirtableSource:
         )
         self.policy = policy or RetryPolicy()
         self.stats = RequestStats()
+        ledger.track(self.stats)  # every API request is counted in the store's ledger (snapstore/ledger.py)
         self.download_stats = RequestStats()
         self.api = Api(
             token.strip(),
