@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from snapstore import isotime
 from snapstore.errors import StoreError, UsageError
 
 #: How many candidates an error lists before "…".
@@ -74,8 +75,10 @@ def find_id(wanted: str, items: Iterable[tuple[str, str | None]], what: str = "b
 
 
 def pick(wanted: str, items: Iterable[tuple[str, str | None]], what: str = "base", where: str = "",
-         labels: dict[str, str] | None = None) -> str:
-    """Like :func:`find_id`, but nothing matching is an error too (NotFound, naming what exists)."""
+         labels: dict[str, str] | None = None, hint: str = "") -> str:
+    """Like :func:`find_id`, but nothing matching is an error too: NotFound (a usage error, exit 2)
+    in one shape whatever the verb, ``no base 'X' in this store (bases: Name (id), …)``, then
+    ``hint``."""
     items = list(items)
     found = find_id(wanted, items, what, where, labels)
     if found is not None:
@@ -83,8 +86,9 @@ def pick(wanted: str, items: Iterable[tuple[str, str | None]], what: str = "base
     cands = _candidates(items)
     where = f" {where}" if where else ""
     listing = _listing(cands, cands, labels)
-    err = NotFound(f"no {what} {wanted.strip()!r}{where} ({what}s: {listing})" if cands
-                   else f"no {what} {wanted.strip()!r}{where}: there are none")
+    tail = f"; {hint}" if hint else ""
+    err = NotFound((f"no {what} {wanted.strip()!r}{where} ({what}s: {listing})" if cands
+                    else f"no {what} {wanted.strip()!r}{where}: there are none") + tail)
     err.wanted, err.listing = wanted.strip(), listing
     raise err
 
@@ -154,29 +158,50 @@ def holding(snaps: Sequence, bases: Sequence[str] | None) -> list:
     return [s for s in snaps if ids <= base_set(s)]
 
 
+#: The snapshot-name grammar every verb reads (``log`` shows the names): ``latest``, ``latest~N``,
+#: an id or a prefix of one (4 hex digits or more), a date (its last snapshot) or an ISO time.
+_LATEST = re.compile(r"latest(?:~(\d+))?")
+_ID = re.compile(r"[0-9a-f]{4,64}")
+
+
+def snapshot_named(snaps: Sequence, name: str, group: Sequence | None = None, shown: str = ""):
+    """The snapshot ``name`` names among ``snaps`` (newest first): the one parser of snapshot names,
+    behind :meth:`Store.resolve` and :func:`resolve_snapshot`. ``latest~N`` and dates count among
+    ``group`` (default: every snapshot; ``shown`` names the group in messages); an id names its
+    snapshot whatever the group. Unknown or ambiguous: StoreError (exit 1)."""
+    if not snaps:
+        raise StoreError("the store has no snapshots yet")
+    name = name.strip()
+    among = list(snaps if group is None else group)
+    held = f" holding {shown}" if shown else ""
+    m = _LATEST.fullmatch(name)
+    if m:
+        n = int(m.group(1) or 0)
+        if n >= len(among):
+            raise StoreError(f"{name}: the store has only {len(among)} snapshot(s){held}")
+        return among[n]
+    if _ID.fullmatch(name):
+        hits = [s for s in snaps if s.full_id.startswith(name)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise StoreError(f"snapshot id {name} is ambiguous ({len(hits)} match); give more characters")
+    when = isotime.until(name)
+    if when is not None:
+        for s in among:
+            if s.time <= when:
+                return s
+        raise StoreError(f"no snapshot{held} at or before {name}")
+    raise StoreError(f"no snapshot named {name!r} (try `snapstore log`)")
+
+
 def resolve_snapshot(store, name, bases: Sequence[str] | None = None):
-    """A snapshot by name (:meth:`Store.resolve`), with ``latest``, ``latest~N`` and dates counted
+    """A snapshot by name (:func:`snapshot_named`), with ``latest``, ``latest~N`` and dates counted
     among the snapshots holding ``bases`` only. An id names its snapshot whatever ``bases`` says."""
     if not bases or not isinstance(name, str):
         return store.resolve(name)
-    from snapstore.store.store import _parse_when
-
-    name = name.strip()
-    m = re.fullmatch(r"latest(?:~(\d+))?", name)
-    when = None if m else _parse_when(name)
-    if m is None and when is None:
-        return store.resolve(name)
-    snaps = holding(store.list_snapshots(), bases)
-    shown = ", ".join(bases)
-    if m:
-        n = int(m.group(1) or 0)
-        if n >= len(snaps):
-            raise StoreError(f"{name}: only {len(snaps)} snapshot(s) hold {shown}")
-        return snaps[n]
-    for s in snaps:
-        if s.time <= when:
-            return s
-    raise StoreError(f"no snapshot holding {shown} at or before {name}")
+    snaps = store.list_snapshots()
+    return snapshot_named(snaps, name, holding(snaps, bases), ", ".join(bases))
 
 
 def default_pair(store, bases: Sequence[str] | None = None, a=None):
@@ -198,4 +223,5 @@ def default_pair(store, bases: Sequence[str] | None = None, a=None):
     return older[0], newest
 
 
-__all__ = ["Ambiguous", "NotFound", "base_set", "default_pair", "holding", "resolve_snapshot", "SelectionError", "find_id", "pick", "select", "select_tables", "table_pairs"]
+__all__ = ["Ambiguous", "NotFound", "SelectionError", "base_set", "default_pair", "find_id", "holding", "pick",
+           "resolve_snapshot", "select", "select_tables", "snapshot_named", "table_pairs"]

@@ -92,6 +92,7 @@ def world(tmp_path_factory):
 
 def invocations(w, tmp) -> list[list[str]]:
     """A representative run of every verb that reads or writes a store or Airtable."""
+    tmp.mkdir(parents=True, exist_ok=True)  # (export creates its --out folder, never that folder's parents)
     return [
         ["log"], ["log", "--last", "1"], ["show", "latest"], ["diff"], ["diff", "latest~1", "latest"],
         ["history", w["rec"]], ["find", "a"], ["cat", "latest", w["rec"]], ["stats"], ["verify"],

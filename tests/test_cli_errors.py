@@ -12,10 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from cliworld import LIMITS, run, two_snapshots
 
-from snapstore.cli import main
-from snapstore.emulator import Emulator, ScaledClock, generate_workspace
 from snapstore.errors import (
     EXIT_ERROR,
     EXIT_INCOMPLETE,
@@ -27,10 +25,6 @@ from snapstore.errors import (
     os_error_message,
 )
 
-SCALE = 50
-LIMITS = ["--rate-limit-base", str(5 * SCALE), "--rate-limit-token", str(50 * SCALE),
-          "--penalty", str(30 / SCALE), "--retry-backoff", "0.001", "--max-retries", "1", "--no-progress", "-q"]
-
 
 def digest(path: Path) -> dict[str, str]:
     """Every file of a folder and the SHA-256 of its bytes."""
@@ -38,12 +32,6 @@ def digest(path: Path) -> dict[str, str]:
         return {}
     return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(path.rglob("*")) if p.is_file()}
-
-
-def run(args: list[str], env: dict | None = None):
-    r = CliRunner().invoke(main, args, env={"SNAPSTORE_CONFIG": None, "AIRTABLE_TOKEN_FILE": None, **(env or {})},
-                           catch_exceptions=False)
-    return r
 
 
 def one_line(r) -> str:
@@ -57,14 +45,8 @@ def one_line(r) -> str:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """An emulator and a store holding two snapshots of it (module-wide: tests copy the store)."""
-    root = tmp_path_factory.mktemp("errors")
-    ws = generate_workspace(seed=5, bases=2, tables_per_base=2, records_per_table=30, attachment_share=0.1)
-    with Emulator(ws, clock=ScaledClock(SCALE)) as emu:
-        env = {"AIRTABLE_TOKEN": emu.token, "AIRTABLE_API_URL": emu.url, "SNAPSTORE_STORE": str(root / "store")}
-        assert run(["snapshot", *LIMITS], env).exit_code == EXIT_OK
-        emu.churn(seed=1, edit_share=0.1)
-        assert run(["snapshot", *LIMITS], env).exit_code == EXIT_OK
-        yield {"root": root, "store": root / "store", "env": env, "emu": emu}
+    with two_snapshots(tmp_path_factory.mktemp("errors")) as w:
+        yield w
 
 
 @pytest.fixture

@@ -7,14 +7,16 @@ from __future__ import annotations
 import click
 
 from snapstore import config
+from snapstore.commands import password
 
 #: Parameters that are not settings.
 _NOT_KEYS = {"help", "config"}
 
 
 def keys_of(cmd: click.Command) -> dict[str, str]:
-    """key → parameter name: the long option names (``api_url``) and the parameter names
-    (``as_json``); arguments are not settings."""
+    """key → parameter name: the long option names (``api_url`` for ``--api-url``), the names the
+    documentation and ``--help`` show; never the Python parameter names behind them (``as_json``).
+    Arguments are not settings."""
     out: dict[str, str] = {}
     for p in cmd.params:
         if not isinstance(p, click.Option) or not p.name or p.name in _NOT_KEYS:
@@ -22,7 +24,6 @@ def keys_of(cmd: click.Command) -> dict[str, str]:
         for opt in p.opts:  # not --no-X of --X/--no-X: `no_x = true` would read as x = true
             if opt.startswith("--"):
                 out.setdefault(config.key(opt[2:]), p.name)
-        out.setdefault(p.name, p.name)
     return out
 
 
@@ -54,7 +55,10 @@ def _load(ctx: click.Context, _param: click.Parameter, value: str | None) -> Non
     path = _command_path(ctx)
     if path not in known:  # a verb run on its own (tests) that the group does not hold
         known[path] = keys_of(ctx.command)
-    settings = config.settings_for(config.read(value), value, path, {c: set(k) for c, k in known.items()})
+    doc = config.read(value)
+    settings = config.settings_for(doc, value, path, {c: set(k) for c, k in known.items()})
+    if isinstance(doc.get("password_file"), str) and password.PASSWORD_FILE is None:  # below flag and env
+        password.use(config.checked_path(doc["password_file"], "password_file", value))
     names = known[path]
     params = {p.name: p for p in ctx.command.params}
     defaults = {}

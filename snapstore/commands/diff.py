@@ -7,6 +7,7 @@ import click
 from snapstore.commands.base import command
 from snapstore.commands.options import open_store, store_option
 from snapstore.commands.output import Output, format_option
+from snapstore.errors import Reported
 
 
 @command()
@@ -48,4 +49,4 @@ def diff(a, b, store, bases, tables, fmt, fields, limit, exit_code, out: Output)
     colored = out.colored()
     click.echo(render(d, fmt, color=colored, limit=limit), color=colored)
     if exit_code and not d.empty:
-        click.get_current_context().exit(1)
+        raise Reported(1)  # git diff --exit-code: the diff printed is the answer

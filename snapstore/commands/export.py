@@ -10,16 +10,31 @@ from snapstore.commands.base import command, stoppable
 from snapstore.commands.options import open_store, progress_option, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
-from snapstore.errors import Incomplete, Interrupted, os_error
+from snapstore.errors import Incomplete, Interrupted, Reported, UsageError, os_error
 
 #: The most --workers: exporters.parallel.MAX_WORKERS, which this module does not import (it loads
 #: the store; tests/test_cli_startup.py checks that the two are equal).
 MAX_WORKERS = 256
 
 
-def _split(values: tuple[str, ...]) -> list[str] | None:
-    out = [v.strip() for value in values for v in value.split(",") if v.strip()]
+def _split(values: tuple[str, ...], flag: str) -> list[str] | None:
+    """``--base A,B --base C``; an empty one names nothing, which is a mistake, not "everything"."""
+    out = [v.strip() for value in values for v in value.split(",")]
+    if any(not v for v in out):
+        raise UsageError(f"{flag} '' names nothing: give a {flag[2:]} id or name")
     return out or None
+
+
+def _out_folder(out_dir: str) -> None:
+    """The folder the export goes in may be new, but its parent must exist: a typo must not
+    create a tree of folders (as root, under /)."""
+    import errno
+    from pathlib import Path
+
+    parent = Path(out_dir).expanduser().absolute().parent
+    if not Path(out_dir).exists() and not parent.is_dir():
+        err = FileNotFoundError(errno.ENOENT, "no such folder", str(parent))
+        raise os_error(err, f"exporting to {out_dir}")
 
 
 @command(imports=("exporters.export",))
@@ -45,11 +60,13 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
     from exporters.export import export_snapshot
     from snapstore.selection import resolve_snapshot
 
+    bases_, tables_ = _split(bases, "--base"), _split(tables, "--table")
+    _out_folder(out_dir)
     s = open_store(store)
     try:
-        snap = resolve_snapshot(s, snapshot, _split(bases))  # latest: the latest holding --base
+        snap = resolve_snapshot(s, snapshot, bases_)  # latest: the latest holding --base
         with stoppable(), activity(f"exporting snapshot {snap.id}", out, progress) as act:
-            res = export_snapshot(s, snap, out_dir, formats=formats, bases=_split(bases), tables=_split(tables),
+            res = export_snapshot(s, snap, out_dir, formats=formats, bases=bases_, tables=tables_,
                                   attachments=not no_attachments, csv_guard=not no_csv_guard, workers=workers,
                                   progress=act.count)
     except KeyboardInterrupt:
@@ -61,7 +78,7 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
     if out.json:
         out.emit({**res.to_dict(), "snapshot": {"id": res.snapshot.full_id, "short_id": res.snapshot.id}})
         if incomplete:
-            raise click.exceptions.Exit(incomplete.exit_code)
+            raise Reported(incomplete.exit_code)
         return
     out.echo(f"exported snapshot {res.snapshot.id} to {res.path}")
     out.echo(f"  {units.count(len(res.tables), 'table')}, {units.count(res.records, 'record')}, "

@@ -19,10 +19,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NoReturn
 
 import click
+
+from snapstore import isotime
+from snapstore.errors import Reported
 
 _META_KEY = "snapstore.output"
 
@@ -53,7 +56,7 @@ class Output:
         """End a verb whose result (already printed) is a failure: with ``--json`` the document said
         so and only the exit code follows; otherwise ``error`` is the one line (all ``-q`` prints)."""
         if self.json:
-            raise click.exceptions.Exit(getattr(error, "exit_code", 1))
+            raise Reported(getattr(error, "exit_code", 1))
         raise error
 
     def emit(self, doc: Any) -> None:
@@ -121,10 +124,8 @@ def format_option(f):
 
 
 def iso(t: datetime) -> str:
-    """``2026-01-02T03:04:05Z``."""
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """``2026-01-02T03:04:05Z``: snapstore.isotime's one format."""
+    return isotime.iso(t)
 
 
 def _default(o: Any) -> Any:

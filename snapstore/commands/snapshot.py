@@ -30,7 +30,7 @@ from snapstore.commands.options import (
 from snapstore.commands.output import Output
 from snapstore.commands.progress import Progress
 from snapstore.commands.progress import wanted as progress_wanted
-from snapstore.errors import Incomplete, Interrupted, NoStore, SnapstoreError, UsageError
+from snapstore.errors import Incomplete, Interrupted, NoStore, Reported, SnapstoreError, UsageError
 from snapstore.feed.text import feed_lines, parse_duration
 
 log = logging.getLogger("snapstore.cli")
@@ -174,7 +174,7 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
             raise Incomplete(f"snapshot {result.info.id} PARTIAL: {len(result.info.missing)} missing "
                              f"(snapstore show {result.info.id})")
         if result.exit_code:
-            raise click.exceptions.Exit(result.exit_code)
+            raise Reported(result.exit_code)  # the summary above says PARTIAL and what is missing
 
 
 def _duration(value: str) -> float | None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from snapstore import isotime
 from snapstore.canonical import loads
 from snapstore.ops.diff_comments import add_comment_changes, comment_counts
 from snapstore.selection import select, select_tables
@@ -40,7 +41,7 @@ ATTACHMENT_TYPES = {"multipleAttachments"}
 def _snap_ref(s: SnapshotInfo | None) -> dict | None:
     if s is None:
         return None
-    return {"id": s.full_id, "short_id": s.id, "seq": s.seq, "time": s.time.isoformat().replace("+00:00", "Z")}
+    return {"id": s.full_id, "short_id": s.id, "seq": s.seq, "time": isotime.iso(s.time)}
 
 
 def _drop_none(d: dict) -> dict:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from snapstore import isotime
 from snapstore.canonical import loads
 from snapstore.errors import StoreError, UsageError
 from snapstore.selection import resolve_snapshot, select, select_tables
@@ -33,7 +34,7 @@ _ESCAPED = {'"', "\\"} | {chr(c) for c in range(0x20)}
 
 
 def _iso(s: SnapshotInfo) -> str:
-    return s.time.isoformat().replace("+00:00", "Z")
+    return isotime.iso(s.time)
 
 
 def snap_ref(s: SnapshotInfo) -> dict:

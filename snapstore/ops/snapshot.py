@@ -54,7 +54,7 @@ from snapstore.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from snapstore.errors import EXIT_INCOMPLETE as EXIT_PARTIAL
 from snapstore.feed.state import iso
 from snapstore.selection import NotFound as NoSuchItem
-from snapstore.selection import find_id, select_tables, table_pairs
+from snapstore.selection import SelectionError, find_id, pick, select_tables, table_pairs
 from snapstore.source.errors import (
     AccessDenied,
     AttachmentExpired,
@@ -72,10 +72,6 @@ log = logging.getLogger("snapstore.ops.snapshot")
 
 
 PAGE_SIZE = 100
-
-
-class SelectionError(SourceError):
-    """``--base``/``--table`` named something the token cannot see."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,16 +204,12 @@ def plan_snapshot(
 
     named = {b["id"] for spec in sel.bases for b in _match_base(spec, visible)}
     known = _tables_of([(b, schema) for b, schema, _err in results])
-    try:
-        wanted = select_tables(sel.tables, known)
-    except NoSuchItem as e:
-        raise SelectionError(f"table {e.wanted!r} is not in any selected base visible to this token "
-                             f"(tables: {e.listing or 'none'})") from None
+    wanted = select_tables(sel.tables, known, "in the selected bases visible to this token")
     excluded = {p for spec in sel.exclude_tables for p in _excluded(spec, known)}
     plans: list[BasePlan] = []
     for b, schema, err in results:
         if err is not None and b["id"] in named:
-            raise SelectionError(f"base {b.get('name')!r} ({b['id']}): {err}")
+            raise SourceError(f"base {b.get('name')!r} ({b['id']}): {err}")
         bp = BasePlan(b["id"], b.get("name", b["id"]), b.get("permissionLevel"), schema, error=err,
                       schema_from_store=b["id"] in stored, hooks=hooks.get(b["id"]))
         if schema is not None:
@@ -232,22 +224,12 @@ def plan_snapshot(
 
 
 def _chosen_bases(sel: Selection, visible: list[dict]) -> list[dict]:
-    """The bases ``--base``/``--exclude-base`` select among ``visible`` (SelectionError: one named
-    is not there)."""
+    """The bases ``--base``/``--exclude-base`` select among ``visible`` (a base named that is not
+    there: snapstore.selection's NotFound, a usage error naming the bases the token sees)."""
     if sel.bases:
-        chosen: dict[str, dict] = {}
-        for spec in sel.bases:
-            hits = _match_base(spec, visible)
-            if not hits:
-                names = ", ".join(f"{b.get('name')} ({b['id']})" for b in visible[:8])
-                more = f" and {len(visible) - 8} more" if len(visible) > 8 else ""
-                raise SelectionError(
-                    f"base {spec!r} is not visible to this token (it can see {len(visible)} base(s)"
-                    + (f": {names}{more}" if visible else "")
-                    + "); check the token's access list and scopes"
-                )
-            for b in hits:
-                chosen[b["id"]] = b
+        items = [(b["id"], b.get("name")) for b in visible]
+        chosen = {pick(spec, items, "base", "visible to this token", hint="check the token's access list")
+                  for spec in sel.bases}
         bases = [b for b in visible if b["id"] in chosen]
     else:
         bases = list(visible)
@@ -1099,6 +1081,6 @@ def open_run_log(store_root: str | Path, *, secrets: Iterable[str] = (), level: 
 
 __all__ = [
     "AccessDenied", "BasePlan", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE",
-    "Plan", "Selection", "SelectionError", "SnapshotOptions", "SnapshotResult", "TablePlan", "TableResult",
+    "Plan", "Selection", "SnapshotOptions", "SnapshotResult", "TablePlan", "TableResult",
     "estimate", "open_run_log", "plan_snapshot", "table_plans", "take_snapshot",
 ]

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import pyarrow as pa
 
-from snapstore import units
+from snapstore import isotime, units
 from snapstore.canonical import loads
 from snapstore.ops.prune import _att_ids, _read_checked, _reader
 from snapstore.store import Store
@@ -63,7 +63,7 @@ def stats(store: Store) -> dict:
     times = {s.full_id: s.time for s in store.list_snapshots()}
     for seq, sid, base, n, lb, added in rows:
         t = times.get(sid)
-        bases[base].append({"seq": seq, "id": sid[:8], "time": t.isoformat().replace("+00:00", "Z") if t else "",
+        bases[base].append({"seq": seq, "id": sid[:8], "time": isotime.iso(t) if t else "",
                             "records": n, "records_delta": n - prev.get(base, 0), "logical_bytes": lb,
                             "added_bytes": added})
         prev[base] = n

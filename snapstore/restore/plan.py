@@ -151,7 +151,8 @@ def make_plan(source, base_id: str | None, target_base: str, *, tables: Iterable
         base_id = pick(base_id, bases, "base", f"in {source.label}")
     schema = source.schema(base_id)
     held = [t for t in schema["tables"] if source.has_table(base_id, t["id"])]
-    wanted = select_tables(list(tables), [(base_id, None, t["id"], t["name"]) for t in held],
+    base_name = dict(bases).get(base_id)  # (so that --table BASE/TABLE works with names too)
+    wanted = select_tables(list(tables), [(base_id, base_name, t["id"], t["name"]) for t in held],
                            f"in base {base_id} of {source.label}")
     chosen = [t for t in held if wanted is None or (base_id, t["id"]) in wanted]
     if not chosen:
