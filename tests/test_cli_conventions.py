@@ -210,3 +210,70 @@ def test_color_always_never_and_auto(world, store_copy):
     assert "\x1b[" in run(["diff", "--color", "always"], store_copy).stdout
     assert "\x1b[" not in run(["diff", "--color", "never"], store_copy).stdout
     assert "\x1b[" not in run(["diff"], store_copy).stdout  # auto: not a terminal
+
+
+# ------------------------------------------------------------------------------------------------
+# global flags, pipes, the shapes of ids and times
+
+
+@pytest.mark.parametrize("args", [
+    ["--json", "log"], ["log", "--json"], ["-q", "--json", "log", "--last", "1"],
+])
+def test_shared_flags_go_before_or_after_the_verb(world, store_copy, args):
+    r = run(args, store_copy)
+    assert r.exit_code == 0, r.output
+    assert isinstance(json.loads(r.stdout), list)
+
+
+def test_store_and_password_file_go_before_or_after_the_verb(world, tmp_path):
+    """restic takes its global flags anywhere: so does snapstore (--password-file was "No such
+    option" after the verb)."""
+    pw = tmp_path / "pw"
+    pw.write_text("a password of the test\n")
+    store = tmp_path / "enc"
+    env = {"SNAPSTORE_PASSWORD": None, "SNAPSTORE_STORE": None}
+    assert run(["init", "--store", str(store), "--password-file", str(pw)], env).exit_code == 0
+    for args in (["--store", str(store), "--password-file", str(pw), "log", "--json"],
+                 ["log", "--json", "--store", str(store), "--password-file", str(pw)],
+                 ["--password-file", str(pw), "log", "--store", str(store), "--json"]):
+        r = run(args, env)
+        assert r.exit_code == 0 and json.loads(r.stdout) == [], (args, r.output)
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not it\n")
+    assert run(["log", "--store", str(store), "--password-file", str(wrong)], env).exit_code == 12
+
+
+def test_a_closed_pipe_ends_quietly(world, store_copy):
+    """`snapstore log | head -1`: the reader went away; nothing on stderr (git, restic), exit 141
+    as a process killed by SIGPIPE."""
+    import os
+    import subprocess
+    import sys
+
+    for args in (["log"], ["find", "a", "--all"], ["cat", "latest", world["rec"]]):
+        r, w = os.pipe()
+        os.close(r)  # the reader is gone before the first line is written
+        proc = subprocess.run([sys.executable, "-c", "from snapstore.entry import run; run()", *args],
+                              stdout=w, stderr=subprocess.PIPE, text=True, timeout=120,
+                              env={**os.environ, **store_copy, "SNAPSTORE_CONFIG": ""})
+        os.close(w)
+        assert proc.stderr == "" and proc.returncode == 141, (args, proc.returncode, proc.stderr)
+
+
+def test_no_store_says_the_init_command_that_works(tmp_path):
+    r = run(["log", "--store", str(tmp_path / "none")])
+    hint = r.stderr.split("`")[1]
+    assert hint == f"snapstore init --store {tmp_path / 'none'}"
+    assert run([*hint.split()[1:], "--no-encryption"]).exit_code == 0
+
+
+def test_json_ids_are_full_and_times_whole_seconds(world, store_copy):
+    import re
+
+    when = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+    show = json.loads(run(["show", "--json"], store_copy).stdout)
+    log = json.loads(run(["log", "--json"], store_copy).stdout)
+    assert show["parent"] == log[1]["id"] and len(show["parent"]) == 64
+    assert when.fullmatch(show["time"]) and when.fullmatch(log[0]["time"]), (show["time"], log[0]["time"])
+    diff = json.loads(run(["diff", "--json"], store_copy).stdout)
+    assert when.fullmatch(diff["a"]["time"]) and len(diff["a"]["id"]) == 64

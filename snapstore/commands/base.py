@@ -137,12 +137,32 @@ def describe(exc: BaseException, argv: list[str]) -> tuple[str, int, str]:
         return f"Error: {_one_line(msg)}", exc.exit_code, type(exc).__name__
     if isinstance(exc, OSError) and exc.errno is not None:
         return f"Error: {os_error_message(exc)}", EXIT_ERROR, "OSError"
+    full = _disk_full(exc)
+    if full is not None:  # DuckDB's and SQLite's own words for ENOSPC: expected, not a bug
+        return f"Error: no space left on device ({_one_line(full)}); free some space and run again", EXIT_ERROR, "OSError"
     if isinstance(exc, MemoryError):
         return "Error: out of memory; try fewer --workers, or a machine with more memory", EXIT_ERROR, "MemoryError"
     where = _write_crash(exc, argv)
     tail = f"; the traceback is in {where}" if where else ""
     return (f"Error: unexpected {type(exc).__name__} (a bug in snapstore): {_one_line(_redact(str(exc)))}{tail}; "
             "SNAPSTORE_DEBUG=1 prints it", EXIT_ERROR, "bug")
+
+
+#: How DuckDB ("IO Error: Could not write file ...: No space left on device") and SQLite
+#: ("database or disk is full") say that a disk is full: they raise their own classes, not OSError.
+_FULL_DISK_WORDS = ("no space left on device", "database or disk is full", "disk quota exceeded")
+
+
+def _disk_full(exc: BaseException) -> str | None:
+    """The message of the exception in ``exc``'s chain that says the disk is full, if one does."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if any(w in str(cur).lower() for w in _FULL_DISK_WORDS):
+            return _redact(str(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def _is_plain_os(e: OSError) -> bool:
@@ -188,6 +208,7 @@ def invoke_safely(cmd: click.Command, args: list[str] | None, prog_name: str | N
     logging.raiseExceptions = False
     seen: list[click.Context] = []
     try:
+        interrupts.check_settings()
         try:
             rv = _invoke(cmd, argv, prog_name, seen, **extra)
         except Exception as e:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from snapstore.commands.base import IMPORTS_ATTR
+from snapstore.commands.params import Finite
 from snapstore.errors import SnapstoreError
 
 if TYPE_CHECKING:
@@ -64,14 +65,14 @@ def source_options(f):
                      show_envvar=True, default=None, help="Read the token from this file."),
         click.option("--api-url", envvar="AIRTABLE_API_URL", show_envvar=True, default=DEFAULT_API_URL,
                      show_default=True, help="API endpoint (the emulator's URL in tests and demos)."),
-        click.option("--rate-limit-base", type=click.FloatRange(min=0.01), default=5.0, show_default=True,
+        click.option("--rate-limit-base", type=Finite(min=0.01), default=5.0, show_default=True,
                      help="Requests per second per base (Airtable: 5). Higher values only make sense "
                           "against the time-accelerated emulator."),
-        click.option("--rate-limit-token", type=click.FloatRange(min=0.01), default=50.0, show_default=True,
+        click.option("--rate-limit-token", type=Finite(min=0.01), default=50.0, show_default=True,
                      help="Requests per second for the whole token (Airtable: 50)."),
-        click.option("--penalty", type=click.FloatRange(min=0.0), default=30.0, show_default=True,
+        click.option("--penalty", type=Finite(min=0.0), default=30.0, show_default=True,
                      help="Seconds a base is paused after a 429 (Airtable: 30)."),
-        click.option("--retry-backoff", type=click.FloatRange(min=0.0), default=0.5, hidden=True,
+        click.option("--retry-backoff", type=Finite(min=0.0), default=0.5, hidden=True,
                      help="First backoff delay for 5xx/connection retries (tests)."),
         click.option("--max-retries", type=click.IntRange(min=0), default=8, hidden=True),
     ]

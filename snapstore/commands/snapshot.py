@@ -178,8 +178,10 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
 
 
 def _duration(value: str) -> float | None:
+    from snapstore.commands.params import seconds
+
     try:
-        return parse_duration(value)
+        return seconds(parse_duration(value), "--full-every")
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
 
