@@ -23,7 +23,7 @@ class SelectionError(UsageError):
     """``--base`` / ``--table`` named nothing, or more than one thing (exit code 2)."""
 
 
-class NotFound(SelectionError):
+class NoSuchName(SelectionError):
     """Nothing has that id or name. ``wanted`` is what was asked for, ``listing`` what exists."""
 
     wanted: str = ""
@@ -74,9 +74,25 @@ def find_id(wanted: str, items: Iterable[tuple[str, str | None]], what: str = "b
     return None
 
 
+def field_ids(wanted: str, items: Iterable[tuple[str, str | None]]) -> set[str]:
+    """The fields ``wanted`` names among ``(field id, name)`` pairs of one table (names as of any
+    snapshot): its id; else every field with that exact name (a field deleted and created again
+    under its old name is both); else those whose name matches case-insensitively. Empty when none
+    does: ``find --field`` then matches nothing, ``history --field`` says so."""
+    cands = _candidates(items)
+    key = wanted.strip()
+    if key in cands:
+        return {key}
+    for same in (lambda n: n == key, lambda n: n.casefold() == key.casefold()):
+        hits = {i for i, names in cands.items() if any(same(n) for n in names)}
+        if hits:
+            return hits
+    return set()
+
+
 def pick(wanted: str, items: Iterable[tuple[str, str | None]], what: str = "base", where: str = "",
          labels: dict[str, str] | None = None, hint: str = "") -> str:
-    """Like :func:`find_id`, but nothing matching is an error too: NotFound (a usage error, exit 2)
+    """Like :func:`find_id`, but nothing matching is an error too: NoSuchName (a usage error, exit 2)
     in one shape whatever the verb, ``no base 'X' in this store (bases: Name (id), …)``, then
     ``hint``."""
     items = list(items)
@@ -87,7 +103,7 @@ def pick(wanted: str, items: Iterable[tuple[str, str | None]], what: str = "base
     where = f" {where}" if where else ""
     listing = _listing(cands, cands, labels)
     tail = f"; {hint}" if hint else ""
-    err = NotFound((f"no {what} {wanted.strip()!r}{where} ({what}s: {listing})" if cands
+    err = NoSuchName((f"no {what} {wanted.strip()!r}{where} ({what}s: {listing})" if cands
                     else f"no {what} {wanted.strip()!r}{where}: there are none") + tail)
     err.wanted, err.listing = wanted.strip(), listing
     raise err
@@ -122,7 +138,7 @@ def table_pairs(spec: str, tables: Sequence[tuple[str, str | None, str, str | No
                 if found is not None:
                     break
     if found is None:
-        pick(spec, [(t, tn) for _b, _bn, t, tn in tables], "table", where, labels)  # raises NotFound
+        pick(spec, [(t, tn) for _b, _bn, t, tn in tables], "table", where, labels)  # raises NoSuchName
     return {(base_of[found], found)}
 
 
@@ -223,5 +239,5 @@ def default_pair(store, bases: Sequence[str] | None = None, a=None):
     return older[0], newest
 
 
-__all__ = ["Ambiguous", "NotFound", "SelectionError", "base_set", "default_pair", "find_id", "holding", "pick",
+__all__ = ["Ambiguous", "NoSuchName", "SelectionError", "base_set", "default_pair", "field_ids", "find_id", "holding", "pick",
            "resolve_snapshot", "select", "select_tables", "snapshot_named", "table_pairs"]

@@ -194,12 +194,13 @@ def test_emulator_json_is_one_line_a_script_can_read():
         doc = json.loads(proc.stdout.readline())
         assert doc["url"].startswith("http://127.0.0.1:") and doc["token"]
         assert doc["client_flags"] == ["--rate-limit-base", "250", "--rate-limit-token", "2500", "--penalty", "0.6"]
+        assert doc["workspace_id"].startswith("wsp")  # what restore --to-workspace needs
         err = ""
         for line in proc.stderr:  # the lines for a person go to stderr
             err += line
             if line.startswith("Press Ctrl-C"):
                 break
-        assert "listening on" in err
+        assert "listening on" in err and f"restore --to-workspace {doc['workspace_id']}" in err
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=30)
@@ -277,3 +278,61 @@ def test_json_ids_are_full_and_times_whole_seconds(world, store_copy):
     assert when.fullmatch(show["time"]) and when.fullmatch(log[0]["time"]), (show["time"], log[0]["time"])
     diff = json.loads(run(["diff", "--json"], store_copy).stdout)
     assert when.fullmatch(diff["a"]["time"]) and len(diff["a"]["id"]) == 64
+
+
+def _on_a_terminal(args: list[str], env: dict) -> str:
+    """What ``snapstore ARGS`` prints on a pseudo-terminal (stdout), as a person sees it."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", "from snapstore.entry import run; run()", *args],
+                            stdout=slave, stderr=subprocess.PIPE, env={**os.environ, **env, "SNAPSTORE_CONFIG": ""})
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=300)
+    os.close(master)
+    assert proc.returncode == 0, proc.stderr.read()
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_text_output_fits_70_columns_on_a_terminal(world, store_copy):
+    for args in (["snapshot", *LIMITS], ["log"], ["stats"]):
+        text = _on_a_terminal(args, store_copy)
+        lines = text.splitlines()
+        assert len(lines) >= 3, (args, text)
+        assert max(len(x) for x in lines) <= 70, (args, [x for x in lines if len(x) > 70])
+    log = _on_a_terminal(["log"], store_copy).splitlines()
+    assert log[0].split()[:3] == ["id", "time", "(UTC)"] and log[-1].startswith("changes: +new ~changed -deleted")
+    stats = _on_a_terminal(["stats"], store_copy)
+    assert f"Operations ({world['base']})" in stats
+
+
+def test_importing_the_same_folder_twice_warns(world, tmp_path):
+    store = tmp_path / "imported"
+    args = ["import", str(world["folder"]), "--store", str(store)]
+    first = run(args, world["env"])
+    assert first.exit_code == 0 and "warning" not in first.stderr, first.output
+    again = run(args, world["env"])
+    assert again.exit_code == 0 and "was imported before as snapshot" in again.stderr, again.output
+
+
+def test_diff_json_names_changed_records_as_text_does(world, store_copy):
+    d = json.loads(run(["diff", "--json"], store_copy).stdout)
+    changed = [c for t in d["tables"] for c in t.get("changed", [])]
+    assert changed and all(c.get("label") for c in changed), changed[:2]
+
+
+def test_history_says_first_seen_not_created(world, store_copy):
+    out = run(["history", world["rec"]], store_copy).stdout
+    assert "v1 first seen" in out and "v1 created" not in out, out

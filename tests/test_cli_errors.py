@@ -182,6 +182,7 @@ def test_a_locked_store_is_exit_11_and_untouched(world, store):
             r = run([*args, "--store", str(store)], world["env"])
             assert r.exit_code == EXIT_LOCKED, (args, r.output)
             assert "another snapshot" in one_line(r)
+            assert args[0] != "snapshot" or "snapstore unlock" in one_line(r)
         assert digest(store) == before
     finally:
         holder.abandon()
@@ -471,9 +472,21 @@ def test_a_full_disk_under_the_restore_journal_is_one_line(world, store, monkeyp
     def full(self, *_a, **_k):
         raise _full("sqlite")
 
-    monkeypatch.setattr(jr.Journal, "set", full)
+    monkeypatch.setattr(jr.RestoreJournal, "set", full)
     base = world["emu"].workspace.bases[0].id
     r = run(["restore", "latest", "--store", str(store), "--base", base, "--to-base", base, *LIMITS], world["env"])
     assert r.exit_code == EXIT_ERROR
     line = one_line(r)
     assert "no space left on device" in line and "a bug" not in line, line
+
+
+def test_export_warnings_are_one_line_per_table_and_kind(world, store, tmp_path):
+    """Ordinary #ERROR! and NaN formula values: a line per table and kind, not one per record and
+    format (180 lines scrolled the result away); the export's reports/ keep every record."""
+    r = run(["export", "--store", str(store), "--out", str(tmp_path), "--format", "sqlite,parquet"], world["env"])
+    assert r.exit_code == EXIT_OK, r.output
+    warnings = [x for x in r.stderr.splitlines() if "warning:" in x]
+    assert warnings, r.stderr
+    heads = [w.split(" (")[0] for w in warnings]  # "warning: TABLE: KIND"
+    assert len(heads) == len(set(heads)) and len(warnings) <= 8, warnings
+    assert all("each listed in the export's reports/" in w for w in warnings), warnings

@@ -95,7 +95,7 @@ def test_interrupted_comments_resume_without_duplicates(env):
     emu, client, store, snap, base = env["emu"], env["client"], env["store"], env["snap"], env["base"]
     target = new_base(emu, "Interrupted")
     src = R.SnapshotSource(store, snap)
-    with pytest.raises(R.Interrupted):
+    with pytest.raises(R.SimulatedCrash):
         R.restore(src, to_base=target, client=client, fail_after=("comments", 3))
     rep = R.restore(src, to_base=target, client=client)
     dst = snapshot(store, client, target)

@@ -115,9 +115,10 @@ def emulator(host: str, port: int, token: str | None, workspace_path: str | None
     try:  # a Ctrl-C from here on (even while the lines below print) is the normal way to stop
         if out.json:  # one line, so that a script can read it while the emulator runs
             click.echo(json.dumps({"url": emu.url, "token": emu.token, "workspace": repr(ws),
+                                   "workspace_id": ws.workspace_id,
                                    "client_flags": client_flags(rate_limit_base, rate_limit_token, penalty, time_scale)}))
         out.echo(f"Airtable emulator listening on {emu.url}")
-        out.echo(f"workspace: {ws!r}")
+        out.echo(f"workspace {ws.workspace_id}: {ws!r} (restore --to-workspace {ws.workspace_id})")
         out.echo("\n".join(client_setup(emu.url, emu.token, rate_base=rate_limit_base, rate_token=rate_limit_token,
                                         penalty=penalty, scale=time_scale, rate_limits=not no_rate_limit)))
         out.echo("Press Ctrl-C to stop.")

@@ -3,6 +3,8 @@ Parquet, attachments, metadata, reports, logs)."""
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from snapstore import units
@@ -10,11 +12,8 @@ from snapstore.commands.base import command, stoppable
 from snapstore.commands.options import open_store, progress_option, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
+from snapstore.constants import MAX_WORKERS
 from snapstore.errors import Incomplete, Interrupted, Reported, UsageError, os_error
-
-#: The most --workers: exporters.parallel.MAX_WORKERS, which this module does not import (it loads
-#: the store; tests/test_cli_startup.py checks that the two are equal).
-MAX_WORKERS = 256
 
 
 def _split(values: tuple[str, ...], flag: str) -> list[str] | None:
@@ -35,6 +34,35 @@ def _out_folder(out_dir: str) -> None:
     if not Path(out_dir).exists() and not parent.is_dir():
         err = FileNotFoundError(errno.ENOENT, "no such folder", str(parent))
         raise os_error(err, f"exporting to {out_dir}")
+
+
+_RECORD = re.compile(r"\brec[A-Za-z0-9]{14}: ")
+_VALUE = re.compile(r" [\[{].*?[\]}](?=;|$)")
+
+
+def grouped_warnings(warnings: list[str]) -> list[str]:
+    """One line per table and kind of warning, however many records and formats repeat it: an
+    export of ordinary #ERROR! and NaN formula values printed 180 lines (five sample records per
+    column, again for SQLite and Parquet) and scrolled its result away. Each record stays listed in
+    the export's reports/."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for w in warnings:
+        fmt, sep, rest = w.partition(": ")
+        table, sep2, detail = rest.partition(", ")
+        if not (sep and sep2 and _RECORD.search(detail)):
+            groups.setdefault((w, ""), [])
+            continue
+        kind = _VALUE.sub("", _RECORD.sub("", re.sub(r"^column '[^']*': ", "", detail)))
+        groups.setdefault((table, kind), []).append(fmt)
+    out = []
+    for (table, kind), fmts in groups.items():
+        if not kind:
+            out.append(table)
+            continue
+        n = len(fmts)
+        out.append(f"{table}: {kind} ({units.count(n, 'value')} in {', '.join(dict.fromkeys(fmts))}; "
+                   "each listed in the export's reports/)")
+    return out
 
 
 @command(imports=("exporters.export",))
@@ -86,7 +114,7 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
                f"{units.size(res.bytes)} in {res.seconds:.1f}s")
     for e in res.errors:
         out.echo(f"  error: {e}", err=True)
-    for w in res.warnings:
+    for w in grouped_warnings(res.warnings):
         out.echo(f"  warning: {w}", err=True)
     if incomplete:
         raise incomplete

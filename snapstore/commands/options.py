@@ -12,15 +12,13 @@ import click
 
 from snapstore.commands.base import IMPORTS_ATTR
 from snapstore.commands.params import Finite
+from snapstore.constants import DEFAULT_API_URL
 from snapstore.errors import SnapstoreError
 
 if TYPE_CHECKING:
     from snapstore.source import AirtableSource
     from snapstore.store import Store
 
-#: Airtable's endpoint, the --api-url default: snapstore.source.client.DEFAULT_API_URL, which this
-#: module does not import (tests/test_cli_startup.py checks that the two are equal).
-DEFAULT_API_URL = "https://api.airtable.com"
 
 #: Where the store lives when neither --store, $SNAPSTORE_STORE nor the config file says otherwise.
 DEFAULT_STORE = "snapstore-data"

@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 import click
 
 from snapstore import isotime
+from snapstore.constants import DIFF_FORMATS
 from snapstore.errors import Reported
 
 _META_KEY = "snapstore.output"
@@ -107,9 +108,6 @@ def json_format_callback(ctx: click.Context, _param: click.Parameter, value):
     return value
 
 
-#: What diff and history render: snapstore.commands.diff_render.FORMATS, which this module does not import (it
-#: loads the store and Arrow; tests/test_cli_startup.py checks that the two are equal).
-DIFF_FORMATS = ("text", "json", "markdown")
 
 
 def format_option(f):

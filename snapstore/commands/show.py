@@ -54,6 +54,8 @@ def show(store, name, bases, out: Output) -> None:
                      f"+{t.new} ~{t.changed} -{t.deleted}")
     for line in feed_lines(list((run.get("feed") or {}).values())):
         out.echo(f"  {line}")
+    names = {b.base_id: b.name for b in info.bases} | {t.table_id: t.name for b in info.bases for t in b.tables}
     for m in info.missing:
-        where = m.get("base_id", "?") + (f"/{m['table_id']}" if m.get("table_id") else "")
+        label = lambda i: f"{names[i]} ({i})" if names.get(i) else i  # noqa: E731
+        where = label(m.get("base_id", "?")) + (f" / {label(m['table_id'])}" if m.get("table_id") else "")
         out.echo(f"  MISSING {where}: {m.get('reason')}")

@@ -48,13 +48,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# Exit codes of ``snapstore snapshot`` (also used by ``check``) come from snapstore.errors;
-# EXIT_PARTIAL is a snapshot committed with something unreadable (listed under ``missing``).
 from snapstore.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from snapstore.errors import EXIT_INCOMPLETE as EXIT_PARTIAL
 from snapstore.feed.state import iso
-from snapstore.selection import NotFound as NoSuchItem
-from snapstore.selection import SelectionError, find_id, pick, select_tables, table_pairs
+
+# Exit codes of ``snapstore snapshot`` (also used by ``check``) come from snapstore.errors;
+# EXIT_PARTIAL is a snapshot committed with something unreadable (listed under ``missing``).
+from snapstore.fieldtypes import is_attachment
+from snapstore.selection import NoSuchName, SelectionError, find_id, pick, select_tables, table_pairs
 from snapstore.source.errors import (
     AccessDenied,
     AttachmentExpired,
@@ -141,7 +142,7 @@ def _tables_of(bases: list[tuple[dict, dict | None]]) -> list[tuple[str, str | N
 def _excluded(spec: str, known: list) -> set[tuple[str, str]]:
     try:
         return table_pairs(spec, known)
-    except NoSuchItem:
+    except NoSuchName:
         log.warning("--exclude-table %r matches no table", spec)
         return set()
 
@@ -308,7 +309,7 @@ def table_plans(base: dict, schema: dict, sel: Selection, previous=None, *,
         for spec in sel.tables:
             try:
                 wanted |= select_tables([spec], known) or set()
-            except NoSuchItem:
+            except NoSuchName:
                 continue
     if excluded is None:
         known = _tables_of([(base, schema)])
@@ -473,7 +474,7 @@ class SnapshotResult:
 def _scan_attachments(value: Any) -> Iterable[dict]:
     if isinstance(value, list):
         for v in value:
-            if isinstance(v, dict) and isinstance(v.get("id"), str) and v["id"].startswith("att"):
+            if is_attachment(v):
                 yield v
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from snapstore.fieldtypes import COMPUTED_TYPES
-from snapstore.restore.errors import Interrupted, RestoreError
-from snapstore.restore.journal import Journal, _atomic_write, journal_id
+from snapstore.restore.errors import RestoreError, SimulatedCrash
+from snapstore.restore.journal import RestoreJournal, _atomic_write, journal_id
 from snapstore.restore.plan import BATCH, UPLOAD_LIMIT
-from snapstore.restore.report import Report, TableReport
+from snapstore.restore.report import RestoreReport, TableReport
 from snapstore.restore.sources import SnapshotSource
 from snapstore.restore.values import _norm, _write_value
 from snapstore.source.writer_client import AirtableWriter, WriteFailed
@@ -51,7 +51,7 @@ def schema_changes(snap_table: dict, live_table: dict) -> dict:
     }
 
 
-def _rename_back(writer: AirtableWriter, plan: RevertPlan, rep: Report) -> None:
+def _rename_back(writer: AirtableWriter, plan: RevertPlan, rep: RestoreReport) -> None:
     """``--schema``: renamed fields get their snapshot names back (the update route can rename; it
     cannot bring back a removed field's id, nor change a type)."""
     renamed = plan.schema_changes.get("renamed") or []
@@ -167,7 +167,7 @@ def plan_revert(source: SnapshotSource, client, base_id: str, table: str, record
 
 def revert(source: SnapshotSource, *, client, base_id: str, table: str, records: Iterable[str] = (),
            delete_added: bool = False, dry_run: bool = False, confirm: Callable[[RevertPlan], bool] | None = None,
-           fail_after: tuple[str, int] | None = None, schema: bool = False) -> Report:
+           fail_after: tuple[str, int] | None = None, schema: bool = False) -> RestoreReport:
     """Put a live table (or some of its records) back as it was in the snapshot; with ``schema``,
     fields renamed since get their old names back. The report lists the schema changes either way."""
     records = list(records)
@@ -180,13 +180,13 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
     alias: dict[str, str] = {}
     resume = None
     for p in sorted(jroot.glob(f"revert-{key}-*.sqlite")):
-        j = Journal(p)
+        j = RestoreJournal(p)
         alias.update(j.record_map())
         if j.get("status") != "complete" and j.get("table") == st["id"]:
             resume = p
         j.close()
     plan, fields, to_create, live = plan_revert(source, client, base_id, table, records, alias)
-    rep = Report("revert", source.label, base_id, dry_run=dry_run)
+    rep = RestoreReport("revert", source.label, base_id, dry_run=dry_run)
     rep.plan = {"table": plan.table_name, "table_id": plan.table_id, **plan.counts(),
                 "delete_added": delete_added, "fields_skipped": plan.fields_skipped,
                 "schema_changes": plan.schema_changes, "schema": schema}
@@ -200,7 +200,7 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
         tr.skipped = 0 if delete_added else len(plan.added)
         return rep
     jpath = resume or jroot / f"revert-{key}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}.sqlite"
-    j = Journal(jpath)
+    j = RestoreJournal(jpath)
     j.set("table", plan.table_id)
     rep.journal = str(jpath)
     t = AirtableWriter(client.api, base_id)
@@ -211,7 +211,7 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
         nonlocal batches
         batches += 1
         if fail_after and batches >= fail_after[1]:
-            raise Interrupted(f"simulated interruption after {batches} batches")
+            raise SimulatedCrash(f"simulated interruption after {batches} batches")
 
     try:
         j.set("status", "running")
@@ -325,8 +325,8 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
         j.close()
 
 
-def _adopt_recreated(j: Journal, plan: RevertPlan, fields: dict, to_create: list[dict], live: dict,
-                     pend: list[str], rep: Report) -> None:
+def _adopt_recreated(j: RestoreJournal, plan: RevertPlan, fields: dict, to_create: list[dict], live: dict,
+                     pend: list[str], rep: RestoreReport) -> None:
     """A re-create batch was sent but not journaled: the records it made show up as "added since".
     Adopt each one whose plain cells equal a pending snapshot record's, instead of creating it again."""
     plain = {fid: f for fid, f in fields.items() if f["type"] not in ("multipleRecordLinks", "multipleAttachments")}

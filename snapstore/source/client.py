@@ -22,6 +22,7 @@ from typing import BinaryIO
 import requests
 from pyairtable import Api
 
+from snapstore.constants import DEFAULT_API_URL
 from snapstore.source.adapter import RequestStats, RetryPolicy, ThrottledRetryAdapter
 from snapstore.source.errors import (
     AttachmentExpired,
@@ -37,7 +38,6 @@ from snapstore.source.throttle import (
     Throttle,
 )
 
-DEFAULT_API_URL = "https://api.airtable.com"
 PAGE_SIZE = 100
 
 

@@ -19,6 +19,7 @@ from typing import BinaryIO
 import duckdb
 
 from snapstore.canonical import CANON_VERSION, loads
+from snapstore.constants import FORMAT_VERSION
 from snapstore.errors import NoStore, StoreError
 from snapstore.selection import snapshot_named  # the one parser of snapshot names
 from snapstore.store import inventory, keys, objects
@@ -64,7 +65,6 @@ FORMAT = "snapstore"
 #: 2: records of a table share zstd frames (docs/FORMAT.md); 3: record frames are named by a frame
 #: id and hold no per-record hash on disk; 4: a table's small batches (a day's changes) may be
 #: column frames (store/columns.py); 1, 2 and 3 are still read and written
-FORMAT_VERSION = 4
 FORMAT_VERSIONS = (1, 2, 3, 4)
 #: zstd level of record frames in new format-3 stores (config.json ``zstd_level``). Measured on
 #: 100k records of the benchmark's mix (38 MB raw, 128 KiB frames, table dictionary): level 3
