@@ -4,7 +4,7 @@ long stopping may take.
 Why not Python's default (SIGINT raises KeyboardInterrupt wherever the main thread is): a second
 signal, or the first one landing inside a commit, a rename or a worker pool's shutdown, left exports
 that hung for minutes, aborted in C++ teardown, or left a finished folder behind after exit 130
-(issue 14: 1 run in 5 under load). So:
+(1 run in 5 under load). So:
 
 - the first signal raises KeyboardInterrupt in the main thread once, unless the main thread is inside
   :func:`shielded` (a commit point), where it waits for the end of the section;

@@ -62,25 +62,16 @@ def find_id(wanted: str, items: Iterable[tuple[str, str | None]], what: str = "b
     when several do, listing them (``labels``: how to show an id, default its names)."""
     cands = _candidates(items)
     key = wanted.strip()
-    if key in cands:
-        return key
-    for same in (lambda n: n == key, lambda n: n.casefold() == key.casefold()):
-        hits = [i for i, names in cands.items() if any(same(n) for n in names)]
-        if len(hits) == 1:
-            return hits[0]
-        if hits:
-            where = f" {where}" if where else ""
-            raise Ambiguous(f"{what} {key!r} is ambiguous{where}: {_listing(hits, cands, labels)}; give the id")
-    return None
+    hits = _matches(key, cands)
+    if len(hits) > 1:
+        where = f" {where}" if where else ""
+        raise Ambiguous(f"{what} {key!r} is ambiguous{where}: {_listing(hits, cands, labels)}; give the id")
+    return next(iter(hits), None)
 
 
-def field_ids(wanted: str, items: Iterable[tuple[str, str | None]]) -> set[str]:
-    """The fields ``wanted`` names among ``(field id, name)`` pairs of one table (names as of any
-    snapshot): its id; else every field with that exact name (a field deleted and created again
-    under its old name is both); else those whose name matches case-insensitively. Empty when none
-    does: ``find --field`` then matches nothing, ``history --field`` says so."""
-    cands = _candidates(items)
-    key = wanted.strip()
+def _matches(key: str, cands: dict[str, list[str]]) -> set[str]:
+    """The one rule: the id ``key``; else the ids whose name is ``key``; else those whose name is
+    ``key`` compared case-insensitively."""
     if key in cands:
         return {key}
     for same in (lambda n: n == key, lambda n: n.casefold() == key.casefold()):
@@ -88,6 +79,14 @@ def field_ids(wanted: str, items: Iterable[tuple[str, str | None]]) -> set[str]:
         if hits:
             return hits
     return set()
+
+
+def field_ids(wanted: str, items: Iterable[tuple[str, str | None]]) -> set[str]:
+    """The fields ``wanted`` names among ``(field id, name)`` pairs of one table (names as of any
+    snapshot): its id; else every field with that exact name (a field deleted and created again
+    under its old name is both); else those whose name matches case-insensitively. Empty when none
+    does: ``find --field`` then matches nothing, ``history --field`` says so."""
+    return _matches(wanted.strip(), _candidates(items))
 
 
 def pick(wanted: str, items: Iterable[tuple[str, str | None]], what: str = "base", where: str = "",

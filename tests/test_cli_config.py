@@ -1,4 +1,4 @@
-"""One config file for every command (issue 15): TOML, shared top-level keys and a table per
+"""One config file for every command: TOML, shared top-level keys and a table per
 command; an unknown key is an error naming the key, the file and the keys that exist; flags beat
 the environment, which beats the file."""
 

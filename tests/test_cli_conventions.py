@@ -1,4 +1,4 @@
-"""One tool, one set of conventions (issue 15): every command takes --json, -q and -v; --json
+"""One tool, one set of conventions: every command takes --json, -q and -v; --json
 prints one JSON document and nothing else (errors too); -q prints nothing on success and one line
 on failure; -n is --dry-run and nothing else."""
 

@@ -1,5 +1,5 @@
 """Every failure is one line on stderr and a known exit code, never a traceback, and leaves the store
-byte-identical (issue 14). Runs the real `snapstore` group, in-process and as a subprocess."""
+byte-identical. Runs the real `snapstore` group, in-process and as a subprocess."""
 
 from __future__ import annotations
 

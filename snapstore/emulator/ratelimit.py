@@ -58,6 +58,3 @@ class RateLimiter:
         with self._lock:
             self._windows.clear()
             self._blocked.clear()
-
-    def blocked_until(self, kind: str, ident: str) -> float | None:
-        return self._blocked.get((kind, ident))

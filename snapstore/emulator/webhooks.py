@@ -202,9 +202,6 @@ class Webhooks:
         h.expires = self.clock.now() - 1
         self._tick(base_id)
 
-    def set_report_computed(self, value: bool) -> None:
-        self.report_computed = bool(value)
-
     # ------------------------------------------------------------------ payloads from writes
     def _next_txn(self, base_id: str) -> int:
         # a base-level counter that does not start at 1 (reference §3.1: seen in the millions)

@@ -1,7 +1,7 @@
 """What changed between two snapshots, and every version of one record.
 
 The record-level diff is a set difference on the catalog's validity intervals: only the versions
-that begin or end between the two snapshots are looked at (store-design.md §2.4), so its cost is
+that begin or end between the two snapshots are looked at, so its cost is
 proportional to the change, not to the size of the tables. Record blobs are read only for the
 field-level diff (``fields=True``), and then only those of the records that changed.
 

@@ -85,7 +85,6 @@ DEFAULT_PACK_SIZE = 16 * 1024 * 1024
 ENCRYPTION = {"aead": AEAD_NAME, "kdf": "scrypt", "id": ID_NAME}
 
 
-_BlobReader = BlobReader  # the name exporters and restore used first
 
 
 class AttachmentIndex:
