@@ -41,6 +41,7 @@ def verbs(base: str, table: str, out, target: str = "appNONE00000000") -> list[l
         ["diff", "--table", table, "--base", base],
         ["find", "a", "--base", base],
         ["find", "a", "--table", table, "--base", base],
+        ["sql", "SELECT 1", "--base", base],
         ["export", "--base", base, "--table", table, "--out", str(out), "--format", "ndjson"],
         ["restore", "latest", "--base", base, "--table", table, "--to-base", target, "-n", *RATES],
         ["restore", "latest", "--revert", "--base", base, "--table", table, "--yes", "-n", *RATES],
