@@ -33,6 +33,10 @@ KNOWN_IMPORTS = {
     ("snapstore/restore/sources.py", "snapstore.restore.folder._load_json_records"),
     ("snapstore/restore/sources.py", "snapstore.restore.folder._read_layout"),
     ("snapstore/restore/sources.py", "snapstore.restore.folder._record_from_export"),
+    ("snapstore/arrowread.py", "exporters.parquet_writer._Columns"),
+    ("snapstore/arrowread.py", "exporters.parquet_writer._TS"),
+    ("snapstore/arrowread.py", "exporters.parquet_writer._schema_of"),
+    ("snapstore/ops/sql.py", "exporters.parquet_writer._schema_of"),
 }
 
 #: (module, private attribute of an object it does not own) -> how many times.
@@ -52,7 +56,7 @@ KNOWN_ATTRIBUTES = Counter({
     ("snapstore/store/writer.py", "_compress_pool"): 1, ("snapstore/store/writer.py", "_objects_written"): 1,
     ("snapstore/store/hashset.py", "_rows"): 1, ("snapstore/restore/folder.py", "_note_att"): 1,
     ("snapstore/source/throttle.py", "_done"): 1, ("snapstore/emulator/churn.py", "_unique_name"): 2,
-    ("snapstore/emulator/faults.py", "_rng"): 1,
+    ("snapstore/emulator/faults.py", "_rng"): 1, ("snapstore/arrowread.py", "_reporter"): 1,
 })
 
 
