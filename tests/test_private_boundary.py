@@ -57,6 +57,7 @@ KNOWN_ATTRIBUTES = Counter({
     ("snapstore/store/hashset.py", "_rows"): 1, ("snapstore/restore/folder.py", "_note_att"): 1,
     ("snapstore/source/throttle.py", "_done"): 1, ("snapstore/emulator/churn.py", "_unique_name"): 2,
     ("snapstore/emulator/faults.py", "_rng"): 1, ("snapstore/arrowread.py", "_reporter"): 1,
+    ("snapstore/feed/engine.py", "_lock"): 1, ("snapstore/feed/engine.py", "_fail"): 1,
 })
 
 
