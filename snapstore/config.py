@@ -41,10 +41,10 @@ SECRET_KEYS = {
 #: Values that are paths: ``~`` is expanded.
 PATH_KEYS = {"store", "token_file", "out", "password_file"}
 
-#: Keys no verb's option declares, by the command (or ``()``: the top level) whose table takes them:
-#: settings read by the group (``--password-file``) or by a long-running command from the file itself.
-#: Add a key here, with the code that reads it, to make it a setting.
-EXTRA_KEYS: dict[tuple[str, ...], set[str]] = {(): {"password_file"}}
+#: Keys the ``snapstore`` group itself takes (its options before the verb), at the top level only:
+#: ``password_file`` is ``--password-file``, so a nightly run of an encrypted store needs no
+#: environment (snapstore/commands/config.py hands it to snapstore/commands/password.py).
+GROUP_KEYS = {"password_file"}
 
 #: A command's path (``("snapshot",)``, ``("feed", "enable")``) → the keys it takes.
 Known = dict[tuple[str, ...], set[str]]
@@ -105,7 +105,7 @@ def check(doc: dict[str, Any], path: str | Path, known: Known) -> None:
     tables = {c[:n] for c in known for n in range(1, len(c) + 1)}
 
     def walk(table: dict, where: tuple[str, ...]) -> None:
-        allowed = _keys_under(where, known)
+        allowed = _keys_under(where, known) | (GROUP_KEYS if not where else set())
         for k, v in table.items():
             if key(k) in SECRET_KEYS:
                 raise ConfigError(f"{path}: {SECRET_KEYS[key(k)]}")
@@ -140,5 +140,5 @@ def _nearest(wanted: str, names) -> str:
 
 def _keys_under(prefix: tuple[str, ...], known: Known) -> set[str]:
     """The keys of every command under ``prefix`` (all of them for the top level)."""
-    extra = EXTRA_KEYS.get(prefix, set()) | (set().union(*EXTRA_KEYS.values()) if not prefix else set())
+    extra = GROUP_KEYS if not prefix else set()
     return extra.union(*(ks for c, ks in known.items() if c[:len(prefix)] == prefix))

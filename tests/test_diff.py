@@ -407,10 +407,12 @@ def test_diff_shows_comments_added_edited_deleted(tmp_path):
     text = render(d, "text")
     assert "comments +1 ~1 -1" in text and "+ comment W 2024-06-02T00:00:00.000Z: \"A new one\"" in text
     assert '~ comment Owner 2024-05-02T00:00:00.000Z: "Second, edited" → "Second, edited again"' in text
-    assert '- comment W 2024-05-03T00:00:00.000Z: "Reply: agreed"' in text
+    assert '- comment W (reply) 2024-05-03T00:00:00.000Z: "Reply: agreed"' in text  # marked as history marks it
     assert "A new one" in render(d, "markdown")
     doc = json.loads(render(d, "json"))
     assert doc["tables"][0]["comment_counts"] == {"added": 1, "edited": 1, "deleted": 1}
+    changes = doc["tables"][0]["comments"][F.R1]
+    assert [e["parent"] for e in changes["deleted"]] == ["comAAAAAAAAAAAAA1"] and changes["added"][0]["parent"] is None
     # going back, the same changes the other way round
     back = diff_snapshots(store, b.id, a.id).tables[0].comments[F.R1]
     assert [e["text"] for e in back["added"]] == ["Reply: agreed"] and [e["text"] for e in back["deleted"]] == ["A new one"]

@@ -169,3 +169,89 @@ def test_cli_no_comments(env, monkeypatch):
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["comments"]["restored"] == 0
     assert "records created" in res.stderr  # progress, one line a table
+
+
+def _delete_commented(env, table, n: int) -> list[str]:
+    """Delete ``n`` records of ``table`` that have comments (one with a reply first)."""
+    store, snap, base, client = env["store"], env["snap"], env["base"], env["client"]
+    stored = store.comments(snap, base, table.table_id)
+    with_reply = [rid for rid, cs in stored.items() if any(c.get("parentCommentId") for c in cs)]
+    others = [rid for rid in stored if rid not in with_reply]
+    gone = sorted((with_reply[:1] + others)[:n])
+    client.api.table(base, table.table_id).batch_delete(gone)
+    return gone
+
+
+def _reverted_comments(env, rep, table_id, gone):
+    """The re-created records' comments as the live base has them now, keyed by their old ids."""
+    client, base = env["client"], env["base"]
+    new_id = json.loads(Path(rep.id_map_file).read_text())[table_id]
+    return comment_view({old: client.comments(base, table_id, new_id[old]) for old in gone}, {})
+
+
+def test_revert_recreates_deleted_records_with_their_comments_resuming_after_a_kill(env, monkeypatch):
+    from snapstore.restore.journal import RestoreJournal
+
+    store, snap, base, client = env["store"], env["snap"], env["base"], env["client"]
+    table = snap.bases[0].tables[0]
+    gone = _delete_commented(env, table, 4)
+    want = comment_view({r: store.comments(snap, base, table.table_id)[r] for r in gone}, {r: r for r in gone})
+    total = sum(len(v) for v in want.values())
+    assert total >= 5 and any(row[3] for rows in want.values() for row in rows)  # a reply among them
+    src = R.SnapshotSource(store, snap)
+    plan = R.revert(src, client=client, base_id=base, table=table.table_id, dry_run=True)
+    assert plan.comments_restored == total and plan.plan["comments"] == total
+    # killed after three comments were posted and journaled
+    with pytest.raises(R.SimulatedCrash):
+        R.revert(src, client=client, base_id=base, table=table.table_id, fail_after=("comments", 3))
+    # killed again between posting the fifth comment and journaling it: the next run adopts it
+    real = RestoreJournal.map_comment
+    calls = []
+
+    def dies_on_the_second(self, *a):
+        calls.append(a)
+        if len(calls) == 2:
+            raise R.SimulatedCrash("killed")
+        return real(self, *a)
+
+    monkeypatch.setattr(RestoreJournal, "map_comment", dies_on_the_second)
+    with pytest.raises(R.SimulatedCrash):
+        R.revert(src, client=client, base_id=base, table=table.table_id)
+    monkeypatch.setattr(RestoreJournal, "map_comment", real)
+    rep = R.revert(src, client=client, base_id=base, table=table.table_id)
+    assert rep.status == "complete" and rep.comments_restored == total - 5 and not rep.warnings
+    got = _reverted_comments(env, rep, table.table_id, gone)
+    # each once, oldest first, replies under their parent (the restored text carries author and time)
+    for rid, rows in want.items():
+        assert sorted(got[rid]) == sorted(rows), rid
+        assert len(got[rid]) == len(rows)
+    replied = next(r for r in gone if any(row[3] for row in want[r]))
+    live = client.comments(base, table.table_id, json.loads(Path(rep.id_map_file).read_text())[table.table_id][replied])
+    by_id = {c["id"]: c for c in live}
+    assert all(by_id[c["parentCommentId"]]["createdTime"] <= c["createdTime"] for c in live
+               if c.get("parentCommentId"))
+
+
+def test_revert_cli_reports_comments_and_warns_when_none_were_captured(env, tmp_path, monkeypatch):
+    from snapstore.commands.restore import restore
+
+    emu, client, base = env["emu"], env["client"], env["base"]
+    monkeypatch.setenv("AIRTABLE_TOKEN", emu.token)
+    monkeypatch.setenv("AIRTABLE_API_URL", emu.url)
+    store, snap = env["store"], env["snap"]
+    table = snap.bases[0].tables[1]
+    gone = _delete_commented(env, table, 2)
+    n = sum(len(store.comments(snap, base, table.table_id)[r]) for r in gone)
+    res = CliRunner().invoke(restore, [snap.id, "--store", str(store.root), "--revert", "--base", base, "--table",
+                                       table.table_id, "--yes", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["comments"]["restored"] == n > 0
+    # a snapshot taken without --comments: the records come back, and the report says their comments cannot
+    plain = _snapshot(store, client, base, comments=False)
+    client.api.table(base, table.table_id).batch_delete([r["id"] for r in client.api.table(base, table.table_id).all()][:1])
+    res = CliRunner().invoke(restore, [plain.id, "--store", str(store.root), "--revert", "--base", base, "--table",
+                                       table.table_id, "--yes", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["comments"]["restored"] == 0
+    assert any("taken without --comments" in w for w in doc["warnings"])

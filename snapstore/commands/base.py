@@ -294,7 +294,11 @@ class SnapstoreCommand(click.Command):
 
     def invoke(self, ctx: click.Context):  # noqa: D102
         preload(self.imports)
-        return super().invoke(ctx)
+        from snapstore.commands import runhook  # the API budget, the ledger, notifications
+
+        if not runhook.applies(self, self.imports):
+            return super().invoke(ctx)
+        return runhook.around(self, ctx, lambda: super(SnapstoreCommand, self).invoke(ctx))
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: D102
         if not standalone_mode:
@@ -376,6 +380,9 @@ def command(name: str | None = None, *, own_logging: bool = False, imports: tupl
         for opt in standard_options():
             if not have & set(opt.opts):
                 cmd.params.append(opt)
+        from snapstore.commands.runhook import options_for
+
+        cmd.params.extend(options_for(cmd.name))  # --notify, --ping-url, --api-budget ... (writing verbs)
         cmd.params.append(config_option())
         return cmd
     return decorator

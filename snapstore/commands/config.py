@@ -49,6 +49,7 @@ def _command_path(ctx: click.Context) -> tuple[str, ...]:
 def _load(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if not value:
         return
+    ctx.meta["snapstore.config_path"] = value  # serve hands the same file to the runs it starts
     from snapstore.cli import main  # the whole command graph: a key is known if any command takes it
 
     known = known_commands(main)
@@ -57,8 +58,7 @@ def _load(ctx: click.Context, _param: click.Parameter, value: str | None) -> Non
         known[path] = keys_of(ctx.command)
     doc = config.read(value)
     settings = config.settings_for(doc, value, path, {c: set(k) for c, k in known.items()})
-    if isinstance(doc.get("password_file"), str) and password.PASSWORD_FILE is None:  # below flag and env
-        password.use(config.checked_path(doc["password_file"], "password_file", value))
+    _group_settings(doc)
     names = known[path]
     params = {p.name: p for p in ctx.command.params}
     defaults = {}
@@ -68,6 +68,16 @@ def _load(ctx: click.Context, _param: click.Parameter, value: str | None) -> Non
             v = [v]
         defaults[name] = v
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
+
+
+def _group_settings(doc: dict) -> None:
+    """``password_file`` at the top level: the group's ``--password-file``, below the flag and
+    $SNAPSTORE_PASSWORD_FILE (and $SNAPSTORE_PASSWORD, which resolve() tries first)."""
+
+
+    path = doc.get("password_file", doc.get("password-file"))
+    if isinstance(path, str) and password.PASSWORD_FILE is None:
+        password.use(config.checked_path(path, "password_file", "the config file"))
 
 
 def config_option() -> click.Option:

@@ -7,6 +7,7 @@ snapshot, a day of churn, snapshot again, log, diff, export.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -91,6 +92,9 @@ def demo(workdir: str, bases: int, tables: int, records: int, seed: int, time_sc
     pw = "$SNAPSTORE_PASSWORD" if own_pw else repr(DEMO_PASSWORD)  # never print the user's own
     out.echo(click.style(f"\ndone: the store is in {store} (encrypted; password {pw}), the export in {exports}",
                          fg="green", bold=True))
+    # the one command that opens the demo store in the web page (docs/serve.md)
+    env_pw = "" if own_pw else f"SNAPSTORE_PASSWORD={shlex.quote(DEMO_PASSWORD)} "
+    out.echo(f"look at it in a browser: {env_pw}snapstore serve --store {shlex.quote(str(store))} --no-schedule")
 
 
 def _churn_summary(report: dict) -> str:

@@ -21,7 +21,7 @@ from snapstore.ops.diff import (
     options_summary,
     short_value,
 )
-from snapstore.ops.diff_comments import comment_counts, timeline_lines
+from snapstore.ops.diff_comments import comment_counts, reply_mark, timeline_lines
 
 FORMATS = DIFF_FORMATS
 #: Long-text diffs longer than this are cut in text and Markdown (JSON keeps every line).
@@ -67,11 +67,12 @@ def comment_lines(changes: dict) -> list[tuple[str, str]]:
     """(style sign, line) for one record's comment changes: + added, ~ edited (old → new), - deleted."""
     out = []
     for e in changes["added"]:
-        out.append(("+", f"+ comment {e['author']} {e['time']}: {short_value(e['text'])}"))
+        out.append(("+", f"+ comment {e['author']}{reply_mark(e)} {e['time']}: {short_value(e['text'])}"))
     for e in changes["edited"]:
-        out.append(("~", f"~ comment {e['author']} {e['time']}: {short_value(e['old'])} → {short_value(e['new'])}"))
+        out.append(("~", f"~ comment {e['author']}{reply_mark(e)} {e['time']}: {short_value(e['old'])} → "
+                         f"{short_value(e['new'])}"))
     for e in changes["deleted"]:
-        out.append(("-", f"- comment {e['author']} {e['time']}: {short_value(e['text'])}"))
+        out.append(("-", f"- comment {e['author']}{reply_mark(e)} {e['time']}: {short_value(e['text'])}"))
     return out
 
 

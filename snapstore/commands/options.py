@@ -96,6 +96,13 @@ def read_token(token: str | None, token_file: str | None) -> str:
     raise TokenError("no Airtable token: set AIRTABLE_TOKEN, or pass --token-file FILE (or --token)")
 
 
+def _rate_folder():
+    """Where the machine's snapstore processes share each base's rate (snapstore.source.shared_budget)."""
+    from snapstore.store.store import cache_root
+
+    return cache_root() / "rate"
+
+
 def make_source(kw: dict, cancel: threading.Event | None = None) -> tuple[AirtableSource, str]:
     """The Airtable client the source options describe, and the token (for log redaction)."""
     from snapstore.source import AirtableSource, RetryPolicy, SourceError
@@ -106,7 +113,7 @@ def make_source(kw: dict, cancel: threading.Event | None = None) -> tuple[Airtab
         src = AirtableSource(
             token, kw.get("api_url") or DEFAULT_API_URL,
             rate_base=kw["rate_limit_base"], rate_token=kw["rate_limit_token"], penalty=kw["penalty"],
-            policy=policy, cancel=cancel,
+            policy=policy, cancel=cancel, shared_budget=_rate_folder(),
         )
     except SourceError as e:
         raise TokenError(str(e)) from None

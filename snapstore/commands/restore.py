@@ -188,7 +188,8 @@ def restore(source, store, to_base, to_workspace, base_name, base, tables, keep_
         if client is None:
             raise RestoreError("--revert --dry-run needs a token to read the live table")
         rep = run_revert(src, client=client, base_id=base, table=tables[0], records=records,
-                         delete_added=delete_added, dry_run=dry_run, confirm=confirm, schema=schema)
+                         delete_added=delete_added, dry_run=dry_run, confirm=confirm, schema=schema,
+                         comments=not no_comments)
     else:
         live = progress_wanted(out, None)
         with activity(f"restoring {src.label}", out, progress) as update:

@@ -32,6 +32,7 @@ from snapstore.commands.progress import Progress
 from snapstore.commands.progress import wanted as progress_wanted
 from snapstore.errors import Incomplete, Interrupted, NoStore, Reported, SnapstoreError, UsageError
 from snapstore.feed.text import feed_lines, parse_duration
+from snapstore.ops.comment_sweep import summary_lines
 
 log = logging.getLogger("snapstore.cli")
 
@@ -68,6 +69,7 @@ def _summary_text(result, plan) -> str:
                  f"{n(r['retries'])} retries; {result.seconds:.1f}s")
     lines.append(f"added to the store: {units.size(info.bytes_added)}")
     lines.extend(feed_lines(result.feed))
+    lines.extend(summary_lines(info.stats.get("comments")))
     lines.extend(f"notice: {n}" for n in result.notices)
     for e in result.errors:
         lines.append(f"error: {e}")
@@ -88,8 +90,14 @@ def _summary_text(result, plan) -> str:
 @click.option("--exclude-table", multiple=True, help="Table id or name, or BASE/TABLE, to skip (repeatable).")
 @click.option("--attachments/--no-attachments", default=True, show_default=True,
               help="Download new attachment files.")
-@click.option("--comments/--no-comments", default=False, show_default=True,
-              help="Back up record comments (one request per record whose comment count changed).")
+@click.option("--comments", metavar="[changed|full]", is_flag=False, flag_value="changed",
+              default=None, callback=lambda c, p, v: _comments(v),
+              help="Back up record comments: one request per record whose comment count changed, and every "
+                   "commented record when its table's sweep is due (--comments-every); full: sweep now.")
+@click.option("--no-comments", is_flag=True, help="No comments (the default).")
+@click.option("--comments-every", default="7d", show_default=True, callback=lambda c, p, v: _sweep_every(v),
+              help="A table's comments are all read again (edited comments caught) when its last sweep is "
+                   "older than this; never: only with --comments full.")
 @dry_run_option("Show what would be read and an estimate; read no records.")
 @click.option("--note", default=None, help="A note stored with the snapshot.")
 @click.option("--tag", "tags", multiple=True,
@@ -103,8 +111,8 @@ def _summary_text(result, plan) -> str:
 @click.option("--full-every", default="auto", show_default=True, callback=lambda c, p, v: _duration(v),
               help="A feed base is listed in full (its feed measured) when its last full listing is older; "
                    "auto: as many hours as the listing costs requests (24 h to 7 days); a duration; never.")
-def snapshot(store, base, table, exclude_base, exclude_table, attachments, comments, dry_run, note,
-             tags, workers, progress, changes, full_every, out: Output, **kw) -> None:
+def snapshot(store, base, table, exclude_base, exclude_table, attachments, comments, no_comments, comments_every,
+             dry_run, note, tags, workers, progress, changes, full_every, out: Output, **kw) -> None:
     """Take a complete snapshot of every base the token can read (or those named), storing only
     what changed since the last one.
 
@@ -153,8 +161,9 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
             raise LockError(f"the store is busy: locked by {holder.describe()}; if that process is gone, "
                             "`snapstore unlock` frees it")
         log_path = start_file_log(logstate, st.private_dir, token)
-        opts = SnapshotOptions(attachments=attachments, comments=comments, note=note, tags=tuple(tags),
-                               base_workers=workers, changes=changes, full_every=full_every)
+        opts = SnapshotOptions(attachments=attachments, comments=False if no_comments else comments, note=note,
+                               tags=tuple(tags), base_workers=workers, changes=changes, full_every=full_every,
+                               comments_every=comments_every)
         prog = None
         if show_progress:
             prog = Progress(source, plan=plan, color=out.color).start()
@@ -176,10 +185,32 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
         else:
             out.echo(_summary_text(result, plan))
         if result.exit_code and out.quiet and not out.json:
-            raise Incomplete(f"snapshot {result.info.id} PARTIAL: {len(result.info.missing)} missing "
+            from snapstore.commands.runhook import missing_text  # the bases and tables that failed, and why
+
+            names = {**{t.base_id: t.base_name for t in result.tables}, **{t.table_id: t.name for t in result.tables}}
+            raise Incomplete(f"snapshot {result.info.id} PARTIAL: {missing_text(result.info.missing, names)} "
                              f"(snapstore show {result.info.id})")
         if result.exit_code:
             raise Reported(result.exit_code)  # the summary above says PARTIAL and what is missing
+
+
+def _comments(value) -> str | bool:
+    """``--comments`` alone, with a mode, or from the config file (``comments = true`` or ``"full"``)."""
+    mode = None if value is None else str(value).strip().lower()
+    if mode in (None, "false", "off"):
+        return False
+    if mode in ("true", "changed", "on"):
+        return "changed"
+    if mode == "full":
+        return "full"
+    raise click.BadParameter(f"{value!r}: expected changed or full")
+
+
+def _sweep_every(value: str) -> float | None:
+    every = _duration(value)
+    if every == "auto":
+        raise click.BadParameter("a duration (e.g. 7d, 24h) or never")
+    return every
 
 
 def _duration(value: str) -> float | None:

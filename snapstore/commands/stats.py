@@ -13,8 +13,14 @@ from snapstore.commands.output import Output
 @command()
 @store_option
 @click.option("--last", type=click.IntRange(min=1), default=20, show_default=True, help="Snapshots per base to list (text output).")
-def stats(store, last, out: Output) -> None:
+@click.option("--api", "api", is_flag=True, help="API calls to Airtable this month and last, per base, against "
+              "the budget (the store's ledger: every machine's runs).")
+def stats(store, last, api, out: Output) -> None:
     """Store size, deduplication ratio, and growth of each base per snapshot."""
+    if api:
+        from snapstore.commands.runhook import show_api_usage
+
+        return show_api_usage(open_store(store), out)
     from snapstore.ops.stats import stats as do_stats
 
     s = open_store(store)

@@ -605,6 +605,15 @@ def _add_field_changes(store: Store, sa: SnapshotInfo, sb: SnapshotInfo, tables:
                                        fa, fb, infos)
 
 
+def add_field_changes(store: Store, d: Diff, tables: list[TableDiff]) -> None:
+    """Labels and changed cells for the records of ``tables`` only (a page of a ``fields=False``
+    diff, as ``snapstore serve`` shows it): one read of just those blobs, so a page of a diff of
+    100,000 changes costs what a page of a diff of 10 does."""
+    hashes = {bytes.fromhex(h) for td in tables for rc in td.added + td.removed + td.changed
+              for h in (rc.old_hash, rc.new_hash) if h}
+    _add_field_changes(store, d.a, d.b, tables, _Schemas(store), store.read_blobs(hashes))
+
+
 def label_of(value: Any, width: int = 60) -> str:
     """What people call a record: its primary field's value as a plain string (not quoted or
     JSON-encoded: JSON output carries it as a string as it is)."""

@@ -17,7 +17,9 @@ def _who(c: dict) -> str:
 
 
 def _entry(c: dict) -> dict:
-    return {"id": c.get("id"), "author": _who(c), "time": c.get("createdTime"), "text": c.get("text")}
+    """One comment as diff and history show it; ``parent``: the comment a reply answers (None: not a reply)."""
+    return {"id": c.get("id"), "author": _who(c), "time": c.get("createdTime"), "text": c.get("text"),
+            "parent": c.get("parentCommentId")}
 
 
 def compare_comments(old: list[dict], new: list[dict]) -> dict | None:
@@ -73,7 +75,7 @@ def comment_timeline(store, record_id: str, where: list[tuple[Any, str, str]]) -
             e = seen.get(cid)
             if e is None:
                 e = seen[cid] = dict(_entry(c), texts=[c.get("text")], first=snap.id, last=snap.id,
-                                     deleted_in=None, parent=c.get("parentCommentId"))
+                                     deleted_in=None)
             else:
                 if e["texts"][-1] != c.get("text"):
                     e["texts"].append(c.get("text"))
@@ -93,14 +95,18 @@ def record_comment_history(store, record_id: str, versions: list) -> list[dict]:
     return comment_timeline(store, record_id, where)
 
 
+def reply_mark(entry: dict) -> str:
+    """" (reply)" after the author of a reply, in diff and history alike."""
+    return " (reply)" if entry.get("parent") else ""
+
+
 def timeline_lines(timeline: list[dict]) -> list[tuple[str, str]]:
     """(style sign, line) per comment of a timeline: when, who, the text (and each edit), deletion."""
     from snapstore.ops.diff import short_value
 
     out = []
     for e in timeline:
-        reply = " (reply)" if e.get("parent") else ""
-        out.append(("+", f"+ {e['time']} {e['author']}{reply}: {short_value(e['texts'][0])}   [seen {e['first']}]"))
+        out.append(("+", f"+ {e['time']} {e['author']}{reply_mark(e)}: {short_value(e['texts'][0])}   [seen {e['first']}]"))
         for t in e["texts"][1:]:
             out.append(("~", f"    ~ edited: {short_value(t)}"))
         if e["deleted_in"]:

@@ -29,7 +29,9 @@ Shape of a run:
    files are downloaded by a small shared pool while the next tables are being listed, streamed into
    the store, checked against their size; an expired URL is refreshed by re-reading the record.
 4. **Comments** (optional): fetched only for records whose comment count is non-zero and differs from
-   the parent snapshot; unchanged ones are carried over from the parent.
+   the parent snapshot; unchanged ones are carried over from the parent, except in a comment sweep
+   (due on schedule, or ``comments="full"``), which reads them all again to catch edited comments
+   (snapstore.ops.snapshot_comments, snapstore.ops.comment_sweep).
 5. **Commit**, or on Ctrl-C/kill **abandon**: the store's write order makes a killed run safe, and the
    packs it already wrote are adopted by the next run.
 """
@@ -381,7 +383,10 @@ def estimate(plan: Plan, *, rate_base: float, rate_token: float, workers: int = 
 @dataclass
 class SnapshotOptions:
     attachments: bool = True
-    comments: bool = False
+    # False/"off", True/"changed" (records whose comment count changed, plus sweeps on schedule), or
+    # "full" (a comment sweep now): snapstore.ops.comment_sweep
+    comments: bool | str = False
+    comments_every: float | None = 7 * 86400.0  # seconds between comment sweeps of a table (None: never)
     note: str | None = None
     tags: tuple[str, ...] = ()
     base_workers: int | None = None  # default: 2 x rate_token / rate_base (20), at most one per base
@@ -505,6 +510,9 @@ class _Run:
         self.notices: list[str] = []
         self._docs: list | None = None
         self.now = opts.now or (lambda: datetime.now(UTC))
+        from snapstore.ops.snapshot_comments import CommentReader
+
+        self.comment_reader = CommentReader(self)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -656,7 +664,7 @@ class _Run:
             self._fail(res, f"store: {e}")
             return None
         att_fields = tp.attachment_fields if self.opts.attachments else []
-        want_counts = self.opts.comments
+        want_counts = bool(self.opts.comments)
         while True:
             refs: dict[str, AttRef] = {}
             counts: dict[str, int] = {}
@@ -721,59 +729,7 @@ class _Run:
     # -- comments -----------------------------------------------------------------------------
 
     def run_comments(self, bp: BasePlan, tp: TablePlan, res: TableResult, counts: dict[str, int]) -> None:
-        try:
-            prev = self.snap.previous_comments(bp.base_id, tp.table_id)
-        except StoreError as e:
-            log.warning("%s/%s: previous comments unreadable (%s); fetching all", bp.base_id, tp.table_id, e)
-            prev = {}
-        out: dict[str, list[dict]] = {}
-        fetch: list[str] = []
-        for rid, c in counts.items():
-            if c <= 0:
-                continue
-            old = prev.get(rid)
-            if old is not None and len(old) == c:
-                out[rid] = old
-                res.comments_carried += 1
-            else:
-                fetch.append(rid)
-        failed = 0
-        first_error = None
-        for rid in fetch:
-            try:
-                comments = self.source.comments(bp.base_id, tp.table_id, rid)
-            except (Cancelled, AuthError):
-                raise
-            except NotFound:
-                continue  # record deleted since the listing
-            except SourceError as e:
-                failed += 1
-                first_error = first_error or str(e)
-                if rid in prev:
-                    out[rid] = prev[rid]  # keep the older comments rather than none
-                continue
-            out[rid] = comments
-            res.comments_fetched += 1
-            if self.opts.attachments:
-                refs = {}
-                for cm in comments:
-                    for a in _scan_attachments(cm.get("attachments")):
-                        refs.setdefault(a["id"], AttRef(
-                            a["id"], a.get("url"), a.get("size"), a.get("filename"), a.get("type"),
-                            bp.base_id, tp.table_id, rid, None, cm.get("id"),
-                        ))
-                if refs:
-                    self.schedule_attachments(res, refs.values())
-        try:
-            self.snap.add_comments(bp.base_id, tp.table_id, out)
-        except StoreError as e:
-            self.error(bp.base_id, tp.table_id, f"comments not stored: {e}", drop_table=False)
-            return
-        if failed:
-            self.error(bp.base_id, tp.table_id,
-                       f"comments of {failed} record(s) could not be read ({first_error})", drop_table=False)
-        log.info("%s/%s: comments fetched for %d record(s), carried over for %d",
-                 bp.base_id, tp.table_id, res.comments_fetched, res.comments_carried)
+        self.comment_reader.read_table(bp, tp, res, counts)
 
     # -- attachments ---------------------------------------------------------------------------
 
@@ -878,6 +834,7 @@ def take_snapshot(store, source, plan: Plan, opts: SnapshotOptions | None = None
     interrupted (the snapshot is abandoned; nothing becomes visible).
     """
     opts = opts or SnapshotOptions()
+    opts.comments = _comments_mode(opts.comments)
     t0 = time.monotonic()
     req0 = source.stats.snapshot()
     snap = store.begin_snapshot(note=opts.note, tags=opts.tags, command="snapshot")
@@ -942,6 +899,7 @@ def take_snapshot(store, source, plan: Plan, opts: SnapshotOptions | None = None
             "log_file": log_file,
             **({"feed": {b: r.to_dict() for b, r in run.feed_reports.items()}} if run.feed_reports else {}),
             **_listing_stats(plan, run),
+            **({"comments": c} if (c := run.comment_reader.stats()) else {}),
         })
         info = snap.commit()
         committed = True
@@ -966,6 +924,17 @@ def take_snapshot(store, source, plan: Plan, opts: SnapshotOptions | None = None
             _join_quietly(base_pool, run.dl_pool, timeout=10.0)
             snap.abandon()
         source.cancel.clear()  # the source stays usable by the caller
+
+
+def _comments_mode(value: bool | str | None) -> str | bool:
+    """``SnapshotOptions.comments`` as "changed" or "full", or False."""
+    if value in (False, None, "off"):
+        return False
+    if value in (True, "changed"):
+        return "changed"
+    if value == "full":
+        return "full"
+    raise ValueError(f"comments must be off, changed or full, not {value!r}")
 
 
 def _listing_stats(plan: Plan, run: _Run) -> dict:

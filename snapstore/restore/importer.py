@@ -62,9 +62,10 @@ def import_folder(folder: str | Path, store, *, note: str | None = None, verify:
                 for r in src.records(base_id, t["id"]):
                     tw.add(r)
                 tw.finish()
-                comments = src.comments(base_id, t["id"])
-                if comments:
-                    snap.add_comments(base_id, t["id"], comments)
+                # a comments file, even an empty one, says the comments were captured: keep "none" apart
+                # from "not captured" (no file), so the snapshot exports as the folder it came from
+                if (base_id, t["id"]) in src.layout.comment_files:
+                    snap.add_comments(base_id, t["id"], src.comments(base_id, t["id"]))
         for att_id in sorted(src.layout.att_files):
             if att_id in seen_att or snap.known_attachment(att_id):
                 continue

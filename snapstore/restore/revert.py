@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from snapstore.fieldtypes import COMPUTED_TYPES
+from snapstore.restore.comments import restore_comments
 from snapstore.restore.errors import RestoreError, SimulatedCrash
 from snapstore.restore.journal import RestoreJournal, _atomic_write, journal_id
 from snapstore.restore.plan import BATCH, UPLOAD_LIMIT
@@ -167,9 +168,11 @@ def plan_revert(source: SnapshotSource, client, base_id: str, table: str, record
 
 def revert(source: SnapshotSource, *, client, base_id: str, table: str, records: Iterable[str] = (),
            delete_added: bool = False, dry_run: bool = False, confirm: Callable[[RevertPlan], bool] | None = None,
-           fail_after: tuple[str, int] | None = None, schema: bool = False) -> RestoreReport:
+           fail_after: tuple[str, int] | None = None, schema: bool = False, comments: bool = True) -> RestoreReport:
     """Put a live table (or some of its records) back as it was in the snapshot; with ``schema``,
-    fields renamed since get their old names back. The report lists the schema changes either way."""
+    fields renamed since get their old names back. The report lists the schema changes either way.
+    A re-created record gets its comments back (``comments``), as a restore into a new table does
+    (snapstore.restore.comments: oldest first, replies under their parent, journaled)."""
     records = list(records)
     jroot = Path(source.journal_root)
     key = journal_id("revert", source.identity, base_id)
@@ -193,7 +196,10 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
     rep.not_restorable = plan.fields_skipped
     rep.warnings.extend(plan.warnings)
     tr = rep.tables[plan.table_id] = TableReport(plan.table_name, new_table=plan.table_id)
+    src_comments = _stored_comments(source, base_id, plan.table_id, plan.recreate, rep) if comments else {}
+    rep.plan["comments"] = sum(len(src_comments.get(r) or []) for r in plan.recreate)
     if dry_run or (confirm is not None and not confirm(plan)):
+        tr.comments = rep.comments_restored = rep.plan["comments"]
         rep.status = "planned" if dry_run else "cancelled"
         tr.created, tr.updated = len(plan.recreate), len(plan.update)
         tr.deleted = len(plan.added) if delete_added else 0
@@ -207,11 +213,13 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
     tid = plan.table_id
     batches = 0
 
-    def tick() -> None:
+    def tick(step: str = "records") -> None:
         nonlocal batches
+        if fail_after and fail_after[0] == "comments" and step != "comments":
+            return
         batches += 1
         if fail_after and batches >= fail_after[1]:
-            raise SimulatedCrash(f"simulated interruption after {batches} batches")
+            raise SimulatedCrash(f"simulated interruption after {batches} {step} batches")
 
     try:
         j.set("status", "running")
@@ -294,7 +302,14 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
             t.update(tid, updates[i : i + BATCH])
             tick()
         tr.updated = len(plan.update)
-        # 3. files no longer in the table: upload from the store
+        # 3. the comments of the re-created records (also those an interrupted run re-created)
+        if src_comments:
+            made = j.record_map(tid)
+            n = restore_comments(journal=j, writer=t, comments={r: src_comments[r] for r in made if r in src_comments},
+                                 src_table=tid, new_table=tid, record_map=made, tick=lambda: tick("comments"))
+            tr.comments += n
+            rep.comments_restored += n
+        # 4. files no longer in the table: upload from the store
         for rec_id, fid, a in pending_uploads:
             info = source.att_info(a.get("id")) if a.get("id") else None
             if info is None or (info.get("size") or 0) > UPLOAD_LIMIT:
@@ -305,7 +320,7 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
             with source.open_att(a["id"]) as fh:
                 t.upload(tid, rec_id, fid, a.get("filename") or "file", fh.read(), a.get("type") or info.get("mime"))
             rep.attachments_uploaded += 1
-        # 4. records added since
+        # 5. records added since
         if delete_added:
             ids = [alias.get(r, r) for r in plan.added]
             for i in range(0, len(ids), BATCH):
@@ -323,6 +338,17 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
         return rep
     finally:
         j.close()
+
+
+def _stored_comments(source: SnapshotSource, base_id: str, table_id: str, recreate: list[str],
+                     rep: RestoreReport) -> dict[str, list[dict]]:
+    """The snapshot's comments of the table; a warning when records come back without any because the
+    snapshot was taken without ``--comments`` (it cannot tell whether they had some)."""
+    stored = next(source.store.table_comments(source.snap, [(base_id, table_id)]))
+    if stored is None and recreate:
+        rep.warnings.append(f"the snapshot holds no comments of this table (taken without --comments): the "
+                            f"{len(recreate)} re-created record(s) come back without theirs")
+    return stored or {}
 
 
 def _adopt_recreated(j: RestoreJournal, plan: RevertPlan, fields: dict, to_create: list[dict], live: dict,

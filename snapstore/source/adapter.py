@@ -105,6 +105,7 @@ class RequestStats:
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()  # per route
         self.by_base: Counter[str] = Counter()
+        self.by_route_base: Counter[tuple[str, str]] = Counter()
         self.statuses: Counter[int] = Counter()
         self.rate_limited = 0  # 429s received
         self.retries = 0  # retries after 5xx / network errors
@@ -116,6 +117,7 @@ class RequestStats:
             self.requests[route] += 1
             if base:
                 self.by_base[base] += 1
+                self.by_route_base[(route, base)] += 1
             if status is not None:
                 self.statuses[status] += 1
                 if status == 429:
@@ -127,6 +129,11 @@ class RequestStats:
             self.retries += 1
             if network:
                 self.network_errors += 1
+
+    def count_for(self, route: str, base: str) -> int:
+        """Requests so far on ``route`` for ``base`` (a snapshot's comments requests per table)."""
+        with self._lock:
+            return self.by_route_base[(route, base)]
 
     @property
     def total(self) -> int:
@@ -175,13 +182,26 @@ class ThrottledRetryAdapter(HTTPAdapter):
     ) -> None:
         super().__init__(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0)
         self.throttle = throttle
-        self.policy = policy or RetryPolicy()
+        self._policy = policy or RetryPolicy()
+        self._local = threading.local()  # a policy for this thread's requests only (fewer_retries)
         self.stats = stats or RequestStats()
         self.cancel = cancel
         self._sleep_fn = sleep
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
         self._log = log
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return getattr(self._local, "policy", None) or self._policy
+
+    @policy.setter
+    def policy(self, value: RetryPolicy) -> None:
+        self._policy = value
+
+    def thread_policy(self, value: RetryPolicy | None) -> None:
+        """Set (or with None, drop) the policy of the calling thread's requests."""
+        self._local.policy = value
 
     def _sleep(self, seconds: float) -> None:
         if seconds <= 0:

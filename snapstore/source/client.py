@@ -17,11 +17,13 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 import requests
 from pyairtable import Api
 
+from snapstore import ledger
 from snapstore.constants import DEFAULT_API_URL
 from snapstore.source.adapter import RequestStats, RetryPolicy, ThrottledRetryAdapter
 from snapstore.source.errors import (
@@ -90,11 +92,17 @@ class AirtableSource:
         throttle: Throttle | None = None,
         log: Callable[[str], None] | None = None,
         pool_size: int = 32,
+        shared_budget: str | Path | None = None,
     ) -> None:
+        """``shared_budget``: a folder (the CLI gives ``<cache>/rate``) through which every snapstore
+        process on this machine shares each base's rate and its 429 pauses (snapstore.source.shared_budget)."""
         if not token or not token.strip():
             raise SourceError("no Airtable token: set AIRTABLE_TOKEN, or pass --token / --token-file")
         self.api_url = (api_url or DEFAULT_API_URL).rstrip("/")
         self.cancel = cancel or threading.Event()
+        if log is None:
+            _logger = logging.getLogger("snapstore.source")
+            log = lambda m: _logger.info("%s", m)  # noqa: E731
         self.throttle = throttle or Throttle(
             rate_base=rate_base,
             rate_token=rate_token,
@@ -102,12 +110,11 @@ class AirtableSource:
             window=window,
             margin=margin,
             cancel=self.cancel,
+            shared=_shared(shared_budget, self.api_url, log),
         )
         self.policy = policy or RetryPolicy()
-        if log is None:
-            _logger = logging.getLogger("snapstore.source")
-            log = lambda m: _logger.info("%s", m)  # noqa: E731
         self.stats = RequestStats()
+        ledger.track(self.stats)  # every API request is counted in the store's ledger (snapstore/ledger.py)
         self.download_stats = RequestStats()
         self.api = Api(
             token.strip(),
@@ -147,6 +154,8 @@ class AirtableSource:
     def close(self) -> None:
         self.api.session.close()
         self.downloads.close()
+        if getattr(self.throttle, "shared", None) is not None:
+            self.throttle.shared.close()  # its files (opened again if the source is used again)
 
     def __enter__(self) -> AirtableSource:
         return self
@@ -190,6 +199,19 @@ class AirtableSource:
             yield
         finally:
             self._adapter.policy = full
+
+    @contextlib.contextmanager
+    def fewer_retries(self, retries: int = 1) -> Iterator[None]:
+        """At most ``retries`` retries of 5xx/network errors for the calling thread's requests: a
+        route that already failed after the full retries (comments of a base whose endpoint fails)
+        costs seconds per request, not a minute. 429s are still honoured in full."""
+        full = self._adapter.policy
+        self._adapter.thread_policy(RetryPolicy(max_retries=min(retries, full.max_retries), max_429=full.max_429,
+                                                backoff=full.backoff, backoff_max=full.backoff_max))
+        try:
+            yield
+        finally:
+            self._adapter.thread_policy(None)
 
     def bases(self) -> list[dict]:
         """Every base the token can see, raw (``id``, ``name``, ``permissionLevel``)."""
@@ -305,6 +327,20 @@ class AirtableSource:
             yield reader  # type: ignore[misc]
         finally:
             resp.close()
+
+
+def _shared(folder: str | Path | None, api_url: str, log: Callable[[str], None]):
+    """The machine-wide budget in ``folder``, or None (none asked, or the folder cannot be written:
+    then this process throttles itself alone, as before, and says so)."""
+    if folder is None:
+        return None
+    from snapstore.source.shared_budget import SharedBudget
+
+    try:
+        return SharedBudget(folder, api_url)
+    except OSError as e:
+        log(f"the rate budget shared with other snapstore processes is off ({folder}: {e.strerror or e})")
+        return None
 
 
 __all__ = ["AirtableSource", "DEFAULT_API_URL", "Unreachable"]

@@ -18,6 +18,11 @@ until it is over, so we never extend the penalty by knocking on the door.
 
 The clock and the sleep are injectable: unit tests use a fake clock, and the accelerated emulator
 is matched by shortening the window (see :func:`limits_for`).
+
+Processes: with ``shared`` (a :class:`~snapstore.source.shared_budget.SharedBudget`), each base's
+window and its 429 pauses are also kept in a file every snapstore process on the machine reads, so
+two processes reading or writing one base share its 5 requests/s instead of sending 10. The clock
+must then be the machine's monotonic clock (the default).
 """
 
 from __future__ import annotations
@@ -71,11 +76,12 @@ def limits_for(rate_base: float, rate_token: float, window: float | None = None)
 class Ticket:
     """One request's place in the windows of its keys, from ``acquire`` to ``done``."""
 
-    __slots__ = ("_throttle", "finished", "keys")
+    __slots__ = ("_throttle", "finished", "keys", "shared_slot")
 
-    def __init__(self, throttle: Throttle, keys: tuple[str, ...]) -> None:
+    def __init__(self, throttle: Throttle, keys: tuple[str, ...], shared_slot: float | None = None) -> None:
         self._throttle = throttle
         self.keys = keys
+        self.shared_slot = shared_slot  # its place in the machine-wide window of its base
         #: when the response arrived (None while in flight)
         self.finished: float | None = None
 
@@ -118,8 +124,10 @@ class Throttle:
         sleep: Callable[[float], None] | None = None,
         cancel: threading.Event | None = None,
         cold_start: bool = True,
+        shared=None,
     ) -> None:
         self.base_limit, self.token_limit = limits_for(rate_base, rate_token, window)
+        self.shared = shared  # SharedBudget: the bases' windows shared with the machine's other processes
         self.penalty = float(penalty)
         self.margin = float(margin)
         self._clock = clock
@@ -170,8 +178,11 @@ class Throttle:
 
     def _done(self, ticket: Ticket) -> None:
         with self._lock:
-            if ticket.finished is None:
-                ticket.finished = self._clock()
+            if ticket.finished is not None:
+                return
+            ticket.finished = self._clock()
+        if ticket.shared_slot is not None:
+            self.shared.release(ticket.keys[-1], ticket.shared_slot, ticket.finished + self._span(self.base_limit))
 
     # -- public ----------------------------------------------------------------------------
 
@@ -186,8 +197,11 @@ class Throttle:
                 wait = self._wait_for(TOKEN_KEY, self.token_limit, now)
                 if base_id is not None:
                     wait = max(wait, self._wait_for(base_id, self.base_limit, now))
+                slot = None
+                if wait <= 0 and base_id is not None and self.shared is not None:
+                    wait, slot = self.shared.reserve(base_id, self.base_limit.count, now)
                 if wait <= 0:
-                    ticket = Ticket(self, keys)
+                    ticket = Ticket(self, keys, slot)
                     for k in keys:
                         self._tickets.setdefault(k, []).append(ticket)
                     if waited:
@@ -213,6 +227,8 @@ class Throttle:
             if until > self._paused_until.get(key, 0.0):
                 self._paused_until[key] = until
             self.penalties[key] = self.penalties.get(key, 0) + 1
+        if base_id is not None and self.shared is not None:
+            self.shared.pause(base_id, until)
 
     def paused_for(self, base_id: str | None) -> float:
         with self._lock:
