@@ -145,4 +145,4 @@ def test_the_negative_of_a_switch_is_not_a_key(tmp_path):
     would read as the opposite of what it says, so it is refused."""
     p = cfg(tmp_path, "[snapshot]\nno_attachments = true\n")
     r = run(["snapshot"], {"SNAPSTORE_CONFIG": str(p)})
-    assert r.exit_code == 2 and "'no_attachments'" in r.stderr and "did you mean 'attachments'?" in r.stderr
+    assert r.exit_code == 2 and "'no_attachments'" in r.stderr and "did you mean 'attachments'" in r.stderr

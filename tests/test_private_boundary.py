@@ -37,6 +37,8 @@ KNOWN_IMPORTS = {
     ("snapstore/arrowread.py", "exporters.parquet_writer._TS"),
     ("snapstore/arrowread.py", "exporters.parquet_writer._schema_of"),
     ("snapstore/ops/sql.py", "exporters.parquet_writer._schema_of"),
+    ("snapstore/commands/serve.py", "snapstore.commands.runhook._META"),
+    ("snapstore/ops/snapshot_comments.py", "snapstore.ops.snapshot._scan_attachments"),
 }
 
 #: (module, private attribute of an object it does not own) -> how many times.
