@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 
-class Journal:
+class RestoreJournal:
     """SQLite journal of one restore: what exists in the target and which step each table reached."""
 
     SCHEMA = """
