@@ -103,7 +103,6 @@ def _worker_died() -> WorkerDied:
 
 #: --workers above this is refused: a number nobody means (100,000 forked 4,500 processes and took
 #: 23.6 of 24 GiB before anything else ran out).
-MAX_WORKERS = 256
 
 
 class Executor:

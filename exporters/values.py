@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from exporters.naming import NameAllocator, safe_column
+from snapstore.fieldtypes import is_attachment
 
 TEXT_TYPES = frozenset({
     "singleLineText", "multilineText", "richText", "email", "url", "phoneNumber", "singleSelect",
@@ -102,10 +103,6 @@ def is_error(v: Any) -> bool:
 
 def dumps_json(value: Any) -> str:
     return orjson.dumps(value).decode()
-
-
-def is_attachment(v: Any) -> bool:
-    return isinstance(v, dict) and isinstance(v.get("id"), str) and v["id"].startswith("att")
 
 
 def is_collaborator(v: Any) -> bool:

@@ -12,14 +12,12 @@ from typing import Any
 
 import orjson
 
+from snapstore.fieldtypes import is_attachment
+
 #: Recorded in the store's config; changing anything in this module must bump it.
 CANON_VERSION = "orjson-sorted-v1"
 
 _OPTS = orjson.OPT_SORT_KEYS
-
-
-def _is_attachment(value: Any) -> bool:
-    return isinstance(value, dict) and isinstance(value.get("id"), str) and value["id"].startswith("att")
 
 
 def _strip_attachment(att: dict) -> dict:
@@ -36,11 +34,11 @@ def _strip_attachment(att: dict) -> dict:
 def strip_volatile(value: Any) -> Any:
     """Remove signed URLs from attachment objects wherever they occur (cells, lookups, comments)."""
     if isinstance(value, list):
-        if value and any(_is_attachment(v) for v in value):
-            return [_strip_attachment(v) if _is_attachment(v) else strip_volatile(v) for v in value]
+        if value and any(is_attachment(v) for v in value):
+            return [_strip_attachment(v) if is_attachment(v) else strip_volatile(v) for v in value]
         return [strip_volatile(v) for v in value] if any(isinstance(v, (list, dict)) for v in value) else value
     if isinstance(value, dict):
-        if _is_attachment(value):
+        if is_attachment(value):
             return _strip_attachment(value)
         return {k: strip_volatile(v) for k, v in value.items()}
     return value

@@ -61,6 +61,8 @@ def key(name: str) -> str:
 
 def read(path: str | Path) -> dict[str, Any]:
     """The parsed file; a missing or malformed file is a ConfigError naming it."""
+    if "\0" in str(path):
+        raise ConfigError("the config file's path holds a NUL byte, which no path can hold")
     p = Path(path).expanduser()
     try:
         return tomllib.loads(p.read_text(encoding="utf-8"))
@@ -86,13 +88,20 @@ def settings_for(doc: dict[str, Any], path: str | Path, command: tuple[str, ...]
         out.update({key(k): v for k, v in table.items() if not isinstance(v, dict)})
     for k, v in out.items():
         if k in PATH_KEYS and isinstance(v, str):
-            out[k] = str(Path(v).expanduser())
+            out[k] = checked_path(v, k, path)
     return out
+
+
+def checked_path(value: str, name: str, path: str | Path) -> str:
+    """A path setting, ``~`` expanded; a NUL byte (no file system takes one) is the file's error."""
+    if "\0" in value:
+        raise ConfigError(f"{path}: {name} holds a NUL byte, which no path can hold")
+    return str(Path(value).expanduser())
 
 
 def check(doc: dict[str, Any], path: str | Path, known: Known) -> None:
     """Every key of the file is taken by some command (top level) or by its table's command (a
-    group's table: by one of its subcommands)."""
+    group's table: by one of its subcommands). A stranger is one line naming the nearest keys."""
     tables = {c[:n] for c in known for n in range(1, len(c) + 1)}
 
     def walk(table: dict, where: tuple[str, ...]) -> None:
@@ -103,20 +112,33 @@ def check(doc: dict[str, Any], path: str | Path, known: Known) -> None:
             if isinstance(v, dict):
                 sub = (*where, k)
                 if sub not in tables:
-                    names = ", ".join(sorted(".".join(c) for c in known))
-                    raise ConfigError(f"unknown table [{'.'.join(sub)}] in {path}: a table is named after a "
-                                      f"command: {names}")
+                    names = sorted(".".join(c) for c in tables if len(c) == len(sub) and c[:-1] == where)
+                    raise ConfigError(f"unknown table [{'.'.join(sub)}] in {path}{_nearest('.'.join(sub), names)}; "
+                                      "a table is named after a command")
                 walk(v, sub)
             elif key(k) not in allowed:
-                close = difflib.get_close_matches(key(k), sorted(allowed), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
                 place = "at the top level" if not where else f"in [{'.'.join(where)}]"
-                raise ConfigError(f"unknown key {k!r} {place} of {path}{hint}; the keys that exist "
-                                  f"{place}: {', '.join(sorted(allowed))}")
+                raise ConfigError(f"unknown key {k!r} {place} of {path}{_nearest(key(k), allowed)}; keys are "
+                                  "the commands' long option names (snapstore COMMAND --help)")
 
     walk(doc, ())
 
 
+#: A command's keys are listed in full up to this many; beyond, only the nearest are named.
+LISTED = 20
+
+
+def _nearest(wanted: str, names) -> str:
+    """`` (did you mean 'store'?)``, the nearest names (up to 3); else all of them when they are
+    few, so the line stays one a person reads."""
+    names = sorted(names)
+    close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.6)
+    if close:
+        return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+    return f" (keys: {', '.join(names)})" if len(names) <= LISTED else ""
+
+
 def _keys_under(prefix: tuple[str, ...], known: Known) -> set[str]:
     """The keys of every command under ``prefix`` (all of them for the top level)."""
-    return set().union(*(ks for c, ks in known.items() if c[:len(prefix)] == prefix))
+    extra = GROUP_KEYS if not prefix else set()
+    return extra.union(*(ks for c, ks in known.items() if c[:len(prefix)] == prefix))

@@ -84,6 +84,14 @@ class Interrupted(SnapstoreError):
     exit_code = EXIT_INTERRUPTED
 
 
+class Reported(SnapstoreError):
+    """The command already printed its result, failure included (a ``--json`` document, a
+    snapshot's PARTIAL summary): only the exit code is left to give, and no line is added."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__("", exit_code=exit_code)
+
+
 _OS_ADVICE = {
     errno.ENOSPC: ("no space left on device", "free some space and run again"),
     errno.EDQUOT: ("disk quota exceeded", "free some space and run again"),

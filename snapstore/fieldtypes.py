@@ -1,5 +1,7 @@
 """What Airtable's API allows for each field type: one list, used by the emulator (which enforces
-it) and by restore (which plans around it). See reference/airtable-api.md §2.3 and §6.4-6.5."""
+it) and by restore (which plans around it); and how to tell an attachment in a stored value."""
+
+from typing import Any
 
 #: Cell values of these types cannot be written, and the fields cannot be created, through the API.
 COMPUTED_TYPES = frozenset({
@@ -19,3 +21,9 @@ CREATABLE_PRIMARY_TYPES = frozenset({
 })
 #: Types an existing table's primary field may have (a primary can be turned into these in the UI).
 PRIMARY_TYPES = CREATABLE_PRIMARY_TYPES | {"autoNumber", "formula"}
+
+
+def is_attachment(value: Any) -> bool:
+    """An attachment object as the API gives it (``{"id": "att…", "url": …, "filename": …}``):
+    wherever it sits (an attachment field, a lookup of one), its ``att`` id names the file."""
+    return isinstance(value, dict) and isinstance(value.get("id"), str) and value["id"].startswith("att")

@@ -4,7 +4,7 @@ long stopping may take.
 Why not Python's default (SIGINT raises KeyboardInterrupt wherever the main thread is): a second
 signal, or the first one landing inside a commit, a rename or a worker pool's shutdown, left exports
 that hung for minutes, aborted in C++ teardown, or left a finished folder behind after exit 130
-(issue 14: 1 run in 5 under load). So:
+(1 run in 5 under load). So:
 
 - the first signal raises KeyboardInterrupt in the main thread once, unless the main thread is inside
   :func:`shielded` (a commit point), where it waits for the end of the section;
@@ -18,6 +18,7 @@ that hung for minutes, aborted in C++ teardown, or left a finished folder behind
 from __future__ import annotations
 
 import _thread
+import math
 import os
 import signal
 import sys
@@ -28,9 +29,33 @@ from contextlib import contextmanager
 
 from snapstore.errors import EXIT_INTERRUPTED
 
-#: Seconds from the first signal to a forced exit. Cleanup (killing workers, removing a partial
-#: folder) takes well under a second unloaded; 20 s leaves room for a machine with both cores busy.
-GRACE = float(os.environ.get("SNAPSTORE_INTERRUPT_GRACE", "20"))
+#: Seconds from the first signal to a forced exit when $SNAPSTORE_INTERRUPT_GRACE does not say
+#: (or says nonsense: :func:`check_settings` refuses it before a command starts). Cleanup (killing
+#: workers, removing a partial folder) takes well under a second unloaded; 20 s leaves room for a
+#: machine with both cores busy.
+DEFAULT_GRACE = 20.0
+
+
+def _grace(raw: str | None) -> float | None:
+    """The grace in seconds ``raw`` gives, or None when it is not a positive finite number."""
+    try:
+        v = float(raw if raw is not None else DEFAULT_GRACE)
+    except ValueError:
+        return None
+    return v if math.isfinite(v) and v > 0 else None
+
+
+GRACE = _grace(os.environ.get("SNAPSTORE_INTERRUPT_GRACE")) or DEFAULT_GRACE
+
+
+def check_settings() -> None:
+    """A command's first step: the environment this module reads is sound (a usage error, exit 2)."""
+    raw = os.environ.get("SNAPSTORE_INTERRUPT_GRACE")
+    if raw is not None and _grace(raw) is None:
+        from snapstore.errors import UsageError
+
+        raise UsageError(f"SNAPSTORE_INTERRUPT_GRACE={raw!r} is not a number of seconds above 0 (default "
+                         f"{DEFAULT_GRACE:g})")
 
 _lock = threading.Lock()
 _requested: int | None = None  # the first signal's number

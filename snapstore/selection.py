@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from snapstore import isotime
 from snapstore.errors import StoreError, UsageError
 
 #: How many candidates an error lists before "…".
@@ -22,7 +23,7 @@ class SelectionError(UsageError):
     """``--base`` / ``--table`` named nothing, or more than one thing (exit code 2)."""
 
 
-class NotFound(SelectionError):
+class NoSuchName(SelectionError):
     """Nothing has that id or name. ``wanted`` is what was asked for, ``listing`` what exists."""
 
     wanted: str = ""
@@ -61,21 +62,38 @@ def find_id(wanted: str, items: Iterable[tuple[str, str | None]], what: str = "b
     when several do, listing them (``labels``: how to show an id, default its names)."""
     cands = _candidates(items)
     key = wanted.strip()
+    hits = _matches(key, cands)
+    if len(hits) > 1:
+        where = f" {where}" if where else ""
+        raise Ambiguous(f"{what} {key!r} is ambiguous{where}: {_listing(hits, cands, labels)}; give the id")
+    return next(iter(hits), None)
+
+
+def _matches(key: str, cands: dict[str, list[str]]) -> set[str]:
+    """The one rule: the id ``key``; else the ids whose name is ``key``; else those whose name is
+    ``key`` compared case-insensitively."""
     if key in cands:
-        return key
+        return {key}
     for same in (lambda n: n == key, lambda n: n.casefold() == key.casefold()):
-        hits = [i for i, names in cands.items() if any(same(n) for n in names)]
-        if len(hits) == 1:
-            return hits[0]
+        hits = {i for i, names in cands.items() if any(same(n) for n in names)}
         if hits:
-            where = f" {where}" if where else ""
-            raise Ambiguous(f"{what} {key!r} is ambiguous{where}: {_listing(hits, cands, labels)}; give the id")
-    return None
+            return hits
+    return set()
+
+
+def field_ids(wanted: str, items: Iterable[tuple[str, str | None]]) -> set[str]:
+    """The fields ``wanted`` names among ``(field id, name)`` pairs of one table (names as of any
+    snapshot): its id; else every field with that exact name (a field deleted and created again
+    under its old name is both); else those whose name matches case-insensitively. Empty when none
+    does: ``find --field`` then matches nothing, ``history --field`` says so."""
+    return _matches(wanted.strip(), _candidates(items))
 
 
 def pick(wanted: str, items: Iterable[tuple[str, str | None]], what: str = "base", where: str = "",
-         labels: dict[str, str] | None = None) -> str:
-    """Like :func:`find_id`, but nothing matching is an error too (NotFound, naming what exists)."""
+         labels: dict[str, str] | None = None, hint: str = "") -> str:
+    """Like :func:`find_id`, but nothing matching is an error too: NoSuchName (a usage error, exit 2)
+    in one shape whatever the verb, ``no base 'X' in this store (bases: Name (id), …)``, then
+    ``hint``."""
     items = list(items)
     found = find_id(wanted, items, what, where, labels)
     if found is not None:
@@ -83,8 +101,9 @@ def pick(wanted: str, items: Iterable[tuple[str, str | None]], what: str = "base
     cands = _candidates(items)
     where = f" {where}" if where else ""
     listing = _listing(cands, cands, labels)
-    err = NotFound(f"no {what} {wanted.strip()!r}{where} ({what}s: {listing})" if cands
-                   else f"no {what} {wanted.strip()!r}{where}: there are none")
+    tail = f"; {hint}" if hint else ""
+    err = NoSuchName((f"no {what} {wanted.strip()!r}{where} ({what}s: {listing})" if cands
+                    else f"no {what} {wanted.strip()!r}{where}: there are none") + tail)
     err.wanted, err.listing = wanted.strip(), listing
     raise err
 
@@ -118,7 +137,7 @@ def table_pairs(spec: str, tables: Sequence[tuple[str, str | None, str, str | No
                 if found is not None:
                     break
     if found is None:
-        pick(spec, [(t, tn) for _b, _bn, t, tn in tables], "table", where, labels)  # raises NotFound
+        pick(spec, [(t, tn) for _b, _bn, t, tn in tables], "table", where, labels)  # raises NoSuchName
     return {(base_of[found], found)}
 
 
@@ -154,29 +173,50 @@ def holding(snaps: Sequence, bases: Sequence[str] | None) -> list:
     return [s for s in snaps if ids <= base_set(s)]
 
 
+#: The snapshot-name grammar every verb reads (``log`` shows the names): ``latest``, ``latest~N``,
+#: an id or a prefix of one (4 hex digits or more), a date (its last snapshot) or an ISO time.
+_LATEST = re.compile(r"latest(?:~(\d+))?")
+_ID = re.compile(r"[0-9a-f]{4,64}")
+
+
+def snapshot_named(snaps: Sequence, name: str, group: Sequence | None = None, shown: str = ""):
+    """The snapshot ``name`` names among ``snaps`` (newest first): the one parser of snapshot names,
+    behind :meth:`Store.resolve` and :func:`resolve_snapshot`. ``latest~N`` and dates count among
+    ``group`` (default: every snapshot; ``shown`` names the group in messages); an id names its
+    snapshot whatever the group. Unknown or ambiguous: StoreError (exit 1)."""
+    if not snaps:
+        raise StoreError("the store has no snapshots yet")
+    name = name.strip()
+    among = list(snaps if group is None else group)
+    held = f" holding {shown}" if shown else ""
+    m = _LATEST.fullmatch(name)
+    if m:
+        n = int(m.group(1) or 0)
+        if n >= len(among):
+            raise StoreError(f"{name}: the store has only {len(among)} snapshot(s){held}")
+        return among[n]
+    if _ID.fullmatch(name):
+        hits = [s for s in snaps if s.full_id.startswith(name)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise StoreError(f"snapshot id {name} is ambiguous ({len(hits)} match); give more characters")
+    when = isotime.until(name)
+    if when is not None:
+        for s in among:
+            if s.time <= when:
+                return s
+        raise StoreError(f"no snapshot{held} at or before {name}")
+    raise StoreError(f"no snapshot named {name!r} (try `snapstore log`)")
+
+
 def resolve_snapshot(store, name, bases: Sequence[str] | None = None):
-    """A snapshot by name (:meth:`Store.resolve`), with ``latest``, ``latest~N`` and dates counted
+    """A snapshot by name (:func:`snapshot_named`), with ``latest``, ``latest~N`` and dates counted
     among the snapshots holding ``bases`` only. An id names its snapshot whatever ``bases`` says."""
     if not bases or not isinstance(name, str):
         return store.resolve(name)
-    from snapstore.store.store import _parse_when
-
-    name = name.strip()
-    m = re.fullmatch(r"latest(?:~(\d+))?", name)
-    when = None if m else _parse_when(name)
-    if m is None and when is None:
-        return store.resolve(name)
-    snaps = holding(store.list_snapshots(), bases)
-    shown = ", ".join(bases)
-    if m:
-        n = int(m.group(1) or 0)
-        if n >= len(snaps):
-            raise StoreError(f"{name}: only {len(snaps)} snapshot(s) hold {shown}")
-        return snaps[n]
-    for s in snaps:
-        if s.time <= when:
-            return s
-    raise StoreError(f"no snapshot holding {shown} at or before {name}")
+    snaps = store.list_snapshots()
+    return snapshot_named(snaps, name, holding(snaps, bases), ", ".join(bases))
 
 
 def default_pair(store, bases: Sequence[str] | None = None, a=None):
@@ -198,4 +238,5 @@ def default_pair(store, bases: Sequence[str] | None = None, a=None):
     return older[0], newest
 
 
-__all__ = ["Ambiguous", "NotFound", "base_set", "default_pair", "holding", "resolve_snapshot", "SelectionError", "find_id", "pick", "select", "select_tables", "table_pairs"]
+__all__ = ["Ambiguous", "NoSuchName", "SelectionError", "base_set", "default_pair", "field_ids", "find_id", "holding", "pick",
+           "resolve_snapshot", "select", "select_tables", "snapshot_named", "table_pairs"]

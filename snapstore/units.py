@@ -40,4 +40,35 @@ def count(n: int, word: str, *, thousands: bool = True) -> str:
     return f"{n:,} {plural(word, n)}" if thousands else f"{n} {plural(word, n)}"
 
 
-__all__ = ["count", "plural", "size"]
+def number(n: int | None) -> str:
+    """``1,500``: every count a person reads has its thousands separated (``?`` for unknown)."""
+    return "?" if n is None else f"{n:,}"
+
+
+#: The width text output keeps to: a terminal's 80 columns less a prompt's indent, as git's
+#: summaries do (the snapshot summary was 71 columns and wrapped on a 70-column terminal).
+WIDTH = 70
+
+
+def fit(text: str, width: int = WIDTH) -> str:
+    """Whole lines: a line longer than ``width`` breaks at spaces, continued two spaces deeper
+    than it starts."""
+    import textwrap
+
+    out = []
+    for line in text.splitlines():
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = " " * (len(line) - len(line.lstrip()))
+        out.extend(textwrap.wrap(line, width, initial_indent="", subsequent_indent=indent + "  ",
+                                 break_long_words=True, break_on_hyphens=False))
+    return "\n".join(out)
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, an ellipsis marking a cut."""
+    return text if len(text) <= width else text[:max(0, width - 1)] + "…"
+
+
+__all__ = ["WIDTH", "clip", "count", "fit", "number", "plural", "size"]

@@ -120,7 +120,7 @@ def contents(store: Store, snap) -> list:
     """Everything a snapshot exports: its records, schema, and each named attachment's bytes (hashed)."""
     import hashlib
 
-    from snapstore.store.store import _BlobReader
+    from snapstore.store.reader import BlobReader
 
     recs = sorted(store.records(snap, BASE, TABLE), key=lambda r: r["id"])
     ids = sorted({a["id"] for r in recs for a in r["fields"].get(FILES, [])})
@@ -129,7 +129,7 @@ def contents(store: Store, snap) -> list:
             """SELECT a.att_id, a.content_hash, p.name, b.off, b.clen, b.rlen, b.dict_hash FROM attachment a
                LEFT JOIN blob b ON b.hash = a.content_hash LEFT JOIN pack p ON p.pack_seq = b.pack_seq
                WHERE list_contains(?, a.att_id)""", [ids]).fetchall()
-    reader = _BlobReader(store)
+    reader = BlobReader(store)
     atts = {}
     for att_id, h, pack, off, clen, rlen, dh in rows:
         if pack is None:

@@ -31,19 +31,54 @@ from snapstore.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    Reported,
     SnapstoreError,
     find_os_error,
     os_error_message,
 )
 
 
-def _wants_json(args: list[str]) -> bool:
-    for i, a in enumerate(args):
-        if a == "--json" or a in ("--format=json", "-fjson"):
-            return True
-        if a in ("--format", "-f") and i + 1 < len(args) and args[i + 1] == "json":
-            return True
-    return False
+def _wants_json(args: list[str], contexts: list[click.Context]) -> bool:
+    """Was JSON asked for: ``--json``, or ``--format json`` where it means the output (diff,
+    history; never export's list of file formats). The parsed flags say so when parsing got that
+    far, else the command line."""
+    if any(output_of(c).json for c in contexts):
+        return True
+    return "--json" in args[:args.index("--")] if "--" in args else "--json" in args
+
+
+#: The flags a user may give before or after the verb (restic's global flags): those the group
+#: takes (moved before the verb) and those every verb takes (moved after it). Value: takes a value.
+GROUP_FLAGS = {"--password-file": True}
+VERB_FLAGS = {"--store": True, "-s": True, "--config": True, "--color": True, "--json": False,
+              "-q": False, "--quiet": False, "-v": False, "--verbose": False}
+
+
+def hoist_globals(args: list[str]) -> list[str]:
+    """``snapstore --store X log`` and ``snapstore log --password-file F`` as restic takes them: the
+    verb's flags given before it move after the command line, the group's given after the verb
+    move before it. Nothing after ``--`` moves."""
+    args = list(args)
+    end = args.index("--") if "--" in args else len(args)
+    head, tail, verb_at, i = [], [], None, 0
+    before: list[str] = []
+    while i < end:
+        a = args[i]
+        name = a.split("=", 1)[0]
+        takes = GROUP_FLAGS.get(name, VERB_FLAGS.get(name))
+        n = 2 if takes and "=" not in a and i + 1 < end else 1
+        if takes is None or (verb_at is None and name in GROUP_FLAGS) or (verb_at is not None and name in VERB_FLAGS):
+            if verb_at is None and not a.startswith("-"):
+                verb_at = len(head)
+            n = n if takes is not None else 1
+            head.extend(args[i:i + n])
+            i += n
+            continue
+        (tail if verb_at is None else before).extend(args[i:i + n])
+        i += n
+    if verb_at is None:  # no verb: leave the line as it was (click says what is missing)
+        return args
+    return head[:verb_at] + before + head[verb_at:] + tail + args[end:]
 
 
 def _redact(text: str) -> str:
@@ -74,7 +109,9 @@ def _write_crash(exc: BaseException, argv: list[str]) -> str | None:
 
 def describe(exc: BaseException, argv: list[str]) -> tuple[str, int, str]:
     """(one line, exit code, error type) for anything a command raised."""
-    if isinstance(exc, click.exceptions.Exit):
+    if isinstance(exc, Reported):
+        return "", exc.exit_code, ""
+    if isinstance(exc, click.exceptions.Exit):  # click's own (--help, --version, ctx.exit)
         return "", exc.exit_code, ""
     if interrupts.requested() and not isinstance(exc, SnapstoreError | click.ClickException):
         # whatever a stop request broke on its way out (DuckDB turns the KeyboardInterrupt raised in
@@ -100,12 +137,32 @@ def describe(exc: BaseException, argv: list[str]) -> tuple[str, int, str]:
         return f"Error: {_one_line(msg)}", exc.exit_code, type(exc).__name__
     if isinstance(exc, OSError) and exc.errno is not None:
         return f"Error: {os_error_message(exc)}", EXIT_ERROR, "OSError"
+    full = _disk_full(exc)
+    if full is not None:  # DuckDB's and SQLite's own words for ENOSPC: expected, not a bug
+        return f"Error: no space left on device ({_one_line(full)}); free some space and run again", EXIT_ERROR, "OSError"
     if isinstance(exc, MemoryError):
         return "Error: out of memory; try fewer --workers, or a machine with more memory", EXIT_ERROR, "MemoryError"
     where = _write_crash(exc, argv)
     tail = f"; the traceback is in {where}" if where else ""
     return (f"Error: unexpected {type(exc).__name__} (a bug in snapstore): {_one_line(_redact(str(exc)))}{tail}; "
             "SNAPSTORE_DEBUG=1 prints it", EXIT_ERROR, "bug")
+
+
+#: How DuckDB ("IO Error: Could not write file ...: No space left on device") and SQLite
+#: ("database or disk is full") say that a disk is full: they raise their own classes, not OSError.
+_FULL_DISK_WORDS = ("no space left on device", "database or disk is full", "disk quota exceeded")
+
+
+def _disk_full(exc: BaseException) -> str | None:
+    """The message of the exception in ``exc``'s chain that says the disk is full, if one does."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if any(w in str(cur).lower() for w in _FULL_DISK_WORDS):
+            return _redact(str(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def _is_plain_os(e: OSError) -> bool:
@@ -131,8 +188,9 @@ def _corrupt_catalog(exc: BaseException):
     return None
 
 
-def _invoke(cmd: click.Command, argv: list[str], prog_name: str | None, **extra):
+def _invoke(cmd: click.Command, argv: list[str], prog_name: str | None, seen: list[click.Context], **extra):
     with password.installed(), cmd.make_context(prog_name or "snapstore", list(argv), **extra) as ctx:
+        seen.append(ctx)
         return cmd.invoke(ctx)
 
 
@@ -148,9 +206,11 @@ def invoke_safely(cmd: click.Command, args: list[str] | None, prog_name: str | N
     # a log file on a full disk must not print a traceback per record: the error that stops the
     # command says what happened, once
     logging.raiseExceptions = False
+    seen: list[click.Context] = []
     try:
+        interrupts.check_settings()
         try:
-            rv = _invoke(cmd, argv, prog_name, **extra)
+            rv = _invoke(cmd, argv, prog_name, seen, **extra)
         except Exception as e:
             bad = _corrupt_catalog(e)
             if bad is None:
@@ -160,21 +220,49 @@ def invoke_safely(cmd: click.Command, args: list[str] | None, prog_name: str | N
             moved = Catalog(bad.path).quarantine()
             click.echo(f"warning: the catalog {bad.path} was damaged; moved it to {moved.name} and rebuilding it "
                        "from the store's objects", err=True)
-            rv = _invoke(cmd, argv, prog_name, **extra)
+            rv = _invoke(cmd, argv, prog_name, seen, **extra)
         return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
     except SystemExit as e:  # a verb's own exit code
         return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_ERROR)
     except BaseException as e:  # noqa: BLE001 - this is the one place that turns errors into lines
         interrupts.finished()  # a second signal must not interrupt the report of the first error
+        if _reader_gone(e):
+            return EXIT_PIPE
         line, code, kind = describe(e, argv)
         if os.environ.get("SNAPSTORE_DEBUG") and kind == "bug":
             traceback.print_exception(e, file=sys.stderr)
         if line:
-            if _wants_json(argv):
+            if _wants_json(argv, seen):
                 click.echo(json.dumps({"error": {"message": line.removeprefix("Error: "), "exit_code": code,
                                                  "type": kind}}))
             click.echo(line, err=True)
         return code
+
+
+#: The exit code when whoever read stdout stopped reading (``snapstore find x | head -1``): what a
+#: process killed by SIGPIPE gives (128 + 13), as git's and restic's do, without a word on stderr.
+EXIT_PIPE = 141
+
+
+def _reader_gone(exc: BaseException) -> bool:
+    """stdout's reader went away: say nothing more, and let nothing flush into the closed pipe."""
+    import errno
+
+    os_err = find_os_error(exc)
+    if os_err is None or os_err.errno != errno.EPIPE:
+        return False
+    quiet_stdout()
+    return True
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # (not a real file: a test runner's buffer)
+        pass
 
 
 def preload(modules: tuple[str, ...] = ()) -> None:
@@ -224,6 +312,11 @@ class SnapstoreGroup(click.Group):
     once, and a subcommand declared with ``@group.command()`` gets the shared flags like any verb."""
 
     command_class = SnapstoreCommand
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:  # noqa: D102
+        if ctx.parent is None:  # the snapstore group itself: global flags anywhere
+            args = hoist_globals(args)
+        return super().parse_args(ctx, args)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: D102
         if not standalone_mode:
@@ -326,6 +419,11 @@ def run() -> None:
 
     code = invoke_safely(main, None, "snapstore")
     interrupts.finished()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # the last lines, buffered, met a reader that had gone
+        quiet_stdout()
+        code = EXIT_PIPE
     if code == 0:
         sys.exit(0)
     try:

@@ -7,14 +7,16 @@ from __future__ import annotations
 import click
 
 from snapstore import config
+from snapstore.commands import password
 
 #: Parameters that are not settings.
 _NOT_KEYS = {"help", "config"}
 
 
 def keys_of(cmd: click.Command) -> dict[str, str]:
-    """key → parameter name: the long option names (``api_url``) and the parameter names
-    (``as_json``); arguments are not settings."""
+    """key → parameter name: the long option names (``api_url`` for ``--api-url``), the names the
+    documentation and ``--help`` show; never the Python parameter names behind them (``as_json``).
+    Arguments are not settings."""
     out: dict[str, str] = {}
     for p in cmd.params:
         if not isinstance(p, click.Option) or not p.name or p.name in _NOT_KEYS:
@@ -22,7 +24,6 @@ def keys_of(cmd: click.Command) -> dict[str, str]:
         for opt in p.opts:  # not --no-X of --X/--no-X: `no_x = true` would read as x = true
             if opt.startswith("--"):
                 out.setdefault(config.key(opt[2:]), p.name)
-        out.setdefault(p.name, p.name)
     return out
 
 
@@ -72,13 +73,11 @@ def _load(ctx: click.Context, _param: click.Parameter, value: str | None) -> Non
 def _group_settings(doc: dict) -> None:
     """``password_file`` at the top level: the group's ``--password-file``, below the flag and
     $SNAPSTORE_PASSWORD_FILE (and $SNAPSTORE_PASSWORD, which resolve() tries first)."""
-    from pathlib import Path
 
-    from snapstore.commands import password
 
     path = doc.get("password_file", doc.get("password-file"))
     if isinstance(path, str) and password.PASSWORD_FILE is None:
-        password.use(str(Path(path).expanduser()))
+        password.use(config.checked_path(path, "password_file", "the config file"))
 
 
 def config_option() -> click.Option:

@@ -15,6 +15,7 @@ import click
 
 from snapstore.commands.base import command
 from snapstore.commands.output import Output
+from snapstore.commands.params import Finite
 
 #: The demo store's password unless SNAPSTORE_PASSWORD is set (SNAPSTORE_PASSWORD=snapstore-demo opens it afterwards).
 DEMO_PASSWORD = "snapstore-demo"
@@ -49,7 +50,7 @@ def _run(args: list[str], env: dict[str, str], out: Output) -> None:
 @click.option("--tables", type=click.IntRange(1, 20), default=3, show_default=True, help="Tables per base.")
 @click.option("--records", type=click.IntRange(1, 100_000), default=300, show_default=True, help="Records per table.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated workspace.")
-@click.option("--time-scale", type=click.FloatRange(min=1.0), default=20.0, show_default=True,
+@click.option("--time-scale", type=Finite(min=1.0), default=20.0, show_default=True,
               help="How much faster than real time the emulator's rate-limit clock runs (the client is told "
                    "the same limits, scaled, so nothing is throttled more than the real service would).")
 def demo(workdir: str, bases: int, tables: int, records: int, seed: int, time_scale: float, out: Output) -> None:

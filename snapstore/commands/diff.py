@@ -7,6 +7,7 @@ import click
 from snapstore.commands.base import command
 from snapstore.commands.options import open_store, store_option
 from snapstore.commands.output import Output, format_option
+from snapstore.errors import Reported
 
 
 @command()
@@ -43,9 +44,9 @@ def diff(a, b, store, bases, tables, fmt, fields, limit, exit_code, out: Output)
     else:
         a, b = resolve_snapshot(s, a, bases or None), resolve_snapshot(s, b, bases or None)
     d = diff_snapshots(s, a, b, bases=bases or None, tables=tables or None, fields=fields)
-    if fmt != "json" and not fields:  # name the records listed (by their primary field)
-        add_labels(s, d, 100 if limit is None else limit)
+    if not fields:  # name the records listed (by their primary field), in JSON too
+        add_labels(s, d, (0 if fmt == "json" else 100) if limit is None else limit)
     colored = out.colored()
     click.echo(render(d, fmt, color=colored, limit=limit), color=colored)
     if exit_code and not d.empty:
-        click.get_current_context().exit(1)
+        raise Reported(1)  # git diff --exit-code: the diff printed is the answer

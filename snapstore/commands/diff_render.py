@@ -10,6 +10,7 @@ import click
 import orjson
 
 from snapstore import units
+from snapstore.constants import DIFF_FORMATS
 from snapstore.ops.diff import (
     Diff,
     FieldChange,
@@ -22,7 +23,7 @@ from snapstore.ops.diff import (
 )
 from snapstore.ops.diff_comments import comment_counts, reply_mark, timeline_lines
 
-FORMATS = ("text", "json", "markdown")
+FORMATS = DIFF_FORMATS
 #: Long-text diffs longer than this are cut in text and Markdown (JSON keeps every line).
 MAX_DIFF_LINES = 30
 
@@ -329,6 +330,12 @@ def _ending(v: Version) -> str | None:
     return None
 
 
+def _began(v: Version) -> str:
+    """How a version began, as a person reads it: the first version is the snapshot that first saw
+    the record (it may have been created long before the first snapshot)."""
+    return "first seen" if v.began == "created" else v.began
+
+
 def render_history_text(record_id: str, versions: list[Version], *, color: bool = False,
                         field: str | None = None, comments: list[dict] | None = None) -> str:
     st = _styler(color)
@@ -340,7 +347,7 @@ def render_history_text(record_id: str, versions: list[Version], *, color: bool 
     for v in versions:
         s, fg = sign[v.began]
         lines.append("")
-        lines.append(st(f"{s} v{v.n} {v.began}", fg=fg, bold=True) + f"  {_span(v)}")
+        lines.append(st(f"{s} v{v.n} {_began(v)}", fg=fg, bold=True) + f"  {_span(v)}")
         if v.values is not None:
             for name, val in v.values.items():
                 lines.append(f"      {name}: {short_value(val)}")
@@ -366,7 +373,7 @@ def render_history_markdown(record_id: str, versions: list[Version], *, field: s
     out = [f"## History of `{record_id}`{what}", "", f"{v0.table} (`{v0.base_id}/{v0.table_id}`), "
            f"{len(versions)} version(s)", ""]
     for v in versions:
-        out.append(f"- **v{v.n} {v.began}** {_span(v)}")
+        out.append(f"- **v{v.n} {_began(v)}** {_span(v)}")
         if v.values is not None:
             out += [f"  - **{k}**: {short_value(val)}" for k, val in v.values.items()]
         for fc in v.changes if v.values is None else []:

@@ -10,8 +10,9 @@ import click
 
 from snapstore.commands.base import command
 from snapstore.commands.output import Output
+from snapstore.commands.params import Finite
 
-_SHARE = click.FloatRange(0.0, 1.0)
+_SHARE = Finite(0.0, 1.0)
 #: The client's own defaults (snapstore snapshot/check/restore), which match Airtable's limits.
 CLIENT_RATE_BASE, CLIENT_RATE_TOKEN, CLIENT_PENALTY = 5.0, 50.0, 30.0
 
@@ -69,13 +70,13 @@ def client_setup(url: str, token: str, *, rate_base: float, rate_token: float, p
               help="Requests per second allowed per base.")
 @click.option("--rate-limit-token", type=click.IntRange(1), default=50, show_default=True,
               help="Requests per second allowed per token.")
-@click.option("--penalty", type=click.FloatRange(0.0), default=30.0, show_default=True,
+@click.option("--penalty", type=Finite(0.0), default=30.0, show_default=True,
               help="Seconds of 429 answers after a rate limit is exceeded.")
-@click.option("--time-scale", type=click.FloatRange(0.0, min_open=True), default=1.0, show_default=True,
+@click.option("--time-scale", type=Finite(0.0, min_open=True), default=1.0, show_default=True,
               help="Run the emulator's clock this many times faster than real time (limits, penalty, TTLs).")
-@click.option("--iterator-ttl", type=click.FloatRange(0.0, min_open=True), default=300.0, show_default=True,
+@click.option("--iterator-ttl", type=Finite(0.0, min_open=True), default=300.0, show_default=True,
               help="Idle seconds after which a list-records offset expires (422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE).")
-@click.option("--attachment-ttl", type=click.FloatRange(0.0, min_open=True), default=7200.0, show_default=True,
+@click.option("--attachment-ttl", type=Finite(0.0, min_open=True), default=7200.0, show_default=True,
               help="Seconds an attachment URL stays valid (then 410).")
 @click.option("--no-rate-limit", is_flag=True, default=False, help="Disable rate limiting.")
 @click.option("--rate-model", type=click.Choice(["window", "bucket"]), default="window", show_default=True,
@@ -146,10 +147,10 @@ def emulator(host: str, port: int, token: str | None, workspace_path: str | None
     try:  # a Ctrl-C from here on (even while the lines below print) is the normal way to stop
         if out.json:  # one line, so that a script can read it while the emulator runs
             click.echo(json.dumps({"url": emu.url, "token": emu.token, "workspace": repr(ws),
+                                   "workspace_id": ws.workspace_id,
                                    "client_flags": client_flags(rate_limit_base, rate_limit_token, penalty, time_scale)}))
         out.echo(f"Airtable emulator listening on {emu.url}")
-        out.echo(f"workspace: {ws!r}")
-
+        out.echo(f"workspace {ws.workspace_id}: {ws!r} (restore --to-workspace {ws.workspace_id})")
         out.echo("\n".join(client_setup(emu.url, emu.token, rate_base=rate_limit_base, rate_token=rate_limit_token,
                                         penalty=penalty, scale=time_scale, rate_limits=not no_rate_limit)))
         out.echo("Press Ctrl-C to stop.")

@@ -3,6 +3,8 @@ Parquet, attachments, metadata, reports, logs)."""
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from snapstore import units
@@ -10,16 +12,57 @@ from snapstore.commands.base import command, stoppable
 from snapstore.commands.options import open_store, progress_option, store_option
 from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
-from snapstore.errors import Incomplete, Interrupted, os_error
-
-#: The most --workers: exporters.parallel.MAX_WORKERS, which this module does not import (it loads
-#: the store; tests/test_cli_startup.py checks that the two are equal).
-MAX_WORKERS = 256
+from snapstore.constants import MAX_WORKERS
+from snapstore.errors import Incomplete, Interrupted, Reported, UsageError, os_error
 
 
-def _split(values: tuple[str, ...]) -> list[str] | None:
-    out = [v.strip() for value in values for v in value.split(",") if v.strip()]
+def _split(values: tuple[str, ...], flag: str) -> list[str] | None:
+    """``--base A,B --base C``; an empty one names nothing, which is a mistake, not "everything"."""
+    out = [v.strip() for value in values for v in value.split(",")]
+    if any(not v for v in out):
+        raise UsageError(f"{flag} '' names nothing: give a {flag[2:]} id or name")
     return out or None
+
+
+def _out_folder(out_dir: str) -> None:
+    """The folder the export goes in may be new, but its parent must exist: a typo must not
+    create a tree of folders (as root, under /)."""
+    import errno
+    from pathlib import Path
+
+    parent = Path(out_dir).expanduser().absolute().parent
+    if not Path(out_dir).exists() and not parent.is_dir():
+        err = FileNotFoundError(errno.ENOENT, "no such folder", str(parent))
+        raise os_error(err, f"exporting to {out_dir}")
+
+
+_RECORD = re.compile(r"\brec[A-Za-z0-9]{14}: ")
+_VALUE = re.compile(r" [\[{].*?[\]}](?=;|$)")
+
+
+def grouped_warnings(warnings: list[str]) -> list[str]:
+    """One line per table and kind of warning, however many records and formats repeat it: an
+    export of ordinary #ERROR! and NaN formula values printed 180 lines (five sample records per
+    column, again for SQLite and Parquet) and scrolled its result away. Each record stays listed in
+    the export's reports/."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for w in warnings:
+        fmt, sep, rest = w.partition(": ")
+        table, sep2, detail = rest.partition(", ")
+        if not (sep and sep2 and _RECORD.search(detail)):
+            groups.setdefault((w, ""), [])
+            continue
+        kind = _VALUE.sub("", _RECORD.sub("", re.sub(r"^column '[^']*': ", "", detail)))
+        groups.setdefault((table, kind), []).append(fmt)
+    out = []
+    for (table, kind), fmts in groups.items():
+        if not kind:
+            out.append(table)
+            continue
+        n = len(fmts)
+        out.append(f"{table}: {kind} ({units.count(n, 'value')} in {', '.join(dict.fromkeys(fmts))}; "
+                   "each listed in the export's reports/)")
+    return out
 
 
 @command(imports=("exporters.export",))
@@ -45,11 +88,13 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
     from exporters.export import export_snapshot
     from snapstore.selection import resolve_snapshot
 
+    bases_, tables_ = _split(bases, "--base"), _split(tables, "--table")
+    _out_folder(out_dir)
     s = open_store(store)
     try:
-        snap = resolve_snapshot(s, snapshot, _split(bases))  # latest: the latest holding --base
+        snap = resolve_snapshot(s, snapshot, bases_)  # latest: the latest holding --base
         with stoppable(), activity(f"exporting snapshot {snap.id}", out, progress) as act:
-            res = export_snapshot(s, snap, out_dir, formats=formats, bases=_split(bases), tables=_split(tables),
+            res = export_snapshot(s, snap, out_dir, formats=formats, bases=bases_, tables=tables_,
                                   attachments=not no_attachments, csv_guard=not no_csv_guard, workers=workers,
                                   progress=act.count)
     except KeyboardInterrupt:
@@ -61,7 +106,7 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
     if out.json:
         out.emit({**res.to_dict(), "snapshot": {"id": res.snapshot.full_id, "short_id": res.snapshot.id}})
         if incomplete:
-            raise click.exceptions.Exit(incomplete.exit_code)
+            raise Reported(incomplete.exit_code)
         return
     out.echo(f"exported snapshot {res.snapshot.id} to {res.path}")
     out.echo(f"  {units.count(len(res.tables), 'table')}, {units.count(res.records, 'record')}, "
@@ -69,7 +114,7 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
                f"{units.size(res.bytes)} in {res.seconds:.1f}s")
     for e in res.errors:
         out.echo(f"  error: {e}", err=True)
-    for w in res.warnings:
+    for w in grouped_warnings(res.warnings):
         out.echo(f"  warning: {w}", err=True)
     if incomplete:
         raise incomplete

@@ -13,6 +13,14 @@ from snapstore.commands.output import Output
 from snapstore.commands.progress import activity
 
 
+def _imported_before(info, before: dict):
+    """An earlier snapshot imported from the same folder: the same note ("imported from NAME"),
+    the same snapshot time (the exported snapshot's) and the same records."""
+    same = [s for s in before.values()
+            if s.note == info.note and s.time == info.time and s.records == info.records]
+    return same[0] if same else None
+
+
 @command("import", imports=("snapstore.restore",))
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @store_option
@@ -28,8 +36,13 @@ def import_(folder, store, note, tags, no_verify, when, progress, out: Output):
     from snapstore.restore import import_folder
 
     st = open_store(store, create=True)
+    before = {s.full_id: s for s in st.list_snapshots()}
     with activity(f"importing {Path(folder).name}", out, progress):
         info = import_folder(folder, st, note=note, tags=tags, verify=not no_verify, time=when)
+    same = _imported_before(info, before)
+    if same is not None:
+        click.echo(f"warning: {Path(folder).name} was imported before as snapshot {same.id}; snapshot {info.id} "
+                   f"holds the same records (snapstore forget {info.id} removes it)", err=True)
     if out.json:
         out.emit(info.to_dict())
     else:

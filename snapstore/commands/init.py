@@ -8,10 +8,7 @@ from snapstore.commands import password
 from snapstore.commands.base import command
 from snapstore.commands.options import store_option
 from snapstore.commands.output import Output
-
-#: A new store's format, the newest: snapstore.store.store.FORMAT_VERSION, which this module does not import (it
-#: loads DuckDB and Arrow; tests/test_cli_startup.py checks that the two are equal).
-FORMAT_VERSION = 4
+from snapstore.constants import FORMAT_VERSION
 
 
 @command()

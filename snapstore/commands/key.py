@@ -42,7 +42,7 @@ def list_(store: str, out: Output) -> None:
     from snapstore.store import keys
 
     s = open_store(store)
-    rows = [{"id": k.id, "name": k.name, "created": k.doc.get("created"), "username": k.doc.get("username"),
+    rows = [{"id": k.name, "short_id": k.id, "created": k.doc.get("created"), "username": k.doc.get("username"),
              "hostname": k.doc.get("hostname"), "kdf": f"{k.doc.get('kdf')} N={k.doc.get('N')} r={k.doc.get('r')} "
              f"p={k.doc.get('p')}", "current": s.key_file is not None and k.name == s.key_file.name}
             for k in keys.store_keys(s)]
@@ -51,7 +51,7 @@ def list_(store: str, out: Output) -> None:
         return
     out.echo(f"  {'id':<8}  {'created':<25}  user@host")
     for r in rows:
-        out.echo(f"{'*' if r['current'] else ' '} {r['id']:<8}  {r['created'] or '?':<25}  {r['username']}@{r['hostname']}")
+        out.echo(f"{'*' if r['current'] else ' '} {r['short_id']:<8}  {r['created'] or '?':<25}  {r['username']}@{r['hostname']}")
 
 
 def _store_and_new_password(store: str, path: str | None):

@@ -26,9 +26,17 @@ def log_cmd(store, limit, bases, out: Output) -> None:
         return
     if not snaps:
         out.echo("no snapshots yet")
+        return
+    rows = []
     for s in snaps:
         c = snapshot_json(s)
-        extra = (f"  [{', '.join(s.tags)}]" if s.tags else "") + (f"  {s.note}" if s.note else "")
-        out.echo(f"{s.id}  {s.time:%Y-%m-%d %H:%M:%S}Z  {s.status:8}  {units.count(c['bases'], 'base')} "
-                 f"{units.count(c['tables'], 'table')}  {units.count(c['records'], 'record')}  +{c['new']:,} "
-                 f"~{c['changed']:,} -{c['deleted']:,}  {units.size(s.bytes_added)}{extra}")
+        rows.append((s.id, f"{s.time:%Y-%m-%d %H:%M}", s.status, units.number(c["records"]),
+                     f"+{c['new']:,} ~{c['changed']:,} -{c['deleted']:,}", units.size(s.bytes_added),
+                     (f"[{', '.join(s.tags)}]" if s.tags else "") + (f" {s.note}" if s.note else "")))
+    head = ("id", "time (UTC)", "status", "records", "changes", "added", "")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(6)]
+    for r in [head, *rows]:
+        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].ljust(widths[2]), r[3].rjust(widths[3]),
+                 r[4].rjust(widths[4]), r[5].rjust(widths[5])]
+        out.echo(units.clip(("  ".join(cells) + (f"  {r[6]}" if r[6] else "")).rstrip(), units.WIDTH))
+    out.echo("changes: +new ~changed -deleted records; added: new bytes stored")

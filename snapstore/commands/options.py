@@ -11,15 +11,14 @@ from typing import TYPE_CHECKING
 import click
 
 from snapstore.commands.base import IMPORTS_ATTR
+from snapstore.commands.params import Finite
+from snapstore.constants import DEFAULT_API_URL
 from snapstore.errors import SnapstoreError
 
 if TYPE_CHECKING:
     from snapstore.source import AirtableSource
     from snapstore.store import Store
 
-#: Airtable's endpoint, the --api-url default: snapstore.source.client.DEFAULT_API_URL, which this
-#: module does not import (tests/test_cli_startup.py checks that the two are equal).
-DEFAULT_API_URL = "https://api.airtable.com"
 
 #: Where the store lives when neither --store, $SNAPSTORE_STORE nor the config file says otherwise.
 DEFAULT_STORE = "snapstore-data"
@@ -64,14 +63,14 @@ def source_options(f):
                      show_envvar=True, default=None, help="Read the token from this file."),
         click.option("--api-url", envvar="AIRTABLE_API_URL", show_envvar=True, default=DEFAULT_API_URL,
                      show_default=True, help="API endpoint (the emulator's URL in tests and demos)."),
-        click.option("--rate-limit-base", type=click.FloatRange(min=0.01), default=5.0, show_default=True,
+        click.option("--rate-limit-base", type=Finite(min=0.01), default=5.0, show_default=True,
                      help="Requests per second per base (Airtable: 5). Higher values only make sense "
                           "against the time-accelerated emulator."),
-        click.option("--rate-limit-token", type=click.FloatRange(min=0.01), default=50.0, show_default=True,
+        click.option("--rate-limit-token", type=Finite(min=0.01), default=50.0, show_default=True,
                      help="Requests per second for the whole token (Airtable: 50)."),
-        click.option("--penalty", type=click.FloatRange(min=0.0), default=30.0, show_default=True,
+        click.option("--penalty", type=Finite(min=0.0), default=30.0, show_default=True,
                      help="Seconds a base is paused after a 429 (Airtable: 30)."),
-        click.option("--retry-backoff", type=click.FloatRange(min=0.0), default=0.5, hidden=True,
+        click.option("--retry-backoff", type=Finite(min=0.0), default=0.5, hidden=True,
                      help="First backoff delay for 5xx/connection retries (tests)."),
         click.option("--max-retries", type=click.IntRange(min=0), default=8, hidden=True),
     ]

@@ -19,10 +19,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NoReturn
 
 import click
+
+from snapstore import isotime
+from snapstore.constants import DIFF_FORMATS
+from snapstore.errors import Reported
 
 _META_KEY = "snapstore.output"
 
@@ -53,7 +57,7 @@ class Output:
         """End a verb whose result (already printed) is a failure: with ``--json`` the document said
         so and only the exit code follows; otherwise ``error`` is the one line (all ``-q`` prints)."""
         if self.json:
-            raise click.exceptions.Exit(getattr(error, "exit_code", 1))
+            raise Reported(getattr(error, "exit_code", 1))
         raise error
 
     def emit(self, doc: Any) -> None:
@@ -104,9 +108,6 @@ def json_format_callback(ctx: click.Context, _param: click.Parameter, value):
     return value
 
 
-#: What diff and history render: snapstore.commands.diff_render.FORMATS, which this module does not import (it
-#: loads the store and Arrow; tests/test_cli_startup.py checks that the two are equal).
-DIFF_FORMATS = ("text", "json", "markdown")
 
 
 def format_option(f):
@@ -121,10 +122,8 @@ def format_option(f):
 
 
 def iso(t: datetime) -> str:
-    """``2026-01-02T03:04:05Z``."""
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """``2026-01-02T03:04:05Z``: snapstore.isotime's one format."""
+    return isotime.iso(t)
 
 
 def _default(o: Any) -> Any:

@@ -3,6 +3,8 @@ value into click's usage error (exit 2) naming the option."""
 
 from __future__ import annotations
 
+import math
+
 import click
 
 #: A --keep-* count above this is a typo, not a policy (a million hourly snapshots is 114 years).
@@ -25,6 +27,31 @@ def count(_ctx, _param, value: str | None) -> int:
     return n
 
 
+class Finite(click.FloatRange):
+    """A number in a range, and a number at all: ``nan``, ``inf`` and ``1e400`` (inf once read)
+    pass click's FloatRange, whose comparisons they never fail."""
+
+    def convert(self, value, param, ctx):  # noqa: D102
+        v = super().convert(value, param, ctx)
+        if not math.isfinite(v):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return v
+
+
+#: The longest duration an option takes: beyond, it is a typo (and a date past year 9999).
+MAX_SECONDS = 100 * 365 * 86400
+
+#: The largest size an option takes (8 EiB): beyond, it is a typo, not a store.
+MAX_BYTES = 1 << 63
+
+
+def seconds(value: float | str | None, option: str):
+    """A parsed duration checked against :data:`MAX_SECONDS` (usage error naming ``option``)."""
+    if isinstance(value, float) and not (math.isfinite(value) and value <= MAX_SECONDS):
+        raise click.BadParameter(f"{value:g} seconds is more than 100 years", param_hint=option)
+    return value
+
+
 def duration(_ctx, _param, value: str | None):
     from snapstore.ops.retention import Duration
 
@@ -40,9 +67,11 @@ def size_or_percent(_ctx, _param, value: str) -> str:
     from snapstore.ops.prune import parse_size_or_percent
 
     try:
-        parse_size_or_percent(value)
+        kind, v = parse_size_or_percent(value)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
+    if kind == "bytes" and not v <= MAX_BYTES:
+        raise click.BadParameter(f"{value!r} is larger than any store (8 EiB at most)")
     return value
 
 

@@ -17,7 +17,7 @@ from snapstore.errors import SnapstoreError
 @store_option
 @click.option("--max-unused", default="5%", show_default=True, callback=params.size_or_percent,
               help="Unused space to tolerate in partly used packs: a percentage, a size (100M) or 'unlimited'.")
-@click.option("--repack-threshold", type=click.FloatRange(0, 1), default=None,
+@click.option("--repack-threshold", type=params.Finite(0, 1), default=None,
               help="Also repack every pack whose own unused share is at least this (0..1).")
 @dry_run_option("Show what would be removed; change nothing.")
 @progress_option

@@ -3,6 +3,7 @@ prints."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -98,6 +99,17 @@ def _open(source: str, store: str, base: str | None, *, verify: bool):
     return open_source(resolve_snapshot(st, source, [base] if base else None).full_id, st)
 
 
+def _revert_target(src, base: str, table: str) -> tuple[str, str]:
+    """(base id, table id) of ``--base`` and ``--table`` in the snapshot (ids or names)."""
+    from snapstore.selection import pick, table_pairs
+
+    base_id = pick(base, src.bases(), "base", f"in {src.label}")
+    held = [(base_id, dict(src.bases()).get(base_id), t["id"], t["name"]) for t in src.schema(base_id)["tables"]
+            if src.has_table(base_id, t["id"])]
+    ((_b, table_id),) = table_pairs(table, held, f"in base {base_id} of {src.label}")
+    return base_id, table_id
+
+
 @command(imports=("snapstore.restore",))
 @click.argument("source")
 @store_option
@@ -151,9 +163,15 @@ def restore(source, store, to_base, to_workspace, base_name, base, tables, keep_
         raise click.UsageError("--base-name goes with --to-workspace")
     if (records or delete_added or schema) and not revert:
         raise click.UsageError("--record, --delete-added and --schema go with --revert")
+    if revert and not (yes or dry_run or sys.stdin.isatty()):
+        raise UsageError("--revert asks before it writes, and there is no terminal to ask on: add --yes "
+                         "(or --dry-run to see the plan)")
     src = _open(source, store, base if not revert else None, verify=not no_verify)
     if revert and not isinstance(src, SnapshotSource):
         raise RestoreError("--revert needs a snapshot in a store (import the folder first: snapstore import)")
+    if revert:  # ids or names as the snapshot has them, by the rule every verb follows
+        base, table_id = _revert_target(src, base, tables[0])
+        tables = (table_id,)
     client = None
     if not dry_run or kw.get("token") or kw.get("token_file"):
         client, _token = make_source(kw)

@@ -7,18 +7,28 @@ import click
 from snapstore import units
 from snapstore.commands.base import command
 from snapstore.commands.options import open_store, store_option
-from snapstore.commands.output import Output, snapshot_json
+from snapstore.commands.output import Output, iso, snapshot_json
 from snapstore.feed.text import feed_lines
 
 
 @command()
 @store_option
 @click.argument("name", default="latest", metavar="SNAPSHOT")
-def show(store, name, out: Output) -> None:
+@click.option("--base", "-b", "bases", multiple=True,
+              help="Only this base (id or name; repeatable); latest, latest~N and dates count among the "
+                   "snapshots holding it.")
+def show(store, name, bases, out: Output) -> None:
     """Show one snapshot per base and table: SNAPSHOT is a short id, latest, latest~N or a date."""
-    info = open_store(store).resolve(name)
+    from dataclasses import replace
+
+    from snapstore.selection import resolve_snapshot, select
+
+    info = resolve_snapshot(open_store(store), name, bases or None)
+    wanted = select(bases, [(b.base_id, b.name) for b in info.bases], "base", f"in snapshot {info.id}")
+    if wanted is not None:
+        info = replace(info, bases=[b for b in info.bases if b.base_id in wanted])
     if out.json:
-        out.emit(info.to_dict())
+        out.emit({**info.to_dict(), "time": iso(info.time), "parent": info.parent})  # full ids, whole seconds
         return
     c = snapshot_json(info)
     out.echo(f"snapshot {info.id} ({info.full_id})")
@@ -44,6 +54,8 @@ def show(store, name, out: Output) -> None:
                      f"+{t.new} ~{t.changed} -{t.deleted}")
     for line in feed_lines(list((run.get("feed") or {}).values())):
         out.echo(f"  {line}")
+    names = {b.base_id: b.name for b in info.bases} | {t.table_id: t.name for b in info.bases for t in b.tables}
     for m in info.missing:
-        where = m.get("base_id", "?") + (f"/{m['table_id']}" if m.get("table_id") else "")
+        label = lambda i: f"{names[i]} ({i})" if names.get(i) else i  # noqa: E731
+        where = label(m.get("base_id", "?")) + (f" / {label(m['table_id'])}" if m.get("table_id") else "")
         out.echo(f"  MISSING {where}: {m.get('reason')}")

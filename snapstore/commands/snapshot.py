@@ -30,40 +30,44 @@ from snapstore.commands.options import (
 from snapstore.commands.output import Output
 from snapstore.commands.progress import Progress
 from snapstore.commands.progress import wanted as progress_wanted
-from snapstore.errors import Incomplete, Interrupted, NoStore, SnapstoreError, UsageError
+from snapstore.errors import Incomplete, Interrupted, NoStore, Reported, SnapstoreError, UsageError
 from snapstore.feed.text import feed_lines, parse_duration
 from snapstore.ops.comment_sweep import summary_lines
 
 log = logging.getLogger("snapstore.cli")
 
 
-def _fmt_int(n: int | None) -> str:
-    return "?" if n is None else f"{n:,}"
+_fmt_int = units.number
+
+
+def table_rows(head: tuple[str, ...], rows: list[tuple[str, ...]], width: int = units.WIDTH) -> list[str]:
+    """A table whose first column (a name) takes what the numbers leave of ``width``, cut with an
+    ellipsis, and whose other columns are right-aligned."""
+    nums = [max(len(r[i]) for r in [head, *rows]) for i in range(1, len(head))]
+    room = width - sum(nums) - 2 * len(nums)
+    name_w = max(8, min(room, max(len(r[0]) for r in [head, *rows])))
+    return ["  ".join([units.clip(r[0], name_w).ljust(name_w), *(c.rjust(w) for c, w in zip(r[1:], nums, strict=True))])
+            .rstrip() for r in [head, *rows]]
 
 
 def _summary_text(result, plan) -> str:
     info = result.info
-    lines = []
-    rows = [("base", "table", "records", "new", "changed", "deleted", "unchanged", "status")]
-    for t in result.tables:
-        rows.append((t.base_name, t.name, _fmt_int(t.records), str(t.new), str(t.changed), str(t.deleted),
-                     str(t.unchanged), t.status if t.status != "done" else "ok"))
-    widths = [min(32, max(len(r[i]) for r in rows)) for i in range(len(rows[0]))]
-    for r in rows:
-        cells = [c[:widths[i]].ljust(widths[i]) if i < 2 else c.rjust(widths[i]) for i, c in enumerate(r)]
-        lines.append("  ".join(cells).rstrip())
+    n = units.number
+    rows = [(f"{t.base_name} / {t.name}", n(t.records), n(t.new), n(t.changed), n(t.deleted), n(t.unchanged),
+             t.status if t.status != "done" else "ok") for t in result.tables]
+    lines = table_rows(("table", "records", "new", "changed", "deleted", "same", "status"), rows)
     tot = lambda k: sum(getattr(t, k) for t in result.tables)  # noqa: E731
     lines.append(
-        f"total: {tot('records'):,} records in {len(result.tables)} tables: {tot('new'):,} new, "
-        f"{tot('changed'):,} changed, {tot('deleted'):,} deleted, {tot('unchanged'):,} unchanged"
+        f"total: {units.count(tot('records'), 'record')} in {units.count(len(result.tables), 'table')}: "
+        f"{n(tot('new'))} new, {n(tot('changed'))} changed, {n(tot('deleted'))} deleted, {n(tot('unchanged'))} same"
     )
     a = result.attachments
-    lines.append(f"attachments: {a['new']} new ({units.size(a['bytes'])}), {a['reused']} already stored"
-                 + (f", {a['failed']} failed" if a["failed"] else ""))
+    lines.append(f"attachments: {n(a['new'])} new ({units.size(a['bytes'])}), {n(a['reused'])} already stored"
+                 + (f", {n(a['failed'])} failed" if a["failed"] else ""))
     r = result.requests
-    lines.append(f"requests: {r['requests']:,} (+{plan.requests} to plan), {r['rate_limited_429']} x 429, "
-                 f"{r['retries']} retries; bytes added to the store: {units.size(info.bytes_added)}; "
-                 f"duration {result.seconds:.1f}s")
+    lines.append(f"requests: {n(r['requests'])} (+{n(plan.requests)} to plan), {n(r['rate_limited_429'])} x 429, "
+                 f"{n(r['retries'])} retries; {result.seconds:.1f}s")
+    lines.append(f"added to the store: {units.size(info.bytes_added)}")
     lines.extend(feed_lines(result.feed))
     lines.extend(summary_lines(info.stats.get("comments")))
     lines.extend(f"notice: {n}" for n in result.notices)
@@ -73,7 +77,7 @@ def _summary_text(result, plan) -> str:
     lines.append(f"snapshot {info.id} {status}")
     if result.log_file:
         lines.append(f"log: {result.log_file}")
-    return "\n".join(lines)
+    return units.fit("\n".join(lines))
 
 
 @command(own_logging=True, imports=("snapstore.ops.snapshot",))
@@ -154,7 +158,8 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
         st = Store.open(store_path, create=True)
         holder = st.lock_holder()
         if holder is not None and not holder.is_stale():  # say so before writing even a log file
-            raise LockError(f"the store is busy: locked by {holder.describe()}")
+            raise LockError(f"the store is busy: locked by {holder.describe()}; if that process is gone, "
+                            "`snapstore unlock` frees it")
         log_path = start_file_log(logstate, st.private_dir, token)
         opts = SnapshotOptions(attachments=attachments, comments=False if no_comments else comments, note=note,
                                tags=tuple(tags), base_workers=workers, changes=changes, full_every=full_every,
@@ -186,7 +191,7 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
             raise Incomplete(f"snapshot {result.info.id} PARTIAL: {missing_text(result.info.missing, names)} "
                              f"(snapstore show {result.info.id})")
         if result.exit_code:
-            raise click.exceptions.Exit(result.exit_code)
+            raise Reported(result.exit_code)  # the summary above says PARTIAL and what is missing
 
 
 def _comments(value) -> str | bool:
@@ -209,8 +214,10 @@ def _sweep_every(value: str) -> float | None:
 
 
 def _duration(value: str) -> float | str | None:
+    from snapstore.commands.params import seconds
+
     try:
-        return parse_duration(value)
+        return seconds(parse_duration(value), "--full-every")
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
 

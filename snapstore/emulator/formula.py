@@ -551,8 +551,3 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "COUNTA": lambda ctx, *a: sum(1 for v in _flat(a) if not _is_blank(v)),
     "COUNTALL": lambda ctx, *a: len(_flat(a)),
 }
-
-
-def compile_formula(text: str) -> tuple:
-    """Parse ``text``; raises FormulaSyntaxError."""
-    return parse(text)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_ID_RE = re.compile(r"^[a-z]{3}[0-9A-Za-z]{14}$")
 
 
 def _encode(n: int) -> str:
@@ -27,11 +25,3 @@ def derived_id(prefix: str, *parts: object) -> str:
     """An id derived from arbitrary parts by hashing (deterministic, no rng state)."""
     h = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
     return prefix + _encode(int.from_bytes(h[:11], "big"))
-
-
-def is_id(value: object, prefix: str | None = None) -> bool:
-    return (
-        isinstance(value, str)
-        and bool(_ID_RE.match(value))
-        and (prefix is None or value.startswith(prefix))
-    )

@@ -68,10 +68,6 @@ class Journal:
         elif direct:
             pre.direct = True
 
-    def note_table(self, base: Base, table: Table, *, direct: bool) -> None:
-        for rec in table.records.values():
-            self.note(base, table, rec, direct=direct, new=False)
-
     def prior_cells(self, base_id: str, rec_id: str) -> dict | None:
         pre = self.records.get(base_id, {}).get(rec_id)
         return None if pre is None else pre.cells

@@ -183,10 +183,6 @@ class Workspace:
         self.users_by_id = {u["id"]: u for u in self.users}
         self.users_by_email = {u["email"].lower(): u for u in self.users if u.get("email")}
 
-    def add_user(self, user: dict) -> None:
-        self.users.append(user)
-        self._reindex_users()
-
     @property
     def default_user(self) -> dict:
         return self.users[0] if self.users else {"id": derived_id("usr", self.seed, "owner"),

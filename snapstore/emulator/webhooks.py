@@ -44,7 +44,7 @@ def _bad(message: str, type_: str = "INVALID_REQUEST_UNKNOWN") -> WriteError:
     return WriteError(422, type_, message)
 
 
-class Hook:
+class EmulatedHook:
     """One webhook and the payloads made for it (``payloads``: (number, made at, payload), oldest first)."""
 
     def __init__(self, hook_id: str, base_id: str, spec: dict, url: str | None, now: float) -> None:
@@ -86,11 +86,11 @@ class Webhooks:
         self.new_id = new_id
         self.report_computed = bool(report_computed)
         self.max_records_per_payload = int(max_records_per_payload)
-        self._hooks: dict[str, dict[str, Hook]] = {}
+        self._hooks: dict[str, dict[str, EmulatedHook]] = {}
         self._txn: dict[str, int] = {}  # base id -> last baseTransactionNumber
 
     # ------------------------------------------------------------------ time
-    def _tick(self, base_id: str) -> dict[str, Hook]:
+    def _tick(self, base_id: str) -> dict[str, EmulatedHook]:
         """Apply the clock: expired hooks are disabled, then gone after their afterlife; old payloads go."""
         now = self.clock.now()
         hooks = self._hooks.get(base_id, {})
@@ -104,7 +104,7 @@ class Webhooks:
                 h.payloads = [p for p in h.payloads if p[1] + RETENTION > now]
         return hooks
 
-    def _hook(self, base_id: str, hook_id: str) -> Hook:
+    def _hook(self, base_id: str, hook_id: str) -> EmulatedHook:
         h = self._tick(base_id).get(hook_id)
         if h is None:
             raise _not_found(hook_id)
@@ -131,7 +131,7 @@ class Webhooks:
         if len(hooks) >= MAX_HOOKS_PER_BASE:
             # the limit is documented; the error's type is not (reference §1.2): an assumption
             raise _bad(f"The number of webhooks per base is limited to {MAX_HOOKS_PER_BASE}", "TOO_MANY_WEBHOOKS")
-        h = Hook(self.new_id("ach"), base_id, {"options": dict(spec["options"])}, url or None, self.clock.now())
+        h = EmulatedHook(self.new_id("ach"), base_id, {"options": dict(spec["options"])}, url or None, self.clock.now())
         self._hooks.setdefault(base_id, {})[h.id] = h
         return {"id": h.id, "macSecretBase64": h.secret, "expirationTime": iso_from_epoch(h.expires)}
 
@@ -202,9 +202,6 @@ class Webhooks:
         h.expires = self.clock.now() - 1
         self._tick(base_id)
 
-    def set_report_computed(self, value: bool) -> None:
-        self.report_computed = bool(value)
-
     # ------------------------------------------------------------------ payloads from writes
     def _next_txn(self, base_id: str) -> int:
         # a base-level counter that does not start at 1 (reference §3.1: seen in the millions)
@@ -242,7 +239,7 @@ class Webhooks:
                     h.dead = True
 
 
-def _invalidated(hook: Hook, changes: dict) -> str | None:
+def _invalidated(hook: EmulatedHook, changes: dict) -> str | None:
     """The error a change puts the hook in, if any: a watched field deleted (INVALID_HOOK, as bluedot
     saw, reference §4.6), or the table of its recordChangeScope deleted (INVALID_FILTERS: an assumption)."""
     watched = set(hook.filters.get("watchDataInFieldIds") or ()) | set(hook.filters.get("watchSchemasOfFieldIds") or ())

@@ -103,7 +103,7 @@ def status(store, now: datetime | None = None) -> dict:
             "expires": st.expires if st else hook.expires,
             "expired": bool(exp is not None and exp <= now),
             "cursor": st.cursor if st else None,
-            "last_snapshot": (doc or {}).get("_id", "")[:8] or None,
+            "last_snapshot": (doc or {}).get("_id") or None,  # the full id, as every JSON shape gives it
             "last_mode": st.mode if st else None, "last_reason": st.reason if st else problem,
             "last_feed": st.last_feed if st else None, "last_full": st.last_full if st else None,
             "missed": st.missed if st else None, "missed_at": st.missed_at if st else None,

@@ -19,24 +19,15 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
+from snapstore import isotime
 from snapstore.errors import StoreError
 
 REGISTRY_PREFIX = "feed/registry"
 STATE_VERSION = 1
 
 
-def iso(t: datetime | None) -> str | None:
-    return None if t is None else t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def parse_time(s: str | None) -> datetime | None:
-    if not s:
-        return None
-    try:
-        t = datetime.fromisoformat(str(s).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+iso = isotime.iso  # the one format and parser of times (snapstore/isotime.py)
+parse_time = isotime.parse
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from snapstore.selection import find_id
+from snapstore.selection import select
 from snapstore.source import AirtableSource, SourceError
 
 
@@ -34,15 +34,9 @@ def check_access(source: AirtableSource, bases: list[str] | None = None, *, comm
     visible = source.bases()
     report = CheckReport(user, source.api_url, len(visible))
     chosen = visible
-    if bases:
-        chosen = []
-        for spec in bases:
-            bid = find_id(spec, [(b["id"], b.get("name")) for b in visible], "base")  # UsageError if ambiguous
-            hits = [b for b in visible if b["id"] == bid]
-            if not hits:
-                report.verdicts.append({"base_id": spec, "name": None, "ok": False,
-                                        "verdict": "not visible to this token"})
-            chosen.extend(hits)
+    if bases:  # a base the token does not see is a usage error naming those it sees, as in every verb
+        ids = select(bases, [(b["id"], b.get("name")) for b in visible], "base", "visible to this token") or set()
+        chosen = [b for b in visible if b["id"] in ids]
     for b in chosen:
         report.verdicts.append(_verdict(source, b, comments))
     return report

@@ -1,7 +1,7 @@
 """What changed between two snapshots, and every version of one record.
 
 The record-level diff is a set difference on the catalog's validity intervals: only the versions
-that begin or end between the two snapshots are looked at (store-design.md §2.4), so its cost is
+that begin or end between the two snapshots are looked at, so its cost is
 proportional to the change, not to the size of the tables. Record blobs are read only for the
 field-level diff (``fields=True``), and then only those of the records that changed.
 
@@ -21,9 +21,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from snapstore import isotime
 from snapstore.canonical import loads
+from snapstore.fieldtypes import is_attachment
 from snapstore.ops.diff_comments import add_comment_changes, comment_counts
-from snapstore.selection import select, select_tables
+from snapstore.selection import field_ids, select, select_tables
 from snapstore.store import SnapshotInfo, Store, StoreError
 from snapstore.store.catalog import diff as catalog_diff
 from snapstore.store.catalog.snapshots import locate_blobs
@@ -40,7 +42,7 @@ ATTACHMENT_TYPES = {"multipleAttachments"}
 def _snap_ref(s: SnapshotInfo | None) -> dict | None:
     if s is None:
         return None
-    return {"id": s.full_id, "short_id": s.id, "seq": s.seq, "time": s.time.isoformat().replace("+00:00", "Z")}
+    return {"id": s.full_id, "short_id": s.id, "seq": s.seq, "time": isotime.iso(s.time)}
 
 
 def _drop_none(d: dict) -> dict:
@@ -284,7 +286,7 @@ def _fields_of(table: dict | None) -> dict[str, dict]:
 def _is_att_list(v: Any) -> bool:
     return (
         isinstance(v, list) and bool(v)
-        and all(isinstance(x, dict) and str(x.get("id", "")).startswith("att") for x in v)
+        and all(is_attachment(x) for x in v)
     )
 
 
@@ -815,18 +817,14 @@ def _merge_same_value(versions: list[Version]) -> list[Version]:
 
 
 def _resolve_field(name: str, where: list[tuple[SnapshotInfo, str, str]], schemas: _Schemas) -> set[str]:
-    known: dict[str, str] = {}
-    for snap, bid, tid in where:
-        for fid, f in _fields_of(schemas.table(snap, bid, tid)).items():
-            known.setdefault(fid, f.get("name", fid))
-            if name == fid or name == f.get("name"):
-                return {fid}
-    for snap, bid, tid in where:
-        for fid, f in _fields_of(schemas.table(snap, bid, tid)).items():
-            if name.lower() == str(f.get("name", "")).lower():
-                return {fid}
-    shown = ", ".join(sorted(set(known.values()))[:20])
-    raise StoreError(f"no field {name!r} in this record's table (fields: {shown})")
+    """The fields ``name`` names in the record's table, as of any of its snapshots (snapstore.selection's rule)."""
+    known = [(fid, f.get("name")) for snap, bid, tid in where
+             for fid, f in _fields_of(schemas.table(snap, bid, tid)).items()]
+    found = field_ids(name, known)
+    if not found:
+        shown = ", ".join(sorted({n or fid for fid, n in known})[:20])
+        raise StoreError(f"no field {name!r} in this record's table (fields: {shown})")
+    return found
 
 
 __all__ = [

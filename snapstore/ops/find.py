@@ -18,9 +18,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from snapstore import isotime
 from snapstore.canonical import loads
 from snapstore.errors import StoreError, UsageError
-from snapstore.selection import resolve_snapshot, select, select_tables
+from snapstore.selection import field_ids, resolve_snapshot, select, select_tables
 from snapstore.store import SnapshotInfo, Store
 from snapstore.store.catalog import find as catalog_find
 from snapstore.store.catalog.snapshots import locate_blobs
@@ -33,7 +34,7 @@ _ESCAPED = {'"', "\\"} | {chr(c) for c in range(0x20)}
 
 
 def _iso(s: SnapshotInfo) -> str:
-    return s.time.isoformat().replace("+00:00", "Z")
+    return isotime.iso(s.time)
 
 
 def snap_ref(s: SnapshotInfo) -> dict:
@@ -141,7 +142,7 @@ class _Search:
             return tables
         only: set[str] = set()
         for tbl in tables:
-            only |= _field_ids(self.field, tbl.fields)
+            only |= field_ids(self.field, tbl.fields.items())
         if not only:
             return []
         for tbl in tables:
@@ -203,17 +204,6 @@ class _Search:
         if key not in self.table_seqs:
             self.table_seqs[key] = sorted(q for q, s in self.snaps.items() if s.table(base_id, table_id))
         return self.table_seqs[key]
-
-
-def _field_ids(name: str, fields: dict[str, str]) -> set[str]:
-    """The field ``name`` (id, exact name, or a unique case-insensitive name) of one table."""
-    if name in fields:
-        return {name}
-    for same in (lambda n: n == name, lambda n: n.casefold() == name.casefold()):
-        hits = {fid for fid, n in fields.items() if same(n)}
-        if hits:
-            return hits
-    return set()
 
 
 def _scope(snaps: Sequence[SnapshotInfo], bases: Sequence[str] | None,

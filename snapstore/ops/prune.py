@@ -38,18 +38,20 @@ from dataclasses import dataclass, field
 import zstandard
 
 from snapstore.canonical import loads
+from snapstore.fieldtypes import is_attachment
 from snapstore.ops.retention import finish_pending_forgets
 from snapstore.store import Store, StoreError, columns, objects
 from snapstore.store import inventory as inv
 from snapstore.store.catalog import prune as catalog_prune
 from snapstore.store.catalog import retention as catalog_ret
 from snapstore.store.packs import (
-    _TAIL,
     KIND_ATTACHMENT,
     KIND_RECORD,
+    TAIL_SIZE,
     PackWriter,
     build_frames,
     pack_key,
+    trailer_size,
 )
 from snapstore.store.reader import BlobReader
 from snapstore.store.writer import ZSTD_LEVEL, compress_many
@@ -139,9 +141,8 @@ def _read_checked(reader: BlobReader, h: bytes, pack: str, off: int, clen: int, 
 
 def _att_ids(value, out: set[str]) -> None:
     if isinstance(value, dict):
-        i = value.get("id")
-        if isinstance(i, str) and i.startswith("att"):
-            out.add(i)
+        if is_attachment(value):
+            out.add(value["id"])
         for v in value.values():
             if isinstance(v, (dict, list)):
                 _att_ids(v, out)
@@ -283,8 +284,8 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
                              "before pruning")
     for p in packs.values():
         if p.name in on_disk:
-            tail = store.backend.get_range(pack_key(p.name), p.size - _TAIL.size, _TAIL.size)
-            trailer = _TAIL.size + _TAIL.unpack(tail)[0] if len(tail) == _TAIL.size else 0
+            tail = store.backend.get_range(pack_key(p.name), p.size - TAIL_SIZE, TAIL_SIZE)
+            trailer = trailer_size(tail)
         else:
             trailer = 0
         p.unused = max(p.size - p.used - trailer, 0) if p.used else p.size

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from snapstore import isotime
 from snapstore.errors import UsageError
 from snapstore.store import Store, StoreError, objects
 from snapstore.store import inventory as inv
@@ -216,7 +217,7 @@ class ForgetResult:
 
 
 def _iso(t: datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
+    return isotime.iso(t)
 
 
 def candidates(store: Store) -> list[Candidate]:

@@ -50,13 +50,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# Exit codes of ``snapstore snapshot`` (also used by ``check``) come from snapstore.errors;
-# EXIT_PARTIAL is a snapshot committed with something unreadable (listed under ``missing``).
 from snapstore.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from snapstore.errors import EXIT_INCOMPLETE as EXIT_PARTIAL
 from snapstore.feed.state import iso
-from snapstore.selection import NotFound as NoSuchItem
-from snapstore.selection import find_id, select_tables, table_pairs
+
+# Exit codes of ``snapstore snapshot`` (also used by ``check``) come from snapstore.errors;
+# EXIT_PARTIAL is a snapshot committed with something unreadable (listed under ``missing``).
+from snapstore.fieldtypes import is_attachment
+from snapstore.selection import NoSuchName, SelectionError, find_id, pick, select_tables, table_pairs
 from snapstore.source.errors import (
     AccessDenied,
     AttachmentExpired,
@@ -74,10 +75,6 @@ log = logging.getLogger("snapstore.ops.snapshot")
 
 
 PAGE_SIZE = 100
-
-
-class SelectionError(SourceError):
-    """``--base``/``--table`` named something the token cannot see."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,7 +144,7 @@ def _tables_of(bases: list[tuple[dict, dict | None]]) -> list[tuple[str, str | N
 def _excluded(spec: str, known: list) -> set[tuple[str, str]]:
     try:
         return table_pairs(spec, known)
-    except NoSuchItem:
+    except NoSuchName:
         log.warning("--exclude-table %r matches no table", spec)
         return set()
 
@@ -210,16 +207,12 @@ def plan_snapshot(
 
     named = {b["id"] for spec in sel.bases for b in _match_base(spec, visible)}
     known = _tables_of([(b, schema) for b, schema, _err in results])
-    try:
-        wanted = select_tables(sel.tables, known)
-    except NoSuchItem as e:
-        raise SelectionError(f"table {e.wanted!r} is not in any selected base visible to this token "
-                             f"(tables: {e.listing or 'none'})") from None
+    wanted = select_tables(sel.tables, known, "in the selected bases visible to this token")
     excluded = {p for spec in sel.exclude_tables for p in _excluded(spec, known)}
     plans: list[BasePlan] = []
     for b, schema, err in results:
         if err is not None and b["id"] in named:
-            raise SelectionError(f"base {b.get('name')!r} ({b['id']}): {err}")
+            raise SourceError(f"base {b.get('name')!r} ({b['id']}): {err}")
         bp = BasePlan(b["id"], b.get("name", b["id"]), b.get("permissionLevel"), schema, error=err,
                       schema_from_store=b["id"] in stored, hooks=hooks.get(b["id"]))
         if schema is not None:
@@ -234,22 +227,12 @@ def plan_snapshot(
 
 
 def _chosen_bases(sel: Selection, visible: list[dict]) -> list[dict]:
-    """The bases ``--base``/``--exclude-base`` select among ``visible`` (SelectionError: one named
-    is not there)."""
+    """The bases ``--base``/``--exclude-base`` select among ``visible`` (a base named that is not
+    there: snapstore.selection's NotFound, a usage error naming the bases the token sees)."""
     if sel.bases:
-        chosen: dict[str, dict] = {}
-        for spec in sel.bases:
-            hits = _match_base(spec, visible)
-            if not hits:
-                names = ", ".join(f"{b.get('name')} ({b['id']})" for b in visible[:8])
-                more = f" and {len(visible) - 8} more" if len(visible) > 8 else ""
-                raise SelectionError(
-                    f"base {spec!r} is not visible to this token (it can see {len(visible)} base(s)"
-                    + (f": {names}{more}" if visible else "")
-                    + "); check the token's access list and scopes"
-                )
-            for b in hits:
-                chosen[b["id"]] = b
+        items = [(b["id"], b.get("name")) for b in visible]
+        chosen = {pick(spec, items, "base", "visible to this token", hint="check the token's access list")
+                  for spec in sel.bases}
         bases = [b for b in visible if b["id"] in chosen]
     else:
         bases = list(visible)
@@ -328,7 +311,7 @@ def table_plans(base: dict, schema: dict, sel: Selection, previous=None, *,
         for spec in sel.tables:
             try:
                 wanted |= select_tables([spec], known) or set()
-            except NoSuchItem:
+            except NoSuchName:
                 continue
     if excluded is None:
         known = _tables_of([(base, schema)])
@@ -496,7 +479,7 @@ class SnapshotResult:
 def _scan_attachments(value: Any) -> Iterable[dict]:
     if isinstance(value, list):
         for v in value:
-            if isinstance(v, dict) and isinstance(v.get("id"), str) and v["id"].startswith("att"):
+            if is_attachment(v):
                 yield v
 
 
@@ -1068,6 +1051,6 @@ def open_run_log(store_root: str | Path, *, secrets: Iterable[str] = (), level: 
 
 __all__ = [
     "AccessDenied", "BasePlan", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE",
-    "Plan", "Selection", "SelectionError", "SnapshotOptions", "SnapshotResult", "TablePlan", "TableResult",
+    "Plan", "Selection", "SnapshotOptions", "SnapshotResult", "TablePlan", "TableResult",
     "estimate", "open_run_log", "plan_snapshot", "table_plans", "take_snapshot",
 ]

@@ -39,7 +39,7 @@ from exporters.stream import BaseMeta, TableMeta, TableSpec
 from exporters.values import column_names
 from snapstore import arrowread
 from snapstore.errors import SnapstoreError, StoreError, UsageError
-from snapstore.selection import NotFound, SelectionError, find_id, resolve_snapshot, select, table_pairs
+from snapstore.selection import NoSuchName, SelectionError, find_id, resolve_snapshot, select, table_pairs
 from snapstore.store import BlobReader, SnapshotInfo, Store
 from snapstore.store.catalog import sql as catalog_sql
 from snapstore.store.catalog.snapshots import attachment_rows
@@ -584,4 +584,4 @@ def run(store: Store, query: str, *, snapshot: str = "latest", bases: Sequence[s
         s.close()
 
 
-__all__ = ["BUILTINS", "NotFound", "Session", "SqlError", "find_calls", "one_line", "run", "split_name", "tokens"]
+__all__ = ["BUILTINS", "NoSuchName", "Session", "SqlError", "find_calls", "one_line", "run", "split_name", "tokens"]

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import pyarrow as pa
 
-from snapstore import units
+from snapstore import isotime
 from snapstore.canonical import loads
 from snapstore.ops.prune import _att_ids, _read_checked, _reader
 from snapstore.store import Store
@@ -63,7 +63,7 @@ def stats(store: Store) -> dict:
     times = {s.full_id: s.time for s in store.list_snapshots()}
     for seq, sid, base, n, lb, added in rows:
         t = times.get(sid)
-        bases[base].append({"seq": seq, "id": sid[:8], "time": t.isoformat().replace("+00:00", "Z") if t else "",
+        bases[base].append({"seq": seq, "id": sid[:8], "full_id": sid, "time": isotime.iso(t) if t else "",
                             "records": n, "records_delta": n - prev.get(base, 0), "logical_bytes": lb,
                             "added_bytes": added})
         prev[base] = n
@@ -71,27 +71,7 @@ def stats(store: Store) -> dict:
         "store": str(store.location), "snapshots": len(snaps), "stored_bytes": stored, "disk": disk,
         "catalog_bytes": catalog, "logical_bytes": logical,
         "dedup_ratio": round(logical / stored, 2) if stored else None, "counts": counts,
-        "bytes_added_per_snapshot": [{"id": s[1][:8], "bytes_added": s[2]} for s in snaps],
+        "bytes_added_per_snapshot": [{"id": s[1][:8], "full_id": s[1], "bytes_added": s[2]} for s in snaps],
         "bases": dict(bases),
     }
 
-
-_human = units.size
-
-
-def format_stats(st: dict, last: int = 20) -> str:
-    d = st["disk"]
-    lines = [
-        f"store {st['store']}: {units.count(st['snapshots'], 'snapshot')}",
-        f"  stored   {_human(st['stored_bytes'])} (packs {_human(d['packs'])}, objects {_human(d['objects'])}, "
-        f"commits {_human(d['snapshots'])}, indexes {_human(d[inv.INDEX_PREFIX])}); catalog {_human(st['catalog_bytes'])}",
-        f"  logical  {_human(st['logical_bytes'])} across all snapshots; deduplication ratio "
-        f"{st['dedup_ratio'] if st['dedup_ratio'] is not None else '-'}x",
-    ]
-    for base, rows in st["bases"].items():
-        lines.append(f"base {base} (last {min(last, len(rows))} of {units.count(len(rows), 'snapshot')}):")
-        lines.append(f"  {'snapshot':<9} {'time':<21} {'records':>9} {'delta':>7} {'logical':>11} {'added':>11}")
-        for r in rows[-last:]:
-            lines.append(f"  {r['id']:<9} {r['time'][:19]:<21} {r['records']:>9} {r['records_delta']:>+7} "
-                         f"{_human(r['logical_bytes']):>11} {_human(r['added_bytes']):>11}")
-    return "\n".join(lines)

@@ -12,12 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zlib
 
 from snapstore.errors import StoreError
 from snapstore.ops.verify import Report
 from snapstore.store.backend import LocalBackend, ObjectMissing
-from snapstore.store.packs import _TAIL, MAGIC, PACK_VERSIONS
+from snapstore.store.packs import PackError, check_tail
 from snapstore.store.s3 import parse_s3_url
 
 #: Prefixes whose files are named by the SHA-256 of their bytes (tags: tags/<snapshot>/<sha256>).
@@ -42,16 +41,11 @@ def open_backend(location: str):
 
 
 def pack_tail_problem(data: bytes) -> str | None:
-    """Why a pack's tail is not well formed, or None."""
-    if len(data) < _TAIL.size:
-        return "too short for a trailer"
-    tlen, crc, magic, version = _TAIL.unpack(data[-_TAIL.size:])
-    if magic != MAGIC or version not in PACK_VERSIONS:
-        return "trailer magic or version missing (truncated or not a pack)"
-    if tlen + _TAIL.size > len(data):
-        return "trailer length exceeds the pack"
-    if zlib.crc32(data[-_TAIL.size - tlen:-_TAIL.size]) != crc:
-        return "trailer checksum mismatch"
+    """Why a pack's tail is not well formed, or None (snapstore.store.packs.check_tail's words)."""
+    try:
+        check_tail(data)
+    except PackError as e:
+        return str(e).removeprefix("pack ")
     return None
 
 

@@ -27,21 +27,21 @@ new tables), ``revert`` (in place). The Airtable write client is
 """
 
 from snapstore.fieldtypes import COMPUTED_TYPES, CREATABLE_TYPES
-from snapstore.restore.errors import Interrupted, RestoreError, TamperedExport
+from snapstore.restore.errors import RestoreError, SimulatedCrash, TamperedExport
 from snapstore.restore.folder import verify_folder
 from snapstore.restore.importer import import_folder
-from snapstore.restore.journal import Journal, journal_id
+from snapstore.restore.journal import RestoreJournal, journal_id
 from snapstore.restore.plan import (
     BATCH,
     UPLOAD_LIMIT,
     WHY_COMPUTED,
     WRITE_OPTIONS,
     FieldPlan,
-    Plan,
-    TablePlan,
+    RestorePlan,
+    RestoreTablePlan,
     make_plan,
 )
-from snapstore.restore.report import Report, TableReport
+from snapstore.restore.report import RestoreReport, TableReport
 from snapstore.restore.revert import RevertPlan, plan_revert, revert
 from snapstore.restore.run import Restore, restore
 from snapstore.restore.sources import FolderSource, SnapshotSource, open_source
@@ -49,8 +49,8 @@ from snapstore.restore.values import compare_tables
 from snapstore.source.writer_client import AirtableWriter, WriteFailed
 
 __all__ = [
-    "AirtableWriter", "BATCH", "COMPUTED_TYPES", "CREATABLE_TYPES", "FieldPlan", "FolderSource", "Interrupted",
-    "Journal", "Plan", "Report", "Restore", "RestoreError", "RevertPlan", "SnapshotSource", "TablePlan",
+    "AirtableWriter", "BATCH", "COMPUTED_TYPES", "CREATABLE_TYPES", "FieldPlan", "FolderSource", "SimulatedCrash",
+    "RestoreJournal", "RestorePlan", "RestoreReport", "Restore", "RestoreError", "RevertPlan", "SnapshotSource", "RestoreTablePlan",
     "TableReport", "TamperedExport", "UPLOAD_LIMIT", "WHY_COMPUTED", "WRITE_OPTIONS", "WriteFailed",
     "compare_tables", "import_folder", "journal_id", "make_plan", "open_source", "plan_revert", "restore",
     "revert", "verify_folder",

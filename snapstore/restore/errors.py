@@ -14,5 +14,5 @@ class TamperedExport(RestoreError):
 
 
 
-class Interrupted(RestoreError):
+class SimulatedCrash(RestoreError):
     """Raised by the test hook ``fail_after`` to simulate a restore killed half-way."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from snapstore.canonical import canonical_record
+from snapstore.fieldtypes import is_attachment
 from snapstore.restore.errors import RestoreError, TamperedExport
 
 
@@ -296,10 +297,6 @@ def _base_id_from_name(p: Path) -> str | None:
 _EXPORT_ATT_KEYS = ("path", "local_path", "file", "localPath")
 
 
-def _is_att(a: Any) -> bool:
-    return isinstance(a, dict) and isinstance(a.get("id"), str) and a["id"].startswith("att")
-
-
 def _record_from_export(rec: dict, table: dict, src) -> dict:
     """An exported record (fields by name) back in the store's canonical form (fields by id)."""
     by_name = {f["name"]: f for f in table["fields"]}
@@ -316,10 +313,10 @@ def _record_from_export(rec: dict, table: dict, src) -> dict:
             fid = f["id"] if f is not None else (key if re.fullmatch(r"fld[A-Za-z0-9]{14}", key) else None)
         if fid is None:
             continue
-        if isinstance(value, list) and any(_is_att(a) for a in value):
+        if isinstance(value, list) and any(is_attachment(a) for a in value):
             clean = []
             for a in value:
-                if _is_att(a):
+                if is_attachment(a):
                     a = dict(a)
                     path = None
                     for k in _EXPORT_ATT_KEYS:

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from snapstore import isotime
 from snapstore.restore.errors import RestoreError
 from snapstore.restore.sources import FolderSource
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return isotime.iso(t, precise=True)  # a stored snapshot time: microseconds order snapshots
 
 
 def parse_time(text: str) -> datetime:
     """An ISO date or time (``2024-05-01``, ``2024-05-01T10:00:00Z``); naive means UTC."""
-    try:
-        t = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise RestoreError(f"{text!r} is not an ISO date or time (e.g. 2024-05-01T10:00:00Z)") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+    t = isotime.parse(text)
+    if t is None:
+        raise RestoreError(f"{text!r} is not an ISO date or time (e.g. 2024-05-01T10:00:00Z)")
+    return t
 
 
 def snapshot_time_and_parent(src: FolderSource, store, when: str | datetime | None) -> tuple[str | None, str]:

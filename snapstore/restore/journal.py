@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 
-class Journal:
+class RestoreJournal:
     """SQLite journal of one restore: what exists in the target and which step each table reached."""
 
     SCHEMA = """

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
-from snapstore.restore.plan import BATCH, Plan
+from snapstore.restore.plan import BATCH, RestorePlan
 
 #: Up to this many pairs every choice of sides is costed (2**6 = 64); beyond, each pair is chosen alone.
 EXHAUSTIVE_PAIRS = 6
@@ -38,7 +38,7 @@ def disordered(links: dict[str, list[str]], made: dict[str, list[str]], targets:
     return {rid for rid, v in links.items() if [x for x in v if x in targets] != made.get(rid, [])}
 
 
-def one_side_per_pair(plan: Plan, source, record_map: Callable[[str], dict[str, str]]
+def one_side_per_pair(plan: RestorePlan, source, record_map: Callable[[str], dict[str, str]]
                       ) -> tuple[dict[str, dict[str, list[str]]], int]:
     """The sides left to Airtable: source field id -> {record id: the list Airtable builds there};
     every field not named is written whole. And the floor of link updates (one side of each pair,

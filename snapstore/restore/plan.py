@@ -61,7 +61,7 @@ class FieldPlan:
 
 
 @dataclass
-class TablePlan:
+class RestoreTablePlan:
     src_id: str
     name: str
     new_name: str
@@ -76,11 +76,11 @@ class TablePlan:
 
 
 @dataclass
-class Plan:
+class RestorePlan:
     source: str
     base_id: str
     target_base: str
-    tables: list[TablePlan]
+    tables: list[RestoreTablePlan]
     keep_computed: bool
     comments: bool = True
 
@@ -93,7 +93,7 @@ class Plan:
             "renamed": self.renamed,
         }
 
-    def table(self, src_id: str | None) -> TablePlan | None:
+    def table(self, src_id: str | None) -> RestoreTablePlan | None:
         return next((t for t in self.tables if t.src_id == src_id), None)
 
     @property
@@ -143,7 +143,7 @@ def _suffixed(name: str, taken: set[str]) -> str:
 
 def make_plan(source, base_id: str | None, target_base: str, *, tables: Iterable[str] = (),
               target_table_names: Iterable[str] = (), keep_computed: bool = False,
-              count_records: bool = True, comments: bool = True) -> Plan:
+              count_records: bool = True, comments: bool = True) -> RestorePlan:
     bases = source.bases()
     if base_id is None:
         if len(bases) != 1:
@@ -154,14 +154,15 @@ def make_plan(source, base_id: str | None, target_base: str, *, tables: Iterable
         base_id = pick(base_id, bases, "base", f"in {source.label}")
     schema = source.schema(base_id)
     held = [t for t in schema["tables"] if source.has_table(base_id, t["id"])]
-    wanted = select_tables(list(tables), [(base_id, None, t["id"], t["name"]) for t in held],
+    base_name = dict(bases).get(base_id)  # (so that --table BASE/TABLE works with names too)
+    wanted = select_tables(list(tables), [(base_id, base_name, t["id"], t["name"]) for t in held],
                            f"in base {base_id} of {source.label}")
     chosen = [t for t in held if wanted is None or (base_id, t["id"]) in wanted]
     if not chosen:
         raise RestoreError(f"nothing to restore: no tables of base {base_id} in {source.label}")
     chosen_ids = {t["id"] for t in chosen}
     taken = set(target_table_names)
-    plans: list[TablePlan] = []
+    plans: list[RestoreTablePlan] = []
     created_links: set[str] = set()
     fields_by_id = {f["id"]: (t["id"], f) for t in schema["tables"] for f in t["fields"]}
     for t in chosen:
@@ -215,17 +216,17 @@ def make_plan(source, base_id: str | None, target_base: str, *, tables: Iterable
             info = getattr(source, "snap", None)
             ti = info.table(base_id, t["id"]) if info is not None else None
             n = ti.records if ti is not None else sum(1 for _ in source.records(base_id, t["id"]))
-        plans.append(TablePlan(t["id"], t["name"], new_name, t["primaryFieldId"], fps, n, t.get("description"),
+        plans.append(RestoreTablePlan(t["id"], t["name"], new_name, t["primaryFieldId"], fps, n, t.get("description"),
                                renames))
     # a link whose inverse was planned first (self-links with an inverse in the same table, or the
     # inverse seen earlier) stays as planned; an "inverse" must point at a created link
     del fields_by_id
-    return Plan(source.identity, base_id, target_base, plans, keep_computed, comments)
+    return RestorePlan(source.identity, base_id, target_base, plans, keep_computed, comments)
 
 
 
 
-def _plan_to_state(plan: Plan) -> dict:
+def _plan_to_state(plan: RestorePlan) -> dict:
     return {"source": plan.source, "base_id": plan.base_id, "target_base": plan.target_base,
             "keep_computed": plan.keep_computed, "comments": plan.comments,
             "tables": [{"src_id": t.src_id, "name": t.name, "new_name": t.new_name, "primary": t.primary,
@@ -233,7 +234,7 @@ def _plan_to_state(plan: Plan) -> dict:
                         "fields": [f.__dict__ for f in t.fields]} for t in plan.tables]}
 
 
-def _plan_from_dict(d: dict) -> Plan:
-    tables = [TablePlan(t["src_id"], t["name"], t["new_name"], t["primary"], [FieldPlan(**f) for f in t["fields"]],
+def _plan_from_dict(d: dict) -> RestorePlan:
+    tables = [RestoreTablePlan(t["src_id"], t["name"], t["new_name"], t["primary"], [FieldPlan(**f) for f in t["fields"]],
                         t["records"], t.get("description"), t.get("renames") or []) for t in d["tables"]]
-    return Plan(d["source"], d["base_id"], d["target_base"], tables, d["keep_computed"], d.get("comments", True))
+    return RestorePlan(d["source"], d["base_id"], d["target_base"], tables, d["keep_computed"], d.get("comments", True))

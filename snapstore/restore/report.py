@@ -22,7 +22,7 @@ class TableReport:
 
 
 @dataclass
-class Report:
+class RestoreReport:
     mode: str
     source: str
     target_base: str

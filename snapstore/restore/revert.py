@@ -11,10 +11,10 @@ from typing import Any
 
 from snapstore.fieldtypes import COMPUTED_TYPES
 from snapstore.restore.comments import restore_comments
-from snapstore.restore.errors import Interrupted, RestoreError
-from snapstore.restore.journal import Journal, _atomic_write, journal_id
+from snapstore.restore.errors import RestoreError, SimulatedCrash
+from snapstore.restore.journal import RestoreJournal, _atomic_write, journal_id
 from snapstore.restore.plan import BATCH, UPLOAD_LIMIT
-from snapstore.restore.report import Report, TableReport
+from snapstore.restore.report import RestoreReport, TableReport
 from snapstore.restore.sources import SnapshotSource
 from snapstore.restore.values import _norm, _write_value
 from snapstore.source.writer_client import AirtableWriter, WriteFailed
@@ -52,7 +52,7 @@ def schema_changes(snap_table: dict, live_table: dict) -> dict:
     }
 
 
-def _rename_back(writer: AirtableWriter, plan: RevertPlan, rep: Report) -> None:
+def _rename_back(writer: AirtableWriter, plan: RevertPlan, rep: RestoreReport) -> None:
     """``--schema``: renamed fields get their snapshot names back (the update route can rename; it
     cannot bring back a removed field's id, nor change a type)."""
     renamed = plan.schema_changes.get("renamed") or []
@@ -168,7 +168,7 @@ def plan_revert(source: SnapshotSource, client, base_id: str, table: str, record
 
 def revert(source: SnapshotSource, *, client, base_id: str, table: str, records: Iterable[str] = (),
            delete_added: bool = False, dry_run: bool = False, confirm: Callable[[RevertPlan], bool] | None = None,
-           fail_after: tuple[str, int] | None = None, schema: bool = False, comments: bool = True) -> Report:
+           fail_after: tuple[str, int] | None = None, schema: bool = False, comments: bool = True) -> RestoreReport:
     """Put a live table (or some of its records) back as it was in the snapshot; with ``schema``,
     fields renamed since get their old names back. The report lists the schema changes either way.
     A re-created record gets its comments back (``comments``), as a restore into a new table does
@@ -183,13 +183,13 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
     alias: dict[str, str] = {}
     resume = None
     for p in sorted(jroot.glob(f"revert-{key}-*.sqlite")):
-        j = Journal(p)
+        j = RestoreJournal(p)
         alias.update(j.record_map())
         if j.get("status") != "complete" and j.get("table") == st["id"]:
             resume = p
         j.close()
     plan, fields, to_create, live = plan_revert(source, client, base_id, table, records, alias)
-    rep = Report("revert", source.label, base_id, dry_run=dry_run)
+    rep = RestoreReport("revert", source.label, base_id, dry_run=dry_run)
     rep.plan = {"table": plan.table_name, "table_id": plan.table_id, **plan.counts(),
                 "delete_added": delete_added, "fields_skipped": plan.fields_skipped,
                 "schema_changes": plan.schema_changes, "schema": schema}
@@ -206,7 +206,7 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
         tr.skipped = 0 if delete_added else len(plan.added)
         return rep
     jpath = resume or jroot / f"revert-{key}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}.sqlite"
-    j = Journal(jpath)
+    j = RestoreJournal(jpath)
     j.set("table", plan.table_id)
     rep.journal = str(jpath)
     t = AirtableWriter(client.api, base_id)
@@ -219,7 +219,7 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
             return
         batches += 1
         if fail_after and batches >= fail_after[1]:
-            raise Interrupted(f"simulated interruption after {batches} {step} batches")
+            raise SimulatedCrash(f"simulated interruption after {batches} {step} batches")
 
     try:
         j.set("status", "running")
@@ -341,7 +341,7 @@ def revert(source: SnapshotSource, *, client, base_id: str, table: str, records:
 
 
 def _stored_comments(source: SnapshotSource, base_id: str, table_id: str, recreate: list[str],
-                     rep: Report) -> dict[str, list[dict]]:
+                     rep: RestoreReport) -> dict[str, list[dict]]:
     """The snapshot's comments of the table; a warning when records come back without any because the
     snapshot was taken without ``--comments`` (it cannot tell whether they had some)."""
     stored = next(source.store.table_comments(source.snap, [(base_id, table_id)]))
@@ -351,8 +351,8 @@ def _stored_comments(source: SnapshotSource, base_id: str, table_id: str, recrea
     return stored or {}
 
 
-def _adopt_recreated(j: Journal, plan: RevertPlan, fields: dict, to_create: list[dict], live: dict,
-                     pend: list[str], rep: Report) -> None:
+def _adopt_recreated(j: RestoreJournal, plan: RevertPlan, fields: dict, to_create: list[dict], live: dict,
+                     pend: list[str], rep: RestoreReport) -> None:
     """A re-create batch was sent but not journaled: the records it made show up as "added since".
     Adopt each one whose plain cells equal a pending snapshot record's, instead of creating it again."""
     plain = {fid: f for fid, f in fields.items() if f["type"] not in ("multipleRecordLinks", "multipleAttachments")}

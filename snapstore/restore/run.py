@@ -11,21 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from snapstore.restore.comments import restore_comments
-from snapstore.restore.errors import Interrupted, RestoreError
-from snapstore.restore.journal import Journal, _atomic_write, journal_id
+from snapstore.restore.errors import RestoreError, SimulatedCrash
+from snapstore.restore.journal import RestoreJournal, _atomic_write, journal_id
 from snapstore.restore.links import one_side_per_pair
 from snapstore.restore.plan import (
     BATCH,
     LOST_OPTIONS,
     UPLOAD_LIMIT,
     FieldPlan,
-    Plan,
-    TablePlan,
+    RestorePlan,
+    RestoreTablePlan,
     _plan_from_dict,
     _plan_to_state,
     make_plan,
 )
-from snapstore.restore.report import Report, TableReport
+from snapstore.restore.report import RestoreReport, TableReport
 from snapstore.restore.values import _text_of, _write_value
 from snapstore.source.errors import SourceError
 from snapstore.source.writer_client import AirtableWriter, WriteFailed
@@ -51,13 +51,13 @@ def field_def(fp: FieldPlan, as_text: bool = False) -> dict:
     return d
 
 
-def table_field_defs(tp: TablePlan) -> list[dict]:
+def table_field_defs(tp: RestoreTablePlan) -> list[dict]:
     """The fields a table is created with (primary first; links come later, once every table exists)."""
     return [field_def(fp, as_text=fp.action in ("primary_text", "keep_text")) for fp in tp.fields
             if fp.action in ("primary", "create", "primary_text", "keep_text")]
 
 
-def create_base(client, j: Journal, plan: Plan, workspace: str, name: str) -> str:
+def create_base(client, j: RestoreJournal, plan: RestorePlan, workspace: str, name: str) -> str:
     """``--to-workspace``: a new base holding every planned table (create-base route, reference §6.5);
     the tables are journaled as pending so the schema step adopts them. Returns the new base id."""
     for tp in plan.tables:
@@ -74,7 +74,7 @@ def create_base(client, j: Journal, plan: Plan, workspace: str, name: str) -> st
 class Restore:
     """One restore of a source base's tables into new tables of ``target_base``."""
 
-    def __init__(self, source, target: AirtableWriter | None, plan: Plan, journal: Journal, *,
+    def __init__(self, source, target: AirtableWriter | None, plan: RestorePlan, journal: RestoreJournal, *,
                  fail_after: tuple[str, int] | None = None, log: Callable[[str], None] | None = None) -> None:
         self.source = source
         self.t = target
@@ -83,7 +83,7 @@ class Restore:
         self.fail_after = fail_after
         self._batches: dict[str, int] = {}
         self.log = log or (lambda m: None)
-        self.report = Report("restore", source.label, plan.target_base, journal=str(journal.path))
+        self.report = RestoreReport("restore", source.label, plan.target_base, journal=str(journal.path))
         self.report.plan = plan.to_dict()
         self.report.not_restorable = plan.not_restorable
         for tp in plan.tables:
@@ -95,7 +95,7 @@ class Restore:
     def _tick(self, step: str) -> None:
         n = self._batches[step] = self._batches.get(step, 0) + 1
         if self.fail_after and self.fail_after[0] in (step, "any") and n >= self.fail_after[1]:
-            raise Interrupted(f"simulated interruption after {n} {step} batches")
+            raise SimulatedCrash(f"simulated interruption after {n} {step} batches")
 
     # ----------------------------------------------------------------------------------- schema
 
@@ -147,7 +147,7 @@ class Restore:
                     self.j.clear_pending(c, tp.src_id, "field:" + fp.src_id)
                 self._map_inverse(tp, fp, made, other_new)
 
-    def _create_link(self, tp: TablePlan, fp: FieldPlan, new_tid: str, other_new: str) -> dict:
+    def _create_link(self, tp: RestoreTablePlan, fp: FieldPlan, new_tid: str, other_new: str) -> dict:
         """The link field, with its options the create route takes; an option it refuses (422) or
         drops is reported by name and the field created without it."""
         d: dict[str, Any] = {"name": fp.name, "type": "multipleRecordLinks",
@@ -175,7 +175,7 @@ class Restore:
                 return {f["name"]: f for f in t["fields"]}
         raise RestoreError(f"table {table_id} disappeared from base {self.plan.target_base}")
 
-    def _map_inverse(self, tp: TablePlan, fp: FieldPlan, made: dict, other_new: str) -> None:
+    def _map_inverse(self, tp: RestoreTablePlan, fp: FieldPlan, made: dict, other_new: str) -> None:
         inv_new = (made.get("options") or {}).get("inverseLinkFieldId")
         if not inv_new:
             for t in self.t.schema()["tables"]:
@@ -207,7 +207,7 @@ class Restore:
 
     # ----------------------------------------------------------------------------------- records
 
-    def _record_fields(self, tp: TablePlan, fmap: dict[str, str], rec: dict) -> dict:
+    def _record_fields(self, tp: RestoreTablePlan, fmap: dict[str, str], rec: dict) -> dict:
         out: dict[str, Any] = {}
         cells = rec.get("fields") or {}
         for fp in tp.fields:
@@ -223,7 +223,7 @@ class Restore:
                 out[new] = _write_value(fp.type, v)
         return out
 
-    def create_records(self, tp: TablePlan) -> None:
+    def create_records(self, tp: RestoreTablePlan) -> None:
         tid = self.j.table_map()[tp.src_id][0]
         fmap = self.j.field_map(tp.src_id)
         mapped = self.j.record_map(tp.src_id)
@@ -245,7 +245,7 @@ class Restore:
             self._create_batch(tp, tid, fmap, batch)
         self.log(f"{tp.name}: {rep.created} records created" + (f" ({rep.resumed} before)" if rep.resumed else ""))
 
-    def _recover_batch(self, tp: TablePlan, tid: str, mapped: dict[str, str], pend: list[str]) -> None:
+    def _recover_batch(self, tp: RestoreTablePlan, tid: str, mapped: dict[str, str], pend: list[str]) -> None:
         """A create batch was sent but not journaled: delete whatever of it reached the table."""
         known = set(mapped.values())
         orphans = [r["id"] for r in self.t.list_ids(tid, fields=[]) if r["id"] not in known]
@@ -260,7 +260,7 @@ class Restore:
             self.report.warnings.append(f"{tp.name}: removed {len(orphans)} records of an interrupted batch "
                                         "before sending it again")
 
-    def _create_batch(self, tp: TablePlan, tid: str, fmap: dict[str, str], batch: list[dict]) -> None:
+    def _create_batch(self, tp: RestoreTablePlan, tid: str, fmap: dict[str, str], batch: list[dict]) -> None:
         rows = [self._record_fields(tp, fmap, r) for r in batch]
         self.j.set_pending(tp.src_id, "records", [r["id"] for r in batch])
         try:
@@ -271,7 +271,7 @@ class Restore:
             made = [self._create_one(tp, tid, fmap, r, row) for r, row in zip(batch, rows, strict=True)]
         if self.fail_after and self.fail_after[0] == "records-unjournaled" and \
                 self._batches.get("records", 0) + 1 >= self.fail_after[1]:
-            raise Interrupted("simulated interruption between a create and its journal entry")
+            raise SimulatedCrash("simulated interruption between a create and its journal entry")
         with self.j.tx() as c:
             c.executemany("INSERT INTO rmap VALUES (?, ?, ?)",
                           [(tp.src_id, r["id"], m["id"]) for r, m in zip(batch, made, strict=True)])
@@ -279,7 +279,7 @@ class Restore:
         self.report.tables[tp.src_id].created += len(made)
         self._tick("records")
 
-    def _create_one(self, tp: TablePlan, tid: str, fmap: dict[str, str], rec: dict, row: dict) -> dict:
+    def _create_one(self, tp: RestoreTablePlan, tid: str, fmap: dict[str, str], rec: dict, row: dict) -> dict:
         """A batch was refused (422): send its records one by one, dropping the cells refused."""
         row = dict(row)
         names = {fmap[f.src_id]: f.name for f in tp.fields if f.src_id in fmap}
@@ -300,7 +300,7 @@ class Restore:
 
     # ----------------------------------------------------------------------------------- links
 
-    def write_links(self, tp: TablePlan) -> None:
+    def write_links(self, tp: RestoreTablePlan) -> None:
         """Every link of ``tp``'s records, writing one side of each two-sided pair.
 
         Airtable fills in the inverse side of a link itself, appending the linking record to the
@@ -366,7 +366,7 @@ class Restore:
 
     # ----------------------------------------------------------------------------------- attachments
 
-    def upload_attachments(self, tp: TablePlan) -> None:
+    def upload_attachments(self, tp: RestoreTablePlan) -> None:
         atts = [f for f in tp.fields if f.type == "multipleAttachments" and f.action == "create"]
         if not atts:
             return
@@ -453,7 +453,7 @@ class Restore:
 
     # ----------------------------------------------------------------------------------- run
 
-    def run(self) -> Report:
+    def run(self) -> RestoreReport:
         self.j.set("status", "running")
         self.create_schema()
         for tp in self.plan.tables:
@@ -473,7 +473,7 @@ class Restore:
         self.j.set("finished", datetime.now(UTC).isoformat(timespec="seconds"))
         return self.report
 
-    def post_comments(self, tp: TablePlan) -> None:
+    def post_comments(self, tp: RestoreTablePlan) -> None:
         comments = self.source.comments(self.plan.base_id, tp.src_id)
         if not comments:
             return
@@ -503,7 +503,7 @@ class Restore:
 def restore(source, *, to_base: str | None = None, client=None, base_id: str | None = None,
             tables: Iterable[str] = (), keep_computed: bool = False, dry_run: bool = False, new: bool = False,
             comments: bool = True, to_workspace: str | None = None, base_name: str | None = None,
-            fail_after: tuple[str, int] | None = None, log: Callable[[str], None] | None = None) -> Report:
+            fail_after: tuple[str, int] | None = None, log: Callable[[str], None] | None = None) -> RestoreReport:
     """Restore ``source`` (a :class:`SnapshotSource`/:class:`FolderSource`) into new tables of base
     ``to_base``, or into a new base of workspace ``to_workspace`` (named ``base_name``, else as the
     source base), through ``client`` (an :class:`~snapstore.source.AirtableSource`). Resumes an
@@ -528,7 +528,7 @@ def restore(source, *, to_base: str | None = None, client=None, base_id: str | N
         names = [t["name"] for t in target.schema()["tables"]] if target is not None else []
         plan = make_plan(source, base_id, key, tables=tables, target_table_names=names,
                          keep_computed=keep_computed, comments=comments)
-        rep = Report("restore", source.label, key, dry_run=True)
+        rep = RestoreReport("restore", source.label, key, dry_run=True)
         rep.plan = plan.to_dict()
         rep.not_restorable = plan.not_restorable
         for tp in plan.tables:
@@ -538,7 +538,7 @@ def restore(source, *, to_base: str | None = None, client=None, base_id: str | N
                 rep.tables[tp.src_id].comments = n
                 rep.comments_restored += n
         if jpath.exists():
-            j = Journal(jpath)
+            j = RestoreJournal(jpath)
             rep.status = "would resume" if j.get("status") != "complete" else "already restored"
             rep.journal = str(jpath)
             j.close()
@@ -547,7 +547,7 @@ def restore(source, *, to_base: str | None = None, client=None, base_id: str | N
     if client is None:
         raise RestoreError("no Airtable client: give a token (AIRTABLE_TOKEN / --token)")
     if jpath.exists():
-        j = Journal(jpath)
+        j = RestoreJournal(jpath)
         if j.get("status") == "complete":
             j.close()
             raise RestoreError(f"this restore was already completed (journal {jpath}); "
@@ -557,7 +557,7 @@ def restore(source, *, to_base: str | None = None, client=None, base_id: str | N
         names = [t["name"] for t in target.schema()["tables"]] if target is not None else []
         plan = make_plan(source, base_id, key, tables=tables, target_table_names=names,
                          keep_computed=keep_computed, comments=comments)
-        j = Journal(jpath)
+        j = RestoreJournal(jpath)
         j.set("source", source.identity)
         j.set("target_base", to_base)
         j.set("created", datetime.now(UTC).isoformat(timespec="seconds"))
@@ -573,7 +573,7 @@ def restore(source, *, to_base: str | None = None, client=None, base_id: str | N
         j.close()
 
 
-def _attachment_preview(source, plan: Plan) -> list[dict]:
+def _attachment_preview(source, plan: RestorePlan) -> list[dict]:
     out = []
     for tp in plan.tables:
         atts = [f for f in tp.fields if f.type == "multipleAttachments" and f.action == "create"]

@@ -24,6 +24,7 @@ import requests
 from pyairtable import Api
 
 from snapstore import ledger
+from snapstore.constants import DEFAULT_API_URL
 from snapstore.source.adapter import RequestStats, RetryPolicy, ThrottledRetryAdapter
 from snapstore.source.errors import (
     AttachmentExpired,
@@ -39,7 +40,6 @@ from snapstore.source.throttle import (
     Throttle,
 )
 
-DEFAULT_API_URL = "https://api.airtable.com"
 PAGE_SIZE = 100
 
 

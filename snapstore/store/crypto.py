@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import os
 import struct
-from collections.abc import Iterable
 from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
@@ -61,14 +60,7 @@ class PlainBox:
     def open(self, data: bytes | memoryview, what: str = "object") -> bytes:
         return data  # type: ignore[return-value]
 
-    def seal_many(self, frames: Iterable[bytes]) -> list[bytes]:
-        return list(frames)
-
     blob_id = staticmethod(sha256_id)
-
-    def id_hasher(self):
-        """An incremental ``blob_id`` (``update``/``digest``) for data that arrives in pieces."""
-        return hashlib.sha256()
 
     def chunk_writer(self, f: BinaryIO) -> ChunkWriter:
         return ChunkWriter(self, f)
@@ -112,9 +104,6 @@ class KeyBox(PlainBox):
         except InvalidTag as e:
             raise Damaged(f"{what} is damaged (it does not authenticate with this store's key)") from e
 
-    def seal_many(self, frames: Iterable[bytes]) -> list[bytes]:
-        return [self.seal(f) for f in frames]
-
     def blob_id(self, raw: bytes | memoryview) -> bytes:
         """HMAC-SHA256(mac key, raw) (RFC 2104, from precomputed pad states)."""
         inner = self._ipad.copy()
@@ -122,9 +111,6 @@ class KeyBox(PlainBox):
         outer = self._opad.copy()
         outer.update(inner.digest())
         return outer.digest()
-
-    def id_hasher(self):
-        return hmac.new(self.mac_key, digestmod="sha256")
 
     def seal_chunk(self, index: int, last: bool, chunk: bytes) -> bytes:
         aad = _CHUNK_AAD.pack(index, last)

@@ -225,20 +225,37 @@ class PackWriter:
         self._cols = ([], [], [], [], [], [], [], [])
 
 
-def parse_trailer(tail_and_trailer: bytes, box: PlainBox = PLAIN) -> list[BlobEntry]:
-    """Parse the end of a pack (at least trailer + 13 bytes) into its entries."""
-    if len(tail_and_trailer) < _TAIL.size:
+def trailer_size(tail: bytes) -> int:
+    """The bytes a pack's trailer and tail take, from the pack's last ``TAIL_SIZE`` bytes (0 when
+    they are not a tail): what a pack holds besides its frames."""
+    return _TAIL.size + _TAIL.unpack(tail)[0] if len(tail) == _TAIL.size else 0
+
+
+def check_tail(data: bytes) -> tuple[int, int]:
+    """(trailer length, pack version) of the pack whose end is ``data`` (the whole pack, or at
+    least its trailer and tail): the one reader of a pack's tail. PackError says what is wrong."""
+    if len(data) < _TAIL.size:
         raise PackError("pack too short for a trailer")
-    tlen, crc, magic, version = _TAIL.unpack(tail_and_trailer[-_TAIL.size :])
+    tlen, crc, magic, version = _TAIL.unpack(data[-_TAIL.size:])
     if magic != MAGIC:
         raise PackError("pack trailer magic missing (truncated or not a pack)")
     if version not in PACK_VERSIONS:
         raise PackError(f"unsupported pack version {version}")
-    if tlen + _TAIL.size > len(tail_and_trailer):
+    if tlen + _TAIL.size > len(data):
         raise PackError("pack trailer length exceeds the pack")
-    trailer = tail_and_trailer[-_TAIL.size - tlen : -_TAIL.size]
-    if zlib.crc32(trailer) != crc:
+    if zlib.crc32(data[-_TAIL.size - tlen:-_TAIL.size]) != crc:
         raise PackError("pack trailer checksum mismatch")
+    return tlen, version
+
+
+#: The size of a pack's fixed tail (trailer length, CRC, magic, version).
+TAIL_SIZE = _TAIL.size
+
+
+def parse_trailer(tail_and_trailer: bytes, box: PlainBox = PLAIN) -> list[BlobEntry]:
+    """Parse the end of a pack (at least trailer + 13 bytes) into its entries."""
+    tlen, version = check_tail(tail_and_trailer)
+    trailer = tail_and_trailer[-_TAIL.size - tlen : -_TAIL.size]
     doc = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(box.open(trailer, "pack trailer")), raw=False)
     dicts = doc["dicts"]
     out = [
@@ -292,8 +309,7 @@ def read_trailer(get_range: Callable[[str, int, int], bytes], size_of: Callable[
     size = size_of(key)
     if size < _TAIL.size:
         raise PackError(f"pack {name[:12]} is truncated ({size} bytes)")
-    tail = get_range(key, size - _TAIL.size, _TAIL.size)
-    tlen = _TAIL.unpack(tail)[0]
+    tlen = trailer_size(get_range(key, size - _TAIL.size, _TAIL.size)) - _TAIL.size
     if tlen + _TAIL.size > size:
         raise PackError(f"pack {name[:12]} is truncated")
     return parse_trailer(get_range(key, size - _TAIL.size - tlen, tlen + _TAIL.size), box)

@@ -10,17 +10,18 @@ import io
 import json
 import logging
 import os
-import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 import duckdb
 
 from snapstore.canonical import CANON_VERSION, loads
+from snapstore.constants import FORMAT_VERSION
 from snapstore.errors import NoStore, StoreError
+from snapstore.selection import snapshot_named  # the one parser of snapshot names
 from snapstore.store import inventory, keys, objects
 from snapstore.store.backend import Backend, BackendError, LocalBackend, ObjectMissing
 from snapstore.store.catalog import (
@@ -64,7 +65,6 @@ FORMAT = "snapstore"
 #: 2: records of a table share zstd frames (docs/FORMAT.md); 3: record frames are named by a frame
 #: id and hold no per-record hash on disk; 4: a table's small batches (a day's changes) may be
 #: column frames (store/columns.py); 1, 2 and 3 are still read and written
-FORMAT_VERSION = 4
 FORMAT_VERSIONS = (1, 2, 3, 4)
 #: zstd level of record frames in new format-3 stores (config.json ``zstd_level``). Measured on
 #: 100k records of the benchmark's mix (38 MB raw, 128 KiB frames, table dictionary): level 3
@@ -85,7 +85,6 @@ DEFAULT_PACK_SIZE = 16 * 1024 * 1024
 ENCRYPTION = {"aead": AEAD_NAME, "kdf": "scrypt", "id": ID_NAME}
 
 
-_BlobReader = BlobReader  # the name exporters and restore used first
 
 
 class AttachmentIndex:
@@ -362,7 +361,7 @@ class Store:
             if create:
                 return cls.init(root, pack_size=pack_size or DEFAULT_PACK_SIZE,
                                 **_new_store_secret(str(root), password, key))
-            raise NoStore(f"no store at {root} (no config.json); create one with `snapstore init {root}`")
+            raise NoStore(f"no store at {root} (no config.json); create one with `snapstore init --store {root}`")
         try:
             config = json.loads(cfg_path.read_text())
         except ValueError as e:
@@ -731,29 +730,7 @@ class Store:
         """A snapshot by short id or prefix, ``latest``, ``latest~N``, a date or an ISO time."""
         if isinstance(name, SnapshotInfo):
             return name
-        snaps = self.list_snapshots()
-        if not snaps:
-            raise StoreError("the store has no snapshots yet")
-        name = name.strip()
-        m = re.fullmatch(r"latest(?:~(\d+))?", name)
-        if m:
-            n = int(m.group(1) or 0)
-            if n >= len(snaps):
-                raise StoreError(f"{name}: the store has only {len(snaps)} snapshot(s)")
-            return snaps[n]
-        if re.fullmatch(r"[0-9a-f]{4,64}", name):
-            hits = [s for s in snaps if s.full_id.startswith(name)]
-            if len(hits) == 1:
-                return hits[0]
-            if len(hits) > 1:
-                raise StoreError(f"snapshot id {name} is ambiguous ({len(hits)} match); give more characters")
-        when = _parse_when(name)
-        if when is not None:
-            for s in snaps:
-                if s.time <= when:
-                    return s
-            raise StoreError(f"no snapshot at or before {name}")
-        raise StoreError(f"no snapshot named {name!r} (try `snapstore log`)")
+        return snapshot_named(self.list_snapshots(), name)
 
     def schema(self, snap: SnapshotInfo | str, base_id: str) -> dict:
         return self.schemas(snap, [base_id])[base_id]
@@ -931,16 +908,6 @@ class Store:
 
     def open_attachment(self, att_id: str) -> BinaryIO:
         return self.attachment_index([att_id]).open(att_id)
-
-
-def _parse_when(name: str) -> datetime | None:
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", name):
-            return datetime.fromisoformat(name).replace(tzinfo=UTC) + timedelta(days=1) - timedelta(microseconds=1)
-        dt = datetime.fromisoformat(name.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 __all__ = ["Store", "StoreError", "LockError", "SnapshotInfo", "BaseInfo", "TableInfo"]

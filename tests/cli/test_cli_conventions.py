@@ -1,4 +1,4 @@
-"""One tool, one set of conventions (issue 15): every command takes --json, -q and -v; --json
+"""One tool, one set of conventions: every command takes --json, -q and -v; --json
 prints one JSON document and nothing else (errors too); -q prints nothing on success and one line
 on failure; -n is --dry-run and nothing else."""
 
@@ -92,6 +92,7 @@ def world(tmp_path_factory):
 
 def invocations(w, tmp) -> list[list[str]]:
     """A representative run of every verb that reads or writes a store or Airtable."""
+    tmp.mkdir(parents=True, exist_ok=True)  # (export creates its --out folder, never that folder's parents)
     return [
         ["log"], ["log", "--last", "1"], ["show", "latest"], ["diff"], ["diff", "latest~1", "latest"],
         ["history", w["rec"]], ["find", "a"], ["cat", "latest", w["rec"]], ["stats"], ["verify"],
@@ -193,12 +194,13 @@ def test_emulator_json_is_one_line_a_script_can_read():
         doc = json.loads(proc.stdout.readline())
         assert doc["url"].startswith("http://127.0.0.1:") and doc["token"]
         assert doc["client_flags"] == ["--rate-limit-base", "250", "--rate-limit-token", "2500", "--penalty", "0.6"]
+        assert doc["workspace_id"].startswith("wsp")  # what restore --to-workspace needs
         err = ""
         for line in proc.stderr:  # the lines for a person go to stderr
             err += line
             if line.startswith("Press Ctrl-C"):
                 break
-        assert "listening on" in err
+        assert "listening on" in err and f"restore --to-workspace {doc['workspace_id']}" in err
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=30)
@@ -209,3 +211,128 @@ def test_color_always_never_and_auto(world, store_copy):
     assert "\x1b[" in run(["diff", "--color", "always"], store_copy).stdout
     assert "\x1b[" not in run(["diff", "--color", "never"], store_copy).stdout
     assert "\x1b[" not in run(["diff"], store_copy).stdout  # auto: not a terminal
+
+
+# ------------------------------------------------------------------------------------------------
+# global flags, pipes, the shapes of ids and times
+
+
+@pytest.mark.parametrize("args", [
+    ["--json", "log"], ["log", "--json"], ["-q", "--json", "log", "--last", "1"],
+])
+def test_shared_flags_go_before_or_after_the_verb(world, store_copy, args):
+    r = run(args, store_copy)
+    assert r.exit_code == 0, r.output
+    assert isinstance(json.loads(r.stdout), list)
+
+
+def test_store_and_password_file_go_before_or_after_the_verb(world, tmp_path):
+    """restic takes its global flags anywhere: so does snapstore (--password-file was "No such
+    option" after the verb)."""
+    pw = tmp_path / "pw"
+    pw.write_text("a password of the test\n")
+    store = tmp_path / "enc"
+    env = {"SNAPSTORE_PASSWORD": None, "SNAPSTORE_STORE": None}
+    assert run(["init", "--store", str(store), "--password-file", str(pw)], env).exit_code == 0
+    for args in (["--store", str(store), "--password-file", str(pw), "log", "--json"],
+                 ["log", "--json", "--store", str(store), "--password-file", str(pw)],
+                 ["--password-file", str(pw), "log", "--store", str(store), "--json"]):
+        r = run(args, env)
+        assert r.exit_code == 0 and json.loads(r.stdout) == [], (args, r.output)
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not it\n")
+    assert run(["log", "--store", str(store), "--password-file", str(wrong)], env).exit_code == 12
+
+
+def test_a_closed_pipe_ends_quietly(world, store_copy):
+    """`snapstore log | head -1`: the reader went away; nothing on stderr (git, restic), exit 141
+    as a process killed by SIGPIPE."""
+    import os
+    import subprocess
+    import sys
+
+    for args in (["log"], ["find", "a", "--all"], ["cat", "latest", world["rec"]]):
+        r, w = os.pipe()
+        os.close(r)  # the reader is gone before the first line is written
+        proc = subprocess.run([sys.executable, "-c", "from snapstore.entry import run; run()", *args],
+                              stdout=w, stderr=subprocess.PIPE, text=True, timeout=120,
+                              env={**os.environ, **store_copy, "SNAPSTORE_CONFIG": ""})
+        os.close(w)
+        assert proc.stderr == "" and proc.returncode == 141, (args, proc.returncode, proc.stderr)
+
+
+def test_no_store_says_the_init_command_that_works(tmp_path):
+    r = run(["log", "--store", str(tmp_path / "none")])
+    hint = r.stderr.split("`")[1]
+    assert hint == f"snapstore init --store {tmp_path / 'none'}"
+    assert run([*hint.split()[1:], "--no-encryption"]).exit_code == 0
+
+
+def test_json_ids_are_full_and_times_whole_seconds(world, store_copy):
+    import re
+
+    when = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+    show = json.loads(run(["show", "--json"], store_copy).stdout)
+    log = json.loads(run(["log", "--json"], store_copy).stdout)
+    assert show["parent"] == log[1]["id"] and len(show["parent"]) == 64
+    assert when.fullmatch(show["time"]) and when.fullmatch(log[0]["time"]), (show["time"], log[0]["time"])
+    diff = json.loads(run(["diff", "--json"], store_copy).stdout)
+    assert when.fullmatch(diff["a"]["time"]) and len(diff["a"]["id"]) == 64
+
+
+def _on_a_terminal(args: list[str], env: dict) -> str:
+    """What ``snapstore ARGS`` prints on a pseudo-terminal (stdout), as a person sees it."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", "from snapstore.entry import run; run()", *args],
+                            stdout=slave, stderr=subprocess.PIPE, env={**os.environ, **env, "SNAPSTORE_CONFIG": ""})
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=300)
+    os.close(master)
+    assert proc.returncode == 0, proc.stderr.read()
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_text_output_fits_70_columns_on_a_terminal(world, store_copy):
+    for args in (["snapshot", *LIMITS], ["log"], ["stats"]):
+        text = _on_a_terminal(args, store_copy)
+        lines = text.splitlines()
+        assert len(lines) >= 3, (args, text)
+        assert max(len(x) for x in lines) <= 70, (args, [x for x in lines if len(x) > 70])
+    log = _on_a_terminal(["log"], store_copy).splitlines()
+    assert log[0].split()[:3] == ["id", "time", "(UTC)"] and log[-1].startswith("changes: +new ~changed -deleted")
+    stats = _on_a_terminal(["stats"], store_copy)
+    assert f"Operations ({world['base']})" in stats
+
+
+def test_importing_the_same_folder_twice_warns(world, tmp_path):
+    store = tmp_path / "imported"
+    args = ["import", str(world["folder"]), "--store", str(store)]
+    first = run(args, world["env"])
+    assert first.exit_code == 0 and "warning" not in first.stderr, first.output
+    again = run(args, world["env"])
+    assert again.exit_code == 0 and "was imported before as snapshot" in again.stderr, again.output
+
+
+def test_diff_json_names_changed_records_as_text_does(world, store_copy):
+    d = json.loads(run(["diff", "--json"], store_copy).stdout)
+    changed = [c for t in d["tables"] for c in t.get("changed", [])]
+    assert changed and all(c.get("label") for c in changed), changed[:2]
+
+
+def test_history_says_first_seen_not_created(world, store_copy):
+    out = run(["history", world["rec"]], store_copy).stdout
+    assert "v1 first seen" in out and "v1 created" not in out, out

@@ -67,7 +67,7 @@ def test_latest_and_log_narrow_with_base(groups):
     # its version spans s2 and s4: s3 did not capture Sales, and s4 holds the same content
     assert [[x["short_id"] for x in h["snapshots"]] for h in hits] == [[snaps[1].id, snaps[3].id]]
     r = run("diff", "latest~3", "latest", "--base", "Sales", "--store", path)
-    assert r.exit_code == 1 and "only 3 snapshot(s) hold Sales" in r.output
+    assert r.exit_code == 1 and "only 3 snapshot(s) holding Sales" in r.output
 
 
 def test_snapshot_base_then_diff_against_the_emulator(tmp_path):

@@ -1,4 +1,4 @@
-"""Progress people can read (issue 15): the live display fits the terminal (driven through a
+"""Progress people can read: the live display fits the terminal (driven through a
 pseudo-terminal of 70 columns), shows a 429 pause with its reason and the seconds left, the
 retries, and an ETA from the parent snapshot's counts; off the terminal and with -q, nothing."""
 

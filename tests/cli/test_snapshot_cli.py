@@ -118,8 +118,8 @@ def test_errors_give_one_line_and_leave_the_store_untouched(emu, tmp_path, case)
     args, extra = ["snapshot", *LIMITS], {}
     expect = {
         "bad_token": "the token was rejected (401)",
-        "invisible_base": f"base '{other}' is not visible to this token",
-        "unknown_table": "table 'Nope' is not in any selected base",
+        "invisible_base": f"no base '{other}' visible to this token",
+        "unknown_table": "no table 'Nope' in the selected bases",
         "unreachable": "cannot reach",
         "no_token": "no Airtable token",
         "token_in_config": "the token must not be stored in the config file",
@@ -144,7 +144,8 @@ def test_errors_give_one_line_and_leave_the_store_untouched(emu, tmp_path, case)
         args += ["--config", str(cfg)]
     for target in (store, fresh):
         r = invoke([*args, "--store", str(target)], {**env, **extra})
-        assert r.exit_code in (EXIT_ERROR, 2), r.output
+        usage = case in ("invisible_base", "unknown_table", "token_in_config")
+        assert r.exit_code == (2 if usage else EXIT_ERROR), r.output
         assert expect in r.output
         err = [x for x in r.output.splitlines() if x.startswith("Error")]
         assert len(err) == 1 and expect in err[0] and "Traceback" not in r.output, r.output
@@ -204,7 +205,7 @@ def test_check_verdicts(emu, tmp_path):
     emu.grants["patLIMITED.x"] = {emu.workspace.bases[0].id}
     other = emu.workspace.bases[1].id
     r = invoke(["check", *LIMITS[:6], "--base", other], {**env, "AIRTABLE_TOKEN": "patLIMITED.x"})
-    assert r.exit_code == EXIT_PARTIAL and f"FAIL {other}: not visible to this token" in r.output
+    assert r.exit_code == 2 and f"no base '{other}' visible to this token" in r.output
     doc = json.loads(invoke(["check", *LIMITS[:6], "--json"], {**env, "AIRTABLE_TOKEN": "patLIMITED.x"}).stdout)
     assert doc["ok"] and [b["base_id"] for b in doc["bases"]] == [emu.workspace.bases[0].id]
     r = invoke(["check", *LIMITS[:6]], {**env, "AIRTABLE_TOKEN": "patNOPE"})

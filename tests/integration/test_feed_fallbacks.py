@@ -256,7 +256,7 @@ def test_a_token_that_lost_access_to_the_base_is_refused_with_one_line(w):
     r = CliRunner().invoke(main, ["snapshot", "--base", w.base_id, "--no-progress"],
                            env={"AIRTABLE_TOKEN": tok, "AIRTABLE_API_URL": w.emu.url,
                                 "SNAPSTORE_STORE": str(w.store.location)})
-    assert r.exit_code == 1 and "not visible to this token" in r.output
+    assert r.exit_code == 2 and f"no base '{w.base_id}' visible to this token" in r.output
     assert sorted(str(p) for p in Path(w.store.location).rglob("*") if p.is_file() and "logs" not in p.parts) == tree
 
 

@@ -21,7 +21,8 @@ from snapstore.emulator.clock import ManualClock
 from snapstore.feed import manage, sweep
 from snapstore.feed.hints import feed_hints
 from snapstore.feed.state import parse_time
-from snapstore.ops.snapshot import Selection, SelectionError, SnapshotOptions, plan_snapshot, take_snapshot
+from snapstore.ops.snapshot import Selection, SnapshotOptions, plan_snapshot, take_snapshot
+from snapstore.selection import SelectionError
 from snapstore.source import AirtableSource
 from snapstore.store import Store
 from tests.helpers.feed_world import FAST, World, feed_of, hashes
@@ -142,7 +143,7 @@ def test_a_base_whose_access_was_lost_is_reported(tmp_path):
         assert [b.base_id for b in res.info.bases] == [keep] and feed_of(res, keep)["mode"] == "feed"
         assert any(n.startswith(lose) and "no longer visible to this token" in n for n in res.notices), res.notices
         assert res.exit_code == 0
-        with pytest.raises(SelectionError, match="not visible to this token"):
+        with pytest.raises(SelectionError, match="visible to this token"):
             plan_snapshot(src, Selection(bases=[lose]), feed=feed_hints(w.store, now=w.now()))
         src.close()
 

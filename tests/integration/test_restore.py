@@ -113,7 +113,7 @@ def test_interrupted_restore_resumes_without_duplicates(env, where):
     emu, client, store, snap = env["emu"], env["client"], env["store"], env["snap"]
     target = new_base(emu, f"Target {where}")
     src = R.SnapshotSource(store, snap)
-    with pytest.raises(R.Interrupted):
+    with pytest.raises(R.SimulatedCrash):
         R.restore(src, to_base=target, client=client, fail_after=(where, 2))
     rep = R.restore(src, to_base=target, client=client)
     assert rep.status == "complete"
@@ -230,7 +230,7 @@ def _writable_diff(store, snap, base, table_id, after, alias):
 def _all_aliases(store) -> dict[str, str]:
     alias = {}
     for p in sorted((Path(store.private_dir) / "restores").glob("revert-*.sqlite")):
-        j = R.Journal(p)
+        j = R.RestoreJournal(p)
         alias.update(j.record_map())
         j.close()
     return alias
@@ -249,7 +249,7 @@ def test_revert_after_churn_brings_the_tables_back(small, interrupt):
     assert writes(emu) == w0, "the plan is shown without writing"
     assert plan.plan["recreate"] > 0 and plan.plan["update"] > 0 and plan.plan["added_since"] > 0
     if interrupt:
-        with pytest.raises(R.Interrupted):
+        with pytest.raises(R.SimulatedCrash):
             R.revert(src, client=client, base_id=base, table=tables[0].table_id, delete_added=True,
                      fail_after=("any", 1))
     # links cross tables: revert every table, then the first again (its links to records the second

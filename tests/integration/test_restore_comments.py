@@ -95,7 +95,7 @@ def test_interrupted_comments_resume_without_duplicates(env):
     emu, client, store, snap, base = env["emu"], env["client"], env["store"], env["snap"], env["base"]
     target = new_base(emu, "Interrupted")
     src = R.SnapshotSource(store, snap)
-    with pytest.raises(R.Interrupted):
+    with pytest.raises(R.SimulatedCrash):
         R.restore(src, to_base=target, client=client, fail_after=("comments", 3))
     rep = R.restore(src, to_base=target, client=client)
     dst = snapshot(store, client, target)
@@ -190,7 +190,7 @@ def _reverted_comments(env, rep, table_id, gone):
 
 
 def test_revert_recreates_deleted_records_with_their_comments_resuming_after_a_kill(env, monkeypatch):
-    from snapstore.restore.journal import Journal
+    from snapstore.restore.journal import RestoreJournal
 
     store, snap, base, client = env["store"], env["snap"], env["base"], env["client"]
     table = snap.bases[0].tables[0]
@@ -202,22 +202,22 @@ def test_revert_recreates_deleted_records_with_their_comments_resuming_after_a_k
     plan = R.revert(src, client=client, base_id=base, table=table.table_id, dry_run=True)
     assert plan.comments_restored == total and plan.plan["comments"] == total
     # killed after three comments were posted and journaled
-    with pytest.raises(R.Interrupted):
+    with pytest.raises(R.SimulatedCrash):
         R.revert(src, client=client, base_id=base, table=table.table_id, fail_after=("comments", 3))
     # killed again between posting the fifth comment and journaling it: the next run adopts it
-    real = Journal.map_comment
+    real = RestoreJournal.map_comment
     calls = []
 
     def dies_on_the_second(self, *a):
         calls.append(a)
         if len(calls) == 2:
-            raise R.Interrupted("killed")
+            raise R.SimulatedCrash("killed")
         return real(self, *a)
 
-    monkeypatch.setattr(Journal, "map_comment", dies_on_the_second)
-    with pytest.raises(R.Interrupted):
+    monkeypatch.setattr(RestoreJournal, "map_comment", dies_on_the_second)
+    with pytest.raises(R.SimulatedCrash):
         R.revert(src, client=client, base_id=base, table=table.table_id)
-    monkeypatch.setattr(Journal, "map_comment", real)
+    monkeypatch.setattr(RestoreJournal, "map_comment", real)
     rep = R.revert(src, client=client, base_id=base, table=table.table_id)
     assert rep.status == "complete" and rep.comments_restored == total - 5 and not rep.warnings
     got = _reverted_comments(env, rep, table.table_id, gone)

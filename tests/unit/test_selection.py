@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from snapstore.cli import main
-from snapstore.selection import Ambiguous, NotFound, pick, select_tables
+from snapstore.selection import Ambiguous, NoSuchName, pick, select_tables
 from snapstore.store import Store
 from tests.helpers.selection_store import BASES, table_id, take
 
@@ -38,7 +38,7 @@ def test_pick_rule():
     with pytest.raises(Ambiguous, match=r"base 'SALES' is ambiguous: Sales \(appSALES000000001\), "
                                         r"sales \(appSALESLOW000001\); give the id"):
         pick("SALES", ITEMS)
-    with pytest.raises(NotFound, match=r"no base 'Nope' \(bases: Operations \(appOPS00000000001\), Sales"):
+    with pytest.raises(NoSuchName, match=r"no base 'Nope' \(bases: Operations \(appOPS00000000001\), Sales"):
         pick("Nope", ITEMS)
     assert pick("Sales", [("appX", "Sales"), ("appX", "Old name")]) == "appX"  # one id seen with two names
 

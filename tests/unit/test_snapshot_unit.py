@@ -13,12 +13,12 @@ from snapstore.ops.snapshot import (
     EXIT_OK,
     EXIT_PARTIAL,
     Selection,
-    SelectionError,
     SnapshotOptions,
     estimate,
     plan_snapshot,
     take_snapshot,
 )
+from snapstore.selection import SelectionError
 from snapstore.source import (
     AttachmentExpired,
     AuthError,
@@ -178,9 +178,9 @@ def test_selection_by_name_id_and_qualified(store):
     assert sorted(t.name for _b, t in plan.tables) == ["People", "Tasks"]
     plan = plan_snapshot(src, Selection(exclude_bases=["appBBBBBBBBBBBBB1"], exclude_tables=["Deals"]))
     assert [t.name for _b, t in plan.tables] == ["People"]
-    with pytest.raises(SelectionError, match="not visible to this token"):
+    with pytest.raises(SelectionError, match="no base 'Nope' visible to this token"):
         plan_snapshot(src, Selection(bases=["Nope"]))
-    with pytest.raises(SelectionError, match="not in any selected base"):
+    with pytest.raises(SelectionError, match="no table 'Nope' in the selected bases"):
         plan_snapshot(src, Selection(tables=["Nope"]))
 
 

@@ -53,8 +53,10 @@ def test_units():
 
 def test_log_and_show_say_1_base_and_kib(world):
     path, _ = world
-    lines = run("log", "--store", path).output.splitlines()
-    assert all(" 1 base 1 table  40 records " in ln for ln in lines), lines
+    head, *lines, legend = run("log", "--store", path).output.splitlines()
+    assert head.split() == ["id", "time", "(UTC)", "status", "records", "changes", "added"], head
+    assert legend.startswith("changes: +new ~changed -deleted records")
+    assert all(ln.split()[4] == "40" for ln in lines), lines
     # binary units (a 3-record change adds under 1 KiB in format 3: "904 B")
     assert all(ln.rstrip().endswith(("iB", " B")) for ln in lines) and any(ln.rstrip().endswith("KiB") for ln in lines)
     assert "(s)" not in run("show", "--store", path).output
