@@ -41,6 +41,7 @@ from snapstore.canonical import loads
 from snapstore.ops.retention import check_no_lost_commits, finish_pending_forgets
 from snapstore.store import Store, StoreError, columns, objects
 from snapstore.store import inventory as inv
+from snapstore.store import readers
 from snapstore.store.catalog import prune as catalog_prune
 from snapstore.store.catalog import retention as catalog_ret
 from snapstore.store.packs import (
@@ -98,6 +99,8 @@ class PruneResult:
     bytes_before: int = 0
     bytes_after: int = 0
     bytes_freed: int = 0
+    #: readers stayed registered through the wait: nothing was deleted (the next prune does it)
+    deferred: int = 0
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -402,7 +405,21 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
     catalog_prune.rewrite_packs(store.catalog, sealed, drop, live.blobs, live.att_ids)
     _crash_point("catalog")
 
-    # 7. delete: older indexes first, then data
+    # 7. delete (once no reader is registered): older indexes first, then data
+    with readers.deleting(store.backend, waiting=lambda n: log.warning(
+            "prune: waiting for %d reader(s) to finish before deleting (at most %.0f s)", n,
+            readers.wait_limit())) as clear:
+        if clear:
+            _delete(store, res, index_name, dead, repack, orphans, dead_objects)
+        else:
+            res.deferred = len(readers.registered(store.backend)) or 1
+    res.bytes_after = _store_bytes(store)
+    res.bytes_freed = res.bytes_before - res.bytes_after
+    return res
+
+
+def _delete(store: Store, res: PruneResult, index_name: str, dead: list[PackInfo], repack: list[PackInfo],
+            orphans: list[str], dead_objects: list[str]) -> None:
     inv.delete_indexes_except(store.backend, index_name)
     _crash_point("indexes-dropped")
     first = True
@@ -418,9 +435,6 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
         parts = key.split("/")
         if len(parts) == 3 and parts[1] not in present:
             store.backend.delete(key)
-    res.bytes_after = _store_bytes(store)
-    res.bytes_freed = res.bytes_before - res.bytes_after
-    return res
 
 
 def _repack_frame(store: Store, reader: BlobReader, pack: str, rows: list[tuple], live: set[bytes],

@@ -45,6 +45,8 @@ GATE = f"{PREFIX}/prune-gate.json"
 #: A registration older than this (seconds) is stale: its reader died on another machine (one on
 #: this machine is stale as soon as its pid is gone). 6 h: longer than any export measured.
 STALE_AFTER = 6 * 3600.0
+#: ...and the gate of a prune killed on another machine (as a lock object not refreshed).
+GATE_STALE_AFTER = 30 * 60.0
 WAIT_ENV = "SNAPSTORE_PRUNE_READER_WAIT"
 DEFAULT_WAIT = 600.0
 POLL = 0.05
@@ -67,7 +69,7 @@ def _put(backend, key: str, doc: dict) -> None:
     backend.put(key, box_of(backend).seal(json.dumps(doc).encode()))
 
 
-def _live(backend, key: str) -> dict | None:
+def _live(backend, key: str, stale_after: float = STALE_AFTER) -> dict | None:
     """An entry's document if it names a live holder; a stale one is removed (None)."""
     try:
         doc = json.loads(box_of(backend).open(backend.get(key), "reader entry"))
@@ -77,7 +79,7 @@ def _live(backend, key: str) -> dict | None:
         return None
     except (ValueError, KeyError, TypeError, Damaged):
         return {"what": "unreadable entry", "host": "?", "pid": -1}  # being written, or damaged: unlock
-    stale = age > STALE_AFTER
+    stale = age > stale_after
     if host == socket.gethostname() and pid != os.getpid():
         try:
             os.kill(pid, 0)
@@ -92,7 +94,8 @@ def _live(backend, key: str) -> dict | None:
     return doc
 
 
-def _others(backend, mine: str | None) -> list[dict]:
+def registered(backend, mine: str | None = None) -> list[dict]:
+    """The live readers registered now (but ``mine``); stale entries are removed on the way."""
     out = []
     for key, _size in list(backend.list(PREFIX)):
         if key == mine or key == GATE or not key.endswith(".json"):
@@ -125,10 +128,10 @@ def register(backend, command: str, *, limit: float | None = None) -> str | None
         except (OSError, BackendError) as e:
             log.debug("reading without a reader entry (%s)", e)
             return None
-        if not backend.exists(GATE) or _live(backend, GATE) is None:
+        if not backend.exists(GATE) or _live(backend, GATE, GATE_STALE_AFTER) is None:
             return key
         backend.delete(key)  # a prune is deleting: let it finish, then read what it left
-        if not _wait(lambda: not backend.exists(GATE) or _live(backend, GATE) is None,
+        if not _wait(lambda: not backend.exists(GATE) or _live(backend, GATE, GATE_STALE_AFTER) is None,
                      max(deadline - time.monotonic(), 0)):
             raise Locked("a prune is deleting data from the store; try again when it is done "
                          "(or, if it is gone, run `snapstore unlock`)")
@@ -160,10 +163,10 @@ def deleting(backend, *, limit: float | None = None,
     backend.delete(GATE)  # a killed prune's (objects are written create-only)
     _put(backend, GATE, _body("prune"))
     try:
-        first = _others(backend, None)
+        first = registered(backend, None)
         if first and waiting is not None:
             waiting(len(first))
-        yield not first or _wait(lambda: not _others(backend, None), limit)
+        yield not first or _wait(lambda: not registered(backend, None), limit)
     finally:
         backend.delete(GATE)
 

@@ -21,7 +21,7 @@ import duckdb
 
 from snapstore.canonical import CANON_VERSION, loads
 from snapstore.errors import NoStore, StoreError
-from snapstore.store import inventory, keys, objects
+from snapstore.store import inventory, keys, objects, readers
 from snapstore.store.backend import Backend, BackendError, LocalBackend, ObjectMissing
 from snapstore.store.catalog import (
     Catalog,
@@ -425,6 +425,7 @@ class Store:
         """Remove the lock whoever holds it (S3: every lock object in the bucket too); returns
         what the (first) lock named."""
         holder = break_lock(self.local_dir)
+        readers.remove_all(self.backend)  # and every reader's entry (a crashed reader's stops prune deleting)
         if self.remote:
             for info in read_remote_locks(self.backend):
                 self.backend.delete(info.key)
