@@ -39,9 +39,8 @@ import zstandard
 
 from snapstore.canonical import loads
 from snapstore.ops.retention import check_no_lost_commits, finish_pending_forgets
-from snapstore.store import Store, StoreError, columns, objects
+from snapstore.store import Store, StoreError, columns, objects, readers
 from snapstore.store import inventory as inv
-from snapstore.store import readers
 from snapstore.store.catalog import prune as catalog_prune
 from snapstore.store.catalog import retention as catalog_ret
 from snapstore.store.packs import (
