@@ -148,3 +148,18 @@ def test_a_lost_commit_no_catalog_holds_is_found_through_the_store_index(tmp_pat
     assert code == 0 and "recorded as forgotten" in out, out + err
     assert _cli(["prune", "--store", str(root)])[0] == 0
     assert _cli(["verify", "--store", str(root), "--read-data"])[0] == 0
+
+
+def test_a_lost_commit_named_to_forget_is_let_go(tmp_path):
+    root = tmp_path / "store"
+    st = Store.init(root)
+    recs = make_records(50)
+    snaps = [snapshot(st, recs := churn(recs, 0.5, seed=i)) for i in range(3)]
+    st.backend.delete(objects.snapshot_key(snaps[0].full_id))
+    assert _cli(["prune", "--store", str(root)])[0] == 1
+    code, out, err = _cli(["forget", "--store", str(root), snaps[0].id])
+    assert code == 0, out + err
+    assert inv.forgotten_ids(st.backend) == {snaps[0].full_id}
+    assert [s.full_id for s in Store.open(root).list_snapshots()] == [snaps[2].full_id, snaps[1].full_id]
+    assert _cli(["prune", "--store", str(root), "--max-unused", "0%"])[0] == 0
+    assert _cli(["verify", "--store", str(root), "--read-data"])[0] == 0
