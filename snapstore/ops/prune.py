@@ -410,6 +410,7 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
             readers.wait_limit())) as clear:
         if clear:
             _delete(store, res, index_name, dead, repack, orphans, dead_objects)
+            store.catalog.compact()  # what the dropped rows held is free blocks: give them back
         else:
             res.deferred = len(readers.registered(store.backend)) or 1
     res.bytes_after = _store_bytes(store)
