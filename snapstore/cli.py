@@ -27,6 +27,7 @@ from snapstore.commands.log import log_cmd
 from snapstore.commands.migrate import migrate
 from snapstore.commands.prune import prune_cmd
 from snapstore.commands.rebuild_catalog import rebuild_catalog
+from snapstore.commands.repair import repair
 from snapstore.commands.restore import restore
 from snapstore.commands.serve import serve
 from snapstore.commands.show import show
@@ -57,7 +58,7 @@ def main(password_file: str | None) -> None:
 
 #: Every verb (click lists them by name).
 VERBS = [demo, snapshot, check, feed, log_cmd, show, diff, history, find_cmd, cat, sql, export, restore, import_,
-         forget, prune_cmd, verify, stats, serve, tag, init, key, unlock, rebuild_catalog, migrate, emulator]
+         forget, prune_cmd, verify, stats, serve, tag, init, key, unlock, rebuild_catalog, repair, migrate, emulator]
 
 for _verb in VERBS:
     main.add_command(_verb)

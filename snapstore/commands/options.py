@@ -47,7 +47,31 @@ def open_store(path: str, *, create: bool = False) -> Store:
     prints them (snapstore/commands/base.py)."""
     from snapstore.store import Store
 
-    return Store.open(path, create=create)
+    store = Store.open(path, create=create)
+    _register_reader(store)
+    return store
+
+
+#: Verbs that read snapshot data (packs): each registers as a reader, so a prune deletes nothing
+#: they may read until they are done (snapstore/store/readers.py).
+READING_VERBS = frozenset({"show", "diff", "history", "find", "cat", "export", "restore", "stats", "verify", "sql"})
+
+
+def _register_reader(store: Store) -> None:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.info_name not in READING_VERBS:
+        return
+    from snapstore.store import readers
+
+    key = readers.register(store.backend, ctx.info_name)
+    ctx.call_on_close(lambda: readers.unregister(store.backend, key))
+    if key is not None and store.remote:  # a prune may have finished since the cache was synced
+        from snapstore.store.catalog import CatalogBusy
+
+        try:
+            store.sync()
+        except CatalogBusy:  # another process of this machine writes the cache (as Store.open)
+            pass
 
 
 class TokenError(SnapstoreError):

@@ -12,8 +12,11 @@ from snapstore.commands.output import Output
 @store_option
 def rebuild_catalog(store: str, out: Output) -> None:
     """Recreate the DuckDB catalog from the store's objects alone."""
+    from snapstore.ops.retention import check_no_lost_commits
+
     s = open_store(store)
     with s.lock("rebuild-catalog"):
+        check_no_lost_commits(s)  # the catalog's copy of a lost commit is what `repair` writes back
         n = s.rebuild_catalog()
     if out.json:
         out.emit({"snapshots": n})

@@ -20,7 +20,8 @@ def prune_lines(r) -> list[str]:
         f"{r.blobs_dead}; objects dead {len(r.objects_dead)}; attachments dead {r.attachments_dead}",
         f"  store {units.size(r.bytes_before)} -> {units.size(r.bytes_after)} ({verb}free "
         f"{units.size(r.bytes_freed)}); unused space left {units.size(r.bytes_unused_after)}",
-    ]
+    ] + ([f"  deleting deferred: {units.count(r.deferred, 'reader')} still reading; the next prune deletes "
+          "what this one left"] if getattr(r, "deferred", 0) else [])
 
 
 def json_value(v) -> str:

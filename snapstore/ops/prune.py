@@ -39,8 +39,8 @@ import zstandard
 
 from snapstore.canonical import loads
 from snapstore.fieldtypes import is_attachment
-from snapstore.ops.retention import finish_pending_forgets
-from snapstore.store import Store, StoreError, columns, objects
+from snapstore.ops.retention import check_no_lost_commits, finish_pending_forgets
+from snapstore.store import Store, StoreError, columns, objects, readers
 from snapstore.store import inventory as inv
 from snapstore.store.catalog import prune as catalog_prune
 from snapstore.store.catalog import retention as catalog_ret
@@ -50,7 +50,9 @@ from snapstore.store.packs import (
     TAIL_SIZE,
     PackWriter,
     build_frames,
+    frame_id,
     pack_key,
+    split_items,
     trailer_size,
 )
 from snapstore.store.reader import BlobReader
@@ -98,6 +100,8 @@ class PruneResult:
     bytes_before: int = 0
     bytes_after: int = 0
     bytes_freed: int = 0
+    #: readers stayed registered through the wait: nothing was deleted (the next prune does it)
+    deferred: int = 0
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -160,6 +164,8 @@ class Live:
     att_rows: list[tuple]
     dicts: set[bytes]
     objects: set[str]  # hex names of standalone objects to keep (manifests, dicts, att indexes, large attachments)
+    #: frames kept manifests name, by pack_seq then offset: each is kept whole, byte for byte
+    frames: dict[int, dict[int, catalog_prune.NamedFrame]] = field(default_factory=dict)
 
 
 def mark(store: Store) -> Live:
@@ -203,10 +209,13 @@ def mark(store: Store) -> Live:
     # a frame a kept manifest names is needed whole, dead records too: folding the manifest reads
     # every item of it (it is copied byte for byte, its id unchanged). Its dead records keep
     # nothing else alive (their attachments are not scanned below).
-    pinned = _frame_items(store, named_frames) - record_blobs
+    reader = _reader(store)
+    kept_frames, pinned = _named_frames(store, reader, named_frames)
+    pinned -= record_blobs
+    for by_off in kept_frames.values():
+        dicts.update(fr[5] for fr in by_off.values() if fr[5])
     # attachments mentioned by live records and comments
     att_ids: set[str] = set()
-    reader = _reader(store)
     want = record_blobs | {h for h in meta_blobs}
     for h, pack, off, clen, rlen, dh, kind, ioff in locs:
         if h not in want or kind not in ("R", "C"):
@@ -220,15 +229,45 @@ def mark(store: Store) -> Live:
         if h in live and dh:
             dicts.add(dh)
     objs = manifests | att_indexes | {d.hex() for d in dicts} | {bytes(a[1]).hex() for a in att_rows}
-    return Live(live, record_blobs, att_ids, att_rows, dicts, objs)
+    return Live(live, record_blobs, att_ids, att_rows, dicts, objs, kept_frames)
 
 
-def _frame_items(store: Store, fids: set[bytes]) -> set[bytes]:
-    """Hashes of the items of the frames named by id."""
+def _named_frames(store: Store, reader: BlobReader, fids: set[bytes]
+                  ) -> tuple[dict[int, dict[int, catalog_prune.NamedFrame]], set[bytes]]:
+    """Where the frames kept manifests name are, and the hashes of their items.
+
+    Located by frame id, not through the blob rows: when two machines packed the same records
+    (siblings of one parent, written at once), the catalog locates each record in one copy only,
+    and the other copy's frame, which the other machine's manifest names, has no blob row of its
+    own. Counted through blob rows, its pack looked dead and prune deleted what a kept snapshot
+    needs. A frame whose items the blob rows do not all locate is read to list them."""
     if not fids:
-        return set()
+        return {}, set()
     with store.catalog.read() as con:
-        return catalog_prune.frame_item_hashes(con, fids)
+        rows = catalog_prune.named_frames(con, fids)
+        complete = {fr[0] for fr in rows if fr[7] == fr[6]}
+        items = catalog_prune.frame_item_hashes(con, complete) if complete else set()
+    lost = fids - {fr[0] for fr in rows}
+    if lost:
+        raise StoreError(f"frame {sorted(lost)[0].hex()[:12]}, which a kept manifest names, is not in the "
+                         "store; run `snapstore verify` before pruning")
+    out: dict[int, dict[int, catalog_prune.NamedFrame]] = defaultdict(dict)
+    for fr in rows:
+        out[fr[1]][fr[3]] = fr
+        if fr[0] not in complete:
+            items.update(h for h, _i, _r in _frame_entries(store, reader, fr))
+    return dict(out), items
+
+
+def _frame_entries(store: Store, reader: BlobReader, fr: catalog_prune.NamedFrame) -> list[tuple[bytes, int, int]]:
+    """A stored frame's items as (hash, offset, length), read and checked against its id."""
+    fid, _seq, pack, off, clen, dh, n, _located = fr
+    stored = memoryview(reader.pack(pack))[off: off + clen]
+    if frame_id(stored) != fid:
+        raise StoreError(f"frame {fid.hex()[:12]} in pack {pack[:12]} is damaged (hash mismatch); "
+                         "run `snapstore verify`")
+    raw = reader.frame(pack, off, clen, dh, fid, stored)
+    return [(store.blob_id(raw[i: i + r]), i, r) for i, r in split_items(raw, n)]
 
 
 # ---- prune ----------------------------------------------------------------------------------------------
@@ -244,7 +283,9 @@ def prune(store: Store, *, max_unused: str = "5%", repack_threshold: float | Non
     mode, limit = parse_size_or_percent(max_unused)
     with store.lock("prune"):
         store.sync()
-        if not dry_run:
+        if dry_run:
+            check_no_lost_commits(store)
+        else:
             finish_pending_forgets(store)
         return _prune(store, mode, limit, repack_threshold, dry_run, progress)
 
@@ -268,8 +309,14 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
             dead_blobs += 1
         if row[1] is not None:
             frames[row[1]][row[2]].append(row)
+    for pseq, by_off in live.frames.items():  # a named frame is kept whole
+        for fr in by_off.values():
+            packs[pseq].used += fr[4]
+            packs[pseq].n_live += fr[6]
     for pseq, by_off in frames.items():
-        for rows in by_off.values():
+        for off, rows in by_off.items():
+            if off in live.frames.get(pseq, {}):
+                continue
             live_rows = [r for r in rows if r[0] in live.blobs]
             if live_rows:
                 packs[pseq].used += rows[0][3] * sum(r[4] for r in live_rows) // max(sum(r[4] for r in rows), 1)
@@ -330,8 +377,14 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
     for i, p in enumerate(repack):
         if progress is not None:  # packs repacked of those to repack (the CLI's live line)
             progress(i, len(repack))
-        for rows in frames[p.pack_seq].values():
-            _repack_frame(store, reader, p.name, rows, live.blobs, writers)
+        named = live.frames.get(p.pack_seq, {})
+        for off, rows in frames[p.pack_seq].items():
+            if off not in named:
+                _repack_frame(store, reader, p.name, rows, live.blobs, writers)
+        for fr in named.values():  # byte for byte: its id is what the manifests name
+            entries = _frame_entries(store, reader, fr)
+            data = bytes(reader.pack(p.name)[fr[3]: fr[3] + fr[4]])
+            writers[False].add_frames([(data, entries)], KIND_RECORD, fr[5], sealed=True)
     for w in writers.values():
         w.seal()
     sealed = writers[False].sealed + writers[True].sealed
@@ -352,7 +405,22 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
     catalog_prune.rewrite_packs(store.catalog, sealed, drop, live.blobs, live.att_ids)
     _crash_point("catalog")
 
-    # 7. delete: older indexes first, then data
+    # 7. delete (once no reader is registered): older indexes first, then data
+    with readers.deleting(store.backend, waiting=lambda n: log.warning(
+            "prune: waiting for %d reader(s) to finish before deleting (at most %.0f s)", n,
+            readers.wait_limit())) as clear:
+        if clear:
+            _delete(store, res, index_name, dead, repack, orphans, dead_objects)
+            store.catalog.compact()  # what the dropped rows held is free blocks: give them back
+        else:
+            res.deferred = len(readers.registered(store.backend)) or 1
+    res.bytes_after = _store_bytes(store)
+    res.bytes_freed = res.bytes_before - res.bytes_after
+    return res
+
+
+def _delete(store: Store, res: PruneResult, index_name: str, dead: list[PackInfo], repack: list[PackInfo],
+            orphans: list[str], dead_objects: list[str]) -> None:
     inv.delete_indexes_except(store.backend, index_name)
     _crash_point("indexes-dropped")
     first = True
@@ -368,10 +436,6 @@ def _prune(store: Store, mode: str, limit: float, repack_threshold: float | None
         parts = key.split("/")
         if len(parts) == 3 and parts[1] not in present:
             store.backend.delete(key)
-    store.catalog.compact()  # what the dropped rows held is free blocks: give them back
-    res.bytes_after = _store_bytes(store)
-    res.bytes_freed = res.bytes_before - res.bytes_after
-    return res
 
 
 def _repack_frame(store: Store, reader: BlobReader, pack: str, rows: list[tuple], live: set[bytes],

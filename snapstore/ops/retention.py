@@ -13,7 +13,10 @@ oldest snapshot is kept too ("oldest daily snapshot"). N = -1 means unlimited. A
 Forgetting a snapshot deletes its commit object (the truth) and then its catalog rows. Before it
 deletes anything, forget writes a store index (see ``snapstore.store.inventory``) that covers every
 commit present, so the packs, large attachments and attachment rows that the forgotten commits
-introduced stay known to ``rebuild-catalog``. Data is only removed by ``prune``.
+introduced stay known to ``rebuild-catalog``, and a forget record per commit, so that a commit
+whose object is gone is told apart: recorded, an interrupted forget (finished by the next forget or
+prune); not recorded, a lost commit (damage: forget and prune refuse to act until it is repaired or
+named to forget). Data is only removed by ``prune``.
 """
 
 from __future__ import annotations
@@ -232,9 +235,10 @@ def forget(store: Store, policy: Policy | None = None, *, ids: Iterable[str] = (
         raise StoreError("refusing an empty policy: give at least one --keep-* option or snapshot ids")
     with store.lock("forget"):
         store.sync()
-        finish_pending_forgets(store)
-        snaps = candidates(store)
         explicit = {store.resolve(i).full_id for i in ids}
+        if not dry_run:  # a lost commit named here is forgotten on purpose
+            finish_pending_forgets(store, forgetting=explicit)
+        snaps = candidates(store)
         if policy is not None and not policy.empty():
             groups = plan(snaps, policy)
         else:
@@ -250,10 +254,11 @@ def forget(store: Store, policy: Policy | None = None, *, ids: Iterable[str] = (
         return ForgetResult(policy.describe() if policy else "", groups, remove, dry_run)
 
 
-def write_store_index(store: Store) -> str:
-    """A store index of everything the catalog knows now, covering every commit in it."""
+def write_store_index(store: Store, *, rename: dict[str, str] | None = None) -> str:
+    """A store index of everything the catalog knows now, covering every commit in it (``rename``:
+    commits it covers under another id, as repair writes them again)."""
     with store.catalog.read() as con:
-        covers = catalog_ret.commit_ids(con)
+        covers = [(rename or {}).get(c, c) for c in catalog_ret.commit_ids(con)]
         packs = catalog_ret.pack_names(con)
         standalone = catalog_ret.standalone_blobs(con)
         atts = catalog_ret.attachment_rows(con)
@@ -266,6 +271,7 @@ def remove_snapshots(store: Store, full_ids: list[str]) -> None:
     Interrupted after the objects, the catalog still lists them until the next forget or prune
     finishes the job (``finish_pending_forgets``); their data is untouched until prune."""
     name = write_store_index(store)
+    inv.write_forget_records(store.backend, full_ids)
     for cid in full_ids:
         store.backend.delete(objects.snapshot_key(cid))
     catalog_forget(store, full_ids)
@@ -281,11 +287,35 @@ def catalog_forget(store: Store, full_ids: list[str]) -> None:
     catalog_ret.forget_snapshots(store.catalog, full_ids)
 
 
-def finish_pending_forgets(store: Store) -> list[str]:
-    """Catalog snapshots whose commit object is gone (an interrupted forget): drop their rows."""
-    present = {key.rsplit("/", 1)[-1] for key, _ in store.backend.list("snapshots")}
+class LostCommits(StoreError):
+    """Commits the store had, gone without a forget recording them: nothing is deleted (exit 1)."""
+
+    def __init__(self, lost: list[str]) -> None:
+        self.lost = lost
+        names = ", ".join(c[:8] for c in lost[:5]) + (" ..." if len(lost) > 5 else "")
+        super().__init__(
+            f"{len(lost)} snapshot commit object(s) are missing from the store although no forget recorded "
+            f"them ({names}): that is damage, not an interrupted forget, so nothing was deleted; run "
+            "`snapstore repair` to write them again from the catalog (or `snapstore forget ID` to let them go)")
+
+
+def check_no_lost_commits(store: Store, *, forgetting=()) -> None:
+    """Raise :class:`LostCommits` if a commit the catalog or the newest store index knows is gone
+    without a forget record (``forgetting``: ids the caller forgets on purpose)."""
+    lost = [c for c in inv.lost_commits(store.backend, store.catalog.snapshot_ids()) if c not in set(forgetting)]
+    if lost:
+        raise LostCommits(lost)
+
+
+def finish_pending_forgets(store: Store, *, forgetting=()) -> list[str]:
+    """Catalog snapshots whose commit object is gone: an interrupted forget (a forget record
+    names them, or the caller forgets them now: ``forgetting``) has its rows dropped; any other
+    is a lost commit, and :class:`LostCommits` is raised before anything changes."""
+    check_no_lost_commits(store, forgetting=forgetting)
+    present = inv.present_commits(store.backend)
     ghosts = [cid for cid in store.catalog.snapshot_ids() if cid not in present]
     if ghosts:
+        inv.write_forget_records(store.backend, [c for c in ghosts if c in set(forgetting)])
         log.warning("finishing an interrupted forget of %d snapshot(s)", len(ghosts))
         catalog_forget(store, ghosts)
     return ghosts

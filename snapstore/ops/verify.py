@@ -116,7 +116,15 @@ def verify(store: Store, *, read_data: bool = False, subset: str | None = None,
         except (StoreError, ValueError) as e:
             rep.add("commit", cid, f"snapshot {cid[:8]}: commit object unreadable: {e}")
     cat_ids = {cid for _s, cid, _d in cat_snaps}
+    lost = set(inv.lost_commits(store.backend, cat_ids))
+    for cid in sorted(lost - cat_ids):  # known from the newest store index only
+        rep.add("commit-missing", cid, f"snapshot {cid[:8]}: commit object missing (no forget recorded it; "
+                "the catalog no longer holds it either)")
     for _seq, cid, doc in cat_snaps:
+        if cid in lost:
+            rep.add("commit-missing", cid, f"snapshot {cid[:8]}: commit object missing although no forget "
+                    "recorded it (run `snapstore repair` to write it again from the catalog)")
+            continue
         if cid not in present:
             if not any(d.object == cid for d in rep.damage):
                 rep.warnings.append(f"snapshot {cid[:8]} is in the catalog but its commit object is gone "

@@ -18,6 +18,14 @@ interruption leaves a newest index that lists only objects that still exist.
 
 Commit objects are immutable and content-named, so ``snapstore tag`` records changes beside them;
 a snapshot's tags are its commit's tags with its events applied in (time, name) order.
+
+``forgotten/<snapshot full id>`` — a **forget record** (sealed JSON ``{"type": "forget", "v": 1,
+"snapshot": id, "time": iso}``), written by forget *before* it deletes the commit object and
+never removed. A commit the catalog (or a store index) knows, whose object is gone, is an
+interrupted forget when its record exists, and a **lost commit** (damage) when it does not:
+prune then refuses to delete anything, verify reports it, and ``snapstore repair`` writes it
+again from the catalog's copy of its document. A store index with ``"forgets": true`` was
+written by a snapstore that keeps these records: every commit it covers either exists or has one.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from snapstore.store.crypto import Damaged, box_of
 
 INDEX_PREFIX = "index"
 TAGS_PREFIX = "tags"
+FORGOTTEN_PREFIX = "forgotten"
 STORE_INDEX = "store-index"
 
 
@@ -77,7 +86,7 @@ def write_index(backend: Backend, *, covers, packs, standalone, attachments) -> 
     """Write a complete store index with a generation above every existing one."""
     gen = max((d.get("gen", 0) for _n, d in read_indexes(backend)), default=0) + 1
     doc = {
-        "type": STORE_INDEX, "v": 1, "gen": gen, "time": now_iso(), "covers": sorted(covers),
+        "type": STORE_INDEX, "v": 1, "gen": gen, "time": now_iso(), "covers": sorted(covers), "forgets": True,
         "packs": sorted(packs), "standalone": [[bytes(h), int(n)] for h, n in standalone],
         "attachments": [[a, bytes(h), int(n), m, fn] for a, h, n, m, fn in attachments],
     }
@@ -138,3 +147,38 @@ def apply_tag_events(tags, events) -> list[str]:
 def delete_tag_events(backend: Backend, full_id: str) -> None:
     for key, _size in list(backend.list(f"{TAGS_PREFIX}/{full_id}")):
         backend.delete(key)
+
+
+# ---- forget records ----------------------------------------------------------------------------
+
+
+def forgotten_key(full_id: str) -> str:
+    return f"{FORGOTTEN_PREFIX}/{full_id}"
+
+
+def write_forget_records(backend: Backend, full_ids) -> None:
+    """Record that these commits are being forgotten (before their objects are deleted)."""
+    for cid in full_ids:
+        doc = {"type": "forget", "v": 1, "snapshot": cid, "time": now_iso()}
+        backend.put(forgotten_key(cid), box_of(backend).seal(json.dumps(doc, sort_keys=True).encode() + b"\n"))
+
+
+def forgotten_ids(backend: Backend) -> set[str]:
+    """Full ids of every commit a forget recorded (one listing; the records' bodies are not read)."""
+    return {key.rsplit("/", 1)[-1] for key, _size in backend.list(FORGOTTEN_PREFIX)}
+
+
+def present_commits(backend: Backend) -> set[str]:
+    return {key.rsplit("/", 1)[-1] for key, _size in backend.list("snapshots")}
+
+
+def lost_commits(backend: Backend, known) -> list[str]:
+    """Commits known to have existed (``known``: the catalog's ids; and every commit the newest
+    store index that keeps forget records covers) whose object is gone although no forget
+    recorded them: damage, not an interrupted forget."""
+    known = set(known)
+    newest = newest_index(backend)
+    if newest is not None and newest[1].get("forgets"):
+        known.update(newest[1]["covers"])
+    gone = known - present_commits(backend)
+    return sorted(gone - forgotten_ids(backend)) if gone else []

@@ -4,6 +4,11 @@ A lock is a small JSON file created with O_EXCL, naming its holder (host, pid, c
 second writer can say who holds the store. A lock whose process is gone (same host, pid not
 running) is stale: it is reported and broken; a lock from another host is only broken on request
 (``snapstore unlock``), since we cannot see whether that process still runs.
+
+A lock file that cannot be read (empty or cut short: a full disk, a crash between creating and
+writing it) and is older than :data:`UNREADABLE_STALE_AFTER` is stale too: its holder writes and
+fsyncs its few bytes right after creating it, so a file still unreadable after that long names
+no live process, and it must not stop every writer until someone runs ``unlock``.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +30,9 @@ from snapstore.store.crypto import Damaged, box_of
 log = logging.getLogger("snapstore.lock")
 
 LOCK_NAME = "locks/writer.json"
+#: An unreadable lock file older than this (seconds) is stale. Writing it takes a millisecond; the
+#: margin covers a holder stopped between creating and writing it (a loaded machine, a slow NAS).
+UNREADABLE_STALE_AFTER = 60.0
 
 
 class LockError(Locked):
@@ -36,11 +45,17 @@ class LockInfo:
     pid: int
     command: str
     time: str
+    #: an unreadable lock file: how old it is (seconds), else None
+    unreadable_age: float | None = field(default=None, kw_only=True)
 
     def describe(self) -> str:
+        if self.unreadable_age is not None:
+            return f"an unreadable lock file ({self.command}, written {self.unreadable_age:.0f} s ago)"
         return f"{self.command!r} (pid {self.pid} on {self.host}, since {self.time})"
 
     def is_stale(self) -> bool:
+        if self.unreadable_age is not None:
+            return self.unreadable_age > UNREADABLE_STALE_AFTER
         if self.host != socket.gethostname():
             return False
         try:
@@ -53,13 +68,17 @@ class LockInfo:
 
 
 def read_lock(root: Path) -> LockInfo | None:
+    path = root / LOCK_NAME
     try:
-        doc = json.loads((root / LOCK_NAME).read_text())
-        return LockInfo(doc["host"], int(doc["pid"]), doc.get("command", "?"), doc.get("time", "?"))
+        data = path.read_bytes()
+        age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError):
-        return LockInfo("?", -1, "unreadable lock file", "?")
+    try:
+        doc = json.loads(data)
+        return LockInfo(doc["host"], int(doc["pid"]), doc.get("command", "?"), doc.get("time", "?"))
+    except (ValueError, KeyError, TypeError):
+        return LockInfo("?", -1, f"{len(data)} bytes", "?", unreadable_age=max(age, 0.0))
 
 
 class WriterLock:

@@ -22,7 +22,7 @@ from snapstore.canonical import CANON_VERSION, loads
 from snapstore.constants import FORMAT_VERSION
 from snapstore.errors import NoStore, StoreError
 from snapstore.selection import snapshot_named  # the one parser of snapshot names
-from snapstore.store import inventory, keys, objects
+from snapstore.store import inventory, keys, objects, readers
 from snapstore.store.backend import Backend, BackendError, LocalBackend, ObjectMissing
 from snapstore.store.catalog import (
     Catalog,
@@ -424,6 +424,7 @@ class Store:
         """Remove the lock whoever holds it (S3: every lock object in the bucket too); returns
         what the (first) lock named."""
         holder = break_lock(self.local_dir)
+        readers.remove_all(self.backend)  # and every reader's entry (a crashed reader's stops prune deleting)
         if self.remote:
             for info in read_remote_locks(self.backend):
                 self.backend.delete(info.key)
@@ -462,7 +463,13 @@ class Store:
         listed = {key.rsplit("/", 1)[-1] for key, _size in self.backend.list("snapshots")}
         known = self.catalog.snapshot_ids()
         reason = None
-        if known - listed:
+        gone = known - listed
+        lost = gone - inventory.forgotten_ids(self.backend) if gone else set()
+        if lost:  # damage: keep the cache's copy of them (what `repair` writes back), rebuild nothing
+            log.warning("%d snapshot commit object(s) are missing from the bucket although no forget recorded "
+                        "them (%s); run `snapstore verify` and `snapstore repair`", len(lost),
+                        ", ".join(sorted(c[:8] for c in lost)[:5]))
+        elif gone:
             reason = "snapshots were removed from the bucket"
         elif fp != catalog_q.meta_value(self.catalog, "remote_fp"):
             reason = "store indexes or tags changed in the bucket"
@@ -471,7 +478,7 @@ class Store:
             pending = sorted(((cid, self._read_commit(cid)) for cid in listed - known),
                              key=lambda x: (x[1]["time"], x[0]))
             docs = self.catalog.snapshot_docs()
-            if pending and docs:
+            if pending and docs and not lost:
                 last = json.loads(docs[-1][2])["time"], docs[-1][1]
                 if (pending[0][1]["time"], pending[0][0]) < last:
                     reason = "another writer committed a snapshot older than the cache's latest"

@@ -71,6 +71,25 @@ def frame_item_hashes(con: duckdb.DuckDBPyConnection, fids: Iterable[bytes]) -> 
         con.unregister("named_frames")
 
 
+#: A frame a kept manifest names: (fid, pack_seq, pack name, off, clen, dict_hash, n_items, located),
+#: ``located`` counting the blob rows that point into it (fewer than ``n_items`` when another copy
+#: of some of its records is the one the catalog locates: two machines packed the same records).
+NamedFrame = tuple[bytes, int, str, int, int, bytes | None, int, int]
+
+
+def named_frames(con: duckdb.DuckDBPyConnection, fids: Iterable[bytes]) -> list[NamedFrame]:
+    """Where the frames named by id are, and how many of their records the blob rows locate there."""
+    con.register("named_frames", pa.table({"fid": pa.array(sorted(fids), pa.binary())}))
+    try:
+        return con.execute(
+            """SELECT f.fid, f.pack_seq, p.name, f.off, f.clen, f.dict_hash, f.n_items,
+                      (SELECT count(*) FROM blob b WHERE b.pack_seq = f.pack_seq AND b.off = f.off)
+               FROM frame f JOIN named_frames n ON n.fid = f.fid JOIN pack p ON p.pack_seq = f.pack_seq
+               ORDER BY f.pack_seq, f.off""").fetchall()
+    finally:
+        con.unregister("named_frames")
+
+
 def snapshot_count(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute("SELECT count(*) FROM snapshot").fetchone()[0]
 
@@ -130,8 +149,13 @@ def rewrite_packs(catalog: Catalog, sealed: list[tuple[str, int, list]], drop: s
                 con.register("moved", pa.table({"hash": pa.array(hs, pa.binary()), "pack_seq": pa.array(ps, pa.int32()),
                                                 "off": pa.array(offs, pa.int64()), "clen": pa.array(clens, pa.int64()),
                                                 "ioff": pa.array(ioffs, pa.int64())}))
+                # a record may now be in two new frames (a frame a manifest names is copied whole,
+                # and two machines may have packed the same record): its first copy is its place;
+                # a blob whose pack stays keeps its place
                 con.execute("""UPDATE blob SET pack_seq = m.pack_seq, off = m.off, clen = m.clen, ioff = m.ioff
-                               FROM moved m WHERE blob.hash = m.hash""")
+                               FROM (SELECT * FROM moved QUALIFY row_number() OVER
+                                     (PARTITION BY hash ORDER BY pack_seq, off, ioff) = 1) m
+                               WHERE blob.hash = m.hash AND list_contains(?, blob.pack_seq)""", [sorted(drop)])
                 con.unregister("moved")
             con.execute("DELETE FROM blob WHERE NOT EXISTS (SELECT 1 FROM live_b WHERE live_b.hash = blob.hash)")
             if drop:
