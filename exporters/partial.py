@@ -79,7 +79,7 @@ class PartialFolder:
 def remove_stale(out: Path) -> list[Path]:
     """Remove temporary export folders in ``out`` that no live process owns (a killed export's);
     those of exports still running are left alone."""
-    removed = []
+    removed: list[Path] = []
     try:
         candidates = [p for p in out.iterdir() if p.name.startswith(PREFIX) and p.name.endswith(SUFFIX)]
     except OSError:

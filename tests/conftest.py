@@ -1,5 +1,7 @@
 """Shared fixtures: a real S3 server (SeaweedFS, ``weed mini``) for the S3 backend, and
-``store_factory``, which makes fresh stores on each backend (local folder, S3 prefix)."""
+``store_factory``, which makes fresh stores on each backend (local folder, S3 prefix); and the
+markers every test gets from where it lives (``pytest_collection_modifyitems``), so that
+``python3 -m pytest -m unit`` is the fast loop (docs/development.md)."""
 
 from __future__ import annotations
 
@@ -195,3 +197,77 @@ def store_factory(request, tmp_path, monkeypatch):
         f.encrypted = True
         monkeypatch.setattr(keys, "password_source", lambda _loc, _new: TEST_PASSWORD)
     return f
+
+
+# -- markers (registered in pyproject.toml) -------------------------------------------------------
+
+#: What each test file needs, by the folder it lives in (tests/unit/, tests/cli/, tests/integration/)
+#: or, for a file not moved yet, by its name here: "unit" runs the library in this process (no
+#: server, no subprocess); "cli" drives the snapstore command (click's runner or a subprocess);
+#: "emulator" starts the Airtable emulator (an HTTP server on loopback).
+LAYERS = {"unit": "unit", "cli": "cli", "integration": "emulator"}
+FILE_LAYER = {
+    **dict.fromkeys([
+        "test_catalog_boundary", "test_cli_config", "test_cli_reference", "test_diff", "test_feed_unit",
+        "test_format2", "test_format3", "test_format4", "test_format_reader", "test_migrate",
+        "test_restore_import", "test_retention", "test_selection", "test_tags", "test_units_and_diff_text",
+        "test_verify", "test_writer_boundary", "test_snapshot_unit", "test_source_throttle",
+        "test_source_client", "test_emulator_validate", "test_store", "test_catalog_size"], "unit"),
+    **dict.fromkeys([
+        "test_cli_conventions", "test_cli_errors", "test_cli_groups", "test_cli_progress", "test_cli_startup",
+        "test_demo", "test_emulator_cli", "test_password_prompt", "test_snapshot_cli", "test_prune"], "cli"),
+}
+#: Tests (a name, or a name[parameters] for one case) that take more than ~5 s of CPU each (measured: `-m unit --durations=30`): marked slow and
+#: left out of the fast loop, which they would more than double (177 s of CPU with them, at load 11).
+SLOW = {
+    "test_forget_on_a_store_with_an_accelerated_clock_keeps_restics_set",
+    "test_store_migrates_with_equal_records_and_times",
+    "test_rebuild_catalog_and_prune_keep_column_frames_readable",
+    "test_after_a_chain_rebase_prune_frees_the_dead_records_of_old_frames",
+    "test_prune_keeps_named_frames_and_snapshots_readable",
+    "test_tag_command_pins_and_survives_rebuild",
+    "test_the_reader_refuses_a_writer_that_breaks_the_documented_rebase_rule",
+    "test_prune_repacks_frames_holding_dead_records",
+    "test_delta_chain_with_edits_deletes_and_a_revert",
+    "test_forget_on_a_store_keeps_restics_set_and_the_rest_reads_the_same",
+    "test_prune_rewrites_what_is_left_of_a_column_frame_as_a_column_frame",
+    "test_empty_policy_is_refused",
+    "test_deleted_dictionary_is_found_naming_every_record_it_compresses",
+    "test_snapshot_after_forgetting_the_newest_diffs_against_what_is_kept",
+    "test_feed_snapshot_equals_full_listing_after_every_step",
+    "test_killed_snapshot_leaves_store_intact",
+    "test_full_manifest_checkpoint_after_heavy_churn_rebuilds_identically",
+    "test_rebuild_after_deleting_catalog",
+    "test_interrupted_forget_is_finished_by_the_next_one",
+    "test_comments_fetched_only_when_count_changed",
+    "test_listing_restart_lists_records_of_a_stale_frame_one_by_one",
+    "test_prune_gives_the_dropped_rows_space_back_and_keeps_every_kept_record",
+    "test_a_reader_written_from_the_document_reads_what_the_library_reads[encrypted]",
+    "test_records_are_read_in_chunks_of_whole_packs",
+    "test_one_percent_change_adds_about_one_percent",
+}
+S3_FIXTURES = {"s3_server", "s3_env"}
+
+
+def _layer(path: Path) -> str:
+    for part in path.parts[::-1]:
+        if part in LAYERS:
+            return LAYERS[part]
+    return FILE_LAYER.get(path.stem, "emulator")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Each test gets its layer's marker; `s3` when it needs the S3 server (a store_factory case on S3
+    included), `slow` when it is in SLOW; `unit` only for what is neither (the fast loop)."""
+    for item in items:
+        layer = _layer(Path(str(item.fspath)))
+        callspec = getattr(item, "callspec", None)
+        s3 = bool(S3_FIXTURES & set(getattr(item, "fixturenames", ()))) or (
+            callspec is not None and callspec.params.get("store_factory") == "s3")
+        slow = item.name in SLOW or getattr(item, "originalname", item.name) in SLOW
+        if s3:
+            item.add_marker(pytest.mark.s3)
+        if slow:
+            item.add_marker(pytest.mark.slow)
+        if layer != "unit" or not (s3 or slow):
+            item.add_marker(getattr(pytest.mark, layer))

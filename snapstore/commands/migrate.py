@@ -15,7 +15,8 @@ from snapstore.commands.output import Output
 @click.argument("dst")
 @click.option("--no-encryption", is_flag=True, help="Make DST a plain store (by default it is encrypted).")
 def migrate(src: str, dst: str, no_encryption: bool, out: Output) -> None:
-    """Copy every snapshot of store SRC, with its time, tags and note, into a new store DST (format 3).
+    """Copy every snapshot of store SRC, with its time, tags and note, into a new store DST of the
+    current format (4).
     SRC is only read."""
     from snapstore.store import Store
     from snapstore.store.migrate import migrate as migrate_store

@@ -116,7 +116,7 @@ class Progress:
         """The bases (or the token) paused after a 429, with the seconds left."""
         from snapstore.source.throttle import TOKEN_KEY
 
-        out = []
+        out: list[str] = []
         throttle = getattr(self.source, "throttle", None)
         if throttle is None:
             return out

@@ -208,12 +208,12 @@ def _comments(value) -> str | bool:
 
 def _sweep_every(value: str) -> float | None:
     every = _duration(value)
-    if every == "auto":
+    if isinstance(every, str):  # "auto", the only text _duration returns
         raise click.BadParameter("a duration (e.g. 7d, 24h) or never")
     return every
 
 
-def _duration(value: str) -> float | None:
+def _duration(value: str) -> float | str | None:
     from snapstore.commands.params import seconds
 
     try:

@@ -145,7 +145,7 @@ class Emulator:
         self.webhooks = Webhooks(self.clock, lambda prefix: self.workspace.new_id(prefix),
                                  report_computed=webhook_computed_changes)
         self.content = ContentSigner(lambda: self.url, self.clock, attachment_ttl, lambda: self.workspace, self.lock)
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle

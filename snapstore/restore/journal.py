@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import json
@@ -79,7 +80,7 @@ class RestoreJournal:
             c.execute("INSERT OR REPLACE INTO cmap VALUES (?, ?, ?)", [src_table, old_id, new_id])
             self.clear_pending(c, src_table, "comment")
 
-    def done_keys(self, src_table: str, step: str) -> set[str]:
+    def done_keys(self, src_table: str, step: str) -> builtins.set[str]:  # `set` here is Journal.set
         return {k for (k,) in self.con.execute("SELECT key FROM done WHERE src_table = ? AND step = ?",
                                                 [src_table, step])}
 

@@ -181,7 +181,7 @@ class S3Backend:
 
         full = self._key(key)
         upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=full)["UploadId"]
-        parts = []
+        parts: list[dict] = []
         n = 0
         try:
             pending = bytearray(first)

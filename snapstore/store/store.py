@@ -261,7 +261,7 @@ class Store:
             key, self.key_file = keys.unlock(self.backend, password, str(self.location))
         self.box = key
         self.blob_id = key.blob_id
-        self.backend.box = key  # type: ignore[attr-defined]  (see crypto.box_of)
+        self.backend.box = key  # type: ignore[attr-defined]  # see crypto.box_of
 
     # ---- opening -------------------------------------------------------------------------
 

@@ -55,6 +55,9 @@ DICT_SIZE = 64 * 1024
 SMALL_ATTACHMENT = 512 * 1024
 #: A table's manifest chain is checkpointed (a full manifest) after this many deltas...
 MAX_CHAIN_DEPTH = 64
+#: ...or once its deltas' entries would exceed the table's records, or this floor for a small table
+#: (docs/FORMAT.md, "table manifest"): a 50-record table is rebased after 64 deltas or 1,000 entries.
+CHAIN_ENTRIES_FLOOR = 1000
 ZSTD_LEVEL = 3
 #: Record ids and hashes move from Python lists to Arrow every this many records.
 SPILL = 8192
@@ -365,7 +368,7 @@ class TableWriter:
         ids = change.ids
         return set(ids.to_pylist() if hasattr(ids, "to_pylist") else ids)
 
-    def _by_frames(self, ids, hashes, older: list[tuple[bytes, list[bytes]]] = ()
+    def _by_frames(self, ids, hashes, older: Iterable[tuple[bytes, list[bytes]]] = ()
                    ) -> tuple[list[bytes], pa.ChunkedArray, pa.ChunkedArray]:
         """Split a manifest's entries into the frames this writer packed (and ``older`` ones: a
         full manifest's) whose every record is among them (named by frame id) and the entries left
@@ -398,7 +401,7 @@ class TableWriter:
         full = (
             parent is None
             or self.state.depth + 1 >= MAX_CHAIN_DEPTH
-            or self.state.chain_entries + len(ids) > max(n_records, 1000)
+            or self.state.chain_entries + len(ids) > max(n_records, CHAIN_ENTRIES_FLOOR)
         )
         if full and not all_new:
             # the table's whole state: its open versions with this delta applied

@@ -22,7 +22,7 @@ from snapstore.store import s3 as s3mod
 from snapstore.store.backend import ObjectMissing
 from snapstore.store.s3 import S3Backend, parse_s3_url
 
-TESTS = str(Path(__file__).parent)
+TESTS = str(Path(__file__).resolve().parents[1])
 
 
 def contents(store, snap, base=BASE, table=TABLE):

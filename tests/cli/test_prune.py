@@ -22,7 +22,7 @@ from snapstore.ops.retention import Policy, forget
 from snapstore.ops.verify import verify
 from snapstore.store import Store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def disk_bytes(root: Path) -> int:

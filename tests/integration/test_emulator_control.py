@@ -71,24 +71,36 @@ def test_token_limit_across_bases(ws):
 
 
 def test_scaled_clock_penalty_is_short_in_real_time(ws):
+    """At 20x a 60 s penalty lasts 3 real seconds. Robust under load: the 429 comes from a limit of one
+    request per clock second (50 ms real; a loaded machine does not space 100 requests that far
+    apart), the penalty's end is read on the emulator's clock, and the real-time bound (30 s, ten times
+    the scaled penalty, half the unscaled one) is a margin, not a measurement."""
     import time
 
-    # 1 request a clock second (50 ms real): two back to back are a 429 even on a loaded machine
-    with Emulator(ws, clock=ScaledClock(20), penalty=2, rate_limit_base=1) as emu:
+    clock = ScaledClock(20)
+    with Emulator(ws, clock=clock, penalty=60, rate_limit_base=1) as emu:
         api = Api(emu.token, endpoint_url=emu.url, retry_strategy=None)
         b = ws.bases[0]
         t = api.table(b.id, b.tables[0].id)
-        hit = False
-        for _ in range(50):
+        hit_at = None
+        for _ in range(100):
             try:
                 t.first()
             except requests.HTTPError as e:
                 assert e.response.status_code == 429
-                hit = True
+                hit_at = clock.now()
                 break
-        assert hit
-        time.sleep(0.15)  # 3 clock seconds at scale 20
-        assert t.first() is not None
+        assert hit_at is not None, "no 429 from 100 requests at one per clock second"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert t.first() is not None
+                break
+            except requests.HTTPError as e:
+                assert e.response.status_code == 429
+                assert time.monotonic() < deadline, "the penalty lasted as if the clock were not scaled"
+                time.sleep(0.2)
+        assert clock.now() - hit_at >= 60  # the whole penalty, in the emulator's time
 
 
 def test_faults_nth_503_and_rate(ws):

@@ -23,7 +23,7 @@ from snapstore.ops.retention import Policy, forget
 from snapstore.ops.verify import verify
 from snapstore.store import Store, readers
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _store(root: Path) -> Store:

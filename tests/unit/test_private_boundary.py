@@ -13,7 +13,7 @@ import ast
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: ``os._exit`` is the standard library's public way to end a process at once, not a reach-in.
 PUBLIC = {"_exit", "_asdict", "_replace", "_fields", "_make"}
 

@@ -18,7 +18,7 @@ from snapstore.cli import main
 from snapstore.emulator import Emulator, generate_workspace
 from snapstore.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"
 PASSWORD = "correct horse battery staple"
 BIN = "/usr/local/bin/snapstore"

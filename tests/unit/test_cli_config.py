@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from snapstore.cli import main
 from snapstore.store import Store
-from tests.test_selection import take
+from tests.helpers.selection_store import take
 
 
 def run(args: list[str], env: dict | None = None):

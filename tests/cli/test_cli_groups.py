@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from snapstore.cli import main
 from snapstore.emulator import Emulator, generate_workspace
 from snapstore.store import Store
-from tests.test_selection import BASES, take
+from tests.helpers.selection_store import BASES, take
 
 OPS = {"appOPS00000000001": "Operations"}
 

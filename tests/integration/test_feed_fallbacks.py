@@ -15,11 +15,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_feed_property import World, feed_of, hashes
 
 from snapstore.feed.state import REGISTRY_PREFIX, Registry, load_registry, save_registry
 from snapstore.source import AirtableSource
 from snapstore.source import webhooks as wh
+from tests.helpers.feed_world import World, feed_of, hashes
 
 
 @pytest.fixture

@@ -229,7 +229,7 @@ def test_killed_snapshot_leaves_store_intact(store, point):
     recs = make_records(3000)
     first = snapshot(store, recs)
     expected = sorted(map(str, store.records(first, BASE, TABLE)))
-    script = CHILD.format(tests=str(Path(__file__).parent), root=str(store.location))
+    script = CHILD.format(tests=str(Path(__file__).resolve().parents[1]), root=str(store.location))
     proc = subprocess.run([sys.executable, "-c", script, point], capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr
     again = Store.open(store.location)

@@ -9,11 +9,11 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from test_feed_property import World, hashes
 
 from snapstore.cli import main
 from snapstore.emulator import generate_workspace
 from snapstore.feed import manage
+from tests.helpers.feed_world import World, hashes
 
 QUICK = ["--no-progress", "--no-attachments", "--max-retries", "1", "--retry-backoff", "0.001",
          "--rate-limit-base", "1000", "--rate-limit-token", "10000"]

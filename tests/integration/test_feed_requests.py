@@ -14,7 +14,6 @@ from types import SimpleNamespace
 import pytest
 import requests
 from click.testing import CliRunner
-from test_feed_property import FAST, World, feed_of, hashes
 
 from snapstore.cli import main
 from snapstore.emulator import Emulator, generate_workspace
@@ -26,6 +25,7 @@ from snapstore.ops.snapshot import Selection, SnapshotOptions, plan_snapshot, ta
 from snapstore.selection import SelectionError
 from snapstore.source import AirtableSource
 from snapstore.store import Store
+from tests.helpers.feed_world import FAST, World, feed_of, hashes
 
 HOUR = 3600
 

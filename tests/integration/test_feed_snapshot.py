@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import pytest
 from feedfake import FakeHooks
-from test_feed_property import feed_of, hashes
 
 from snapstore.emulator import Emulator, generate_workspace
 from snapstore.feed import manage
 from snapstore.ops.snapshot import SnapshotOptions, plan_snapshot, take_snapshot
 from snapstore.source import AirtableSource, RetryPolicy
 from snapstore.store import Store
+from tests.helpers.feed_world import feed_of, hashes
 
 FAST = RetryPolicy(max_retries=3, max_429=3, backoff=0.001, backoff_max=0.01)
 
