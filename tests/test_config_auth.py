@@ -164,6 +164,7 @@ def _legacy(path, fmt: int) -> Store:
     _write_config(path, config)
     old = keys.list_keys(st.backend)
     keys.write_key(st.backend, st.box, TEST_PASSWORD, config_bound=False)
+    keys.write_key(st.backend, st.box, "another password", config_bound=False)
     for kf in old:
         st.backend.delete(keys.key_key(kf.name))
     return st
@@ -179,6 +180,9 @@ def test_an_older_encrypted_store_is_read_and_given_an_authenticated_config(tmp_
     config = _config(tmp_path / "s")
     assert config["auth"] == st.box.config_auth(config) and config["version"] == fmt
     assert [k.config_bound for k in keys.list_keys(st.backend) if k.unwrap(TEST_PASSWORD)] == [True]
+    Store.open(tmp_path / "s", password="another password")  # its key is rebound on its first use
+    assert [k.config_bound for k in keys.list_keys(st.backend) if k.unwrap("another password")] == [True]
+    assert len(keys.list_keys(st.backend)) == 2
     snapshot(st, make_records(50))
     # upgraded: from now on, a stripped auth or an altered field is refused (on another machine too)
     monkeypatch.setenv("SNAPSTORE_CACHE", str(tmp_path / "machine-c"))

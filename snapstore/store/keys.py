@@ -199,8 +199,8 @@ def unlock(backend, password: str, location: str) -> tuple[KeyBox, KeyFile]:
 def rebind(backend, box: KeyBox, old: KeyFile, password: str) -> KeyFile:
     """The key file ``password`` opened, written again saying the config is authenticated, then
     the old one removed (a config upgrade: from then on, stripping the config's ``auth`` is found
-    by whoever opens the store with this password). A crash between the two leaves both, which
-    open with the same password; the next upgrade-free open changes nothing."""
+    by whoever opens the store with this password). A crash between the two leaves both; the next
+    open that the old one serves rebinds it again. The new file has its own time and host."""
     try:
         new = write_key(backend, box, password)
         backend.delete(key_key(old.name))

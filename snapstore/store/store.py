@@ -21,7 +21,7 @@ import duckdb
 
 from snapstore.canonical import CANON_VERSION, loads
 from snapstore.errors import NoStore, StoreError
-from snapstore.store import inventory, keys, objects
+from snapstore.store import catalog_home, inventory, keys, objects
 from snapstore.store.backend import Backend, BackendError, LocalBackend, ObjectMissing
 from snapstore.store.catalog import (
     Catalog,
@@ -263,8 +263,10 @@ class Store:
             key, self.key_file = keys.unlock(self.backend, password, str(self.location))
         if check_auth(key, self.key_file, self.config, str(self.location)):
             self.config = upgrade(self.backend, self.config, key, str(self.location))
-            if "auth" in self.config and self.key_file is not None and password is not None:
-                self.key_file = keys.rebind(self.backend, key, self.key_file, password)
+        if "auth" in self.config and self.key_file is not None and not self.key_file.config_bound \
+                and password is not None and (self.remote or catalog_home.store_writable(self.root)):
+            # a key older than the config's auth: say it is bound (a new scrypt derivation, once)
+            self.key_file = keys.rebind(self.backend, key, self.key_file, password)
         remember(self.config)
         self.box = key
         self.blob_id = key.blob_id
