@@ -274,6 +274,18 @@ class _Columns:
 
 
 
+def encode_checked(batch: Batch) -> pa.Table:
+    """A chunk's typed columns built from its parsed records, value by value where pyarrow's
+    conversion refuses a column: each value the column cannot hold is null and reported."""
+    spec = batch.spec
+    schema = _schema_of(spec)
+    c = _Columns(batch, schema)
+    arrays = [pa.array(c.ids, pa.string()), c.times(1, batch.created, _TS)]
+    for i, (kind, raw) in enumerate(zip(spec.kinds, batch.columns(), strict=True)):
+        arrays.append(c.column(i + 2, kind, raw))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
 #: The comments file's columns (exporters.comments.COLUMNS), typed.
 COMMENTS_SCHEMA = pa.schema([
     pa.field("record_id", pa.string(), nullable=False), pa.field("comment_id", pa.string()),
@@ -288,14 +300,16 @@ class ParquetWriter(Writer):
     ext = ".parquet"
 
     @staticmethod
-    def encode(batch: Batch) -> pa.Table:
-        spec = batch.spec
-        schema = _schema_of(spec)
-        c = _Columns(batch, schema)
-        arrays = [pa.array(c.ids, pa.string()), c.times(1, batch.created, _TS)]
-        for i, (kind, raw) in enumerate(zip(spec.kinds, batch.columns(), strict=True)):
-            arrays.append(c.column(i + 2, kind, raw))
-        return pa.Table.from_arrays(arrays, schema=schema)
+    def encode(batch: Batch) -> pa.Table | pa.RecordBatch:
+        """Through the one Arrow reader (snapstore/arrowread.py) when the chunk's stored bytes are at
+        hand: C++ JSON parsing of the columns it types exactly, :func:`encode_checked` otherwise."""
+        if batch.raws is None:
+            return encode_checked(batch)
+        from snapstore.arrowread import typed_batch  # (it builds on this module)
+
+        typed = typed_batch(batch.spec, batch.raws, batch.records)
+        batch.warnings += typed.warnings
+        return typed.batch
 
     def open_table(self, table: TableMeta) -> None:
         super().open_table(table)
@@ -308,7 +322,9 @@ class ParquetWriter(Writer):
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
 
-    def write(self, payload: pa.Table) -> None:
+    def write(self, payload: pa.Table | pa.RecordBatch) -> None:
+        if isinstance(payload, pa.RecordBatch):
+            payload = pa.Table.from_batches([payload])
         self.pending.append(payload)
         self.pending_rows += payload.num_rows
         if self.pending_rows >= ROW_GROUP:

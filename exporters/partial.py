@@ -64,9 +64,16 @@ class PartialFolder:
         return final
 
     def discard(self) -> None:
-        """Remove the folder and everything in it (the export failed or was stopped)."""
-        shutil.rmtree(self.path, ignore_errors=True)
-        self._release()
+        """Remove the folder and everything in it (the export failed or was stopped).
+
+        Shielded: a stopped export is already unwinding, and the interrupt watchdog raises its
+        KeyboardInterrupt a second time when the first one seems lost (unwinding a worker pool
+        under load can take that long), which cut this removal half-way and left the folder
+        (12 of 62 SIGTERMs late in a large export). Only the watchdog's final exit can still cut
+        it; the next export in the same place then removes what is left (:func:`remove_stale`)."""
+        with interrupts.shielded():
+            shutil.rmtree(self.path, ignore_errors=True)
+            self._release()
 
 
 def remove_stale(out: Path) -> list[Path]:

@@ -213,10 +213,11 @@ class Batch:
     """One chunk of a table's records, as every encoder sees it. The record shape by name and the
     columns are built on first use and shared, so a multi-format export converts each record once."""
 
-    def __init__(self, spec: TableSpec, records: list[dict], index: int = 0) -> None:
+    def __init__(self, spec: TableSpec, records: list[dict], index: int = 0, raws: list[bytes] | None = None) -> None:
         self.spec = spec
         self.index = index  # the chunk's position in its table
         self.records = records  # canonical: {"id", "createdTime", "fields": {field id: value}}
+        self.raws = raws  # the records' stored bytes (canonical JSON), when at hand: Arrow parses them
         self._shaped: list[dict] | None = None
         self._columns: dict[str, list] = {}
         self._cells: list[dict] | None = None
@@ -335,7 +336,7 @@ def encode_chunk(spec: TableSpec, chunk: LocatedChunk, paths: dict[str, str | No
         records = [loads(r) for r in raws]
         if paths is not None and spec.attachment_fields:
             _annotate(records, spec.attachment_fields, paths)
-        batch = Batch(spec, records, chunk.index)
+        batch = Batch(spec, records, chunk.index, raws)
         return len(records), [enc(batch) for enc in encoders], batch.warnings
     finally:
         if enabled:

@@ -30,6 +30,7 @@ from snapstore.commands.rebuild_catalog import rebuild_catalog
 from snapstore.commands.restore import restore
 from snapstore.commands.show import show
 from snapstore.commands.snapshot import snapshot
+from snapstore.commands.sql import sql
 from snapstore.commands.stats import stats
 from snapstore.commands.tag import tag
 from snapstore.commands.unlock import unlock
@@ -54,7 +55,7 @@ def main(password_file: str | None) -> None:
 
 
 #: Every verb (click lists them by name).
-VERBS = [demo, snapshot, check, feed, log_cmd, show, diff, history, find_cmd, cat, export, restore, import_,
+VERBS = [demo, snapshot, check, feed, log_cmd, show, diff, history, find_cmd, cat, sql, export, restore, import_,
          forget, prune_cmd, verify, stats, tag, init, key, unlock, rebuild_catalog, migrate, emulator]
 
 for _verb in VERBS:

@@ -4,7 +4,10 @@ new empty target bases, and snapshots of a base (with or without comments)."""
 from __future__ import annotations
 
 import contextlib
+import json
+from pathlib import Path
 
+from snapstore import restore as R
 from snapstore.emulator import Emulator
 from snapstore.emulator.state import Base
 from snapstore.ops.snapshot import Selection, SnapshotOptions, plan_snapshot, take_snapshot
@@ -39,3 +42,20 @@ def emulated(ws, tmp_path_factory, *, comments: bool = False):
                    "tmp": tmp_path_factory.mktemp("work")}
         finally:
             client.close()
+
+
+def assert_restored(store, src_snap, src_base, dst_snap, dst_base, id_map_file, client=None):
+    """Every writable field of every record equal, ids mapped (the restored base read back by a snapshot,
+    or by a plain listing when ``dst_snap`` is None)."""
+    idmap = json.loads(Path(id_map_file).read_text())
+    id_maps = {t: v["records"] for t, v in idmap.items()}
+    schema = store.schema(src_snap, src_base)
+    for t in schema["tables"]:
+        m = idmap[t["id"]]
+        if dst_snap is None:
+            dst = [r for page in client.iter_pages(dst_base, m["new_table"]) for r in page]
+        else:
+            dst = list(store.records(dst_snap, dst_base, m["new_table"]))
+        diffs = R.compare_tables(t, store.records(src_snap, src_base, t["id"]), dst, m["fields"], id_maps)
+        assert diffs == [], (t["name"], diffs[:5])
+        assert len(dst) == src_snap.table(src_base, t["id"]).records

@@ -47,3 +47,32 @@ def test_pasted_lines_run_a_snapshot(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
+
+
+def test_rate_model_switch_from_the_command_line():
+    """`--rate-model bucket --burst 3`: three requests back to back pass, the fourth is a 429 (the
+    bucket refills at --rate-limit-base 1 a second); `--rate-model window` refuses the second."""
+    import requests
+
+    for model, passing in (("bucket", 3), ("window", 1)):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from snapstore.cli import main; main()", "emulator", "--bases", "1", "--tables",
+             "1", "--records", "5", "--rate-model", model, "--burst", "3", "--rate-limit-base", "1",
+             "--latency", "uniform:0:0.001", "--time-scale", "0.1"],  # a slow clock: 1 s lasts 10 real ones
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            env = {}
+            for line in proc.stdout:
+                if line.startswith("export "):
+                    key, _, value = line[len("export "):].strip().partition("=")
+                    env[key] = shlex.split(value)[0]
+                if len(env) == 2:
+                    break
+            h = {"Authorization": f"Bearer {env['AIRTABLE_TOKEN']}"}
+            base = requests.get(f"{env['AIRTABLE_API_URL']}/v0/meta/bases", headers=h, timeout=10).json()["bases"][0]
+            codes = [requests.get(f"{env['AIRTABLE_API_URL']}/v0/meta/bases/{base['id']}/tables", headers=h,
+                                  timeout=10).status_code for _ in range(passing + 1)]
+            assert codes == [200] * passing + [429], (model, codes)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)

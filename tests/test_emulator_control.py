@@ -73,7 +73,8 @@ def test_token_limit_across_bases(ws):
 def test_scaled_clock_penalty_is_short_in_real_time(ws):
     import time
 
-    with Emulator(ws, clock=ScaledClock(20), penalty=2) as emu:
+    # 1 request a clock second (50 ms real): two back to back are a 429 even on a loaded machine
+    with Emulator(ws, clock=ScaledClock(20), penalty=2, rate_limit_base=1) as emu:
         api = Api(emu.token, endpoint_url=emu.url, retry_strategy=None)
         b = ws.bases[0]
         t = api.table(b.id, b.tables[0].id)

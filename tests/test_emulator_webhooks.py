@@ -245,6 +245,12 @@ def test_record_create_update_upsert_delete_payloads(emu):
     assert all(p["actionMetadata"]["source"] == "publicApi" for p in without)
 
 
+def _served_file(emu) -> str:
+    """A URL the emulator can download (its own signed URL of a stored file: loopback)."""
+    att_id, info = next(iter(emu.workspace.attachments.items()))
+    return emu.content_url(att_id, "full", info["filename"])
+
+
 def test_cells_use_the_webhook_shapes(emu):
     c = Client(emu)
     hook = c.create()
@@ -255,7 +261,7 @@ def test_cells_use_the_webhook_shapes(emu):
     status = projects.fields_by_name["Status"]["options"]["choices"][0]
     tags = projects.fields_by_name["Tags"]["options"]["choices"][:2]
     new = t.create({"Name": "shapes", "Status": status["name"], "Tags": [x["name"] for x in tags],
-                    "Tasks": [task_id], "Files": [{"url": "https://example.com/a.txt"}]})
+                    "Tasks": [task_id], "Files": [{"url": _served_file(emu), "filename": "a.txt"}]})
     cells = c.all_payloads(hook)[0]["changedTablesById"][projects.id]["createdRecordsById"][new["id"]][
         "cellValuesByFieldId"]
     assert cells[fid(projects, "Status")] == {"id": status["id"], "name": status["name"], "color": status["color"]}

@@ -690,3 +690,32 @@ def test_activity_line_shows_the_count_and_an_eta_at_the_pace_so_far():
     assert "250 of 1,000 records" in text and "ETA 30s" in text, text
     act.count(1000, 1000)
     assert "ETA" not in act.text()
+
+
+def test_a_second_interrupt_does_not_cut_the_removal_of_the_partial_folder(tmp_path, monkeypatch):
+    """The interrupt watchdog raises KeyboardInterrupt again when a stop seems lost; arriving while
+    a stopped export removes its temporary folder, it must not leave half of it behind."""
+    import shutil
+    import signal
+
+    from exporters import partial
+    from snapstore import interrupts
+
+    folder = partial.PartialFolder(tmp_path, "abcd1234")
+    for i in range(50):
+        (folder.path / f"f{i}").write_bytes(b"x")
+    real = shutil.rmtree
+
+    def rmtree_hit_by_the_watchdog(path, **kw):
+        # the watchdog's second delivery, as _thread.interrupt_main() runs it, in the middle
+        interrupts._on_signal(signal.SIGINT, None)
+        real(path, **kw)
+
+    monkeypatch.setattr(partial.shutil, "rmtree", rmtree_hit_by_the_watchdog)
+    monkeypatch.setattr(interrupts, "_requested", signal.SIGTERM)  # the first stop, being honoured
+    monkeypatch.setattr(interrupts, "_redeliver", True)
+    try:
+        folder.discard()
+    finally:
+        interrupts.reset()
+    assert list(tmp_path.iterdir()) == []

@@ -153,3 +153,58 @@ def test_dates_booleans_and_lists_are_typed():
                            '{"x":1}')
     assert rows[1][2:] == (None, None, None, '["nope"]', None, None, None)
     assert sorted(w[1] for w in batch.warnings) == ["at", "day", "days", "n", "ok"]
+
+
+def test_the_yaml_emitter_writes_the_dumpers_bytes():
+    """The YAML export writes records itself (exporters/yaml_writer.py) where it can prove what the
+    dumper would write: for any JSON shape and any string, its bytes are the dumper's."""
+    import random
+
+    from exporters.yaml_writer import dump_records, emit_records
+
+    rng = random.Random(1)
+    pool = list("aZé -_:#'\"\n\t\\{}[],&*!|>%@`?=~.0123456789") + ["\u2028", "\x85", "\u00a0", "😀", "\ufeff", "\x00",
+                                                                    "\x7f", "\r"]
+    words = ["yes", "No", "null", "~", "true", "1e3", "0x1f", "2024-01-01", "12:30", ".inf", "<<", "=", "-", "- a",
+             "a: b", "a #b", "a#b", "Ok", "2024-01-01T00:00:00.000Z", "2024-13-45T25:61:00Z", "x" * 200, "y " * 600]
+    fast = 0
+    for _ in range(5000):
+        s = rng.choice(words) if rng.random() < 0.3 else "".join(rng.choice(pool) for _ in range(rng.randint(0, 8)))
+        if rng.random() < 0.3:
+            s = rng.choice(["A", "x", "É"]) + s
+        n = rng.choice([1, -2.5, 1e20, 1e-7, float("nan"), float("-inf"), True, False, None, 0.1, 10**20])
+        doc = [{"k": s, s or "e": [s, {"x": s, "y": [s, []]}, [s, {}]], "n": n, "l": [[], {}, [[s]], s]}, s, [n]]
+        assert emit_records(doc) == dump_records(doc), repr(s)
+        fast += "\n" not in s
+    assert fast > 1000
+
+
+def test_the_arrow_reader_types_as_the_checked_conversion_does(tmp_path):
+    """Parquet chunks are typed by the Arrow reader (C++ JSON parsing of the stored bytes); for
+    every type, error values, bad dates and object cells included, its columns, values and warnings
+    are those of the value-by-value conversion it replaces."""
+    from fixtures_alltypes import build
+
+    from exporters.parquet_writer import encode_checked
+    from exporters.stream import plan
+    from snapstore.arrowread import _parse, typed_batch
+    from snapstore.canonical import loads
+    from snapstore.store import BlobReader
+
+    stores = [build(tmp_path / "all", extras=True),
+              emuexport.snapshot_store(tmp_path / "emu", records_per_table=120, attachment_share=0.2)]
+    fast = 0
+    for store, snap in stores:
+        for base in plan(store, snap):
+            for t in base.tables:
+                spec = TableSpec.of(t, snap.full_id)
+                for chunk in store.record_chunks(snap, base.base_id, t.table_id, size=50):
+                    raws = BlobReader(store).read_chunk(chunk)
+                    want = Batch(spec, [loads(r) for r in raws])
+                    expected = encode_checked(want)
+                    got = typed_batch(spec, raws)
+                    assert got.batch.schema.equals(expected.schema, check_metadata=True)
+                    assert got.batch.to_pylist() == expected.to_pylist()
+                    assert sorted(got.warnings) == sorted(want.warnings)
+                    fast += _parse(spec, raws) is not None
+    assert fast > 10  # chunks the C++ parser read (with fields left to the checked path where needed)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from restore_helpers import emulated, new_base, snapshot
+from restore_helpers import assert_restored, emulated, new_base, snapshot
 
 from snapstore import restore as R
 from snapstore.emulator import Emulator, generate_workspace
@@ -26,23 +26,6 @@ def writes(emu) -> int:
 
 def computed_fields(schema) -> set[tuple[str, str]]:
     return {(t["name"], f["name"]) for t in schema["tables"] for f in t["fields"] if f["type"] in R.COMPUTED_TYPES}
-
-
-def assert_restored(store, src_snap, src_base, dst_snap, dst_base, id_map_file, client=None):
-    """Every writable field of every record equal, ids mapped (the restored base read back by a snapshot,
-    or by a plain listing when ``dst_snap`` is None)."""
-    idmap = json.loads(Path(id_map_file).read_text())
-    id_maps = {t: v["records"] for t, v in idmap.items()}
-    schema = store.schema(src_snap, src_base)
-    for t in schema["tables"]:
-        m = idmap[t["id"]]
-        if dst_snap is None:
-            dst = [r for page in client.iter_pages(dst_base, m["new_table"]) for r in page]
-        else:
-            dst = list(store.records(dst_snap, dst_base, m["new_table"]))
-        diffs = R.compare_tables(t, store.records(src_snap, src_base, t["id"]), dst, m["fields"], id_maps)
-        assert diffs == [], (t["name"], diffs[:5])
-        assert len(dst) == src_snap.table(src_base, t["id"]).records
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from snapstore.source import AirtableSource
 def env(tmp_path_factory):
     store, snap = F.build(tmp_path_factory.mktemp("at") / "store", hostile=False, extras=True)
     ws = Workspace(seed=7, users=[F.USER1, F.USER2, dict(F.USER3, email="noemail@example.com")])
-    with Emulator(ws, rate_limits=False) as emu:
+    with Emulator(ws, rate_limits=False, link_options="accept") as emu:  # keeps prefersSingleRecordLink
         client = AirtableSource(emu.token, emu.url, rate_base=2000, rate_token=20000)
         yield {"emu": emu, "client": client, "store": store, "snap": snap}
         client.close()

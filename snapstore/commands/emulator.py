@@ -78,10 +78,29 @@ def client_setup(url: str, token: str, *, rate_base: float, rate_token: float, p
 @click.option("--attachment-ttl", type=click.FloatRange(0.0, min_open=True), default=7200.0, show_default=True,
               help="Seconds an attachment URL stays valid (then 410).")
 @click.option("--no-rate-limit", is_flag=True, default=False, help="Disable rate limiting.")
+@click.option("--rate-model", type=click.Choice(["window", "bucket"]), default="window", show_default=True,
+              help="How a second is counted (Airtable does not document it): a strict sliding one-second window, "
+                   "or a token bucket refilled at the limit that allows a short burst (--burst).")
+@click.option("--burst", type=click.IntRange(1), default=None,
+              help="Requests a base's token bucket holds (--rate-model bucket; default: two seconds' worth).")
+@click.option("--latency", default=None, metavar="SECONDS|DIST",
+              help="Time each request takes, in clock seconds: a number, or uniform:LO:HI, normal:MEAN:SD, "
+                   "lognormal:MEDIAN:SIGMA.")
+@click.option("--link-options", type=click.Choice(["refuse", "accept"]), default="refuse", show_default=True,
+              help="A link field created with prefersSingleRecordLink (or another option the write format does "
+                   "not list): refused with 422, as Airtable documents, or kept.")
+@click.option("--inverse-modifies/--inverse-does-not-modify", default=True, show_default=True,
+              help="Whether a link change made from the other side (or a linked record deleted) updates a "
+                   "record's last-modified time and user (undocumented upstream).")
+@click.option("--url-downloads/--no-url-downloads", default=True, show_default=True,
+              help='Download {"url": ...} attachments (loopback only; others are dropped, as Airtable drops '
+                   "a file it cannot fetch).")
 def emulator(host: str, port: int, token: str | None, workspace_path: str | None, seed: int, bases: int,
              tables: int, records: int, attachment_share: float, link_share: float, comment_share: float,
              save_path: str | None, rate_limit_base: int, rate_limit_token: int, penalty: float,
-             time_scale: float, iterator_ttl: float, attachment_ttl: float, no_rate_limit: bool, out: Output) -> None:
+             time_scale: float, iterator_ttl: float, attachment_ttl: float, no_rate_limit: bool, rate_model: str,
+             burst: int | None, latency: str | None, link_options: str, inverse_modifies: bool,
+             url_downloads: bool, out: Output) -> None:
     """Run a local Airtable Web API emulator (for tests, demos and benchmarks).
 
     Prints `export AIRTABLE_API_URL=... AIRTABLE_TOKEN=...` lines to paste into the shell that runs
@@ -90,13 +109,24 @@ def emulator(host: str, port: int, token: str | None, workspace_path: str | None
     GET /__admin/counters, POST /__admin/churn, POST|GET|DELETE /__admin/faults,
     POST /__admin/expire-iterators, POST /__admin/clock/advance, POST /__admin/save."""
     from snapstore.emulator import Emulator, ScaledClock, SystemClock, Workspace, generate_workspace
+    from snapstore.emulator.ratelimit import latency_sampler
     from snapstore.emulator.workspace_io import WorkspaceFormatError
+
+    try:
+        latency_sampler(latency)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--latency") from None
 
     if workspace_path is not None:
         try:
             ws = Workspace.load(workspace_path)
         except (OSError, ValueError, KeyError, WorkspaceFormatError) as e:
             raise click.ClickException(f"cannot load workspace {workspace_path}: {e}") from e
+        if ws.recomputed_at_load:  # the file's computed cells disagreed with their definitions: say which
+            fixed = ws.recomputed_at_load
+            first = ", ".join(f"{x['table']}/{x['record']}/{x['field']}" for x in fixed[:3])
+            out.echo(f"recomputed {len(fixed)} computed cell(s) that disagreed with their definitions "
+                     f"(table/record/field: {first}{', ...' if len(fixed) > 3 else ''})", err=True)
     else:
         ws = generate_workspace(seed=seed, bases=bases, tables_per_base=tables, records_per_table=records,
                                 attachment_share=attachment_share, link_share=link_share,
@@ -106,7 +136,9 @@ def emulator(host: str, port: int, token: str | None, workspace_path: str | None
     clock = ScaledClock(time_scale) if time_scale != 1.0 else SystemClock()
     emu = Emulator(ws, token=token, rate_limit_base=rate_limit_base, rate_limit_token=rate_limit_token,
                    penalty=penalty, clock=clock, iterator_ttl=iterator_ttl, attachment_ttl=attachment_ttl,
-                   rate_limits=not no_rate_limit, host=host, port=port)
+                   rate_limits=not no_rate_limit, host=host, port=port, rate_model=rate_model, burst=burst,
+                   latency=latency, link_options=link_options, modified_by_inverse=inverse_modifies,
+                   fetch_urls=url_downloads)
     try:
         emu.start()
     except OSError as e:
@@ -117,6 +149,7 @@ def emulator(host: str, port: int, token: str | None, workspace_path: str | None
                                    "client_flags": client_flags(rate_limit_base, rate_limit_token, penalty, time_scale)}))
         out.echo(f"Airtable emulator listening on {emu.url}")
         out.echo(f"workspace: {ws!r}")
+
         out.echo("\n".join(client_setup(emu.url, emu.token, rate_base=rate_limit_base, rate_token=rate_limit_token,
                                         penalty=penalty, scale=time_scale, rate_limits=not no_rate_limit)))
         out.echo("Press Ctrl-C to stop.")

@@ -71,6 +71,10 @@ def _human(rep: dict) -> str:
                          + (f" — file: {a['path']}" if a.get("path") else ""))
     for w in rep["warnings"][:20]:
         lines.append(f"warning: {w}")
+    if fl := rep.get("floor"):
+        lines.append(f"Write requests: {fl['writes']:,} (floor {fl['creates'] + fl['link_updates']:,}: "
+                     f"{fl['creates']:,} creates + {fl['link_updates']:,} link updates; schema, uploads and "
+                     "comments come on top)")
     if rep.get("id_map_file"):
         lines.append(f"Id map: {rep['id_map_file']}")
     if rep.get("journal"):

@@ -13,6 +13,9 @@ class SystemClock:
     def now(self) -> float:
         return time.time()
 
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
 
 class ManualClock:
     """A clock that only moves when told to: ``advance(seconds)`` or ``set(t)``. For unit tests."""
@@ -31,6 +34,10 @@ class ManualClock:
         with self._lock:
             self._t += float(seconds)
             return self._t
+
+    def sleep(self, seconds: float) -> None:
+        """Time passing on this clock (a request's latency): it moves, nobody waits."""
+        self.advance(max(0.0, seconds))
 
     def set(self, t: float) -> None:
         with self._lock:
@@ -52,6 +59,10 @@ class ScaledClock:
 
     def now(self) -> float:
         return self._start + (time.monotonic() - self._m0) * self.scale
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` clock seconds: ``seconds / scale`` real ones."""
+        time.sleep(seconds / self.scale)
 
     def advance(self, seconds: float) -> float:
         """Jump ahead by ``seconds`` clock seconds (on top of the scaled flow)."""

@@ -147,7 +147,9 @@ class _Parser:
                 return ("call", name, args)
             if name in ("TRUE", "FALSE"):
                 return ("lit", name == "TRUE")
-            raise FormulaSyntaxError(f"unknown name {v!r}")
+            # a bare word is a field name: Airtable needs braces only around names with spaces or
+            # symbols (``text != 'x'``, ``Price * Quantity``); TRUE/FALSE stay constants
+            return ("field", v)
         raise FormulaSyntaxError(f"unexpected {v!r}")
 
 

@@ -50,7 +50,7 @@ def _choices(rng: random.Random, names: list[str]) -> list[dict]:
 
 
 def _schema_for(rng: random.Random, table_id: str, name: str, link_fwd: tuple | None, link_inv: tuple | None,
-                self_link: bool, linked_primary: dict[str, Any]) -> dict:
+                self_link: bool, linked_primary: dict[str, Any], self_link_lookups: bool = False) -> dict:
     """link_fwd/link_inv: (field_id, field_name, other_table_id, other_field_id_or_None).
     Field ids derive from the table id and the field name, so other tables can refer to them."""
     F: dict[str, dict] = {}
@@ -114,6 +114,17 @@ def _schema_for(rng: random.Random, table_id: str, name: str, link_fwd: tuple | 
             {"isValid": True, "recordLinkFieldId": lf["id"], "fieldIdInLinkedTable": lp["Quantity"]["id"],
              "referencedFieldIds": [lp["Quantity"]["id"]], "result": {"type": "number", "options": {"precision": 0}}})
         add(f"{prefix} count", "count", {"isValid": True, "recordLinkFieldId": lf["id"]})
+    if self_link and self_link_lookups and link_for_lookup is not None and link_for_lookup[1] != table_id:
+        # computed through the self-link too: a record's lookups follow the records it links to in
+        # its own table, which name no inverse cell (what a change feed has to find by itself)
+        rel = F["Related"]
+        add("Related names", "multipleLookupValues",
+            {"isValid": True, "recordLinkFieldId": rel["id"], "fieldIdInLinkedTable": F["Name"]["id"],
+             "result": {"type": "singleLineText"}})
+        add("Related total quantity", "rollup",
+            {"isValid": True, "recordLinkFieldId": rel["id"], "fieldIdInLinkedTable": F["Quantity"]["id"],
+             "referencedFieldIds": [F["Quantity"]["id"]], "result": {"type": "number", "options": {"precision": 0}}})
+        add("Related count", "count", {"isValid": True, "recordLinkFieldId": rel["id"]})
 
     def formula(name_: str, text: str, refs: list[str], result: dict) -> None:
         ids = {r: F[r]["id"] for r in refs}
@@ -298,8 +309,10 @@ def _comment(ws: Workspace, rng: random.Random, created: str, parent: str | None
 
 
 def generate_workspace(seed: int = 0, bases: int = 2, tables_per_base: int = 3, records_per_table: int = 100,
-                       attachment_share: float = 0.2, link_share: float = 0.5, comment_share: float = 0.1) -> Workspace:
-    """Build a workspace deterministically from ``seed`` and the sizes."""
+                       attachment_share: float = 0.2, link_share: float = 0.5, comment_share: float = 0.1,
+                       self_link_lookups: bool = False) -> Workspace:
+    """Build a workspace deterministically from ``seed`` and the sizes. ``self_link_lookups`` adds a
+    lookup, a rollup and a count through the first table's self-link (``Related``)."""
     for name, share in (("attachment_share", attachment_share), ("link_share", link_share),
                         ("comment_share", comment_share)):
         if not 0.0 <= share <= 1.0:
@@ -333,7 +346,7 @@ def generate_workspace(seed: int = 0, bases: int = 2, tables_per_base: int = 3, 
         primaries = {tid: {nm: {"id": field_id_for(tid, nm)} for nm in ("Name", "Quantity", "Ratio")}
                      for tid in tids}
         schemas = [_schema_for(random.Random(f"snapstore-emulator:{seed}:{bi}:{ti}"), tids[ti], tnames[ti],
-                               fwd.get(ti), inv.get(ti), ti == 0, primaries) for ti in range(n)]
+                               fwd.get(ti), inv.get(ti), ti == 0, primaries, self_link_lookups) for ti in range(n)]
         for s in schemas:
             base.tables.append(Table(s))
         # records

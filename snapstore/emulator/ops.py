@@ -54,7 +54,7 @@ def apply(ws: Workspace, base: Base, table: Table, rec: Record, new_cells: dict[
             if f["type"] not in READ_ONLY_TYPES and f["id"] not in new_cells:
                 new_cells[f["id"]] = None
     changed = False
-    touched: dict[str, tuple[Table, Record]] = {}
+    touched: dict[str, tuple[Table, Record]] = {}  # the other side of a two-sided link: its cell changed
     for fid, value in new_cells.items():
         old = rec.cells.get(fid)
         if old == value:
@@ -64,6 +64,10 @@ def apply(ws: Workspace, base: Base, table: Table, rec: Record, new_cells: dict[
         if f["type"] == "multipleRecordLinks":
             linked, inv = _link_targets(base, table, f)
             old_ids, new_ids = set(old or ()), set(value or ())
+            # Airtable keeps both sides of a link in step. prefersSingleRecordLink binds only the cell
+            # editor of that field: linking from the other side gives the single-link side a second
+            # link (users report exactly that, community.airtable.com/t/1773), and the API writes what
+            # it is sent. So nothing is dropped here, and the two sides cannot disagree.
             if linked is not None and inv is not None:
                 for rid in old_ids - new_ids:
                     r2 = linked.records.get(rid)
@@ -76,20 +80,11 @@ def apply(ws: Workspace, base: Base, table: Table, rec: Record, new_cells: dict[
                     if rid in old_ids:
                         continue
                     r2 = linked.records.get(rid)
-                    if r2 is not None:
+                    if r2 is not None and rec.id not in r2.cells.get(inv["id"], []):
                         note(ws, base, linked, r2)
-                        lst = list(r2.cells.get(inv["id"], []))
-                        if rec.id not in lst:
-                            lst.append(rec.id)
-                            if (inv.get("options") or {}).get("prefersSingleRecordLink") and len(lst) > 1:
-                                lst = lst[-1:]
-                        _put(r2.cells, inv["id"], lst)
+                        _put(r2.cells, inv["id"], [*r2.cells.get(inv["id"], []), rec.id])
                         touched[rid] = (linked, r2)
-            elif linked is not None:
-                for rid in old_ids | new_ids:
-                    if rid in linked.records:
-                        note(ws, base, linked, linked.records[rid], direct=False)
-                        touched[rid] = (linked, linked.records[rid])
+            # a one-sided link (a self-link) has no cell on the other side: its targets do not change
         _put(rec.cells, fid, value)
     if changed or is_new:
         if not is_new:
@@ -99,7 +94,8 @@ def apply(ws: Workspace, base: Base, table: Table, rec: Record, new_cells: dict[
     for rid, (t2, r2) in touched.items():
         if rid == rec.id:
             continue
-        _stamp(t2, r2, user, now)
+        if ws.modified_by_inverse:
+            _stamp(t2, r2, user, now)
         refresh_computed(ws, base, t2, r2)
     propagate(ws, base, [(table, rec)] + list(touched.values()))
     ws.touch(now)
@@ -115,11 +111,49 @@ def _computes_through(table: Table, link_field_id: str) -> bool:
                and (f.get("options") or {}).get("recordLinkFieldId") == link_field_id for f in table.fields)
 
 
+def _one_sided_into(base: Base) -> dict[str, list[tuple[Table, dict]]]:
+    """target table id -> the one-sided link fields (self-links among them) pointing at it from a
+    table that computes something through them."""
+    out: dict[str, list[tuple[Table, dict]]] = {}
+    for t in base.tables:
+        for f in t.fields:
+            o = f.get("options") or {}
+            if f["type"] == "multipleRecordLinks" and not o.get("inverseLinkFieldId") and o.get("linkedTableId") \
+                    and _computes_through(t, f["id"]):
+                out.setdefault(o["linkedTableId"], []).append((t, f))
+    return out
+
+
 def propagate(ws: Workspace, base: Base, start: list[tuple[Table, Record]]) -> None:
     """Recompute the lookups, rollups and counts (and the formulas over them) of the records linked
     to ``start`` whose table computes something through that link, hop by hop while values change.
+    Two-sided links name those records in the inverse cell; a one-sided link (a self-link) does not,
+    so the records holding it are found by a scan of their table, indexed once per call.
     These records are noted as not written directly (see journal.py)."""
     seen: set[str] = set()  # records refreshed here; a start record may be reached back (A's lookup of B's rollup of A)
+    into = _one_sided_into(base)
+    sources: dict[tuple[str, str], dict[str, list[Record]]] = {}
+
+    def holders(t2: Table, f2: dict, rid: str) -> list[Record]:
+        key = (t2.id, f2["id"])
+        if key not in sources:
+            idx: dict[str, list[Record]] = {}
+            for r in t2.records.values():
+                for x in r.cells.get(f2["id"], ()):
+                    idx.setdefault(x, []).append(r)
+            sources[key] = idx
+        return sources[key].get(rid, [])
+
+    def refresh(t2: Table, r2: Record, nxt: list[tuple[Table, Record]]) -> None:
+        if r2.id in seen:
+            return
+        seen.add(r2.id)
+        note(ws, base, t2, r2, direct=False)
+        before = dict(r2.cells)
+        refresh_computed(ws, base, t2, r2)
+        if r2.cells != before:
+            nxt.append((t2, r2))
+
     frontier = start
     for _hop in range(PROPAGATION_DEPTH):
         nxt: list[tuple[Table, Record]] = []
@@ -132,14 +166,12 @@ def propagate(ws: Workspace, base: Base, start: list[tuple[Table, Record]]) -> N
                     continue
                 for rid in r.cells.get(f["id"], ()):
                     r2 = linked.records.get(rid)
-                    if r2 is None or rid in seen:
-                        continue
-                    seen.add(rid)
-                    note(ws, base, linked, r2, direct=False)
-                    before = dict(r2.cells)
-                    refresh_computed(ws, base, linked, r2)
-                    if r2.cells != before:
-                        nxt.append((linked, r2))
+                    if r2 is not None:
+                        refresh(linked, r2, nxt)
+            for t2, f2 in into.get(t.id, ()):
+                for r2 in holders(t2, f2, r.id):
+                    if r2.id in t2.records:
+                        refresh(t2, r2, nxt)
         if not nxt:
             return
         frontier = nxt
@@ -192,24 +224,28 @@ def delete(ws: Workspace, base: Base, table: Table, rec_id: str, *, user: dict, 
             continue
         for rid in rec.cells.get(f["id"], ()):
             r2 = linked.records.get(rid)
-            if r2 is None:
+            if r2 is None or inv is None:  # a one-sided link's targets hold nothing of this record
                 continue
-            note(ws, base, linked, r2, direct=inv is not None)
-            if inv is not None:
-                _put(r2.cells, inv["id"], [x for x in r2.cells.get(inv["id"], []) if x != rec_id])
+            note(ws, base, linked, r2)
+            _put(r2.cells, inv["id"], [x for x in r2.cells.get(inv["id"], []) if x != rec_id])
+            if ws.modified_by_inverse:
                 _stamp(linked, r2, user, now)
             refresh_computed(ws, base, linked, r2)
             touched.append((linked, r2))
-    # self-links and one-sided links pointing at the deleted record
-    for f in table.fields:
-        if f["type"] == "multipleRecordLinks" and not (f.get("options") or {}).get("inverseLinkFieldId") \
-                and (f.get("options") or {}).get("linkedTableId") == table.id:
-            for r2 in table.records.values():
+    # one-sided links (self-links among them) pointing at the deleted record lose it
+    for t2 in base.tables:
+        for f in t2.fields:
+            o = f.get("options") or {}
+            if f["type"] != "multipleRecordLinks" or o.get("inverseLinkFieldId") or o.get("linkedTableId") != table.id:
+                continue
+            for r2 in t2.records.values():
                 lst = r2.cells.get(f["id"])
                 if lst and rec_id in lst:
-                    note(ws, base, table, r2)
+                    note(ws, base, t2, r2)
                     _put(r2.cells, f["id"], [x for x in lst if x != rec_id])
-                    refresh_computed(ws, base, table, r2)
-                    touched.append((table, r2))
+                    if ws.modified_by_inverse:
+                        _stamp(t2, r2, user, now)
+                    refresh_computed(ws, base, t2, r2)
+                    touched.append((t2, r2))
     propagate(ws, base, touched)
     ws.touch(now)

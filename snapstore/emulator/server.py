@@ -31,7 +31,7 @@ from .clock import SystemClock
 from .content import ContentSigner, resolve_content_url
 from .counters import Counters
 from .faults import Faults
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, latency_sampler
 from .state import Base, Record, Table, Workspace, iso_from_epoch
 from .values import READ_ONLY_TYPES, WriteError, formula_value, make_context, render_record
 from .webhooks import DATA_SCOPES, Webhooks
@@ -65,6 +65,9 @@ ERR_INVALID = {"error": {"type": "INVALID_REQUEST_UNKNOWN",
 WRITE_ROUTES = frozenset({"create_records", "update_records", "update_record", "delete_records", "delete_record",
                           "upload_attachment", "create_table", "update_table", "create_field", "update_field",
                           "create_comment", "update_comment", "delete_comment"})
+#: What the create-field route does with link options other than linkedTableId/viewIdForRecordSelection.
+LINK_OPTION_MODES = ("refuse", "accept")
+LINK_WRITE_OPTIONS = frozenset({"linkedTableId", "viewIdForRecordSelection"})
 FAULT_BODIES = {"500": (500, ERR_500), "502": (502, ERR_502), "503": (503, ERR_503), "429": (429, ERR_429)}
 
 _OFFSET_RE = re.compile(r"^(itr[0-9A-Za-z]{14})/(rec[0-9A-Za-z]{14})$")
@@ -93,14 +96,21 @@ class Emulator:
     """The Airtable Web API emulator. Use as a context manager, or ``start()``/``stop()``.
 
     ``token`` is the default token (sees every base); ``tokens`` maps more tokens to the base ids they may
-    see (None = all). ``clock`` drives rate limits, penalties, iterator TTL and attachment URL expiry."""
+    see (None = all). ``clock`` drives rate limits, penalties, iterator TTL, attachment URL expiry and
+    ``latency`` (seconds per request, or a distribution: ratelimit.latency_sampler). Where Airtable is
+    silent, switches: ``rate_model`` ("window" or "bucket", with ``burst``), ``link_options``
+    ("refuse" or "accept" link options outside the write format), ``modified_by_inverse`` (a link
+    change from the other side stamps the record), ``webhook_computed_changes``; ``fetch_urls``:
+    download ``{"url"}`` attachments (loopback only, urlfetch.py)."""
 
     def __init__(self, workspace: Workspace | None = None, token: str | None = None,
                  tokens: dict[str, list[str] | None] | None = None, rate_limit_base: int = 5,
                  rate_limit_token: int = 50, penalty: float = 30.0, clock: Any = None, iterator_ttl: float = 300.0,
                  attachment_ttl: float = 7200.0, rate_limits: bool = True, host: str = "127.0.0.1",
                  port: int = 0, max_iterators: int = 10000, scopes: list[str] | None = None,
-                 webhook_computed_changes: bool = False) -> None:
+                 webhook_computed_changes: bool = False, link_options: str = "refuse",
+                 latency: Any = None, rate_model: str = "window", burst: int | None = None,
+                 fetch_urls: bool = True, modified_by_inverse: bool = True) -> None:
         if workspace is None:
             from .generate import generate_workspace
 
@@ -114,7 +124,17 @@ class Emulator:
         self.clock = clock or SystemClock()
         self.iterator_ttl = float(iterator_ttl)
         self.attachment_ttl = float(attachment_ttl)
-        self.limiter = RateLimiter(self.clock, rate_limit_base, rate_limit_token, penalty, rate_limits)
+        if link_options not in LINK_OPTION_MODES:
+            raise ValueError(f"link_options must be one of {', '.join(LINK_OPTION_MODES)}")
+        #: "refuse" (Airtable's documented create route takes only linkedTableId and
+        #: viewIdForRecordSelection: anything else is a 422) or "accept" (keep prefersSingleRecordLink)
+        self.link_options = link_options
+        self.limiter = RateLimiter(self.clock, rate_limit_base, rate_limit_token, penalty, rate_limits,
+                                   model=rate_model, burst=burst)
+        self.latency = latency_sampler(latency)
+        self.latency_total = 0.0  # clock seconds of latency added so far (bench figures)
+        self.workspace.fetch_urls = bool(fetch_urls)
+        self.workspace.modified_by_inverse = bool(modified_by_inverse)
         self.counters = Counters()
         self.faults = Faults()
         self.lock = threading.RLock()
@@ -257,6 +277,12 @@ class Emulator:
         return self.content.sign_attachment(att_id, cell)
 
     # ------------------------------------------------------------------ helpers
+    def wait(self, seconds: float) -> None:
+        """``seconds`` of the emulator's clock pass (a manual clock moves; a real one is slept)."""
+        self.latency_total += seconds
+        sleep = getattr(self.clock, "sleep", None)
+        (sleep or time.sleep)(seconds)
+
     def now_iso(self) -> str:
         return iso_from_epoch(math.floor(self.clock.now()))
 
@@ -625,6 +651,8 @@ class _Handler(BaseHTTPRequestHandler):
                     raise HTTPFail(st, b)
             if handler is None:
                 raise HTTPFail(404, ERR_404)
+            if emu.latency is not None:  # the service's round trip, on the emulator's clock
+                emu.wait(emu.latency())
             auth = self.headers.get("Authorization") or ""
             token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
             if token is None or token not in emu.grants:
@@ -864,6 +892,8 @@ def _create_base(emu: Emulator, req: _Req) -> tuple[int, Any]:
     tables = body.get("tables")
     if not isinstance(tables, list) or not tables:
         raise _invalid("A base needs at least one table")
+    for t in tables:
+        _check_link_options(emu, t.get("fields") if isinstance(t, dict) else None)
     ws = emu.workspace
     base = Base(ws.new_id("app"), body["name"], "create", emu.now_iso())
     for t in tables:  # validate on a detached base, then attach
@@ -898,8 +928,24 @@ def _get_schema(emu: Emulator, req: _Req) -> tuple[int, Any]:
     return 200, base.schema_json(include_visible_field_ids="visibleFieldIds" in inc)
 
 
+def _check_link_options(emu: Emulator, fields: Any) -> None:
+    """In "refuse" mode, a link field created with an option the write format does not list
+    (reference: "write accepts only linkedTableId, viewIdForRecordSelection") is a 422 naming it."""
+    if emu.link_options != "refuse" or not isinstance(fields, list):
+        return
+    for f in fields:
+        if not isinstance(f, dict) or f.get("type") != "multipleRecordLinks" or not isinstance(f.get("options"), dict):
+            continue
+        extra = sorted(set(f["options"]) - LINK_WRITE_OPTIONS)
+        if extra:
+            raise HTTPFail(422, {"error": {"type": "INVALID_FIELD_TYPE_OPTIONS_FOR_CREATE",
+                                           "message": f'Field "{f.get("name")}": the options {", ".join(extra)} '
+                                                      "cannot be set when a link field is created"}})
+
+
 def _create_table(emu: Emulator, req: _Req) -> tuple[int, Any]:
     base = emu.base_for(req.token, req.base_id)
+    _check_link_options(emu, req.body.get("fields") if isinstance(req.body, dict) else None)
     table = schema_ops.create_table(emu.workspace, base, req.body)
     return 200, schema_ops.table_response(table)
 
@@ -913,6 +959,7 @@ def _update_table(emu: Emulator, req: _Req) -> tuple[int, Any]:
 
 def _create_field(emu: Emulator, req: _Req) -> tuple[int, Any]:
     base = emu.base_for(req.token, req.base_id)
+    _check_link_options(emu, [req.body])
     table = emu.table_for(base, req.segs[5])
     return 200, schema_ops.create_field(emu.workspace, base, table, req.body)
 

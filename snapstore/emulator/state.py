@@ -111,6 +111,12 @@ class Base:
         for t in self.tables:
             if t.name == id_or_name:
                 return t
+        # Airtable matches a table name in a URL without regard to case (``/v0/{base}/everything``
+        # reaches ``EVERYTHING``); names are unique case-insensitively, so this finds at most one
+        folded = id_or_name.casefold()
+        for t in self.tables:
+            if t.name.casefold() == folded:
+                return t
         return None
 
     def table_by_id(self, table_id: str) -> Table | None:
@@ -155,6 +161,16 @@ class Workspace:
         self.attachments: dict[str, dict] = {}  # att id -> {"filename","type","size","width"?,"height"?,"sha256"}
         self.blobs: dict[str, bytes] = {}  # sha256 -> bytes
         self.journal: Any = None  # a journal.Journal while an action runs on a base with webhooks
+        #: whether a record whose link cell changes because of a write elsewhere (the other side of a
+        #: two-sided link, a linked record deleted) gets a new last-modified time and user. Airtable
+        #: does not document it; the emulator's switch (``Emulator(modified_by_inverse=...)``).
+        self.modified_by_inverse = True
+        self.recomputed_at_load: list[dict] = []  # computed cells a loaded file had wrong (workspace_io)
+        # {"url": ...} attachments are downloaded (urlfetch.py): whether, how much, how long; and what failed
+        self.fetch_urls = True
+        self.url_max_bytes = 64 * 1024 * 1024
+        self.url_timeout = 10.0
+        self.url_failures: list[dict] = []
         self._reindex_users()
 
     # -- ids, users, time

@@ -240,8 +240,7 @@ def _links(ws: Workspace, base: Base, table: Table, field: dict, value: Any, typ
                                  f"Record ID {v} does not exist in table {linked.name}")
         if v not in out:
             out.append(v)
-    if out and (field.get("options") or {}).get("prefersSingleRecordLink") and len(out) > 1:
-        out = out[:1]
+    # prefersSingleRecordLink binds the UI only: a write through the API may link several records
     return out or None
 
 
@@ -270,12 +269,29 @@ def _attachments(ws: Workspace, field: dict, value: Any, old: Any) -> list | Non
                 data = ws.blobs[src["sha256"]]
                 out.append(ws.add_attachment(data, v.get("filename") or src["filename"], src["type"]))
             else:
-                name = v.get("filename") or url.rstrip("/").rsplit("/", 1)[-1] or "file"
-                data = f"(the emulator does not download {url})\n".encode()
-                out.append(ws.add_attachment(data, name))
+                cell = _download(ws, url, v.get("filename"))
+                if cell is not None:  # Airtable drops a file it cannot fetch; the write still succeeds
+                    out.append(cell)
         else:
             raise invalid_value(field)
     return out or None
+
+
+def _download(ws: Workspace, url: str, filename: Any) -> dict | None:
+    """Airtable downloads a ``{"url"}`` attachment and keeps its own copy (see urlfetch.py); a
+    failure drops the file and is recorded in ``ws.url_failures`` (url and why)."""
+    from .urlfetch import FetchFailed, fetch
+
+    if not ws.fetch_urls:
+        ws.url_failures.append({"url": url, "error": "URL downloads are off"})
+        return None
+    try:
+        got = fetch(url, max_bytes=ws.url_max_bytes, timeout=ws.url_timeout)
+    except FetchFailed as e:
+        ws.url_failures.append({"url": url, "error": str(e)})
+        return None
+    name = filename if isinstance(filename, str) and filename else got.filename
+    return ws.add_attachment(got.data, name, got.content_type)
 
 
 # ---------------------------------------------------------------------------------------- computed

@@ -16,6 +16,11 @@ import orjson
 
 from .state import Base, Record, Table, Workspace, attachment_cell
 from .validate import check_workspace
+from .values import refresh_computed
+
+#: Rounds of recomputation at load: a formula over a lookup of a formula needs one per hop; the
+#: emulator's own propagation follows 4 hops, so a consistent file settles in at most 5.
+LOAD_ROUNDS = 6
 
 
 def _paths(path: str) -> tuple[str, str]:
@@ -143,7 +148,37 @@ def from_dict(doc: dict, att_dir: str | None = None) -> Workspace:
                 table.records[rec.id] = rec
             base.tables.append(table)
         ws.bases.append(base)
-    return check_workspace(ws)  # refuse what Airtable would (validate.py)
+    check_workspace(ws)  # refuse what Airtable would (validate.py)
+    ws.recomputed_at_load = recompute(ws)
+    return ws
+
+
+def recompute(ws: Workspace) -> list[dict]:
+    """Bring every computed cell (formula, lookup, rollup, count, created/modified time) in line
+    with its definition, so a loaded workspace is consistent from its first read rather than from
+    the first write that touches a record. Returns the cells that disagreed with their definition
+    as loaded (``{"base", "table", "field", "record"}``), for the caller to say which."""
+    fixed: list[dict] = []
+    seen: set[tuple[str, str]] = set()
+    for n in range(LOAD_ROUNDS):
+        moved = False
+        for base in ws.bases:
+            for table in base.tables:
+                for rec in table.records.values():
+                    before = dict(rec.cells)
+                    refresh_computed(ws, base, table, rec)
+                    if rec.cells == before:
+                        continue
+                    moved = True
+                    for fid in table.fields_by_id:
+                        if before.get(fid) != rec.cells.get(fid) and (rec.id, fid) not in seen:
+                            seen.add((rec.id, fid))
+                            fixed.append({"base": base.id, "table": table.id, "field": fid, "record": rec.id})
+        if not moved:
+            break
+        if n == LOAD_ROUNDS - 1:
+            raise WorkspaceFormatError("computed cells do not settle (a cycle of formulas and lookups?)")
+    return fixed
 
 
 def load_workspace(path: str) -> Workspace:

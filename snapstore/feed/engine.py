@@ -35,7 +35,7 @@ from snapstore.feed.payloads import Changes, FeedBroken, FeedGap, changes_from, 
 from snapstore.feed.reread import PER_REQUEST, reread
 from snapstore.feed.state import FeedState, Hook, doc_schema, iso, latest_state, parse_time, save_registry
 from snapstore.source import webhooks
-from snapstore.source.errors import AccessDenied, AuthError, Cancelled, NotFound, SourceError
+from snapstore.source.errors import AccessDenied, AuthError, Cancelled, NotFound, SourceError, Unreachable
 from snapstore.store import objects
 
 log = logging.getLogger("snapstore.feed")
@@ -114,11 +114,28 @@ class BaseFeed:
         before = self.source.stats.snapshot()["requests_by_base"].get(self.base_id, 0)
         try:
             self._execute()
+        except (AuthError, Unreachable, Cancelled, AccessDenied, NotFound):
+            raise  # the run's own handling: fatal, or the base left out as unreadable
+        except SourceError as e:
+            self._failed(e)
         finally:
             r.requests = self.source.stats.snapshot()["requests_by_base"].get(self.base_id, 0) - before
             r.requests += self.bp.hooks is not None  # the hook listing the plan made for this base
             log.info("%s: %s (%s); %d payloads, %d re-read (+%d knock-on), %d requests", self.base_id, r.mode,
                      r.reason, r.payloads, r.reread_changed, r.reread_knockon, r.requests)
+
+    def _failed(self, e: SourceError) -> None:
+        """A request of this base failed for good (its retries spent): as a full listing does, the
+        base's tables not yet written are marked failed by name and the snapshot goes on with the
+        other bases (partial, exit 3); no feed state is kept, so the next run lists the base in full."""
+        r = self.report
+        r.reason = f"{r.reason}; stopped: {e}" if r.reason else f"stopped: {e}"
+        for tp in self.bp.tables:
+            res = self.run.results.get((self.base_id, tp.table_id))
+            if res is not None and res.status not in ("done", "failed"):
+                self.run._fail(res, f"{e}")
+        with self.run._lock:
+            self.run.feed_states.pop(self.base_id, None)
 
     def _execute(self) -> None:
         doc, state, problem = latest_state(self.store, self.base_id, self.run.snapshot_docs())
@@ -160,6 +177,10 @@ class BaseFeed:
         except AccessDenied:
             raise FeedOff("the token cannot manage webhooks on this base (403: scope webhook:manage or the "
                           "creator role missing); feed off for this base, full listing") from None
+        except (AuthError, Unreachable, Cancelled, NotFound):
+            raise
+        except SourceError as e:  # e.g. 503s past every retry: the records may still be readable
+            raise FeedOff(f"listing the base's webhooks failed ({e}); full listing") from None
         live = next((h for h in hooks if h.get("id") == hook.hook_id), None)
         if live is None:
             return self._recreate(None, "the hook is gone (deleted outside snapstore)")
@@ -193,6 +214,17 @@ class BaseFeed:
         except AccessDenied:
             raise FeedOff("the token cannot read this base's webhook payloads (403); feed off for this base, "
                           "full listing") from None
+        except (AuthError, Unreachable, Cancelled):
+            raise
+        except SourceError as e:  # a full listing now covers every payload before the hook's cursor
+            return _Decision("baseline", f"reading the payloads failed ({e}); full listing", live, next_cursor)
+        if got.cursor < next_cursor:
+            # the hook had made payloads up to cursorForNextPayload, and reading from the stored cursor
+            # returned fewer: Airtable deleted them (7 days) and answers an empty page with the cursor
+            # sent. A detectable gap: not proven empty, so a full listing.
+            return _Decision("baseline", f"payloads {got.cursor} to {next_cursor - 1} are gone (the hook is at "
+                                         f"{next_cursor}, reading from {state.cursor} returned {len(got.payloads)}): "
+                                         "a gap cannot be proven empty; full listing", live, next_cursor)
         r = self.report
         r.payloads, r.transactions = len(got.payloads), got.transactions
         ch = changes_from(got.payloads)

@@ -93,6 +93,9 @@ class Plan:
             "renamed": self.renamed,
         }
 
+    def table(self, src_id: str | None) -> TablePlan | None:
+        return next((t for t in self.tables if t.src_id == src_id), None)
+
     @property
     def renamed(self) -> list[dict]:
         """Fields created under another name (case-insensitive clashes), by table."""

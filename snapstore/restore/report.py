@@ -38,6 +38,9 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     plan: dict | None = None
     requests: dict | None = None
+    #: write requests made beside the floor (a create per 10 records, an update per 10 records
+    #: holding one side of each link), so a restore that wastes requests shows it
+    floor: dict | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -48,4 +51,5 @@ class Report:
             "attachments": {"uploaded": self.attachments_uploaded, "not_uploaded": self.attachments_not_uploaded},
             "comments": {"restored": self.comments_restored},
             "warnings": self.warnings, "plan": self.plan, "requests": self.requests,
+            "floor": self.floor,
         }
