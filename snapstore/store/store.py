@@ -33,7 +33,7 @@ from snapstore.store.catalog import (
     is_lock_conflict,
 )
 from snapstore.store.catalog import snapshots as catalog_q
-from snapstore.store.catalog_home import catalog_path, machine_dir
+from snapstore.store.catalog_home import cache_root, catalog_path, machine_dir
 from snapstore.store.config_auth import (
     CONFIG_KEY,
     authenticated,
@@ -965,4 +965,4 @@ def _parse_when(name: str) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-__all__ = ["Store", "StoreError", "LockError", "SnapshotInfo", "BaseInfo", "TableInfo"]
+__all__ = ["Store", "StoreError", "LockError", "SnapshotInfo", "BaseInfo", "TableInfo", "cache_root"]
