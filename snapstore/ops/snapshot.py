@@ -70,6 +70,7 @@ from snapstore.source.errors import (
     Unreachable,
 )
 from snapstore.store import StoreError
+from snapstore.store.catalog import CatalogNotUpdated
 
 log = logging.getLogger("snapstore.ops.snapshot")
 
@@ -914,7 +915,7 @@ def take_snapshot(store, source, plan: Plan, opts: SnapshotOptions | None = None
         return event_result
     except BaseException as exc:
         source.cancel.set()
-        if not committed:
+        if not committed and not isinstance(exc, CatalogNotUpdated):  # (that one is committed, and says so)
             log.warning("snapshot abandoned (%s): nothing was committed", type(exc).__name__)
         raise
     finally:

@@ -50,7 +50,7 @@ def stats(store: Store) -> dict:
     disk: dict[str, int] = {}
     for prefix in ("packs", "objects", "snapshots", inv.INDEX_PREFIX, inv.TAGS_PREFIX):
         disk[prefix] = sum(s for _k, s in store.backend.list(prefix))
-    catalog = sum(p.stat().st_size for p in store.root.glob("catalog.duckdb*") if p.is_file())
+    catalog = sum(p.stat().st_size for p in store.catalog.path.parent.glob(store.catalog.path.name + "*") if p.is_file())
     stored = sum(disk.values())
     att_w = _attachment_weights(store)
     with store.catalog.read() as con:

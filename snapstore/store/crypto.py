@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import struct
 from typing import BinaryIO
@@ -38,6 +39,7 @@ OVERHEAD = NONCE + TAG
 #: memory to about two chunks whatever the file's size, at 28 bytes of overhead per MiB.
 CHUNK = 1 << 20
 _CHUNK_AAD = struct.Struct("<QB")
+CONFIG_AUTH_LABEL = b"snapstore config v1"
 
 
 class Damaged(StoreError):
@@ -47,6 +49,11 @@ class Damaged(StoreError):
 def sha256_id(raw: bytes | memoryview) -> bytes:
     """A plain store's blob identity: the SHA-256 of the blob's raw (canonical) bytes."""
     return hashlib.sha256(raw).digest()
+
+
+def canonical_config(config: dict) -> bytes:
+    """The bytes a config's MAC covers: JSON with sorted keys, no whitespace, UTF-8."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class PlainBox:
@@ -111,6 +118,15 @@ class KeyBox(PlainBox):
         outer = self._opad.copy()
         outer.update(inner.digest())
         return outer.digest()
+
+    def config_auth(self, config: dict) -> str:
+        """The MAC that binds a store's config.json to its master key (docs/FORMAT.md, *config.json*):
+        HMAC-SHA256 under a key of its own (HMAC of a label under the MAC key), over the config's
+        canonical JSON without its ``auth``. Whoever lacks the key cannot strip or alter a field
+        and make the result authenticate."""
+        key = hmac.digest(self.mac_key, CONFIG_AUTH_LABEL, "sha256")
+        body = {k: v for k, v in config.items() if k != "auth"}
+        return hmac.digest(key, canonical_config(body), "sha256").hex()
 
     def seal_chunk(self, index: int, last: bool, chunk: bytes) -> bytes:
         aad = _CHUNK_AAD.pack(index, last)

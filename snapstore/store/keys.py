@@ -33,6 +33,8 @@ from snapstore.errors import StoreError, UsageError, WrongPassword
 from snapstore.store.crypto import NONCE, KeyBox
 
 KEYS_PREFIX = "keys"
+#: in a key file's sealed master key JSON: the store's config.json is authenticated (``auth``)
+CONFIG_BOUND = "authenticated"
 #: scrypt's cost. restic calibrates each new key to 500 ms within 60 MiB: N grows while N*r*128
 #: fits the memory (so N = 2^15, 32 MiB, at r = 8), then p grows until the time is spent. A new key
 #: here gets the same: N = 2^15, r = 8, and p calibrated to :data:`KDF_SECONDS` (one derivation at
@@ -87,6 +89,10 @@ def derive(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
 class KeyFile:
     name: str  # SHA-256 of the file's bytes, hex
     doc: dict
+    #: set by a successful unwrap: the key was made for a store whose config.json is authenticated
+    #: (its sealed plaintext says ``"config": "authenticated"``), so a config without ``auth`` is
+    #: one that was stripped, not one written before configs were authenticated
+    config_bound: bool = False
 
     @property
     def id(self) -> str:
@@ -103,6 +109,7 @@ class KeyFile:
             return None
         except (KeyError, ValueError, TypeError) as e:
             raise StoreError(f"key file {self.id} is unreadable ({e})") from e
+        self.config_bound = master.get("config") == CONFIG_BOUND
         return KeyBox(base64.b64decode(master["encrypt"]), base64.b64decode(master["mac"]))
 
 
@@ -140,8 +147,10 @@ def calibrated_p(seconds: float | None = None) -> int:
     return _calibrated[seconds]
 
 
-def write_key(backend, box: KeyBox, password: str) -> KeyFile:
-    """Wrap ``box``'s master key with ``password`` in a new key file (scrypt calibrated as restic's)."""
+def write_key(backend, box: KeyBox, password: str, *, config_bound: bool = True) -> KeyFile:
+    """Wrap ``box``'s master key with ``password`` in a new key file (scrypt calibrated as restic's).
+    ``config_bound``: the store's config.json carries its ``auth`` (every store made or opened by
+    this version), and the key says so, sealed, so that stripping ``auth`` is found."""
     if not password:
         raise UsageError("an empty password is not allowed")
     salt = os.urandom(SALT_BYTES)
@@ -149,7 +158,8 @@ def write_key(backend, box: KeyBox, password: str) -> KeyFile:
     wrap = derive(password, salt, SCRYPT_N, SCRYPT_R, p)
     master = json.dumps({"v": 1, "aead": "aes-256-gcm", "id": "hmac-sha256",
                          "encrypt": base64.b64encode(box.enc_key).decode(),
-                         "mac": base64.b64encode(box.mac_key).decode()}).encode()
+                         "mac": base64.b64encode(box.mac_key).decode(),
+                         **({"config": CONFIG_BOUND} if config_bound else {})}).encode()
     nonce = os.urandom(NONCE)
     doc = {"v": 1, "created": datetime.now(UTC).isoformat(timespec="seconds"), "username": _user(),
            "hostname": socket.gethostname(), "kdf": "scrypt", "N": SCRYPT_N, "r": SCRYPT_R, "p": p,
@@ -158,7 +168,7 @@ def write_key(backend, box: KeyBox, password: str) -> KeyFile:
     data = json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
     name = hashlib.sha256(data).hexdigest()
     backend.put(key_key(name), data)
-    return KeyFile(name, doc)
+    return KeyFile(name, doc, config_bound)
 
 
 def list_keys(backend) -> list[KeyFile]:
@@ -186,6 +196,19 @@ def unlock(backend, password: str, location: str) -> tuple[KeyBox, KeyFile]:
     raise WrongPassword(f"wrong password: no key of the store at {location} opens with it")
 
 
+def rebind(backend, box: KeyBox, old: KeyFile, password: str) -> KeyFile:
+    """The key file ``password`` opened, written again saying the config is authenticated, then
+    the old one removed (a config upgrade: from then on, stripping the config's ``auth`` is found
+    by whoever opens the store with this password). A crash between the two leaves both; the next
+    open that the old one serves rebinds it again. The new file has its own time and host."""
+    try:
+        new = write_key(backend, box, password)
+        backend.delete(key_key(old.name))
+    except (OSError, StoreError):
+        return old
+    return new
+
+
 # ---- managing the keys of an opened store (snapstore key ...) --------------------------------
 
 
@@ -206,7 +229,7 @@ def store_keys(store) -> list[KeyFile]:
 def add_key(store, password: str) -> KeyFile:
     """Another key file for the store's master key, wrapped by ``password``."""
     require_encrypted(store)
-    return write_key(store.backend, store.box, password)
+    return write_key(store.backend, store.box, password, config_bound="auth" in store.config)
 
 
 def find_key(store, key_id: str) -> KeyFile:

@@ -22,17 +22,28 @@ from snapstore.canonical import CANON_VERSION, loads
 from snapstore.constants import FORMAT_VERSION
 from snapstore.errors import NoStore, StoreError
 from snapstore.selection import snapshot_named  # the one parser of snapshot names
-from snapstore.store import inventory, keys, objects, readers
+from snapstore.store import catalog_home, inventory, keys, objects, readers
 from snapstore.store.backend import Backend, BackendError, LocalBackend, ObjectMissing
 from snapstore.store.catalog import (
     Catalog,
     CatalogBusy,
     CatalogCorrupt,
+    CatalogNotUpdated,
     IngestBatch,
     TableChange,
     is_lock_conflict,
 )
 from snapstore.store.catalog import snapshots as catalog_q
+from snapstore.store.catalog_home import cache_root, catalog_path, machine_dir
+from snapstore.store.config_auth import (
+    CONFIG_KEY,
+    authenticated,
+    check_auth,
+    check_claim,
+    encode_config,
+    remember,
+    upgrade,
+)
 from snapstore.store.crypto import AEAD_NAME, ID_NAME, PLAIN, KeyBox, PlainBox
 from snapstore.store.info import BaseInfo, SnapshotInfo, TableInfo, info_from_doc
 from snapstore.store.keys import KeyFile, ask_password
@@ -126,16 +137,6 @@ class AttachmentIndex:
 #: Commands that take a shared lock on an S3 store: several may run at once (each writes only new
 #: objects and its own commit). Every other command (prune, forget, tag...) takes it exclusively.
 SHARED_LOCK_COMMANDS = frozenset({"snapshot", "import", "rebuild-catalog"})
-
-
-def cache_root() -> Path:
-    """Where S3 stores keep their local cache: ``$SNAPSTORE_CACHE``, else
-    ``$XDG_CACHE_HOME/snapstore``, else ``~/.cache/snapstore``; one folder per store id."""
-    env = os.environ.get("SNAPSTORE_CACHE")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "snapstore"
 
 
 def _check_config(config: dict, where: str) -> None:
@@ -247,18 +248,25 @@ class Store:
         (``cache_root()/<store id>``, mode 0700), so an encrypted store's folder holds sealed data only."""
         if self.remote or not self.encrypted:
             return self.local_dir
-        d = cache_root() / self.config["store_id"]
-        d.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return d
+        return machine_dir(self.config["store_id"])
 
     def _unlock(self, password: str | None, key: KeyBox | None) -> None:
-        """An encrypted store's master key, from ``key`` or the key file ``password`` opens."""
+        """An encrypted store's master key, from ``key`` or the key file ``password`` opens; then
+        its config is checked against that key (config_auth.py), and one written before configs
+        were authenticated is given its ``auth``."""
         if not self.encrypted:
             return
         if key is None:
             if password is None:
                 password = ask_password(str(self.location))
             key, self.key_file = keys.unlock(self.backend, password, str(self.location))
+        if check_auth(key, self.key_file, self.config, str(self.location)):
+            self.config = upgrade(self.backend, self.config, key, str(self.location))
+        if "auth" in self.config and self.key_file is not None and not self.key_file.config_bound \
+                and password is not None and (self.remote or catalog_home.store_writable(self.root)):
+            # a key older than the config's auth: say it is bound (a new scrypt derivation, once)
+            self.key_file = keys.rebind(self.backend, key, self.key_file, password)
+        remember(self.config)
         self.box = key
         self.blob_id = key.blob_id
         self.backend.box = key  # type: ignore[attr-defined]  # see crypto.box_of
@@ -283,7 +291,7 @@ class Store:
             (root / d).mkdir(exist_ok=True)
         backend = LocalBackend(root)
         key = _first_key(backend, password, key)  # before config.json: a store exists with its key
-        backend.put("config.json", json.dumps(config, indent=1).encode() + b"\n")
+        backend.put(CONFIG_KEY, encode_config(authenticated(config, key) if key else config))
         store = cls.open(root, key=key)
         return store
 
@@ -301,7 +309,7 @@ class Store:
                 raise StoreError(f"{backend.url} is not empty; choose an empty or new prefix for a store")
             config = _new_config(pack_size, format_version, encrypted=password is not None or key is not None)
             key = _first_key(backend, password, key)
-            if not backend.create("config.json", json.dumps(config, indent=1).encode() + b"\n"):
+            if not backend.create(CONFIG_KEY, encode_config(authenticated(config, key) if key else config)):
                 raise StoreError(f"{backend.url} already holds a store")
         except BackendError as e:
             raise StoreError(str(e)) from e
@@ -328,9 +336,14 @@ class Store:
         except ValueError as e:
             raise StoreError(f"{backend.url}/config.json is not valid JSON: {e}") from e
         _check_config(config, backend.url)
+        try:
+            check_claim(backend, config, backend.url)  # an altered config stops here: nothing written
+        except BackendError as e:
+            raise StoreError(f"store {backend.url}: {e}") from e
         probe = cls(Path("."), backend, config, None, location=backend.url)  # type: ignore[arg-type]
         probe._unlock(password, key)  # a wrong password stops here: nothing written, not even the cache
-        local = cache_root() / config["store_id"]
+        config = probe.config  # (with its auth, when the open gave it one)
+        local = machine_dir(config["store_id"])
         for d in ("tmp", "logs", "locks"):
             (local / d).mkdir(mode=0o700, parents=True, exist_ok=True)
         local.chmod(0o700)  # the cache indexes the bucket's content: its owner's alone
@@ -367,9 +380,16 @@ class Store:
         except ValueError as e:
             raise StoreError(f"{cfg_path} is not valid JSON: {e}") from e
         _check_config(config, str(root))
-        store = cls(root, LocalBackend(root), config, Catalog(root / "catalog.duckdb"))
+        backend = LocalBackend(root)
+        check_claim(backend, config, str(root))  # an altered config stops here: nothing written
+        store = cls(root, backend, config, None)  # type: ignore[arg-type]
         store._unlock(password, key)
+        store.catalog = Catalog(catalog_path(root, config["store_id"], encrypted=store.encrypted))
         store._ensure_catalog()
+        try:  # a commit the catalog lacks (a writer that died, or whose catalog write failed): add it
+            store.sync()
+        except (CatalogBusy, CatalogNotUpdated) as e:
+            log.warning("the catalog could not be brought up to date (%s); showing it as of its last update", e)
         return store
 
     def _ensure_catalog(self) -> None:
@@ -570,9 +590,11 @@ class Store:
                     batch.standalone += index_batch.standalone
                     batch.attachments += index_batch.attachments
                 cat.ingest(batch)
-        except BaseException:
+        except BaseException as e:
             self.catalog = prev_cat
             tmp.unlink(missing_ok=True)
+            if isinstance(e, CatalogNotUpdated):
+                raise StoreError(f"the catalog could not be rebuilt ({e.reason}); the store is unchanged") from e
             raise
         finally:
             self._frame_locs = {}
@@ -917,4 +939,4 @@ class Store:
         return self.attachment_index([att_id]).open(att_id)
 
 
-__all__ = ["Store", "StoreError", "LockError", "SnapshotInfo", "BaseInfo", "TableInfo"]
+__all__ = ["Store", "StoreError", "LockError", "SnapshotInfo", "BaseInfo", "TableInfo", "cache_root"]

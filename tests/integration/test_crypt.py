@@ -12,38 +12,18 @@ import shutil
 from pathlib import Path
 
 import pytest
-import zstandard
-from click.testing import CliRunner
+from cli_run import LIMITS, SCALE, run, twin_stores
 from conftest import TEST_PASSWORD
+from plaintext import plaintext_hits, tree
 from restore_helpers import new_base
 from storegen import BASE, SCHEMA, TABLE, make_records, snapshot
 
-from snapstore.cli import main
 from snapstore.emulator import Emulator, ScaledClock, generate_workspace
 from snapstore.errors import EXIT_WRONG_PASSWORD
 from snapstore.store import Store, StoreError, keys
 from snapstore.store.crypto import CHUNK
 
-SCALE = 50
-LIMITS = ["--rate-limit-base", str(5 * SCALE), "--rate-limit-token", str(50 * SCALE),
-          "--penalty", str(30 / SCALE), "--retry-backoff", "0.001", "--max-retries", "2", "--no-progress"]
 WS = dict(seed=11, bases=2, tables_per_base=2, records_per_table=120, attachment_share=0.2, comment_share=0.2)
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-def run(args: list[str], **env):
-    return CliRunner().invoke(main, args, env={"SNAPSTORE_CONFIG": None, "AIRTABLE_TOKEN_FILE": None, **env},
-                              catch_exceptions=False)
-
-
-def stored_files(root: Path) -> dict[str, bytes]:
-    """Every file of a store folder but the local catalog (the machine's plaintext index)."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.startswith("catalog")}
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def flip(path: Path, offset: int) -> None:
@@ -66,16 +46,8 @@ def world(tmp_path_factory):
     rec.cells[att_field] = [ws.add_attachment(big, "big-secret.bin")]
     with Emulator(ws, clock=ScaledClock(SCALE)) as emu:
         env = {"AIRTABLE_TOKEN": emu.token, "AIRTABLE_API_URL": emu.url}
-        enc, plain = root / "enc", root / "plain"
-        assert run(["init", "--store", str(enc)], **env).exit_code == 0
-        assert run(["init", "--store", str(plain), "--no-encryption"], **env).exit_code == 0
-        for churn in (False, True):
-            if churn:
-                emu.churn(seed=1, edit_share=0.1)
-            for s in (enc, plain):  # the encrypted store reads through the change feed
-                feed = ["--changes", "feed"] if s == enc else []
-                r = run(["snapshot", "--store", str(s), "--comments", *feed, *LIMITS], **env)
-                assert r.exit_code == 0, r.output
+        # the encrypted store reads through the change feed
+        enc, plain = twin_stores(root, emu, env, dict(seed=1, edit_share=0.1), enc_args=["--changes", "feed"])
         assert any((enc / "feed" / "registry").iterdir())
         yield {"ws": ws, "emu": emu, "env": env, "enc": enc, "plain": plain, "root": root, "big": big}
 
@@ -93,31 +65,13 @@ def needles(ws) -> dict[str, bytes]:
             "large attachment": next(d for d in ws.blobs.values() if len(d) > CHUNK)[CHUNK: CHUNK + 64]}
 
 
-def plaintext_hits(files: dict[str, bytes], wanted: dict[str, bytes]) -> set[tuple[str, str]]:
-    """(needle, file) pairs: in the bytes as stored, or in any zstd frame found in them."""
-    hits = set()
-    for name, data in files.items():
-        views = [data]
-        at = data.find(ZSTD_MAGIC)
-        while at >= 0:
-            try:
-                views.append(zstandard.ZstdDecompressor().decompressobj().decompress(data[at:]))
-            except zstandard.ZstdError:
-                pass
-            at = data.find(ZSTD_MAGIC, at + 1)
-        for what, needle in wanted.items():
-            if any(needle in v for v in views):
-                hits.add((what, name))
-    return hits
-
-
 def test_no_plaintext_in_an_encrypted_store(world):
     wanted = needles(world["ws"])
-    enc = stored_files(world["enc"])
+    enc = tree(world["enc"])  # every file (an encrypted store's catalog is on the machine, not in it)
     assert any(k.startswith("keys/") for k in enc) and any(k.startswith("packs/") for k in enc)
     assert plaintext_hits(enc, wanted) == set()
     # the same search finds every needle but the dictionary-compressed record text in the plain store
-    found = {w for w, _f in plaintext_hits(stored_files(world["plain"]), wanted)}
+    found = {w for w, _f in plaintext_hits(tree(world["plain"]), wanted)}
     assert {"table name", "base name", "field name", "attachment", "large attachment"} <= found
 
 

@@ -105,7 +105,7 @@ def test_rebuild_after_deleting_catalog(store):
     snapshot(store, churn(recs, 0.05, seed=7)[:350])
     before = [(s.full_id, s.records, s.status) for s in store.list_snapshots()]
     contents = {s.full_id: sorted(r["id"] + str(r) for r in store.records(s, BASE, TABLE)) for s in store.list_snapshots()}
-    os.remove(store.local_dir / "catalog.duckdb")
+    os.remove(store.catalog.path)
     again = Store.open(store.location)
     assert [(s.full_id, s.records, s.status) for s in again.list_snapshots()] == before
     for s in again.list_snapshots():
@@ -117,7 +117,7 @@ def test_rebuild_after_deleting_catalog(store):
 
 def test_corrupt_catalog_is_rebuilt(store):
     snapshot(store, make_records(100))
-    (store.local_dir / "catalog.duckdb").write_bytes(b"this is not a duckdb file" * 100)
+    store.catalog.path.write_bytes(b"this is not a duckdb file" * 100)
     again = Store.open(store.location)
     assert [s.records for s in again.list_snapshots()] == [100]
 
@@ -264,7 +264,7 @@ def test_attachments_small_and_large(store, tmp_path):
     assert store.open_attachment("attSMALL000000001").read() == small
     assert store.open_attachment("attLARGE000000001").read() == large
     assert store.attachment("attLARGE000000001")["content_hash"] == h2 and h1 != h2
-    os.remove(store.local_dir / "catalog.duckdb")
+    os.remove(store.catalog.path)
     again = Store.open(store.location)
     assert again.open_attachment("attLARGE000000001").read() == large
     assert again.open_attachment("attSMALL000000001").read() == small
@@ -289,7 +289,7 @@ def test_full_manifest_checkpoint_after_heavy_churn_rebuilds_identically(store):
         depths = [r[0] for r in con.execute("SELECT manifest_depth FROM snapshot_table ORDER BY seq").fetchall()]
     assert 0 in depths[1:], depths  # a checkpoint was written after the first snapshot
     before = {s.full_id: sorted(map(str, store.records(s, BASE, TABLE))) for s in store.list_snapshots()}
-    os.remove(store.local_dir / "catalog.duckdb")
+    os.remove(store.catalog.path)
     again = Store.open(store.location)
     assert {s.full_id: sorted(map(str, again.records(s, BASE, TABLE))) for s in again.list_snapshots()} == before
 

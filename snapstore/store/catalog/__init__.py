@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401 (pa.compute)
 
-from snapstore.errors import StoreError
+from snapstore.errors import EXIT_INCOMPLETE, StoreError
 from snapstore.store.hashset import HashSet
 from snapstore.store.packs import entries_table
 
@@ -98,6 +98,22 @@ class CatalogCorrupt(StoreError):
 
 class CatalogBusy(StoreError):
     pass
+
+
+class CatalogNotUpdated(StoreError):
+    """A snapshot is committed to the store (its commit object is written) but the catalog could
+    not record it (a full disk, a failed write): nothing is lost, since the next command adds the
+    commit from the store (``Store.sync``). Exit 3: something was written, not everything."""
+
+    exit_code = EXIT_INCOMPLETE
+
+    def __init__(self, commit_id: str, cause: BaseException) -> None:
+        text = str(cause)
+        reason = "no space left on device" if "no space left" in text.lower() else text.splitlines()[0] if text \
+            else type(cause).__name__
+        self.reason = reason
+        super().__init__(f"snapshot {commit_id[:8]} is committed to the store, but the catalog could not record "
+                         f"it ({reason}); the next command adds it from the store")
 
 
 def insert_frames(con: duckdb.DuckDBPyConnection, view: str) -> None:
@@ -327,14 +343,19 @@ class Catalog:
     def ingest(self, batch: IngestBatch) -> int:
         """Add one committed snapshot in one transaction; returns its seq."""
         doc = batch.doc
-        with self.write() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                seq = self._ingest(con, batch, doc)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
+        try:
+            with self.write() as con:
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    seq = self._ingest(con, batch, doc)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+        except (duckdb.Error, OSError) as e:
+            if is_lock_conflict(e):
                 raise
+            raise CatalogNotUpdated(batch.commit_id, e) from e
         return seq
 
     def _ingest(self, con: duckdb.DuckDBPyConnection, batch: IngestBatch, doc: dict) -> int:
