@@ -142,8 +142,9 @@ def duckdb_child(store_path: str, fmt: str, out: str) -> dict:
 def child(store_path: str, fmt: str, out: str, workers: int | None = None) -> None:
     """Run one export in this (fresh) process; print seconds, CPU seconds (this process and its
     workers) and peak RSS (this process, and the largest worker) as JSON."""
-    from exporters import stream
-    from exporters.export import export_snapshot
+    from snapstore_exporters import stream
+    from snapstore_exporters.export import export_snapshot
+
     from snapstore.store import Store
 
     if fmt.startswith("duckdb-"):

@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from snapstore_exporters.export import export_snapshot  # noqa: E402
 from storegen import BASE, SCHEMA, TABLE, churn, make_records  # noqa: E402
 
-from exporters.export import export_snapshot  # noqa: E402
 from snapstore.canonical import record_bytes  # noqa: E402
 from snapstore.store import Store  # noqa: E402
 

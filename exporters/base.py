@@ -12,9 +12,10 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporters.comments import TableComments
-from exporters.naming import inside
-from exporters.stream import Batch, TableMeta
+from snapstore_exporters.comments import TableComments
+from snapstore_exporters.naming import inside
+from snapstore_exporters.stream import Batch, TableMeta
+
 from snapstore.store import SnapshotInfo
 
 log = logging.getLogger("snapstore.export")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from exporters.stream import TableMeta
+from snapstore_exporters.stream import TableMeta
 
 #: The flat columns (CSV, Parquet, SQLite), in order.
 COLUMNS = ("record_id", "comment_id", "position", "author_id", "author_email", "author_name", "text",

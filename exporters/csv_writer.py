@@ -1,7 +1,7 @@
 """CSV: one file per table, a row per record, a column per field in schema order.
 
 Columns are ``_id`` (record id), ``_createdTime``, then every field of the snapshot's schema (empty cells for empty
-fields, never missing columns). Nested values are flattened by :func:`exporters.values.csv_cell` (rules
+fields, never missing columns). Nested values are flattened by :func:`snapstore_exporters.values.csv_cell` (rules
 in the README). UTF-8 with a byte-order mark (Excel reads it as UTF-8), RFC 4180 quoting, CRLF rows.
 The formula-injection guard (on by default) prefixes ``'`` to any text cell, and any header, that starts
 with ``=``, ``+``, ``-``, ``@``, tab or carriage return; number cells are never prefixed.
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 
-from exporters import values as V
-from exporters.base import Writer
-from exporters.comments import COLUMNS as COMMENT_COLUMNS
-from exporters.comments import TableComments
-from exporters.stream import Batch, TableMeta
+from snapstore_exporters import values as V
+from snapstore_exporters.base import Writer
+from snapstore_exporters.comments import COLUMNS as COMMENT_COLUMNS
+from snapstore_exporters.comments import TableComments
+from snapstore_exporters.stream import Batch, TableMeta
 
 _GUARD = frozenset(V.FORMULA_START)
 _NEEDS_QUOTES = re.compile(r'[",\r\n]').search
@@ -155,7 +155,7 @@ class CsvWriter(Writer):
         self.f.write(self.header(table.columns))
 
     def write_comments(self, comments: TableComments) -> None:
-        """A row per comment, :data:`exporters.comments.COLUMNS`; cells follow the records' rules."""
+        """A row per comment, :data:`snapstore_exporters.comments.COLUMNS`; cells follow the records' rules."""
         f = self.open_binary(self.comments_path(comments.table))
         try:
             f.write(self.header(COMMENT_COLUMNS))

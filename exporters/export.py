@@ -30,18 +30,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from snapstore_exporters import partial, stream
+from snapstore_exporters.base import ExportContext, Writer
+from snapstore_exporters.comments import TableComments
+from snapstore_exporters.csv_writer import CsvWriter
+from snapstore_exporters.json_writer import JsonWriter
+from snapstore_exporters.naming import inside
+from snapstore_exporters.ndjson_writer import NdjsonWriter
+from snapstore_exporters.parallel import Executor, bounded_workers, can_fork, default_workers
+from snapstore_exporters.parquet_writer import ParquetWriter
+from snapstore_exporters.sqlite_writer import SqliteWriter
+from snapstore_exporters.yaml_writer import WITH_LIBYAML, YamlWriter
 
-from exporters import partial, stream
-from exporters.base import ExportContext, Writer
-from exporters.comments import TableComments
-from exporters.csv_writer import CsvWriter
-from exporters.json_writer import JsonWriter
-from exporters.naming import inside
-from exporters.ndjson_writer import NdjsonWriter
-from exporters.parallel import Executor, bounded_workers, can_fork, default_workers
-from exporters.parquet_writer import ParquetWriter
-from exporters.sqlite_writer import SqliteWriter
-from exporters.yaml_writer import WITH_LIBYAML, YamlWriter
 from snapstore import __version__
 from snapstore.errors import UsageError
 from snapstore.store import SnapshotInfo, Store

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import orjson
-
-from exporters.base import StreamWriter
-from exporters.stream import TableMeta
+from snapstore_exporters.base import StreamWriter
+from snapstore_exporters.stream import TableMeta
 
 
 class JsonWriter(StreamWriter):

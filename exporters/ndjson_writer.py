@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import orjson
-
-from exporters.base import StreamWriter
+from snapstore_exporters.base import StreamWriter
 
 _OPT = orjson.OPT_APPEND_NEWLINE
 

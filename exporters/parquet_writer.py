@@ -1,6 +1,6 @@
 """Parquet: one file per table, typed columns from the snapshot's schema, written in row groups.
 
-Column types (``exporters.values.column_kind``): ``_id`` string, ``_createdTime`` timestamp; number,
+Column types (``snapstore_exporters.values.column_kind``): ``_id`` string, ``_createdTime`` timestamp; number,
 percent, currency, duration → float64; rating, autoNumber, count → int64; checkbox → bool; date →
 date32; dateTime (and createdTime/lastModifiedTime fields) → timestamp[ms, UTC] (date32 when their
 result is a date); text, single select → string; multipleSelects and links → list<string>;
@@ -22,11 +22,10 @@ from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from exporters import values as V
-from exporters.base import Writer
-from exporters.comments import TableComments
-from exporters.stream import Batch, TableMeta, TableSpec
+from snapstore_exporters import values as V
+from snapstore_exporters.base import Writer
+from snapstore_exporters.comments import TableComments
+from snapstore_exporters.stream import Batch, TableMeta, TableSpec
 
 ROW_GROUP = 32_768
 
@@ -286,7 +285,7 @@ def encode_checked(batch: Batch) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-#: The comments file's columns (exporters.comments.COLUMNS), typed.
+#: The comments file's columns (snapstore_exporters.comments.COLUMNS), typed.
 COMMENTS_SCHEMA = pa.schema([
     pa.field("record_id", pa.string(), nullable=False), pa.field("comment_id", pa.string()),
     pa.field("position", pa.int32(), nullable=False), pa.field("author_id", pa.string()),

@@ -6,7 +6,7 @@ when unchecked), TEXT for text and selects, ISO-8601 TEXT for dates and date-tim
 everything else (lists, attachments, collaborators, barcode, button, aiText). Formula and rollup
 columns take the SQL type of their result type (``options.result``), lookups are JSON arrays of typed
 values; an error value is NULL and counted in the warnings. Table and column names go through
-``exporters.naming.safe_column`` (no control characters: a NUL cannot even be in a statement).
+``snapstore_exporters.naming.safe_column`` (no control characters: a NUL cannot even be in a statement).
 Every linked-record field also gets a link table ``<table>__<field>`` (record_id, position,
 linked_record_id) with foreign keys to both tables (to the linked table only when it is part of the
 export), so ``sqlite3`` and datasette can join across tables. Metadata tables: ``_airtable_snapshot``
@@ -21,13 +21,13 @@ from __future__ import annotations
 import os
 import sqlite3
 
-from exporters import stream
-from exporters import values as V
-from exporters.base import Writer
-from exporters.comments import COLUMNS as COMMENT_COLUMNS
-from exporters.comments import TableComments
-from exporters.naming import NameAllocator, inside, safe_column
-from exporters.stream import BaseMeta, Batch, TableMeta
+from snapstore_exporters import stream
+from snapstore_exporters import values as V
+from snapstore_exporters.base import Writer
+from snapstore_exporters.comments import COLUMNS as COMMENT_COLUMNS
+from snapstore_exporters.comments import TableComments
+from snapstore_exporters.naming import NameAllocator, inside, safe_column
+from snapstore_exporters.stream import BaseMeta, Batch, TableMeta
 
 SQL_TYPES = {V.TEXT: "TEXT", V.FLOAT: "REAL", V.INT: "INTEGER", V.BOOL: "INTEGER", V.DATE: "TEXT",
              V.DATETIME: "TEXT"}
@@ -56,7 +56,7 @@ CREATE TABLE _airtable_links (sql_table TEXT PRIMARY KEY, table_id TEXT NOT NULL
 
 
 def q(name: str) -> str:
-    """A quoted SQL identifier (any text but NUL: names are made safe first, exporters.naming.safe_column)."""
+    """A quoted SQL identifier (any text but NUL: names are made safe first, snapstore_exporters.naming.safe_column)."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -282,7 +282,7 @@ class SqliteWriter(Writer):
         self.count += n
 
     def write_comments(self, comments: TableComments) -> None:
-        """``<table>__comments``: a row per comment (exporters.comments.COLUMNS), each with a foreign
+        """``<table>__comments``: a row per comment (snapstore_exporters.comments.COLUMNS), each with a foreign
         key to its record's row; its primary key (record_id, position) serves the join."""
         name = self.comment_names[self.table.table_id]
         con = self.con

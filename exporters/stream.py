@@ -6,7 +6,7 @@ A batch holds the canonical records (fields keyed by field id, in storage order)
 shared by the encoders that want it, Airtable's record shape ``{"id", "createdTime", "fields": {name:
 value}}`` with field names from *that snapshot's* schema, in schema order, and single columns by field.
 
-Chunks are independent, so :mod:`exporters.parallel` encodes them on all cores; the functions a worker
+Chunks are independent, so :mod:`snapstore_exporters.parallel` encodes them on all cores; the functions a worker
 runs (:func:`scan_chunk`, :func:`encode_chunk`) touch only packs, never the catalog, and return plain
 data. Attachment objects get a ``path`` beside their metadata: where the file was copied inside the
 export folder (``attachments/<attId>_<filename>``), or ``null`` when the store does not hold it. Names are
@@ -25,8 +25,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from exporters.naming import NameAllocator, inside, split_ext
-from exporters.values import column_kind, column_names, is_attachment
+from snapstore_exporters.naming import NameAllocator, inside, split_ext
+from snapstore_exporters.values import column_kind, column_names, is_attachment
+
 from snapstore.canonical import loads
 from snapstore.selection import select, select_tables
 from snapstore.store import BlobReader, LocatedChunk, SnapshotInfo, Store, StoreError, TableInfo
@@ -79,7 +80,7 @@ class TableSpec:
     field_ids: tuple[str, ...]
     names: tuple[str, ...]  # field names, schema order
     types: tuple[str, ...]
-    kinds: tuple[str, ...]  # exporters.values column kinds
+    kinds: tuple[str, ...]  # snapstore_exporters.values column kinds
     columns: tuple[str, ...]  # output columns: record id, createdTime, then one per field
     attachment_fields: tuple[str, ...]  # ids of fields whose cells can hold attachments
     csv_guard: bool = True

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from snapstore_exporters.naming import NameAllocator, safe_column
 
-from exporters.naming import NameAllocator, safe_column
 from snapstore.fieldtypes import is_attachment
 
 TEXT_TYPES = frozenset({
@@ -87,7 +87,7 @@ def column_kind(field: dict) -> str:
 
 def column_names(fields: list[dict]) -> list[str]:
     """Output column names: ``_id``, ``_createdTime``, then each field's name in schema order, with
-    control characters replaced (:func:`exporters.naming.safe_column`). A field whose name collides
+    control characters replaced (:func:`snapstore_exporters.naming.safe_column`). A field whose name collides
     (case-insensitively, after that) with an earlier column gets ``~`` + a short hash of its name."""
     alloc = NameAllocator(max_bytes=4096)
     out = [alloc.take(c, sanitize=False) for c in RECORD_COLUMNS]

@@ -15,9 +15,8 @@ from __future__ import annotations
 import re
 
 import yaml
+from snapstore_exporters.base import StreamWriter
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
-
-from exporters.base import StreamWriter
 
 _Base = getattr(yaml, "CSafeDumper", None) or yaml.SafeDumper
 WITH_LIBYAML = _Base is not yaml.SafeDumper

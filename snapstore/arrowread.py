@@ -13,7 +13,7 @@ are always typed the checked way: Arrow's reader would drop an object's unknown 
 where the export reports them.
 
 Columns are named and typed as the Parquet export names and types them
-(:func:`exporters.parquet_writer.arrow_schema`): ``_id``, ``_createdTime``, then one column per
+(:func:`snapstore_exporters.parquet_writer.arrow_schema`): ``_id``, ``_createdTime``, then one column per
 field of the snapshot's own schema, with the field names of that snapshot.
 """
 
@@ -26,10 +26,10 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.json as pa_json
+from snapstore_exporters import values as V
+from snapstore_exporters.parquet_writer import _TS, _Columns, _schema_of, cast_times, encode_checked
+from snapstore_exporters.stream import Batch, TableMeta, TableSpec, plan
 
-from exporters import values as V
-from exporters.parquet_writer import _TS, _Columns, _schema_of, cast_times, encode_checked
-from exporters.stream import Batch, TableMeta, TableSpec, plan
 from snapstore.canonical import loads
 from snapstore.store import BlobReader, SnapshotInfo, Store
 from snapstore.store.reader import LocatedChunk

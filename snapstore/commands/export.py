@@ -65,7 +65,7 @@ def grouped_warnings(warnings: list[str]) -> list[str]:
     return out
 
 
-@command(imports=("exporters.export",))
+@command(imports=("snapstore_exporters.export",))
 @click.argument("snapshot", default="latest")
 @store_option
 @click.option("--out", "-o", "out_dir", default=".", show_default=True, type=click.Path(file_okay=False),
@@ -85,7 +85,8 @@ def export(snapshot: str, store: str, out_dir: str, formats: str, bases: tuple[s
            no_attachments: bool, no_csv_guard: bool, workers: int | None, progress: bool | None,
            out: Output) -> None:
     """Export SNAPSHOT (id, latest, latest~N, a date or ISO time; default latest) as a backup folder."""
-    from exporters.export import export_snapshot
+    from snapstore_exporters.export import export_snapshot
+
     from snapstore.selection import resolve_snapshot
 
     bases_, tables_ = _split(bases, "--base"), _split(tables, "--table")

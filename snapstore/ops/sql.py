@@ -31,12 +31,12 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
+from snapstore_exporters.comments import COLUMNS as COMMENT_COLUMNS
+from snapstore_exporters.comments import TableComments
+from snapstore_exporters.parquet_writer import COMMENTS_SCHEMA, _schema_of
+from snapstore_exporters.stream import BaseMeta, TableMeta, TableSpec
+from snapstore_exporters.values import column_names
 
-from exporters.comments import COLUMNS as COMMENT_COLUMNS
-from exporters.comments import TableComments
-from exporters.parquet_writer import COMMENTS_SCHEMA, _schema_of
-from exporters.stream import BaseMeta, TableMeta, TableSpec
-from exporters.values import column_names
 from snapstore import arrowread
 from snapstore.errors import SnapstoreError, StoreError, UsageError
 from snapstore.selection import NoSuchName, SelectionError, find_id, resolve_snapshot, select, table_pairs

@@ -221,7 +221,7 @@ def test_unwritable_output_paths_are_one_line(world, store, tmp_path):
 def test_a_full_disk_during_export_removes_its_folder(world, store, tmp_path, monkeypatch):
     import errno
 
-    import exporters.ndjson_writer as nd
+    import snapstore_exporters.ndjson_writer as nd
 
     real = nd.NdjsonWriter.write
 
@@ -265,7 +265,7 @@ def test_stale_partial_folders_of_killed_exports_are_removed(world, store, tmp_p
 
 
 def test_a_running_exports_partial_folder_is_left_alone(tmp_path):
-    from exporters import partial
+    from snapstore_exporters import partial
 
     running = partial.PartialFolder(tmp_path, "abc")
     try:
@@ -370,7 +370,7 @@ def test_read_only_store_refuses_writes_in_one_line(world, store):
 
 
 def test_interrupted_is_130(world, store, monkeypatch):
-    import exporters.export as E
+    import snapstore_exporters.export as E
 
     def stop(*_a, **_k):
         raise KeyboardInterrupt
@@ -453,7 +453,7 @@ def test_a_full_disk_rebuilding_the_catalog_is_one_line(world, store, monkeypatc
 
 
 def test_a_full_disk_in_the_sqlite_export_is_one_line(world, store, tmp_path, monkeypatch):
-    import exporters.sqlite_writer as sw
+    import snapstore_exporters.sqlite_writer as sw
 
     def full(self, payload):
         raise _full("sqlite")

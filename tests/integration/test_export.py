@@ -16,10 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import TEST_PASSWORD
 from emuexport import read_items
-
-from exporters import values as V
-from exporters.export import FORMATS, export_snapshot, verify_manifest
-from exporters.values import split_csv_list
+from snapstore_exporters import values as V
+from snapstore_exporters.export import FORMATS, export_snapshot, verify_manifest
+from snapstore_exporters.values import split_csv_list
 
 
 @pytest.fixture(scope="module")
@@ -394,7 +393,7 @@ def test_field_rename_old_snapshot_uses_old_name(plain, tmp_path):
 
 
 def test_failure_half_way_leaves_no_backup_folder(plain, tmp_path, monkeypatch):
-    from exporters import parquet_writer
+    from snapstore_exporters import parquet_writer
 
     store, info = _copy(plain, tmp_path / "store")
     out = tmp_path / "out"
@@ -535,7 +534,7 @@ def test_damaged_blob_fails_the_export_in_a_worker(plain, tmp_path):
 
 def _die_in_worker(batch):
     """An encoder that kills its worker process on the second chunk, as the out-of-memory killer would."""
-    from exporters import stream
+    from snapstore_exporters import stream
 
     if stream.in_worker() and batch.index == 1:
         os._exit(9)
@@ -543,8 +542,8 @@ def _die_in_worker(batch):
 
 
 def test_killed_worker_fails_the_export_instead_of_hanging(either, tmp_path, monkeypatch):
-    from exporters.ndjson_writer import NdjsonWriter
-    from exporters.parallel import WorkerDied
+    from snapstore_exporters.ndjson_writer import NdjsonWriter
+    from snapstore_exporters.parallel import WorkerDied
 
     store, info = _copy(either, tmp_path / "store")
     real = NdjsonWriter.encode
@@ -562,8 +561,8 @@ def test_killed_worker_fails_the_export_instead_of_hanging(either, tmp_path, mon
 
 _SLOW_EXPORT = r"""
 import sys, time
-import exporters.export as E
-from exporters.ndjson_writer import NdjsonWriter
+import snapstore_exporters.export as E
+from snapstore_exporters.ndjson_writer import NdjsonWriter
 
 def slow(batch):  # 6 chunks over 2 workers: about 3 s, time enough to stop it half-way
     time.sleep(1)
@@ -698,7 +697,8 @@ def test_a_second_interrupt_does_not_cut_the_removal_of_the_partial_folder(tmp_p
     import shutil
     import signal
 
-    from exporters import partial
+    from snapstore_exporters import partial
+
     from snapstore import interrupts
 
     folder = partial.PartialFolder(tmp_path, "abcd1234")

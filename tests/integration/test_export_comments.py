@@ -12,9 +12,8 @@ import emuexport
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
-from exporters.export import export_snapshot
-from exporters.values import guard_formula
+from snapstore_exporters.export import export_snapshot
+from snapstore_exporters.values import guard_formula
 
 EMPTY_TABLE = 1  # the second table of the workspace: every comment removed before the snapshot
 

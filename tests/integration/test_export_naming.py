@@ -7,8 +7,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-
-from exporters.naming import (
+from snapstore_exporters.naming import (
     NameAllocator,
     UnsafePath,
     inside,
@@ -17,7 +16,7 @@ from exporters.naming import (
     safe_name,
     short_hash,
 )
-from exporters.values import csv_cell, guard_formula, split_csv_list
+from snapstore_exporters.values import csv_cell, guard_formula, split_csv_list
 
 
 @pytest.mark.parametrize("name,expected", [

@@ -12,12 +12,11 @@ import duckdb
 import emuexport
 import pyarrow.parquet as pq
 import pytest
-
-from exporters import values as V
-from exporters.export import export_snapshot
-from exporters.parquet_writer import ParquetWriter
-from exporters.sqlite_writer import _rows
-from exporters.stream import Batch, TableSpec
+from snapstore_exporters import values as V
+from snapstore_exporters.export import export_snapshot
+from snapstore_exporters.parquet_writer import ParquetWriter
+from snapstore_exporters.sqlite_writer import _rows
+from snapstore_exporters.stream import Batch, TableSpec
 
 TABLE = "Projects"
 NUMERIC = ("Double score", "Tasks total quantity")  # a numeric formula, a numeric rollup
@@ -160,7 +159,7 @@ def test_the_yaml_emitter_writes_the_dumpers_bytes():
     dumper would write: for any JSON shape and any string, its bytes are the dumper's."""
     import random
 
-    from exporters.yaml_writer import dump_records, emit_records
+    from snapstore_exporters.yaml_writer import dump_records, emit_records
 
     rng = random.Random(1)
     pool = list("aZé -_:#'\"\n\t\\{}[],&*!|>%@`?=~.0123456789") + ["\u2028", "\x85", "\u00a0", "😀", "\ufeff", "\x00",
@@ -184,9 +183,9 @@ def test_the_arrow_reader_types_as_the_checked_conversion_does(tmp_path):
     every type, error values, bad dates and object cells included, its columns, values and warnings
     are those of the value-by-value conversion it replaces."""
     from fixtures_alltypes import build
+    from snapstore_exporters.parquet_writer import encode_checked
+    from snapstore_exporters.stream import plan
 
-    from exporters.parquet_writer import encode_checked
-    from exporters.stream import plan
     from snapstore.arrowread import _parse, typed_batch
     from snapstore.canonical import loads
     from snapstore.store import BlobReader

@@ -124,7 +124,7 @@ def test_interrupted_restore_resumes_without_duplicates(env, where):
 
 
 def _export(env, out):
-    from exporters.export import export_snapshot
+    from snapstore_exporters.export import export_snapshot
 
     res = export_snapshot(env["store"], env["snap"], out, formats=["json"])
     return Path(res.path)

@@ -113,7 +113,7 @@ def test_no_comments_posts_none(env):
 
 def _export_with_comments(env, out: Path, fmt: str) -> Path:
     """An export with the comments files the exporter writes (data/<fmt>/<base>/<table>.comments.<fmt>)."""
-    from exporters.export import export_snapshot, write_manifest
+    from snapstore_exporters.export import export_snapshot, write_manifest
 
     store, snap, base = env["store"], env["snap"], env["base"]
     folder = Path(export_snapshot(store, snap, out, formats=["json"]).path)

@@ -15,8 +15,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from snapstore_exporters.export import export_snapshot
 
-from exporters.export import export_snapshot
 from snapstore.cli import main
 from snapstore.emulator import Emulator, generate_workspace
 from snapstore.emulator.churn import churn

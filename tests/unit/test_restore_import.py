@@ -20,7 +20,7 @@ from snapstore.store import Store
 def _export(store, snap, out, fmt="json"):
     from pathlib import Path
 
-    from exporters.export import export_snapshot
+    from snapstore_exporters.export import export_snapshot
 
     return Path(export_snapshot(store, snap, out, formats=[fmt]).path)
 
