@@ -39,7 +39,7 @@ import zstandard
 
 from snapstore.canonical import loads
 from snapstore.fieldtypes import is_attachment
-from snapstore.ops.retention import check_no_lost_commits, finish_pending_forgets
+from snapstore.ops.retention import check_no_lost_commits, finish_pending_forgets, writer_lock
 from snapstore.store import Store, StoreError, columns, objects, readers
 from snapstore.store import inventory as inv
 from snapstore.store.catalog import prune as catalog_prune
@@ -281,7 +281,7 @@ def _store_bytes(store: Store) -> int:
 def prune(store: Store, *, max_unused: str = "5%", repack_threshold: float | None = None,
           dry_run: bool = False, progress: Callable[[int, int], None] | None = None) -> PruneResult:
     mode, limit = parse_size_or_percent(max_unused)
-    with store.lock("prune"):
+    with writer_lock(store, "prune", dry_run=dry_run):
         store.sync()
         if dry_run:
             check_no_lost_commits(store)

@@ -21,10 +21,12 @@ named to forget). Data is only removed by ``prune``.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -228,12 +230,30 @@ def candidates(store: Store) -> list[Candidate]:
             for s in store.list_snapshots()]
 
 
+@contextlib.contextmanager
+def writer_lock(store: Store, command: str, *, dry_run: bool) -> Iterator[None]:
+    """The store's lock for ``command``; a dry run, which writes nothing, goes on without it when
+    the lock file cannot be written at all (a read-only store or disk): it only reads."""
+    try:
+        held = store.lock(command).acquire()
+    except OSError as e:
+        if not dry_run or e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
+            raise
+        log.info("%s: the store cannot be locked (%s); a dry run reads it without the lock", command, e.strerror)
+        yield
+        return
+    try:
+        yield
+    finally:
+        held.release()
+
+
 def forget(store: Store, policy: Policy | None = None, *, ids: Iterable[str] = (), dry_run: bool = False) -> ForgetResult:
     """Apply ``policy`` (and/or forget the named snapshots) under the writer lock."""
     ids = list(ids)
     if (policy is None or policy.empty()) and not ids:
         raise StoreError("refusing an empty policy: give at least one --keep-* option or snapshot ids")
-    with store.lock("forget"):
+    with writer_lock(store, "forget", dry_run=dry_run):
         store.sync()
         explicit = {store.resolve(i).full_id for i in ids}
         if not dry_run:  # a lost commit named here is forgotten on purpose

@@ -405,8 +405,6 @@ def test_export_format_json_is_a_file_format_not_json_output(world, store):
     assert r.exit_code == EXIT_ERROR and r.stdout == "" and "no snapshot named" in one_line(r)
 
 
-@pytest.mark.xfail(strict=True, reason="forget and prune take the writer lock (and finish pending forgets) "
-                   "before they look at dry_run: snapstore/ops/retention.py and ops/prune.py, not changed here")
 def test_dry_runs_need_no_lock_on_a_read_only_store(world, store):
     """forget -n and prune -n write nothing, so a store they cannot lock is no reason to refuse."""
     import errno
