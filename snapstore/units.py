@@ -52,7 +52,8 @@ WIDTH = 70
 
 def fit(text: str, width: int = WIDTH) -> str:
     """Whole lines: a line longer than ``width`` breaks at spaces, continued two spaces deeper
-    than it starts."""
+    than it starts. A word is never cut (a path or an id longer than the width stays whole, to be
+    copied)."""
     import textwrap
 
     out = []
@@ -62,7 +63,7 @@ def fit(text: str, width: int = WIDTH) -> str:
             continue
         indent = " " * (len(line) - len(line.lstrip()))
         out.extend(textwrap.wrap(line, width, initial_indent="", subsequent_indent=indent + "  ",
-                                 break_long_words=True, break_on_hyphens=False))
+                                 break_long_words=False, break_on_hyphens=False))
     return "\n".join(out)
 
 

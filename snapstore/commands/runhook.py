@@ -84,6 +84,14 @@ def options_for(name: str | None) -> list[click.Option]:
     return out
 
 
+def budget(ctx: click.Context) -> int | None:
+    """The month's API budget this run was given (``--api-budget``, ``--plan`` or the config), if any."""
+    from snapstore import ledger
+
+    s = ctx.meta.get(_META, {})
+    return ledger.budget_of(s.get("api_budget"), s.get("plan"))
+
+
 def applies(cmd: click.Command, imports: tuple[str, ...]) -> bool:
     return cmd.name in WRITING_VERBS or "snapstore.source" in imports
 

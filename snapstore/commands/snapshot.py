@@ -161,6 +161,11 @@ def snapshot(store, base, table, exclude_base, exclude_table, attachments, comme
             raise LockError(f"the store is busy: locked by {holder.describe()}; if that process is gone, "
                             "`snapstore unlock` frees it")
         log_path = start_file_log(logstate, st.private_dir, token)
+        if comments and not no_comments:  # sweeps fitted into the month's API budget, if one is set
+            from snapstore.commands.runhook import budget
+            from snapstore.ops.comment_sweep import budgeted_every
+
+            comments_every = budgeted_every(st, comments_every, budget(click.get_current_context()))
         opts = SnapshotOptions(attachments=attachments, comments=False if no_comments else comments, note=note,
                                tags=tuple(tags), base_workers=workers, changes=changes, full_every=full_every,
                                comments_every=comments_every)

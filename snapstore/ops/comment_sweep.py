@@ -65,6 +65,28 @@ def fit_interval(cost: int, calls_per_month: float | None, wanted: float | None 
     return max(float(wanted), cost * MONTH / calls_per_month)
 
 
+def budgeted_every(store, every: float | None, budget: int | None) -> float | None:
+    """The sweep interval a snapshot uses under a monthly API ``budget``: ``every`` fitted into the
+    calls the month has left once this snapshot's own expected cost is set aside (the ledger's record
+    of the last snapshot). As the month's calls run low, sweeps are spaced out, and with none left
+    they wait for the next month (or ``--comments full``), so a sweep never takes the calls the
+    users' own integrations need."""
+    if budget is None or every is None:
+        return every
+    from snapstore import ledger
+
+    sid = store.config.get("store_id")
+    used = ledger.usage(store.backend, budget=budget, store_id=sid)
+    cost = sweep_cost(last_records(store.catalog.snapshot_docs()))
+    left = budget - used.total - ledger.expected_requests(store.backend, "snapshot", used.month, sid)
+    return fit_interval(cost, max(left, 0), every)
+
+
+def sweep_cost(records: dict[str, dict]) -> int:
+    """Requests one sweep of every table costs, from :func:`last_records`."""
+    return sum(int(r.get("sweep_requests") or 0) for r in records.values())
+
+
 def last_records(docs: list) -> dict[str, dict]:
     """Per table (``base/table``), the newest comments record a commit holds: ``last_sweep``,
     ``records_with_comments``, ``sweep_requests``, ``edits`` (see :func:`table_record`). ``docs``:
@@ -108,7 +130,7 @@ def plan(store, every: float | None = DEFAULT_EVERY, *, calls_per_month: float |
 
     now = now or datetime.now(UTC)
     records = last_records(store.catalog.snapshot_docs())
-    cost = sum(int(r.get("sweep_requests") or 0) for r in records.values())
+    cost = sweep_cost(records)
     interval = fit_interval(cost, calls_per_month, every)
     tables = {}
     for k, r in sorted(records.items()):
@@ -116,7 +138,7 @@ def plan(store, every: float | None = DEFAULT_EVERY, *, calls_per_month: float |
         nxt = None if interval is None else (now if last is None else last + timedelta(seconds=interval))
         tables[k] = {"last_sweep": r.get("last_sweep"), "sweep_requests": int(r.get("sweep_requests") or 0),
                      "edits": r.get("edits"), "next_due": iso(nxt), "due": due(last, interval, now)}
-    monthly = 0 if interval is None else math.ceil(cost * MONTH / interval)
+    monthly = 0 if interval is None else math.ceil(cost * MONTH / max(interval, 1.0))
     return {"every": interval, "sweep_requests": cost, "calls_per_month": monthly, "tables": tables}
 
 

@@ -81,7 +81,7 @@ def test_an_edited_comment_is_missed_by_counts_and_caught_by_a_sweep(emu, tmp_pa
     assert stats["requests"] == commented == emu.counters.requests("list_comments") == stats["sweep_requests"]
     assert stats["edits"] == 1 and stats["swept_tables"] == 2
     assert stats["tables"][f"{base_id}/{table_id}"]["edits"] == 1
-    assert "1 edited comment(s) found" in r.output
+    assert "1 edited comment(s) found" in " ".join(r.output.split())  # the summary wraps at 70 columns
 
     d = _cli(emu, store_dir, "diff", "latest~1", "latest", "--format", "json")
     (t,) = [t for t in json.loads(d.output)["tables"] if t["table_id"] == table_id]
@@ -126,6 +126,31 @@ def test_sweeps_run_on_schedule_and_the_store_remembers_the_last(emu, tmp_path):
     later = _run(store, client, t0 + timedelta(days=30), comments_every=None).info.stats["comments"]
     assert later["swept_tables"] == 0
     client.close()
+
+
+def test_a_sweep_waits_while_the_months_api_budget_has_no_room_for_it(emu, tmp_path):
+    from snapstore import ledger
+
+    store_dir = tmp_path / "store"
+    r = _cli(emu, store_dir, "snapshot", "--comments", *FAST)  # a first snapshot with comments is a sweep
+    assert r.exit_code == 0, r.output
+    store = Store.open(store_dir)
+    first = ledger.usage(store.backend).total
+    cost = comment_sweep.plan(store)["sweep_requests"]
+    assert first > cost > 0
+    # a budget that holds one more snapshot like the first and nothing beyond: the sweep, due at
+    # once (--comments-every 0s), waits
+    r = _cli(emu, store_dir, "snapshot", "--comments", "--comments-every", "0s", "--api-budget", str(2 * first),
+             *FAST)
+    assert r.exit_code == 0, r.output
+    assert "no sweep due" in r.output
+    assert Store.open(store_dir).resolve("latest").stats["comments"]["swept_tables"] == 0
+    # with room in the month for a sweep every second (what --comments-every 0s asks), the run sweeps
+    r = _cli(emu, store_dir, "snapshot", "--comments", "--comments-every", "0s", "--api-budget", "1000000000",
+             *FAST)
+    assert r.exit_code == 0, r.output
+    stats = Store.open(store_dir).resolve("latest").stats["comments"]
+    assert stats["swept_tables"] > 0 and stats["requests"] == cost
 
 
 def test_fit_interval_keeps_sweeps_inside_a_monthly_budget():
