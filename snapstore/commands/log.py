@@ -38,5 +38,10 @@ def log_cmd(store, limit, bases, out: Output) -> None:
     for r in [head, *rows]:
         cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].ljust(widths[2]), r[3].rjust(widths[3]),
                  r[4].rjust(widths[4]), r[5].rjust(widths[5])]
-        out.echo(units.clip(("  ".join(cells) + (f"  {r[6]}" if r[6] else "")).rstrip(), units.WIDTH))
+        line = "  ".join(cells).rstrip()
+        if r[6] and len(line) + 2 + len(r[6]) <= units.WIDTH:
+            line += f"  {r[6]}"
+        elif r[6]:  # tags and note on a line of their own under the id, whole: they are the user's words
+            line += "\n" + units.fit(" " * (widths[0] + 2) + r[6])
+        out.echo(line)
     out.echo("changes: +new ~changed -deleted records; added: new bytes stored")

@@ -72,7 +72,9 @@ def test_snapshot_log_show_json_and_dry_run(emu, tmp_path):
 
     r = invoke(["log"], env)
     lines = r.output.strip().splitlines()
-    assert len(lines) == 2 and all("complete" in x for x in lines) and "[first]" in lines[1]
+    assert lines[0].split()[:3] == ["id", "time", "(UTC)"] and lines[-1].startswith("changes: +new")
+    rows = [x for x in lines[1:-1] if "complete" in x]
+    assert len(rows) == 2 and "[first]" in "\n".join(lines[lines.index(rows[1]):-1])
     log_doc = json.loads(invoke(["log", "--json"], env).stdout)
     assert [s["status"] for s in log_doc] == ["complete", "complete"]
     assert log_doc[1]["new"] == 4 * 60 and log_doc[0]["new"] == 0
