@@ -152,6 +152,14 @@ def missing_text(missing: list[dict], names: dict[str, str] | None = None) -> st
     return "; ".join(parts)
 
 
+def _writable(st) -> bool:
+    """A store this run may add a ledger record to: a read-only folder is left as it was (the
+    record waits on this machine, as a failed run's does)."""
+    from snapstore.store import catalog_home
+
+    return bool(st.remote) or catalog_home.store_writable(st.root)
+
+
 def _finish(verb: str, store: str | None, s: dict, result: BaseException | int, started: datetime,
             budget: int | None) -> None:
     """After the run: ledger record, notifications, ping. Never raises."""
@@ -198,7 +206,7 @@ def _finish(verb: str, store: str | None, s: dict, result: BaseException | int, 
                              snapshot=snap_id, bases=bases)
             # requests are spent whatever the outcome, but a failed run or a dry run leaves the store
             # as it was: it waits on this machine for the next run that writes the store
-            if code in (0, 3) and not s.get("dry_run") and sid:
+            if code in (0, 3) and not s.get("dry_run") and sid and _writable(st):
                 ledger.commit(st.backend, sid, run)
             elif sid and (run.requests or code):
                 ledger.keep_pending(sid, run)
