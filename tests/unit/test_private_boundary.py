@@ -73,7 +73,7 @@ def private_imports() -> set[tuple[str, str]]:
     out = set()
     for rel, tree in _sources():
         for n in ast.walk(tree):
-            if isinstance(n, ast.ImportFrom) and n.module and n.module.split(".")[0] in ("snapstore", "exporters"):
+            if isinstance(n, ast.ImportFrom) and n.module and n.module.split(".")[0] in ("snapstore", "snapstore_exporters"):
                 out |= {(rel, f"{n.module}.{a.name}") for a in n.names
                         if a.name.startswith("_") and not a.name.startswith("__")}
     return out
