@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from snapstore.cli import main
 from snapstore.emulator import generate_workspace
 from snapstore.feed import manage
+from tests.helpers import feed_world
 from tests.helpers.feed_world import World, hashes
 
 QUICK = ["--no-progress", "--no-attachments", "--max-retries", "1", "--retry-backoff", "0.001",
@@ -22,8 +23,7 @@ QUICK = ["--no-progress", "--no-attachments", "--max-retries", "1", "--retry-bac
 @pytest.fixture
 def two(tmp_path, monkeypatch):
     """Two fed bases on an emulator whose clock is the wall clock (the CLI's)."""
-    monkeypatch.setattr("test_feed_property.generate_workspace",
-                        lambda **kw: generate_workspace(**{**kw, "bases": 2}))
+    monkeypatch.setattr(feed_world, "generate_workspace", lambda **kw: generate_workspace(**{**kw, "bases": 2}))
     w = World(tmp_path, records=120, tables=2, start=time.time())
     bases = [{"id": b.id, "name": b.name} for b in w.emu.workspace.bases]
     assert all(r["ok"] for r in manage.enable(w.store, w.src, bases, now=w.now()))
