@@ -4,22 +4,14 @@ after a prune drops rows."""
 from __future__ import annotations
 
 import duckdb
-from storegen import BASE, SCHEMA, TABLE, churn, make_records
+from storegen import BASE, TABLE, churn, make_records
+from storegen import snapshot as _snapshot
 
 from snapstore.ops.prune import prune
 from snapstore.ops.retention import Policy, forget
 from snapstore.ops.verify import verify
 from snapstore.store import Store
 from snapstore.store.catalog import BLOCK_SIZE
-
-
-def _snapshot(store: Store, recs: list[dict]) -> None:
-    w = store.begin_snapshot()
-    w.add_base(BASE, "Bench", SCHEMA)
-    tw = w.table(BASE, TABLE)
-    tw.add_many(recs)
-    tw.finish()
-    w.commit()
 
 
 def _blocks(store: Store) -> tuple[int, int, int]:
