@@ -311,7 +311,9 @@ def test_text_output_fits_70_columns_on_a_terminal(world, store_copy):
         text = _on_a_terminal(args, store_copy)
         lines = text.splitlines()
         assert len(lines) >= 3, (args, text)
-        assert max(len(x) for x in lines) <= 70, (args, [x for x in lines if len(x) > 70])
+        # a line may pass 70 columns only as one word (a log file's path), never cut, so it copies whole
+        wide = [x for x in lines if len(x) > 70 and len(x.split()) > 1]
+        assert wide == [], (args, wide)
     log = _on_a_terminal(["log"], store_copy).splitlines()
     assert log[0].split()[:3] == ["id", "time", "(UTC)"] and log[-1].startswith("changes: +new ~changed -deleted")
     stats = _on_a_terminal(["stats"], store_copy)
